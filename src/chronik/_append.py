@@ -1,0 +1,193 @@
+"""Append and read logic shared by every backend (no I/O).
+
+Backends validate and encode with :func:`prepare_writes` before opening a
+transaction, so bad input never reaches the database, and decide about re-sent
+event ids with :func:`resolve_existing`, so idempotency means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+from chronik.codec import Codec, EncodedEvent
+from chronik.errors import DuplicateEventError, InvalidEventError, InvalidInputError
+from chronik.events import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Checkpoint,
+    ExpectedVersion,
+    StreamWrite,
+    category_of,
+    check_expected_version,
+    validate_expected_version,
+    validate_stream_id,
+)
+
+__all__ = [
+    "ExistingEvent",
+    "PreparedWrite",
+    "normalize_filter",
+    "prepare_writes",
+    "resolve_existing",
+    "validate_checkpoint_name",
+    "validate_limit",
+    "validate_read_stream",
+]
+
+
+class PreparedWrite(NamedTuple):
+    stream_id: str
+    category: str
+    expected: ExpectedVersion
+    events: list[EncodedEvent]
+
+
+class ExistingEvent(NamedTuple):
+    """Where an event id is already stored."""
+
+    stream_id: str
+    version: int
+    position: int
+
+
+def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[PreparedWrite]:
+    """Validate and encode every write; raise before anything touches the database."""
+    if not isinstance(writes, Sequence) or isinstance(writes, (str, bytes)):
+        raise InvalidInputError(f"append_many takes a list of StreamWrite, got {type(writes).__name__}")
+    if not writes:
+        raise InvalidInputError("append_many needs at least one StreamWrite")
+    prepared: list[PreparedWrite] = []
+    seen_streams: set[str] = set()
+    seen_ids: set[uuid.UUID] = set()
+    for write in writes:
+        if not isinstance(write, StreamWrite):
+            raise InvalidInputError(f"append_many takes StreamWrite values, got {type(write).__name__}")
+        p = prepare_write(codec, write.stream_id, write.events, write.expected_version)
+        if p.stream_id in seen_streams:
+            raise InvalidInputError(f"stream {p.stream_id!r} appears twice in one append_many")
+        seen_streams.add(p.stream_id)
+        for e in p.events:
+            if e.event_id in seen_ids:
+                raise InvalidEventError(f"event id {e.event_id} appears twice in one append_many")
+            seen_ids.add(e.event_id)
+        prepared.append(p)
+    return prepared
+
+
+def prepare_write(
+    codec: Codec, stream_id: str, events: Sequence[object], expected_version: object
+) -> PreparedWrite:
+    """Validate and encode one stream's write."""
+    stream_id = validate_stream_id(stream_id)
+    expected = validate_expected_version(expected_version)
+    encoded = codec.encode_many(stream_id, events)
+    return PreparedWrite(stream_id, category_of(stream_id), expected, encoded)
+
+
+def resolve_existing(
+    write: PreparedWrite,
+    existing: Mapping[uuid.UUID, ExistingEvent],
+    checkpoint_of: Callable[[ExistingEvent], Checkpoint],
+) -> AppendResult:
+    """Decide a write some of whose event ids are already stored.
+
+    It is an idempotent re-send, and succeeds without writing, when every event id
+    of the batch is stored in this stream, in the same order at consecutive
+    versions, starting just after a version that ``expected`` would have accepted.
+    Anything else is a :class:`DuplicateEventError`.
+    """
+    found = [existing.get(e.event_id) for e in write.events]
+    first = found[0]
+    for event, where in zip(write.events, found, strict=True):
+        if where is None:
+            raise DuplicateEventError(
+                next(e.event_id for e, w in zip(write.events, found, strict=True) if w is not None),
+                write.stream_id,
+                f"part of the batch is already stored and part ({event.event_id}) is not; "
+                "a re-sent batch must be sent whole",
+            )
+        if where.stream_id != write.stream_id:
+            raise DuplicateEventError(
+                event.event_id,
+                write.stream_id,
+                f"already stored in stream {where.stream_id!r} at version {where.version}",
+            )
+    assert first is not None
+    for offset, where in enumerate(found):
+        assert where is not None
+        if where.version != first.version + offset:
+            raise DuplicateEventError(
+                write.events[offset].event_id,
+                write.stream_id,
+                f"already stored at version {where.version}, not in the order of this batch",
+            )
+    before = first.version - 1
+    expected = write.expected
+    accepted = (
+        expected is ANY
+        or (expected is NO_STREAM and before == 0)
+        or (expected is STREAM_EXISTS and before > 0)
+        or (isinstance(expected, int) and expected == before)
+    )
+    if not accepted:
+        raise DuplicateEventError(
+            first_id(write),
+            write.stream_id,
+            f"already stored at version {first.version}, which expected version "
+            f"{expected!r} would not have allowed",
+        )
+    last = found[-1]
+    assert last is not None
+    return AppendResult(write.stream_id, last.version, last.position, checkpoint_of(last))
+
+
+def first_id(write: PreparedWrite) -> uuid.UUID:
+    return write.events[0].event_id
+
+
+def expected_ok(write: PreparedWrite, actual: int) -> bool:
+    return check_expected_version(write.expected, actual)
+
+
+def normalize_filter(values: Iterable[str] | None, what: str) -> tuple[str, ...] | None:
+    """Turn a category or type filter into a tuple, refusing a bare string."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        raise InvalidInputError(f"{what} must be a list of strings, not a single string {values!r}")
+    result = tuple(values)
+    for v in result:
+        if not isinstance(v, str):
+            raise InvalidInputError(f"{what} must contain strings, got {v!r}")
+    return result
+
+
+def validate_limit(limit: object, what: str = "limit") -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInputError(f"{what} must be an int >= 0 or None, got {limit!r}")
+    return limit
+
+
+def validate_read_stream(
+    stream_id: str, from_version: object, to_version: object, limit: object
+) -> tuple[str, int, int | None, int | None]:
+    stream_id = validate_stream_id(stream_id)
+    if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 0:
+        raise InvalidInputError(f"from_version must be an int >= 0, got {from_version!r}")
+    if to_version is not None and (
+        isinstance(to_version, bool) or not isinstance(to_version, int) or to_version < 0
+    ):
+        raise InvalidInputError(f"to_version must be an int >= 0 or None, got {to_version!r}")
+    return stream_id, from_version, to_version, validate_limit(limit)
+
+
+def validate_checkpoint_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
+        raise InvalidInputError(f"checkpoint name must be a non-empty printable str of at most 200 characters, got {name!r}")
+    return name

@@ -1,0 +1,358 @@
+"""Event types, their stable names and schema versions, upcasters, and the JSON codec.
+
+Applications declare events as frozen ``msgspec.Struct``s or frozen dataclasses and
+register each under a name of their choosing. The name, never the Python import
+path, is what is stored, so renaming or moving a class is not a migration.
+
+Upcasters rewrite an old stored payload one schema version up. They are pure
+functions on the JSON object, registered by ``(type, from_version)`` and applied on
+the read path. The chain for a type must be complete from its oldest upcaster to
+the registered version: :meth:`EventRegistry.validate` says so when a store is
+opened, not when an old event is first read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import msgspec
+
+from chronik.errors import (
+    EventDecodeError,
+    EventEncodeError,
+    EventTooLargeError,
+    InvalidEventError,
+    RegistryError,
+    UnknownEventTypeError,
+    UnregisteredEventError,
+    UpcastError,
+)
+from chronik.events import NewEvent, uuid7
+
+if TYPE_CHECKING:
+    from chronik.events import RecordedEvent
+
+__all__ = ["Codec", "EncodedEvent", "EventRegistry", "Upcaster"]
+
+T = TypeVar("T", bound=type)
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+DEFAULT_MAX_EVENT_SIZE: Final = 1024 * 1024
+_MAX_TYPE_LENGTH: Final = 200
+
+
+def _validate_type_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > _MAX_TYPE_LENGTH:
+        raise InvalidEventError(f"event type must be a non-empty str of at most 200 characters, got {name!r}")
+    if not name.isprintable():
+        raise InvalidEventError(f"event type {name!r} contains control characters")
+    return name
+
+
+class _EventType:
+    __slots__ = ("cls", "decoder", "name", "version")
+
+    def __init__(self, name: str, cls: type, version: int) -> None:
+        self.name = name
+        self.cls = cls
+        self.version = version
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(cls)
+
+
+class EventRegistry:
+    """Maps event classes to stable type names and schema versions.
+
+    >>> registry = EventRegistry()
+    >>> @registry.event("AccountOpened", version=1)
+    ... class AccountOpened(msgspec.Struct, frozen=True):
+    ...     owner: str
+
+    ``strict=True`` makes reading an unregistered type an error instead of returning
+    its raw JSON value.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._by_name: dict[str, _EventType] = {}
+        self._by_class: dict[type, _EventType] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._validated = False
+
+    def event(self, name: str, *, version: int = 1) -> Callable[[T], T]:
+        """Class decorator: register the class under ``name`` at schema ``version``."""
+
+        def decorate(cls: T) -> T:
+            self.register(cls, name, version=version)
+            return cls
+
+        return decorate
+
+    def register(self, cls: type, name: str | None = None, *, version: int = 1) -> None:
+        """Register ``cls`` (a frozen msgspec Struct or frozen dataclass) as ``name``."""
+        name = _validate_type_name(name if name is not None else cls.__name__)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise RegistryError(f"schema version of {name!r} must be an int >= 1, got {version!r}")
+        if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+            if not cls.__struct_config__.frozen:
+                raise RegistryError(f"{cls.__qualname__} must be declared frozen=True")
+        elif dataclasses.is_dataclass(cls) and isinstance(cls, type):
+            params = getattr(cls, "__dataclass_params__", None)
+            if params is None or not params.frozen:
+                raise RegistryError(f"{cls.__qualname__} must be a frozen dataclass")
+        else:
+            raise RegistryError(
+                f"{cls!r} is not a msgspec.Struct or dataclass; events must be one of those"
+            )
+        if name in self._by_name and self._by_name[name].cls is not cls:
+            raise RegistryError(
+                f"event type {name!r} is already registered to {self._by_name[name].cls.__qualname__}"
+            )
+        if cls in self._by_class and self._by_class[cls].name != name:
+            raise RegistryError(
+                f"{cls.__qualname__} is already registered as {self._by_class[cls].name!r}"
+            )
+        entry = _EventType(name, cls, version)
+        self._by_name[name] = entry
+        self._by_class[cls] = entry
+        self._validated = False
+
+    def upcaster(self, type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Decorator: register a function that rewrites ``type``'s payload one version up."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self.add_upcaster(type, from_version, fn)
+            return fn
+
+        return decorate
+
+    def add_upcaster(self, type: str, from_version: int, fn: Upcaster) -> None:
+        """Register ``fn`` to rewrite ``type`` from ``from_version`` to ``from_version + 1``."""
+        _validate_type_name(type)
+        if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+            raise RegistryError(f"from_version must be an int >= 1, got {from_version!r}")
+        key = (type, from_version)
+        if key in self._upcasters:
+            raise RegistryError(f"an upcaster for {type!r} from version {from_version} exists already")
+        self._upcasters[key] = fn
+        self._validated = False
+
+    def validate(self) -> None:
+        """Raise :class:`RegistryError` if an upcaster chain has a gap or no target."""
+        chains: dict[str, list[int]] = {}
+        for type_name, from_version in self._upcasters:
+            chains.setdefault(type_name, []).append(from_version)
+        for type_name, froms in sorted(chains.items()):
+            entry = self._by_name.get(type_name)
+            if entry is None:
+                raise RegistryError(f"upcasters are registered for {type_name!r}, which is not a registered event type")
+            froms.sort()
+            if froms[-1] >= entry.version:
+                raise RegistryError(
+                    f"upcaster for {type_name!r} from version {froms[-1]} goes past its "
+                    f"registered schema version {entry.version}"
+                )
+            missing = sorted(set(range(froms[0], entry.version)) - set(froms))
+            if missing:
+                raise RegistryError(
+                    f"upcaster chain for {type_name!r} has a gap: no upcaster from version "
+                    f"{', '.join(map(str, missing))} (chain runs {froms[0]} -> {entry.version})"
+                )
+        self._validated = True
+
+    def type_of(self, cls: type) -> tuple[str, int]:
+        """The registered ``(name, schema_version)`` of ``cls``."""
+        entry = self._by_class.get(cls)
+        if entry is None:
+            raise UnregisteredEventError(
+                f"{cls.__qualname__} is not a registered event type; register it with "
+                f"registry.register({cls.__qualname__}, 'Name') or @registry.event('Name')"
+            )
+        return entry.name, entry.version
+
+    def class_of(self, name: str) -> type | None:
+        """The class registered as ``name``, if any."""
+        entry = self._by_name.get(name)
+        return entry.cls if entry else None
+
+    @property
+    def names(self) -> list[str]:
+        """Registered type names, sorted."""
+        return sorted(self._by_name)
+
+    def new_event(
+        self,
+        event: object,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> NewEvent:
+        """Wrap a registered event object with metadata and/or a chosen event id."""
+        name, version = self.type_of(type(event))
+        return NewEvent(name, event, metadata, event_id, version)
+
+    def upcast(self, name: str, from_version: int, data: dict[str, Any]) -> dict[str, Any]:
+        """Apply the upcaster chain to a raw payload stored at ``from_version``."""
+        entry = self._by_name[name]
+        for v in range(from_version, entry.version):
+            fn = self._upcasters.get((name, v))
+            if fn is None:
+                raise UpcastError(
+                    f"no upcaster for {name!r} from schema version {v} "
+                    f"(registered version is {entry.version})",
+                    type=name,
+                )
+            data = fn(data)
+            if not isinstance(data, dict):
+                raise UpcastError(
+                    f"upcaster for {name!r} from version {v} returned {type(data).__name__}, not a dict",
+                    type=name,
+                )
+        return data
+
+
+class EncodedEvent(msgspec.Struct, frozen=True):
+    """An event ready to store: its id, type, schema version and JSON bytes."""
+
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    data: bytes
+    metadata: bytes | None
+
+
+_json_decode = msgspec.json.decode
+_meta_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+class Codec:
+    """Encodes events for a store and decodes what it reads, using a registry."""
+
+    def __init__(self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self.registry = registry if registry is not None else EventRegistry()
+        self.registry.validate()
+        if isinstance(max_event_size, bool) or not isinstance(max_event_size, int) or max_event_size < 1:
+            raise InvalidEventError(f"max_event_size must be a positive int, got {max_event_size!r}")
+        self.max_event_size = max_event_size
+        self._encoder = msgspec.json.Encoder()
+
+    def encode(self, stream_id: str, event: object) -> EncodedEvent:
+        """Turn a registered event object or :class:`NewEvent` into stored form."""
+        if isinstance(event, NewEvent):
+            type_name = _validate_type_name(event.type)
+            schema_version = event.schema_version
+            if isinstance(schema_version, bool) or not isinstance(schema_version, int) or schema_version < 1:
+                raise InvalidEventError(f"schema_version must be an int >= 1, got {schema_version!r}")
+            payload = event.data
+            metadata = event.metadata
+            event_id = event.event_id
+            if event_id is None:
+                event_id = uuid7()
+            elif not isinstance(event_id, uuid.UUID):
+                raise InvalidEventError(f"event_id must be a uuid.UUID, got {type(event_id).__name__}")
+        else:
+            type_name, schema_version = self.registry.type_of(type(event))
+            payload = event
+            metadata = None
+            event_id = uuid7()
+        try:
+            data = self._encoder.encode(payload)
+            meta = self._encoder.encode(dict(metadata)) if metadata else None
+        except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
+            raise EventEncodeError(
+                f"event {type_name!r} for stream {stream_id!r} cannot be encoded as JSON: {err}"
+            ) from err
+        size = len(data) + (len(meta) if meta else 0)
+        if size > self.max_event_size:
+            raise EventTooLargeError(stream_id, type_name, size, self.max_event_size)
+        return EncodedEvent(event_id, type_name, schema_version, data, meta)
+
+    def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
+        """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
+        if isinstance(events, (str, bytes, NewEvent)) or not hasattr(events, "__iter__"):
+            raise InvalidEventError(
+                f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
+            )
+        encoded = [self.encode(stream_id, e) for e in events]  # type: ignore[attr-defined]
+        if not encoded:
+            raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
+        if len({e.event_id for e in encoded}) != len(encoded):
+            raise InvalidEventError(f"the batch for stream {stream_id!r} repeats an event id")
+        return encoded
+
+    def decode(self, event: RecordedEvent) -> Any:
+        """Decode ``event.raw_data``: typed when registered, raw JSON otherwise."""
+        entry = self.registry._by_name.get(event.type)
+        try:
+            if entry is None:
+                if self.registry.strict:
+                    raise UnknownEventTypeError(
+                        f"event type {event.type!r} at {event.stream_id!r} version {event.version} "
+                        f"is not registered (strict registry)",
+                        stream_id=event.stream_id,
+                        version=event.version,
+                        type=event.type,
+                    )
+                return _json_decode(event.raw_data)
+            if event.schema_version == entry.version:
+                return entry.decoder.decode(event.raw_data)
+            if event.schema_version > entry.version:
+                raise UpcastError(
+                    f"event {event.type!r} at {event.stream_id!r} version {event.version} has "
+                    f"schema version {event.schema_version}, newer than the registered "
+                    f"{entry.version}: it was written by newer code",
+                    stream_id=event.stream_id,
+                    version=event.version,
+                    type=event.type,
+                )
+            raw = _json_decode(event.raw_data)
+            if not isinstance(raw, dict):
+                raise UpcastError(
+                    f"event {event.type!r} at {event.stream_id!r} version {event.version}: "
+                    f"upcasters need a JSON object, stored payload is {type(raw).__name__}",
+                    stream_id=event.stream_id,
+                    version=event.version,
+                    type=event.type,
+                )
+            try:
+                upcast = self.registry.upcast(event.type, event.schema_version, raw)
+            except UpcastError as err:
+                raise UpcastError(
+                    f"event at {event.stream_id!r} version {event.version}: {err}",
+                    stream_id=event.stream_id,
+                    version=event.version,
+                    type=event.type,
+                ) from err
+            except Exception as err:
+                raise UpcastError(
+                    f"upcasting {event.type!r} at {event.stream_id!r} version {event.version} "
+                    f"from schema version {event.schema_version} failed: {err!r}",
+                    stream_id=event.stream_id,
+                    version=event.version,
+                    type=event.type,
+                ) from err
+            return msgspec.convert(upcast, entry.cls)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            raise EventDecodeError(
+                f"event {event.type!r} at {event.stream_id!r} version {event.version} "
+                f"(schema version {event.schema_version}) no longer decodes: {err}",
+                stream_id=event.stream_id,
+                version=event.version,
+                type=event.type,
+            ) from err
+
+    def decode_metadata(self, event: RecordedEvent) -> dict[str, Any]:
+        """Decode ``event.raw_metadata`` into a dict (empty when there is none)."""
+        if not event.raw_metadata:
+            return {}
+        try:
+            return _meta_decoder.decode(event.raw_metadata)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            raise EventDecodeError(
+                f"metadata of {event.type!r} at {event.stream_id!r} version {event.version} "
+                f"no longer decodes: {err}",
+                stream_id=event.stream_id,
+                version=event.version,
+                type=event.type,
+            ) from err

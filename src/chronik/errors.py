@@ -1,0 +1,195 @@
+"""Every error chronik raises, under one root.
+
+::
+
+    ChronikError
+    ├── ConfigurationError              bad URL, unknown scheme, missing extra, bad option
+    ├── InvalidInputError (ValueError)  caught before anything is written
+    │   ├── InvalidStreamIdError
+    │   ├── InvalidExpectedVersionError
+    │   ├── InvalidEventError           duplicate ids in one batch, bad type name, ...
+    │   ├── UnregisteredEventError      an object whose class is not in the registry
+    │   ├── EventEncodeError            a payload that cannot be encoded as JSON
+    │   ├── EventTooLargeError          over the store's size limit
+    │   └── InvalidCheckpointError      a checkpoint from another kind of store
+    ├── ConcurrencyError
+    │   └── WrongExpectedVersionError   (stream_id, expected, actual)
+    ├── DuplicateEventError             an event id already stored at another place
+    ├── RegistryError                   duplicate type names, gaps in upcaster chains
+    ├── DecodeError                     reading back what was stored
+    │   ├── UnknownEventTypeError       strict mode: a type this process did not register
+    │   ├── UpcastError                 no upcaster path, or an upcaster failed
+    │   └── EventDecodeError            a stored payload that no longer decodes
+    ├── SchemaError                     the database and this chronik disagree
+    │   ├── NotAChronikStoreError
+    │   ├── SchemaVersionError          created by a newer chronik
+    │   └── PendingMigrationsError      migrations needed but not allowed
+    ├── StoreClosedError                the store was used after close()
+    └── PersistenceError                driver failures, shaped like PEP 249 and
+        ├── OperationalError            translated at the transaction boundary from
+        ├── IntegrityError              the driver's own error codes
+        └── InternalError
+
+Driver errors are translated with ``raise ... from err`` so the original stays on
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChronikError(Exception):
+    """Root of every error raised by chronik."""
+
+
+class ConfigurationError(ChronikError):
+    """A URL, option or installation problem found before any I/O."""
+
+
+class InvalidInputError(ChronikError, ValueError):
+    """Input that chronik refuses before anything is written."""
+
+
+class InvalidStreamIdError(InvalidInputError):
+    """A stream id that is empty, too long or contains control characters."""
+
+
+class InvalidExpectedVersionError(InvalidInputError):
+    """An expected version that is not ANY, NO_STREAM, STREAM_EXISTS or an int >= 0."""
+
+
+class InvalidEventError(InvalidInputError):
+    """An event that cannot be appended as given."""
+
+
+class UnregisteredEventError(InvalidInputError):
+    """An event object whose class is not registered with the store's registry."""
+
+
+class EventEncodeError(InvalidInputError):
+    """A payload or metadata that cannot be encoded as JSON."""
+
+
+class EventTooLargeError(InvalidInputError):
+    """An encoded event over the store's size limit."""
+
+    def __init__(self, stream_id: str, type: str, size: int, limit: int) -> None:
+        self.stream_id = stream_id
+        self.type = type
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"event {type!r} for stream {stream_id!r} is {size} bytes encoded, "
+            f"over the limit of {limit} bytes (max_event_size)"
+        )
+
+
+class InvalidCheckpointError(InvalidInputError):
+    """A checkpoint that this store cannot resume from."""
+
+
+class ConcurrencyError(ChronikError):
+    """Another writer got there first."""
+
+
+class WrongExpectedVersionError(ConcurrencyError):
+    """The stream was not at the version the append expected."""
+
+    def __init__(self, stream_id: str, expected: Any, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream_id!r}: expected version {_describe(expected)}, "
+            f"actual version {actual}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream_id, self.expected, self.actual))
+
+
+def _describe(expected: Any) -> str:
+    name = getattr(expected, "name", None)
+    return str(name) if name is not None else repr(expected)
+
+
+class DuplicateEventError(ChronikError):
+    """An event id that is already stored somewhere other than this place."""
+
+    def __init__(self, event_id: Any, stream_id: str, detail: str) -> None:
+        self.event_id = event_id
+        self.stream_id = stream_id
+        super().__init__(f"event id {event_id} for stream {stream_id!r}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
+    err = cls.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
+class RegistryError(ChronikError):
+    """The event registry is inconsistent (duplicate names, gaps in upcasters)."""
+
+
+class DecodeError(ChronikError):
+    """A stored event could not be turned back into what the application expects."""
+
+    def __init__(self, message: str, *, stream_id: str = "", version: int = 0, type: str = ""):
+        self.stream_id = stream_id
+        self.version = version
+        self.type = type
+        super().__init__(message)
+
+
+class UnknownEventTypeError(DecodeError):
+    """Strict mode met an event type that this process has not registered."""
+
+
+class UpcastError(DecodeError):
+    """An old payload could not be upcast to the registered schema version."""
+
+
+class EventDecodeError(DecodeError):
+    """A stored payload no longer decodes into its registered type."""
+
+
+class SchemaError(ChronikError):
+    """The database schema and this version of chronik disagree."""
+
+
+class NotAChronikStoreError(SchemaError):
+    """The database exists but is not a chronik store."""
+
+
+class SchemaVersionError(SchemaError):
+    """The database was created or migrated by a newer chronik."""
+
+
+class PendingMigrationsError(SchemaError):
+    """Migrations are pending and the store was opened with migrate=False."""
+
+
+class StoreClosedError(ChronikError):
+    """The store was used after ``close()``."""
+
+
+class PersistenceError(ChronikError):
+    """The database driver failed (PEP 249 shaped)."""
+
+
+class OperationalError(PersistenceError):
+    """Connection lost, database locked, disk full, server gone."""
+
+
+class IntegrityError(PersistenceError):
+    """A constraint failed in a way chronik did not expect."""
+
+
+class InternalError(PersistenceError):
+    """The driver or database reported an internal error."""

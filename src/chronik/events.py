@@ -1,0 +1,353 @@
+"""The values that cross the store boundary: new events, recorded events, results.
+
+Nothing here does I/O. ``RecordedEvent`` decodes its payload lazily, on first access
+to ``data`` or ``metadata``, so a reader that only routes or counts events never pays
+for decoding them.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from chronik.errors import InvalidExpectedVersionError, InvalidStreamIdError
+
+if TYPE_CHECKING:
+    from chronik.codec import Codec
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "Checkpoint",
+    "ExpectedVersion",
+    "NewEvent",
+    "RecordedEvent",
+    "Snapshot",
+    "StreamInfo",
+    "StreamState",
+    "StreamWrite",
+    "category_of",
+    "uuid7",
+    "validate_expected_version",
+    "validate_stream_id",
+]
+
+MAX_STREAM_ID_LENGTH: Final = 200
+
+
+class StreamState(enum.Enum):
+    """Expected versions that are not an exact number."""
+
+    ANY = "any"
+    NO_STREAM = "no_stream"
+    STREAM_EXISTS = "stream_exists"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+ANY: Final = StreamState.ANY
+NO_STREAM: Final = StreamState.NO_STREAM
+STREAM_EXISTS: Final = StreamState.STREAM_EXISTS
+
+ExpectedVersion = int | StreamState
+"""``ANY``, ``NO_STREAM``, ``STREAM_EXISTS`` or an exact version (0 = no stream yet)."""
+
+
+def validate_stream_id(stream_id: object) -> str:
+    """Return ``stream_id`` if valid, else raise :class:`InvalidStreamIdError`."""
+    if not isinstance(stream_id, str):
+        raise InvalidStreamIdError(f"stream id must be a str, got {type(stream_id).__name__}")
+    if not stream_id:
+        raise InvalidStreamIdError("stream id must not be empty")
+    if len(stream_id) > MAX_STREAM_ID_LENGTH:
+        raise InvalidStreamIdError(
+            f"stream id is {len(stream_id)} characters, over the limit of {MAX_STREAM_ID_LENGTH}"
+        )
+    if not stream_id.isprintable():
+        raise InvalidStreamIdError(f"stream id {stream_id!r} contains control characters")
+    return stream_id
+
+
+def category_of(stream_id: str) -> str:
+    """The part of a stream id before the first ``-`` (the whole id if there is none)."""
+    return stream_id.partition("-")[0]
+
+
+def validate_expected_version(expected: object) -> ExpectedVersion:
+    """Return ``expected`` if valid, else raise :class:`InvalidExpectedVersionError`."""
+    if isinstance(expected, StreamState):
+        return expected
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise InvalidExpectedVersionError(
+            f"expected version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0, "
+            f"got {expected!r}"
+        )
+    if expected < 0:
+        raise InvalidExpectedVersionError(
+            f"expected version must be >= 0 (0 means the stream does not exist), got {expected}"
+        )
+    return expected
+
+
+def check_expected_version(expected: ExpectedVersion, actual: int) -> bool:
+    """Whether a stream at version ``actual`` satisfies ``expected``."""
+    if expected is ANY:
+        return True
+    if expected is NO_STREAM:
+        return actual == 0
+    if expected is STREAM_EXISTS:
+        return actual > 0
+    return expected == actual
+
+
+_uuid_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7), monotonic within this process.
+
+    Within one millisecond the 12-bit ``rand_a`` field is a counter seeded at random,
+    so ids made in a row sort in the order they were made.
+    """
+    global _last_ms, _counter
+    with _uuid_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms = ms
+            _counter = int.from_bytes(os.urandom(2)) & 0x7FF
+        else:
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
+                _last_ms += 1
+                ms = _last_ms
+                _counter = 0
+        counter = _counter
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= int.from_bytes(os.urandom(8)) & 0x3FFF_FFFF_FFFF_FFFF
+    return uuid.UUID(int=value)
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event to append, with its payload already in JSON-ready form.
+
+    ``data`` is any value msgspec can encode as JSON (usually a dict); registered
+    typed events are turned into a ``NewEvent`` by the store's codec.
+    """
+
+    type: str
+    data: Any
+    metadata: Mapping[str, Any] | None = None
+    event_id: uuid.UUID | None = None
+    schema_version: int = 1
+
+
+class StreamWrite(msgspec.Struct, frozen=True):
+    """One stream's part of an atomic multi-stream append."""
+
+    stream_id: str
+    events: Sequence[Any]
+    expected_version: ExpectedVersion = ANY
+
+
+class Checkpoint(msgspec.Struct, frozen=True, order=True):
+    """Where a reader of the global log stands: resume with ``read_all(after=...)``.
+
+    ``kind`` names the backend that made it; ``parts`` are its ordered numbers. To
+    callers it is opaque; ``str()`` and :meth:`parse` round-trip it.
+    """
+
+    kind: str
+    parts: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{'.'.join(map(str, self.parts))}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """Parse the form that ``str(checkpoint)`` produces."""
+        from chronik.errors import InvalidCheckpointError
+
+        kind, sep, rest = text.partition(":")
+        try:
+            parts = tuple(int(p) for p in rest.split("."))
+        except ValueError:
+            parts = ()
+        if not sep or not kind or not parts:
+            raise InvalidCheckpointError(f"not a checkpoint: {text!r} (expected 'kind:n[.n]')")
+        return cls(kind, parts)
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """What an append returns: the stream's version after it and where its last event is."""
+
+    stream_id: str
+    version: int
+    position: int
+    checkpoint: Checkpoint
+
+    @property
+    def next_expected_version(self) -> int:
+        """The expected version for the next append to this stream."""
+        return self.version
+
+
+class StreamInfo(msgspec.Struct, frozen=True):
+    """A stream's current version (0 when it does not exist)."""
+
+    stream_id: str
+    version: int
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    @property
+    def category(self) -> str:
+        return category_of(self.stream_id)
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A stored snapshot of a stream's state at ``version``.
+
+    ``data`` is the encoded state (JSON bytes); ``schema_version`` is the state's own
+    version, so the application can ignore a snapshot its code no longer understands.
+    """
+
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    data: bytes
+    recorded_at: datetime | None = None
+
+
+_UNSET: Any = object()
+
+
+class RecordedEvent:
+    """An event as stored. ``data`` and ``metadata`` are decoded on first access.
+
+    ``data`` is the registered typed object, or the raw JSON value for a type this
+    process did not register (strict registries raise instead). ``raw_data`` is the
+    stored JSON as read.
+    """
+
+    __slots__ = (
+        "_codec",
+        "_data",
+        "_metadata",
+        "checkpoint",
+        "event_id",
+        "position",
+        "raw_data",
+        "raw_metadata",
+        "recorded_at",
+        "schema_version",
+        "stream_id",
+        "type",
+        "version",
+    )
+
+    stream_id: str
+    version: int
+    position: int
+    checkpoint: Checkpoint
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    raw_data: bytes | str
+    raw_metadata: bytes | str | None
+    recorded_at: datetime
+
+    def __init__(
+        self,
+        stream_id: str,
+        version: int,
+        position: int,
+        checkpoint: Checkpoint,
+        event_id: uuid.UUID,
+        type: str,
+        schema_version: int,
+        raw_data: bytes | str,
+        raw_metadata: bytes | str | None,
+        recorded_at: datetime,
+        codec: Codec,
+    ) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.position = position
+        self.checkpoint = checkpoint
+        self.event_id = event_id
+        self.type = type
+        self.schema_version = schema_version
+        self.raw_data = raw_data
+        self.raw_metadata = raw_metadata
+        self.recorded_at = recorded_at
+        self._codec = codec
+        self._data = _UNSET
+        self._metadata = _UNSET
+
+    @property
+    def data(self) -> Any:
+        """The payload: a typed event object, or a JSON value for unregistered types."""
+        if self._data is _UNSET:
+            self._data = self._codec.decode(self)
+        return self._data
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Metadata as a dict (``correlation_id``, ``causation_id``, ``user``, ...)."""
+        if self._metadata is _UNSET:
+            self._metadata = self._codec.decode_metadata(self)
+        result: dict[str, Any] = self._metadata
+        return result
+
+    @property
+    def category(self) -> str:
+        return category_of(self.stream_id)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_data", "_metadata") or not hasattr(self, "_metadata"):
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(f"RecordedEvent is immutable: cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return (
+            self.stream_id == other.stream_id
+            and self.version == other.version
+            and self.position == other.position
+            and self.event_id == other.event_id
+            and self.type == other.type
+            and self.schema_version == other.schema_version
+            and self.data == other.data
+            and self.metadata == other.metadata
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.event_id, self.position))
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
+            f"position={self.position}, type={self.type!r}, event_id={self.event_id})"
+        )

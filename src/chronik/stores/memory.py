@@ -1,0 +1,318 @@
+"""The in-memory store: small and obviously correct, the reference for every other.
+
+Everything happens under one lock, so positions follow commit order trivially.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from chronik._append import (
+    ExistingEvent,
+    PreparedWrite,
+    expected_ok,
+    normalize_filter,
+    prepare_write,
+    prepare_writes,
+    resolve_existing,
+    validate_limit,
+    validate_checkpoint_name,
+    validate_read_stream,
+)
+from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
+from chronik.errors import (
+    ConfigurationError,
+    InvalidCheckpointError,
+    InvalidInputError,
+    StoreClosedError,
+    WrongExpectedVersionError,
+)
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    ExpectedVersion,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamWrite,
+    validate_stream_id,
+)
+
+__all__ = ["MemoryEventStore"]
+
+KIND = "memory"
+PAGE_SIZE = 1000
+
+
+class _Row(NamedTuple):
+    stream_id: str
+    category: str
+    version: int
+    position: int
+    event: EncodedEvent
+    recorded_at: datetime
+
+
+class MemoryEventStore:
+    """An event store held in this process's memory; gone when the process ends."""
+
+    def __init__(
+        self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> None:
+        self.codec = Codec(registry, max_event_size=max_event_size)
+        self._lock = threading.Lock()
+        # Notified after every commit; subscriptions wait on it.
+        self.changed = threading.Condition(self._lock)
+        self._log: list[_Row] = []
+        self._streams: dict[str, list[int]] = {}
+        self._ids: dict[uuid.UUID, ExistingEvent] = {}
+        self._snapshots: dict[str, Snapshot] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._closed = False
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        prepared = prepare_write(self.codec, stream_id, events, expected_version)
+        return self._commit([prepared])[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        return self._commit(prepare_writes(self.codec, writes))
+
+    def _commit(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        with self._lock:
+            self._check_open()
+            results: list[AppendResult | None] = []
+            plan: list[PreparedWrite] = []
+            for write in writes:
+                existing = {e.event_id: self._ids[e.event_id] for e in write.events if e.event_id in self._ids}
+                if existing:
+                    results.append(resolve_existing(write, existing, _checkpoint))
+                    continue
+                actual = len(self._streams.get(write.stream_id, ()))
+                if not expected_ok(write, actual):
+                    raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
+                results.append(None)
+                plan.append(write)
+            # Every check passed: only now does anything change, so a failure above
+            # leaves the store exactly as it was.
+            now = datetime.now(UTC)
+            planned = iter(plan)
+            out: list[AppendResult] = []
+            for result in results:
+                if result is not None:
+                    out.append(result)
+                    continue
+                write = next(planned)
+                positions = self._streams.setdefault(write.stream_id, [])
+                for event in write.events:
+                    position = len(self._log) + 1
+                    version = len(positions) + 1
+                    self._log.append(_Row(write.stream_id, write.category, version, position, event, now))
+                    positions.append(position)
+                    self._ids[event.event_id] = ExistingEvent(write.stream_id, version, position)
+                out.append(AppendResult(write.stream_id, len(positions), positions[-1], _checkpoint_at(positions[-1])))
+            if plan:
+                self.changed.notify_all()
+            return out
+
+    # -- reading ---------------------------------------------------------------
+
+    def _record(self, row: _Row) -> RecordedEvent:
+        e = row.event
+        return RecordedEvent(
+            row.stream_id,
+            row.version,
+            row.position,
+            _checkpoint_at(row.position),
+            e.event_id,
+            e.type,
+            e.schema_version,
+            e.data,
+            e.metadata,
+            row.recorded_at,
+            self.codec,
+        )
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        stream_id, from_version, to_version, limit = validate_read_stream(
+            stream_id, from_version, to_version, limit
+        )
+        with self._lock:
+            self._check_open()
+            positions = self._streams.get(stream_id, [])
+            lo = max(from_version, 1) - 1
+            hi = len(positions) if to_version is None else min(to_version, len(positions))
+            rows = [self._log[p - 1] for p in positions[lo:hi]]
+        if backwards:
+            rows.reverse()
+        if limit is not None:
+            rows = rows[:limit]
+        return [self._record(r) for r in rows]
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        start = self._position_after(after)
+        cats = normalize_filter(categories, "categories")
+        kinds = normalize_filter(types, "types")
+        limit = validate_limit(limit)
+        return self._iter_all(start, cats, kinds, limit)
+
+    def _iter_all(
+        self, start: int, cats: tuple[str, ...] | None, kinds: tuple[str, ...] | None, limit: int | None
+    ) -> Iterator[RecordedEvent]:
+        remaining = limit
+        index = start
+        while remaining is None or remaining > 0:
+            with self._lock:
+                self._check_open()
+                chunk = self._log[index : index + PAGE_SIZE]
+            if not chunk:
+                return
+            index += len(chunk)
+            for row in chunk:
+                if cats is not None and row.category not in cats:
+                    continue
+                if kinds is not None and row.event.type not in kinds:
+                    continue
+                yield self._record(row)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+
+    def _position_after(self, after: Checkpoint | None) -> int:
+        if after is None:
+            return 0
+        if not isinstance(after, Checkpoint):
+            raise InvalidCheckpointError(f"after must be a Checkpoint, got {type(after).__name__}")
+        if after.kind != KIND or len(after.parts) != 1:
+            raise InvalidCheckpointError(
+                f"checkpoint {after} was made by a {after.kind!r} store; this is a {KIND!r} store"
+            )
+        return after.parts[0]
+
+    def stream_info(self, stream_id: str) -> StreamInfo:
+        stream_id = validate_stream_id(stream_id)
+        with self._lock:
+            self._check_open()
+            return StreamInfo(stream_id, len(self._streams.get(stream_id, ())))
+
+    def list_streams(
+        self, *, category: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        checked = validate_limit(limit)
+        if checked is None:
+            raise InvalidInputError("limit must be an int >= 0")
+        with self._lock:
+            self._check_open()
+            ids = sorted(
+                s
+                for s in self._streams
+                if (category is None or s.partition("-")[0] == category) and (after is None or s > after)
+            )[:checked]
+            return [StreamInfo(s, len(self._streams[s])) for s in ids]
+
+    def head(self) -> Checkpoint | None:
+        with self._lock:
+            self._check_open()
+            return _checkpoint_at(len(self._log)) if self._log else None
+
+    # -- snapshots and checkpoints --------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        validate_stream_id(snapshot.stream_id)
+        with self._lock:
+            self._check_open()
+            if snapshot.recorded_at is None:
+                snapshot = Snapshot(
+                    snapshot.stream_id,
+                    snapshot.version,
+                    snapshot.type,
+                    snapshot.schema_version,
+                    snapshot.data,
+                    datetime.now(UTC),
+                )
+            self._snapshots[snapshot.stream_id] = snapshot
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        validate_stream_id(stream_id)
+        with self._lock:
+            self._check_open()
+            return self._snapshots.get(stream_id)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        validate_checkpoint_name(name)
+        self._position_after(checkpoint)
+        with self._lock:
+            self._check_open()
+            self._checkpoints[name] = checkpoint
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        validate_checkpoint_name(name)
+        with self._lock:
+            self._check_open()
+            return self._checkpoints.get(name)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the memory store is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.changed.notify_all()
+
+    def __enter__(self) -> MemoryEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _checkpoint_at(position: int) -> Checkpoint:
+    return Checkpoint(KIND, (position,))
+
+
+def _checkpoint(where: ExistingEvent) -> Checkpoint:
+    return _checkpoint_at(where.position)
+
+
+def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> MemoryEventStore:
+    """``memory://``: a new, empty store (each call its own)."""
+    from chronik.connect import parse_options
+
+    if urlsplit(url).netloc or urlsplit(url).path not in ("", "/"):
+        raise ConfigurationError(f"memory store URL takes no host or path: {url!r} (use memory://)")
+    opts = parse_options(url, options, {"max_event_size": int})
+    return MemoryEventStore(registry, **opts)
+
+
+def open_async_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> Any:
+    from chronik.aio import AsyncStoreAdapter
+
+    return AsyncStoreAdapter(open_store(url, registry, options), offload=False)

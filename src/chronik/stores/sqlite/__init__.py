@@ -1,0 +1,47 @@
+"""The embedded SQLite backend: ``chronik.connect("sqlite:///path.db")``."""
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from chronik.codec import EventRegistry
+from chronik.errors import ConfigurationError
+from chronik.stores.sqlite.store import SQLiteEventStore, SQLiteTransaction, check_schema
+
+__all__ = [
+    "SQLiteEventStore",
+    "SQLiteTransaction",
+    "check_schema",
+    "open_async_store",
+    "open_store",
+]
+
+
+def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> SQLiteEventStore:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+    from chronik.connect import parse_bool, parse_options
+
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigurationError(
+            f"SQLite URL {url!r} has a host; use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if not path:
+        raise ConfigurationError(f"SQLite URL {url!r} names no file")
+    opts = parse_options(
+        url,
+        options,
+        {
+            "synchronous": str.upper,
+            "busy_timeout": float,
+            "max_event_size": int,
+            "migrate": parse_bool,
+        },
+    )
+    return SQLiteEventStore(path, registry, **opts)
+
+
+def open_async_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> Any:
+    from chronik.aio import AsyncStoreAdapter
+
+    return AsyncStoreAdapter(open_store(url, registry, options), offload=True)

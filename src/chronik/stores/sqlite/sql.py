@@ -1,0 +1,66 @@
+"""Every SQL statement the SQLite store runs, one per operation.
+
+Statements are constants: caller text never becomes SQL. Filters that take a list
+pass it as one JSON parameter and unpack it with ``json_each``.
+"""
+
+from typing import Final
+
+TABLES: Final = "SELECT name FROM sqlite_master WHERE type = 'table'"
+CREATE_MIGRATIONS: Final = """
+CREATE TABLE IF NOT EXISTS chronik_migrations (
+    name       TEXT    PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) WITHOUT ROWID"""
+APPLIED_MIGRATIONS: Final = "SELECT name FROM chronik_migrations ORDER BY name"
+RECORD_MIGRATION: Final = "INSERT INTO chronik_migrations (name, applied_at) VALUES (?, ?)"
+
+STREAM_VERSION: Final = "SELECT version FROM chronik_streams WHERE stream_id = ?"
+INSERT_EVENT: Final = """
+INSERT INTO chronik_events
+    (stream_id, category, version, event_id, type, schema_version, data, metadata, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+LAST_POSITION: Final = "SELECT last_insert_rowid()"
+UPSERT_STREAM: Final = """
+INSERT INTO chronik_streams (stream_id, category, version) VALUES (?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version"""
+FIND_EVENT_ID: Final = "SELECT stream_id, version, position FROM chronik_events WHERE event_id = ?"
+
+_COLUMNS: Final = "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at"
+READ_STREAM_FORWARD: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
+ORDER BY version LIMIT ?4"""
+READ_STREAM_BACKWARD: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
+ORDER BY version DESC LIMIT ?4"""
+READ_ALL: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE position > ?1 ORDER BY position LIMIT ?2"""
+READ_ALL_FILTERED: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE position > ?1
+  AND (?3 IS NULL OR category IN (SELECT value FROM json_each(?3)))
+  AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
+ORDER BY position LIMIT ?2"""
+HEAD: Final = "SELECT max(position) FROM chronik_events"
+
+LIST_STREAMS: Final = """
+SELECT stream_id, version FROM chronik_streams
+WHERE (?1 IS NULL OR category = ?1) AND (?2 IS NULL OR stream_id > ?2)
+ORDER BY stream_id LIMIT ?3"""
+
+SAVE_SNAPSHOT: Final = """
+INSERT INTO chronik_snapshots (stream_id, version, type, schema_version, data, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (stream_id) DO UPDATE SET
+    version = excluded.version, type = excluded.type, schema_version = excluded.schema_version,
+    data = excluded.data, recorded_at = excluded.recorded_at"""
+LOAD_SNAPSHOT: Final = """
+SELECT version, type, schema_version, data, recorded_at FROM chronik_snapshots WHERE stream_id = ?"""
+
+SAVE_CHECKPOINT: Final = """
+INSERT INTO chronik_checkpoints (name, checkpoint, updated_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at"""
+LOAD_CHECKPOINT: Final = "SELECT checkpoint FROM chronik_checkpoints WHERE name = ?"
