@@ -60,6 +60,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
     "AppendResult",
     "AsyncCheckpointStore",
     "AsyncEventStore",
@@ -85,7 +87,6 @@ __all__ = [
     "InvalidExpectedVersionError",
     "InvalidInputError",
     "InvalidStreamIdError",
-    "NO_STREAM",
     "NewEvent",
     "NotAChronikStoreError",
     "OperationalError",
@@ -93,7 +94,6 @@ __all__ = [
     "PersistenceError",
     "RecordedEvent",
     "RegistryError",
-    "STREAM_EXISTS",
     "SchemaError",
     "SchemaVersionError",
     "Snapshot",

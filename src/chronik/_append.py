@@ -189,5 +189,7 @@ def validate_read_stream(
 
 def validate_checkpoint_name(name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > 200 or not name.isprintable():
-        raise InvalidInputError(f"checkpoint name must be a non-empty printable str of at most 200 characters, got {name!r}")
+        raise InvalidInputError(
+            f"checkpoint name must be a non-empty printable str of at most 200 characters, got {name!r}"
+        )
     return name

@@ -86,9 +86,7 @@ class AsyncStoreAdapter(Generic[S]):
     ) -> AsyncIterator[RecordedEvent]:
         # Argument errors surface here, at the first step, as they would in the sync
         # face at the call. Pages are pulled on the worker thread.
-        iterator = await self._run(
-            self.sync.read_all, after, categories=categories, types=types, limit=limit
-        )
+        iterator = await self._run(self.sync.read_all, after, categories=categories, types=types, limit=limit)
         while True:
             page = await self._run(_take, iterator, PAGE)
             for event in page:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
@@ -102,17 +102,13 @@ class EventRegistry:
             if params is None or not params.frozen:
                 raise RegistryError(f"{cls.__qualname__} must be a frozen dataclass")
         else:
-            raise RegistryError(
-                f"{cls!r} is not a msgspec.Struct or dataclass; events must be one of those"
-            )
+            raise RegistryError(f"{cls!r} is not a msgspec.Struct or dataclass; events must be one of those")
         if name in self._by_name and self._by_name[name].cls is not cls:
             raise RegistryError(
                 f"event type {name!r} is already registered to {self._by_name[name].cls.__qualname__}"
             )
         if cls in self._by_class and self._by_class[cls].name != name:
-            raise RegistryError(
-                f"{cls.__qualname__} is already registered as {self._by_class[cls].name!r}"
-            )
+            raise RegistryError(f"{cls.__qualname__} is already registered as {self._by_class[cls].name!r}")
         entry = _EventType(name, cls, version)
         self._by_name[name] = entry
         self._by_class[cls] = entry
@@ -146,7 +142,9 @@ class EventRegistry:
         for type_name, froms in sorted(chains.items()):
             entry = self._by_name.get(type_name)
             if entry is None:
-                raise RegistryError(f"upcasters are registered for {type_name!r}, which is not a registered event type")
+                raise RegistryError(
+                    f"upcasters are registered for {type_name!r}, which is not a registered event type"
+                )
             froms.sort()
             if froms[-1] >= entry.version:
                 raise RegistryError(
@@ -229,7 +227,9 @@ _meta_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 class Codec:
     """Encodes events for a store and decodes what it reads, using a registry."""
 
-    def __init__(self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+    def __init__(
+        self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> None:
         self.registry = registry if registry is not None else EventRegistry()
         self.registry.validate()
         if isinstance(max_event_size, bool) or not isinstance(max_event_size, int) or max_event_size < 1:
@@ -270,11 +270,11 @@ class Codec:
 
     def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
         """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
-        if isinstance(events, (str, bytes, NewEvent)) or not hasattr(events, "__iter__"):
+        if isinstance(events, (str, bytes, NewEvent)) or not isinstance(events, Iterable):
             raise InvalidEventError(
                 f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
             )
-        encoded = [self.encode(stream_id, e) for e in events]  # type: ignore[attr-defined]
+        encoded = [self.encode(stream_id, e) for e in events]
         if not encoded:
             raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
         if len({e.event_id for e in encoded}) != len(encoded):

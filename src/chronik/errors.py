@@ -101,8 +101,7 @@ class WrongExpectedVersionError(ConcurrencyError):
         self.expected = expected
         self.actual = actual
         super().__init__(
-            f"stream {stream_id!r}: expected version {_describe(expected)}, "
-            f"actual version {actual}"
+            f"stream {stream_id!r}: expected version {_describe(expected)}, actual version {actual}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

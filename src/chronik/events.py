@@ -90,8 +90,7 @@ def validate_expected_version(expected: object) -> ExpectedVersion:
         return expected
     if isinstance(expected, bool) or not isinstance(expected, int):
         raise InvalidExpectedVersionError(
-            f"expected version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0, "
-            f"got {expected!r}"
+            f"expected version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0, got {expected!r}"
         )
     if expected < 0:
         raise InvalidExpectedVersionError(

@@ -20,8 +20,8 @@ from chronik._append import (
     prepare_write,
     prepare_writes,
     resolve_existing,
-    validate_limit,
     validate_checkpoint_name,
+    validate_limit,
     validate_read_stream,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -93,7 +93,9 @@ class MemoryEventStore:
             results: list[AppendResult | None] = []
             plan: list[PreparedWrite] = []
             for write in writes:
-                existing = {e.event_id: self._ids[e.event_id] for e in write.events if e.event_id in self._ids}
+                existing = {
+                    e.event_id: self._ids[e.event_id] for e in write.events if e.event_id in self._ids
+                }
                 if existing:
                     results.append(resolve_existing(write, existing, _checkpoint))
                     continue
@@ -119,7 +121,11 @@ class MemoryEventStore:
                     self._log.append(_Row(write.stream_id, write.category, version, position, event, now))
                     positions.append(position)
                     self._ids[event.event_id] = ExistingEvent(write.stream_id, version, position)
-                out.append(AppendResult(write.stream_id, len(positions), positions[-1], _checkpoint_at(positions[-1])))
+                out.append(
+                    AppendResult(
+                        write.stream_id, len(positions), positions[-1], _checkpoint_at(positions[-1])
+                    )
+                )
             if plan:
                 self.changed.notify_all()
             return out

@@ -60,7 +60,9 @@ class BlockingStore:
         limit: int | None = None,
     ) -> list[RecordedEvent]:
         return self._call(
-            self.async_store.read_stream(stream_id, from_version, to_version, backwards=backwards, limit=limit)
+            self.async_store.read_stream(
+                stream_id, from_version, to_version, backwards=backwards, limit=limit
+            )
         )
 
     def read_all(

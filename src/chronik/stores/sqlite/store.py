@@ -36,8 +36,8 @@ from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import (
     ChronikError,
     ConfigurationError,
-    InternalError,
     IntegrityError,
+    InternalError,
     InvalidCheckpointError,
     InvalidInputError,
     NotAChronikStoreError,
@@ -576,16 +576,34 @@ def _append_in(conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful
                 e = write.events[0]
                 cursor = conn.execute(
                     sql.INSERT_EVENT,
-                    (sid, cat, actual + 1, e.event_id.bytes, e.type, e.schema_version,
-                     e.data.decode(), None if e.metadata is None else e.metadata.decode(), now),
+                    (
+                        sid,
+                        cat,
+                        actual + 1,
+                        e.event_id.bytes,
+                        e.type,
+                        e.schema_version,
+                        e.data.decode(),
+                        None if e.metadata is None else e.metadata.decode(),
+                        now,
+                    ),
                 )
                 position = cursor.lastrowid
             else:
                 conn.executemany(
                     sql.INSERT_EVENT,
                     [
-                        (sid, cat, actual + i, e.event_id.bytes, e.type, e.schema_version,
-                         e.data.decode(), None if e.metadata is None else e.metadata.decode(), now)
+                        (
+                            sid,
+                            cat,
+                            actual + i,
+                            e.event_id.bytes,
+                            e.type,
+                            e.schema_version,
+                            e.data.decode(),
+                            None if e.metadata is None else e.metadata.decode(),
+                            now,
+                        )
                         for i, e in enumerate(write.events, 1)
                     ],
                 )

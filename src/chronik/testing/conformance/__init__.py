@@ -21,7 +21,14 @@ from chronik.testing.conformance._append import (
     CapabilityTests,
     IdempotencyTests,
 )
-from chronik.testing.conformance._base import ConformanceBase, Deposited, Renamed, event, make_registry, new_stream
+from chronik.testing.conformance._base import (
+    ConformanceBase,
+    Deposited,
+    Renamed,
+    event,
+    make_registry,
+    new_stream,
+)
 from chronik.testing.conformance._concurrency import ConcurrencyTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests

@@ -93,7 +93,7 @@ class AppendTests(ConformanceBase):
         assert recorded.metadata == meta
         assert recorded.recorded_at.tzinfo is not None
         assert before <= recorded.recorded_at <= datetime.now(UTC) + timedelta(seconds=5)
-        assert recorded.checkpoint == [e for e in store.read_all() if e.event_id == event_id][0].checkpoint
+        assert recorded.checkpoint == next(e for e in store.read_all() if e.event_id == event_id).checkpoint
 
     def test_event_ids_are_generated_as_uuid7(self, store: EventStore) -> None:
         stream = new_stream()

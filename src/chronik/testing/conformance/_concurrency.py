@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 import threading
@@ -60,9 +61,7 @@ def _check_exactly_once(seen: list[tuple[uuid.UUID, Checkpoint]], committed: set
     assert not missing, f"the reader never saw {len(missing)} committed events"
     assert set(ids) == committed, "the reader saw events nobody committed"
     checkpoints = [c for _, c in seen]
-    assert all(a < b for a, b in zip(checkpoints, checkpoints[1:], strict=False)), (
-        "checkpoints are not strictly increasing"
-    )
+    assert all(a < b for a, b in itertools.pairwise(checkpoints)), "checkpoints are not strictly increasing"
 
 
 def _run_threads(n: int, target: Callable[[int], None]) -> None:
@@ -94,18 +93,20 @@ class ConcurrencyTests(ConformanceBase):
             stream = new_stream("race")
             barrier = threading.Barrier(2)
             outcomes: list[str] = []
-            lock = threading.Lock()
 
-            def attempt(i: int, stream: str = stream, barrier: threading.Barrier = barrier) -> None:
+            def attempt(
+                i: int,
+                stream: str = stream,
+                barrier: threading.Barrier = barrier,
+                outcomes: list[str] = outcomes,
+            ) -> None:
                 barrier.wait()
                 try:
                     store.append(stream, [event(writer=i)], 0 if i else NO_STREAM)
-                    result = "won"
+                    outcomes.append("won")
                 except WrongExpectedVersionError as err:
                     assert err.actual == 1
-                    result = "lost"
-                with lock:
-                    outcomes.append(result)
+                    outcomes.append("lost")
 
             _run_threads(2, attempt)
             assert sorted(outcomes) == ["lost", "won"]
@@ -125,9 +126,10 @@ class ConcurrencyTests(ConformanceBase):
             for _ in range(self.batches_per_writer):
                 batch = [event(writer=i) for _ in range(rng.randint(1, 3))]
                 store.append(hot if rng.random() < 0.3 else own, batch)
+                ids = [e.event_id for e in batch if e.event_id is not None]
                 with lock:
-                    committed.update(e.event_id for e in batch)  # type: ignore[misc]
-                    batches.append([e.event_id for e in batch])  # type: ignore[misc]
+                    committed.update(ids)
+                    batches.append(ids)
 
         _run_threads(self.writer_threads, write)
         seen = follower.finish()

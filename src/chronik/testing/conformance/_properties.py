@@ -42,7 +42,12 @@ _append = st.builds(
 )
 _append_many = st.builds(
     AppendMany,
-    st.lists(st.tuples(st.integers(0, 3), st.integers(1, 2), _expected), min_size=1, max_size=3, unique_by=lambda w: w[0]).map(tuple),
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 2), _expected),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda w: w[0],
+    ).map(tuple),
 )
 _operations = st.lists(st.one_of(_append, _append, _append_many), min_size=1, max_size=12)
 

@@ -137,7 +137,9 @@ class ReadAllTests(ConformanceBase):
         assert list(store.read_all(categories=[])) == []
         assert list(store.read_all(categories=["nobody"])) == []
         first_created = next(store.read_all(types=["Created"]))
-        assert [e.stream_id for e in store.read_all(after=first_created.checkpoint, types=["Created"])] == [item]
+        assert [e.stream_id for e in store.read_all(after=first_created.checkpoint, types=["Created"])] == [
+            item
+        ]
         with pytest.raises(InvalidInputError):
             list(store.read_all(categories="order"))
 
