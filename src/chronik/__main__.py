@@ -1,0 +1,5 @@
+"""``python -m chronik``: the command line."""
+
+from chronik.cli import main
+
+main()
