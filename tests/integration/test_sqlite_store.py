@@ -1,0 +1,168 @@
+"""SQLite specifics: the file, its schema, durability settings, transactions, bad files."""
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chronik
+from chronik import (
+    NewEvent,
+    NotAChronikStoreError,
+    PendingMigrationsError,
+    SchemaVersionError,
+)
+from chronik.stores.sqlite import SQLiteEventStore, check_schema
+
+
+def _open(path: Path, **options: Any) -> SQLiteEventStore:
+    store = chronik.connect(f"sqlite:///{path}", **options)
+    assert isinstance(store, SQLiteEventStore)
+    return store
+
+
+def test_new_file_is_created_in_wal_mode_with_recorded_migrations(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    assert check_schema(path) == ["0001_initial"]
+    assert not path.exists(), "checking must not create the file"
+    with _open(path) as store:
+        assert store.check_schema() == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert [r[0] for r in conn.execute("SELECT name FROM chronik_migrations")] == ["0001_initial"]
+    conn.close()
+    assert check_schema(path) == []
+
+
+def test_synchronous_full_by_default_normal_on_request(tmp_path: Path) -> None:
+    with _open(tmp_path / "a.db") as store:
+        assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    with _open(tmp_path / "a.db", synchronous="NORMAL") as store:
+        assert store._conn().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(NotAChronikStoreError, match="not a SQLite database"):
+        _open(path)
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+def test_a_sqlite_file_of_another_application(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(NotAChronikStoreError, match="tables customers and no chronik_migrations"):
+        _open(path)
+    with pytest.raises(NotAChronikStoreError):
+        check_schema(path)
+    conn = sqlite3.connect(path)
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["customers"]
+    conn.close()
+
+
+def test_a_store_migrated_by_a_newer_chronik(tmp_path: Path) -> None:
+    path = tmp_path / "newer.db"
+    _open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO chronik_migrations VALUES ('0099_from_the_future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="newer chronik.*0099_from_the_future"):
+        _open(path)
+    with pytest.raises(SchemaVersionError):
+        check_schema(path)
+
+
+def test_migrate_false_refuses_a_file_that_needs_migrations(tmp_path: Path) -> None:
+    with pytest.raises(PendingMigrationsError, match="0001_initial"):
+        _open(tmp_path / "fresh.db", migrate=False)
+    _open(tmp_path / "fresh.db").close()
+    _open(tmp_path / "fresh.db", migrate=False).close()
+
+
+def test_a_directory_is_an_operational_error(tmp_path: Path) -> None:
+    with pytest.raises(chronik.OperationalError, match="unable to open"):
+        _open(tmp_path)
+
+
+def test_a_stored_payload_that_no_longer_decodes(tmp_path: Path) -> None:
+    with _open(tmp_path / "c.db", registry=chronik.EventRegistry()) as store:
+        store.append("order-1", [NewEvent("Created", {"a": 1})])
+        store._conn().execute("UPDATE chronik_events SET data = '{broken'")
+        [event] = store.read_stream("order-1")
+        with pytest.raises(chronik.EventDecodeError, match="'Created' at 'order-1' version 1"):
+            _ = event.data
+
+
+def test_transaction_commits_read_model_and_checkpoint_together(tmp_path: Path) -> None:
+    with _open(tmp_path / "t.db") as store:
+        store.append("order-1", [NewEvent("Created", {})])
+        checkpoint = next(store.read_all()).checkpoint
+        with store.transaction() as tx:
+            tx.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.execute("INSERT INTO orders VALUES ('order-1')")
+            tx.save_checkpoint("orders", checkpoint)
+            tx.append("audit-1", [NewEvent("Seen", {})])
+            raise RuntimeError("handler crashed")
+        assert store.load_checkpoint("orders") is None
+        assert store.stream_info("audit-1").version == 0
+        assert store._conn().execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO orders VALUES ('order-1')")
+            tx.save_checkpoint("orders", checkpoint)
+            result = tx.append("audit-1", [NewEvent("Seen", {})])
+            assert tx.load_checkpoint("orders") == checkpoint
+        assert result.version == 1
+        assert store.load_checkpoint("orders") == checkpoint
+        assert store._conn().execute("SELECT count(*) FROM orders").fetchone()[0] == 1
+
+
+def test_store_append_inside_a_transaction_is_a_clear_error(tmp_path: Path) -> None:
+    with (
+        _open(tmp_path / "n.db") as store,
+        store.transaction(),
+        pytest.raises(chronik.InvalidInputError, match="transaction is already open"),
+    ):
+        store.append("a-1", [NewEvent("X", {})])
+
+
+def test_bad_input_never_corrupts_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "i.db"
+    with _open(path, max_event_size=100) as store:
+        store.append("a-1", [NewEvent("X", {})])
+        bad_appends: list[Callable[[], object]] = [
+            lambda: store.append("", [NewEvent("X", {})]),
+            lambda: store.append("a-1", [NewEvent("X", {"s": "x" * 200})]),
+            lambda: store.append("a-1", [NewEvent("X", {"o": object()})]),
+            lambda: store.append("a-1", [NewEvent("X", {})], -1),
+        ]
+        for bad in bad_appends:
+            with pytest.raises(chronik.InvalidInputError):
+                bad()
+        assert store._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert [e.version for e in store.read_all()] == [1]
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    with _open(tmp_path / "th.db") as store:
+
+        def work(i: int) -> None:
+            for k in range(20):
+                store.append(f"t-{i}", [NewEvent("X", {"k": k})])
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [e.position for e in store.read_all()] == list(range(1, 121))
+    with pytest.raises(chronik.StoreClosedError):
+        store.stream_info("t-1")

@@ -1,0 +1,222 @@
+"""Typed events, stable names, schema versions and upcasters."""
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+
+import chronik
+from chronik import (
+    Checkpoint,
+    Codec,
+    EventDecodeError,
+    EventRegistry,
+    NewEvent,
+    RecordedEvent,
+    RegistryError,
+    UnknownEventTypeError,
+    UnregisteredEventError,
+    UpcastError,
+)
+
+
+class Opened(msgspec.Struct, frozen=True):
+    owner: str
+    currency: str
+    limit: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Closed:
+    reason: str
+
+
+def _recorded(codec: Codec, type: str, data: bytes, schema_version: int = 1) -> RecordedEvent:
+    return RecordedEvent(
+        "account-1",
+        7,
+        7,
+        Checkpoint("memory", (7,)),
+        chronik.uuid7(),
+        type,
+        schema_version,
+        data,
+        None,
+        datetime.now(UTC),
+        codec,
+    )
+
+
+def test_register_with_decorator_and_explicitly() -> None:
+    registry = EventRegistry()
+    registry.register(Closed, "AccountClosed")
+
+    @registry.event("AccountOpened", version=2)
+    class Opened2(msgspec.Struct, frozen=True):
+        owner: str
+
+    assert registry.type_of(Opened2) == ("AccountOpened", 2)
+    assert registry.type_of(Closed) == ("AccountClosed", 1)
+    assert registry.class_of("AccountClosed") is Closed
+    assert registry.names == ["AccountClosed", "AccountOpened"]
+
+
+def test_stored_name_is_the_registered_name_not_the_import_path() -> None:
+    registry = EventRegistry()
+    registry.register(Closed, "AccountClosed")
+    encoded = Codec(registry).encode("account-1", Closed("moved"))
+    assert encoded.type == "AccountClosed"
+    assert encoded.data == b'{"reason":"moved"}'
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        (type("Plain", (), {}), "not a msgspec.Struct or dataclass"),
+        (msgspec.defstruct("Mutable", [("a", int)]), "frozen=True"),
+        (dataclasses.make_dataclass("MutableDC", [("a", int)]), "frozen dataclass"),
+    ],
+)
+def test_only_frozen_structs_and_dataclasses_register(cls: type, message: str) -> None:
+    with pytest.raises(RegistryError, match=message):
+        EventRegistry().register(cls, "X")
+
+
+def test_duplicate_names_and_classes_are_refused() -> None:
+    registry = EventRegistry()
+    registry.register(Closed, "AccountClosed")
+    with pytest.raises(RegistryError, match="already registered to Closed"):
+        registry.register(Opened, "AccountClosed")
+    with pytest.raises(RegistryError, match="already registered as 'AccountClosed'"):
+        registry.register(Closed, "Other")
+    with pytest.raises(RegistryError, match="schema version"):
+        registry.register(Opened, "AccountOpened", version=0)
+
+
+def test_unregistered_objects_are_refused_with_a_hint() -> None:
+    with pytest.raises(UnregisteredEventError, match=r"register it with registry.register\(Closed"):
+        Codec(EventRegistry()).encode("account-1", Closed("x"))
+
+
+def _v3_registry() -> EventRegistry:
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=3)
+
+    @registry.upcaster("AccountOpened", from_version=1)
+    def add_currency(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "currency": "EUR"}
+
+    @registry.upcaster("AccountOpened", from_version=2)
+    def add_limit(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "limit": 0}
+
+    return registry
+
+
+def test_upcasters_rewrite_old_payloads_on_read() -> None:
+    codec = Codec(_v3_registry())
+    v1 = _recorded(codec, "AccountOpened", b'{"owner":"ada"}', 1)
+    v2 = _recorded(codec, "AccountOpened", b'{"owner":"bob","currency":"USD"}', 2)
+    v3 = _recorded(codec, "AccountOpened", b'{"owner":"cy","currency":"GBP","limit":5}', 3)
+    assert v1.data == Opened("ada", "EUR", 0)
+    assert v2.data == Opened("bob", "USD", 0)
+    assert v3.data == Opened("cy", "GBP", 5)
+
+
+def test_a_gap_in_an_upcaster_chain_is_an_error_at_startup() -> None:
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=4)
+    registry.add_upcaster("AccountOpened", 1, lambda d: d)
+    registry.add_upcaster("AccountOpened", 3, lambda d: d)
+    with pytest.raises(RegistryError, match="gap: no upcaster from version 2"):
+        Codec(registry)
+    with pytest.raises(RegistryError, match="gap"):
+        chronik.connect("memory://", registry=registry)
+
+
+def test_upcasters_for_unknown_types_or_past_the_version_are_errors() -> None:
+    registry = EventRegistry()
+    registry.add_upcaster("Nobody", 1, lambda d: d)
+    with pytest.raises(RegistryError, match="not a registered event type"):
+        registry.validate()
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=2)
+    registry.add_upcaster("AccountOpened", 2, lambda d: d)
+    with pytest.raises(RegistryError, match="goes past"):
+        registry.validate()
+    with pytest.raises(RegistryError, match="exists already"):
+        registry.add_upcaster("AccountOpened", 2, lambda d: d)
+
+
+def test_payload_stored_at_a_version_without_an_upcaster_path() -> None:
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=3)
+    registry.add_upcaster("AccountOpened", 2, lambda d: {**d, "limit": 0})
+    codec = Codec(registry)
+    with pytest.raises(UpcastError, match="no upcaster for 'AccountOpened' from schema version 1"):
+        _ = _recorded(codec, "AccountOpened", b'{"owner":"a"}', 1).data
+
+
+def test_a_failing_upcaster_names_the_event() -> None:
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=2)
+    registry.add_upcaster("AccountOpened", 1, lambda d: d["missing"])
+    with pytest.raises(UpcastError, match=r"'account-1' version 7 from schema version 1 failed"):
+        _ = _recorded(Codec(registry), "AccountOpened", b'{"owner":"a"}', 1).data
+
+
+def test_payload_from_newer_code_is_an_error() -> None:
+    codec = Codec(_v3_registry())
+    with pytest.raises(UpcastError, match="newer than the registered 3"):
+        _ = _recorded(codec, "AccountOpened", b"{}", 4).data
+
+
+def test_payload_that_no_longer_decodes_names_stream_version_and_type() -> None:
+    codec = Codec(_v3_registry())
+    event = _recorded(codec, "AccountOpened", b'{"owner": 12}', 3)
+    with pytest.raises(EventDecodeError) as info:
+        _ = event.data
+    assert (info.value.stream_id, info.value.version, info.value.type) == ("account-1", 7, "AccountOpened")
+    assert "no longer decodes" in str(info.value)
+    with pytest.raises(EventDecodeError):
+        _ = _recorded(codec, "Unregistered", b"{not json", 1).data
+
+
+def test_strict_registry_and_raw_json_for_unknown_types() -> None:
+    lenient = Codec(EventRegistry())
+    assert _recorded(lenient, "Whatever", b'{"a":[1,2]}').data == {"a": [1, 2]}
+    strict = Codec(EventRegistry(strict=True))
+    with pytest.raises(UnknownEventTypeError, match="'Whatever'.*not registered"):
+        _ = _recorded(strict, "Whatever", b"{}").data
+
+
+def test_new_event_wraps_typed_events_with_metadata() -> None:
+    registry = EventRegistry()
+    registry.register(Closed, "AccountClosed")
+    event_id = chronik.uuid7()
+    new = registry.new_event(Closed("x"), metadata={"correlation_id": "c"}, event_id=event_id)
+    assert new == NewEvent("AccountClosed", Closed("x"), {"correlation_id": "c"}, event_id, 1)
+    encoded = Codec(registry).encode("account-1", new)
+    assert encoded.metadata == b'{"correlation_id":"c"}'
+    assert encoded.event_id == event_id
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        NewEvent("", {}),
+        NewEvent("bad\ntype", {}),
+        NewEvent("T", {}, schema_version=0),
+        NewEvent("T", {}, event_id="not-a-uuid"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_new_events_are_refused(bad: NewEvent) -> None:
+    with pytest.raises(chronik.InvalidEventError):
+        Codec().encode("s-1", bad)
+
+
+def test_metadata_must_encode() -> None:
+    with pytest.raises(chronik.EventEncodeError, match="cannot be encoded"):
+        Codec().encode("s-1", NewEvent("T", {}, {"when": object()}))

@@ -1,0 +1,99 @@
+"""Opening stores by URL, and the errors for URLs that do not work."""
+
+from pathlib import Path
+
+import pytest
+
+import chronik
+from chronik import ConfigurationError
+from chronik.stores.memory import MemoryEventStore
+from chronik.stores.sqlite import SQLiteEventStore
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "unknown scheme"),
+        ("chronik.db", "unknown scheme"),
+        ("mysql://localhost/db", "unknown scheme"),
+        ("memory://somewhere", "takes no host or path"),
+        ("sqlite://host/file.db", "has a host"),
+        ("sqlite:///", "names no file"),
+        ("sqlite:///:memory:", "use memory://"),
+        ("memory://?colour=blue", "unknown option 'colour'"),
+        ("sqlite:///x.db?busy_timeout=soon", "busy_timeout='soon'"),
+        ("sqlite:///x.db?synchronous=sometimes", "synchronous must be FULL, NORMAL or EXTRA"),
+        ("sqlite:///x.db?migrate=perhaps", "migrate='perhaps'"),
+    ],
+)
+def test_bad_urls_name_the_problem(
+    url: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=message):
+        chronik.connect(url)
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_memory_url() -> None:
+    store = chronik.connect("memory://")
+    assert isinstance(store, MemoryEventStore)
+    assert chronik.connect("memory://") is not store
+
+
+def test_relative_and_absolute_sqlite_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    relative = chronik.connect("sqlite:///data/rel.db")
+    assert isinstance(relative, SQLiteEventStore)
+    relative.close()
+    assert (tmp_path / "data" / "rel.db").exists()
+    absolute = chronik.connect(f"sqlite:///{tmp_path}/abs.db")
+    assert isinstance(absolute, SQLiteEventStore)
+    assert absolute.path == f"{tmp_path}/abs.db"
+    absolute.close()
+
+
+def test_options_from_the_query_string_and_keywords(tmp_path: Path) -> None:
+    store = chronik.connect(f"sqlite:///{tmp_path}/o.db?synchronous=normal&busy_timeout=2.5")
+    assert isinstance(store, SQLiteEventStore)
+    assert (store.synchronous, store.busy_timeout) == ("NORMAL", 2.5)
+    store.close()
+    store = chronik.connect(f"sqlite:///{tmp_path}/o.db?busy_timeout=2.5", busy_timeout=9)
+    assert isinstance(store, SQLiteEventStore)
+    assert store.busy_timeout == 9
+    store.close()
+
+
+def test_default_url_is_chronik_url_then_chronik_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHRONIK_URL", raising=False)
+    store = chronik.connect()
+    assert isinstance(store, SQLiteEventStore)
+    store.close()
+    assert (tmp_path / "chronik.db").exists()
+    monkeypatch.setenv("CHRONIK_URL", "memory://")
+    assert isinstance(chronik.connect(), MemoryEventStore)
+
+
+def test_scheme_whose_backend_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nats", None)
+    monkeypatch.delitem(sys.modules, "chronik.stores.nats", raising=False)
+    with pytest.raises(ConfigurationError, match=r"nats://"):
+        chronik.connect("nats://127.0.0.1:4222")
+
+
+def test_async_connect_gives_the_async_face() -> None:
+    import asyncio
+
+    async def go() -> list[int]:
+        store = chronik.connect_async("memory://")
+        await store.append("a-1", [chronik.NewEvent("T", {"n": 1})])
+        versions = [e.version async for e in store.read_all()]
+        await store.close()
+        return versions
+
+    assert asyncio.run(go()) == [1]
+    assert isinstance(chronik.connect_async("memory://"), chronik.AsyncEventStore)
