@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -238,70 +238,118 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 
 _UNSET: Any = object()
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RecordedEvent:
-    """An event as stored. ``data`` and ``metadata`` are decoded on first access.
+    """An event as stored: read-only, and as cheap to build as a tuple.
 
-    ``data`` is the registered typed object, or the raw JSON value for a type this
-    process did not register (strict registries raise instead). ``raw_data`` is the
-    stored JSON as read.
+    ``data`` and ``metadata`` are decoded on first access; ``data`` is the registered
+    typed object, or the raw JSON value for a type this process did not register
+    (strict registries raise instead). ``raw_data`` is the stored JSON as read.
+
+    Backends may pass ``event_id`` as its 16 bytes, ``recorded_at`` as microseconds
+    since the Unix epoch and ``checkpoint`` as the name of their checkpoint kind (for
+    a checkpoint that is just the position); each is converted on first access, so a
+    reader that only routes or counts events pays for none of it.
     """
 
     __slots__ = (
+        "_checkpoint",
         "_codec",
         "_data",
+        "_event_id",
         "_metadata",
-        "checkpoint",
-        "event_id",
-        "position",
-        "raw_data",
-        "raw_metadata",
-        "recorded_at",
-        "schema_version",
-        "stream_id",
-        "type",
-        "version",
+        "_position",
+        "_raw_data",
+        "_raw_metadata",
+        "_recorded_at",
+        "_schema_version",
+        "_stream_id",
+        "_type",
+        "_version",
     )
-
-    stream_id: str
-    version: int
-    position: int
-    checkpoint: Checkpoint
-    event_id: uuid.UUID
-    type: str
-    schema_version: int
-    raw_data: bytes | str
-    raw_metadata: bytes | str | None
-    recorded_at: datetime
 
     def __init__(
         self,
         stream_id: str,
         version: int,
         position: int,
-        checkpoint: Checkpoint,
-        event_id: uuid.UUID,
+        checkpoint: Checkpoint | str,
+        event_id: uuid.UUID | bytes,
         type: str,
         schema_version: int,
         raw_data: bytes | str,
         raw_metadata: bytes | str | None,
-        recorded_at: datetime,
+        recorded_at: datetime | int,
         codec: Codec,
     ) -> None:
-        self.stream_id = stream_id
-        self.version = version
-        self.position = position
-        self.checkpoint = checkpoint
-        self.event_id = event_id
-        self.type = type
-        self.schema_version = schema_version
-        self.raw_data = raw_data
-        self.raw_metadata = raw_metadata
-        self.recorded_at = recorded_at
+        self._stream_id = stream_id
+        self._version = version
+        self._position = position
+        self._checkpoint = checkpoint
+        self._event_id = event_id
+        self._type = type
+        self._schema_version = schema_version
+        self._raw_data = raw_data
+        self._raw_metadata = raw_metadata
+        self._recorded_at = recorded_at
         self._codec = codec
         self._data = _UNSET
         self._metadata = _UNSET
+
+    @property
+    def stream_id(self) -> str:
+        return self._stream_id
+
+    @property
+    def version(self) -> int:
+        """The event's version in its stream (1 for the first)."""
+        return self._version
+
+    @property
+    def position(self) -> int:
+        """The event's place in the whole store; increases within a stream."""
+        return self._position
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """Where a reader of the global log stands after this event."""
+        checkpoint = self._checkpoint
+        if isinstance(checkpoint, str):
+            checkpoint = self._checkpoint = Checkpoint(checkpoint, (self._position,))
+        return checkpoint
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        event_id = self._event_id
+        if isinstance(event_id, bytes):
+            event_id = self._event_id = uuid.UUID(bytes=event_id)
+        return event_id
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    @property
+    def raw_data(self) -> bytes | str:
+        return self._raw_data
+
+    @property
+    def raw_metadata(self) -> bytes | str | None:
+        return self._raw_metadata
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the event was committed (UTC)."""
+        recorded_at = self._recorded_at
+        if isinstance(recorded_at, int):
+            recorded_at = self._recorded_at = _EPOCH + timedelta(microseconds=recorded_at)
+        return recorded_at
 
     @property
     def data(self) -> Any:
@@ -320,13 +368,7 @@ class RecordedEvent:
 
     @property
     def category(self) -> str:
-        return category_of(self.stream_id)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_data", "_metadata") or not hasattr(self, "_metadata"):
-            object.__setattr__(self, name, value)
-        else:
-            raise AttributeError(f"RecordedEvent is immutable: cannot set {name!r}")
+        return category_of(self._stream_id)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecordedEvent):

@@ -26,7 +26,10 @@ INSERT INTO chronik_streams (stream_id, category, version) VALUES (?, ?, ?)
 ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version"""
 FIND_EVENT_ID: Final = "SELECT stream_id, version, position FROM chronik_events WHERE event_id = ?"
 
-_COLUMNS: Final = "position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at"
+# In the order of RecordedEvent's constructor; 'sqlite' is the checkpoint kind.
+_COLUMNS: Final = (
+    "stream_id, version, position, 'sqlite', event_id, type, schema_version, data, metadata, recorded_at"
+)
 READ_STREAM_FORWARD: Final = f"""
 SELECT {_COLUMNS} FROM chronik_events
 WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3

@@ -72,6 +72,9 @@ _SQLITE_NOTADB: Final = 26
 _SQLITE_CONSTRAINT_UNIQUE: Final = 2067
 _SQLITE_CONSTRAINT_PRIMARYKEY: Final = 1555
 
+# Rows are selected in the order of RecordedEvent's parameters (see sql._COLUMNS).
+_NEW_RECORD: Final[Any] = RecordedEvent
+
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
 
@@ -296,22 +299,6 @@ class SQLiteEventStore:
 
     # -- reading -------------------------------------------------------------------
 
-    def _record(self, row: tuple[Any, ...]) -> RecordedEvent:
-        position = row[0]
-        return RecordedEvent(
-            row[1],
-            row[2],
-            position,
-            Checkpoint(KIND, (position,)),
-            uuid.UUID(bytes=row[3]),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            _EPOCH + timedelta(microseconds=row[8]),
-            self.codec,
-        )
-
     def read_stream(
         self,
         stream_id: str,
@@ -333,8 +320,8 @@ class SQLiteEventStore:
         )
         with self._errors():
             rows = self._conn().execute(statement, params).fetchall()
-        record = self._record
-        return [record(row) for row in rows]
+        codec, new = self.codec, _NEW_RECORD
+        return [new(*row, codec) for row in rows]
 
     def read_all(
         self,
@@ -371,8 +358,8 @@ class SQLiteEventStore:
                         None if kinds is None else msgspec.json.encode(kinds).decode(),
                     ),
                 ).fetchall()
-        record = self._record
-        return [record(row) for row in rows]
+        codec, new = self.codec, _NEW_RECORD
+        return [new(*row, codec) for row in rows]
 
     def _iter_all(
         self, start: int, cats: tuple[str, ...] | None, kinds: tuple[str, ...] | None, limit: int | None
