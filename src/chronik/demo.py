@@ -1,39 +1,72 @@
-"""``chronik demo``: a short narrated run of the store on an embedded SQLite file."""
+"""``chronik demo``: a narrated tour of event sourcing with chronik, on a SQLite file.
+
+It runs the three example domains of :mod:`chronik.examples` through a
+:class:`~chronik.CommandHandler`: commands and the events they cause, a rule that
+refuses a command, two commands racing for the last seats, a snapshot, an account's
+balance at an earlier moment, and old events upcast as they are read. Each run
+starts from a fresh file.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import msgspec
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 import chronik
-from chronik import NO_STREAM, EventRegistry, RecordedEvent, WrongExpectedVersionError
+from chronik import CommandHandler, CommandResult, NewEvent, RecordedEvent, SnapshotPolicy
+from chronik.examples import registry
+from chronik.examples.bank import AccountOpened, BankAccount, InsufficientFunds, audit_trail
+from chronik.examples.conference import (
+    BookingError,
+    Conference,
+    ConferenceCommand,
+    ConferenceEvent,
+    ReserveSeats,
+    ScheduleConference,
+    conference_decider,
+)
+from chronik.examples.orders import AddItem, CreateOrder, OrderCommand, OrderError, SubmitOrder, order_decider
+from chronik.store import EventStore, SnapshotStore
 
 __all__ = ["run_demo"]
 
-registry = EventRegistry()
 
-
-@registry.event("AccountOpened")
-class AccountOpened(msgspec.Struct, frozen=True):
-    owner: str
-
-
-@registry.event("Deposited")
-class Deposited(msgspec.Struct, frozen=True):
-    amount: int
-    memo: str = ""
-
-
-def _events_table(title: str, events: list[RecordedEvent]) -> Table:
-    table = Table(title=title)
-    for column in ("position", "stream", "version", "type", "data"):
-        table.add_column(column)
-    for e in events:
-        table.add_row(str(e.position), e.stream_id, str(e.version), e.type, repr(e.data))
-    return table
+def run_demo(path: Path, console: Console | None = None) -> None:
+    """Run the narrated demo, writing to the SQLite file at ``path``."""
+    console = console or Console()
+    path = Path(path)
+    console.rule("[bold]chronik demo")
+    _fresh(path, console)
+    console.print(f"Event store: an embedded SQLite file at [bold]{path.resolve()}[/bold]\n")
+    console.print(
+        "In event sourcing the state of things is not stored; what [italic]happened[/italic] is, as "
+        "events appended to streams. A command asks for a change: the application loads the "
+        "stream's events, folds them into the current state, decides which new events follow "
+        "(or refuses), and appends them, expecting the stream to be where it loaded it.\n"
+    )
+    store = chronik.connect(f"sqlite:///{path}", registry=registry)
+    try:
+        _orders(store, console)
+        _conference(store, console)
+        _bank(store, console)
+        log = list(store.read_all())
+        streams = store.list_streams()
+        console.rule("[bold]The global log")
+        console.print(
+            f"The store now holds {len(log)} events in {len(streams)} streams "
+            f"({', '.join(s.stream_id for s in streams)}), all in one global order that "
+            "projections and subscriptions read from a checkpoint."
+        )
+        console.print(f"Look inside with [bold]sqlite3 {path}[/bold]; run the demo again to start afresh.")
+    finally:
+        store.close()
+    console.rule("done")
 
 
 def _fresh(path: Path, console: Console) -> None:
@@ -44,47 +77,262 @@ def _fresh(path: Path, console: Console) -> None:
             p.unlink()
 
 
-def run_demo(path: Path, console: Console | None = None) -> None:
-    """Run the narrated demo, writing to the SQLite file at ``path``."""
-    console = console or Console()
-    _fresh(path, console)
-    console.rule("[bold]chronik demo")
-    console.print(f"Event store: an embedded SQLite file at [bold]{path.resolve()}[/bold]\n")
-    store = chronik.connect(f"sqlite:///{path}", registry=registry)
+# -- 1. orders: a decider --------------------------------------------------------------
+
+
+def _orders(store: EventStore, console: Console) -> None:
+    console.rule("[bold]1. Orders: a decider")
+    console.print(
+        "[bold]chronik.examples.orders[/bold] models an order as a [italic]decider[/italic]: a pure "
+        "function decide(command, state) -> events, a pure evolve(state, event) -> state, and an "
+        "initial state. A CommandHandler runs it against the store.\n"
+    )
+    orders = CommandHandler(store, order_decider)
+    stream = "order-1001"
+    commands: list[OrderCommand] = [
+        CreateOrder(customer="ada"),
+        AddItem(sku="notebook", quantity=2, unit_price=1250),
+        AddItem(sku="fountain-pen", quantity=1, unit_price=4900),
+        SubmitOrder(),
+    ]
+    table = _table(f"commands on {stream}", "command", "events it caused", "version")
+    for command in commands:
+        result = orders.handle(stream, command, metadata={"user": "ada"})
+        table.add_row(repr(command), "\n".join(map(repr, result.events)), str(result.version))
+    console.print(table)
+    order = orders.load(stream).state
+    console.print(
+        f"Folding the four events gives the order: status [bold]{order.status}[/bold], "
+        f"{len(order.lines)} lines, total [bold]{_money(order.total)}[/bold].\n"
+    )
+
+    console.print("A business rule refuses a command: adding an item to the submitted order.")
     try:
-        stream = "account-1"
-        console.print(f"1. Open account [bold]{stream}[/bold]: the stream must not exist yet (NO_STREAM).")
-        result = store.append(stream, [AccountOpened("Ada")], NO_STREAM)
-        console.print(
-            f"   -> stream is now at version {result.version}, event at position {result.position}\n"
-        )
+        orders.handle(stream, AddItem(sku="ink", quantity=1, unit_price=300))
+    except OrderError as err:
+        console.print(f"   [red]OrderError[/red]: {err}")
+    console.print(
+        f"   Nothing was written: {stream} is still at version {store.stream_info(stream).version}."
+    )
+    result = orders.handle(stream, SubmitOrder())
+    console.print(
+        f"Submitting it again decides nothing, so nothing is appended (appended={result.appended}, "
+        f"version {result.version}).\n"
+    )
 
-        console.print("2. Two deposits in one atomic append, expecting version 1.")
-        result = store.append(stream, [Deposited(100, "salary"), Deposited(25, "refund")], 1)
-        console.print(f"   -> version {result.version}\n")
 
-        console.print("3. A writer that still believes the stream is at version 1 is refused:")
+# -- 2. conference booking: concurrency --------------------------------------------------
+
+
+def _conference(store: EventStore, console: Console) -> None:
+    console.rule("[bold]2. Conference booking: two commands race")
+    console.print(
+        "[bold]chronik.examples.conference[/bold] never oversells. Every reservation of a "
+        "conference is decided against the seats left at the version its handler loaded, and "
+        "is appended expecting that version. If another reservation got in first, the append "
+        "fails with a conflict and the handler loads again and decides again.\n"
+    )
+    stream = "conference-pycon"
+    bookings = CommandHandler(store, conference_decider)
+    bookings.handle(stream, ScheduleConference(name="PyCon", capacity=3))
+    bookings.handle(stream, ReserveSeats(booking_id="b-1", attendee="grace", seats=1))
+    console.print("PyCon is scheduled with 3 seats, and grace has reserved one: 2 are left.")
+    console.print(
+        "Now linus and barbara each reserve a seat, from two threads at once. (The demo holds "
+        "both commands until both have loaded the stream, so that they surely collide.)\n"
+    )
+
+    barrier = threading.Barrier(2, timeout=30)
+    local = threading.local()
+
+    def decide_after_both_loaded(
+        command: ConferenceCommand, conference: Conference
+    ) -> Iterable[ConferenceEvent]:
+        local.decisions = getattr(local, "decisions", 0) + 1
+        if local.decisions == 1:
+            barrier.wait()
+        return conference_decider.decide(command, conference)
+
+    racing = CommandHandler(store, dataclasses.replace(conference_decider, decide=decide_after_both_loaded))
+    outcomes: dict[str, CommandResult[Conference] | Exception] = {}
+
+    def reserve(attendee: str) -> None:
         try:
-            store.append(stream, [Deposited(5)], 1)
-        except WrongExpectedVersionError as err:
-            console.print(f"   [red]WrongExpectedVersionError[/red]: {err}\n")
+            outcomes[attendee] = racing.handle(
+                stream, ReserveSeats(booking_id=f"b-{attendee}", attendee=attendee, seats=1)
+            )
+        except Exception as err:
+            outcomes[attendee] = err
 
-        store.append("account-2", [AccountOpened("Grace"), Deposited(40, "gift")], NO_STREAM)
-        console.print("4. Reading the stream back gives typed events:")
-        console.print(_events_table(stream, store.read_stream(stream)))
-        balance = sum(e.data.amount for e in store.read_stream(stream) if isinstance(e.data, Deposited))
-        console.print(f"   Folding them: Ada's balance is [bold]{balance}[/bold]\n")
+    threads = [threading.Thread(target=reserve, args=(name,)) for name in ("linus", "barbara")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
-        console.print("5. The global log orders every event of every stream; each carries a checkpoint:")
-        log = list(store.read_all())
-        console.print(_events_table("read_all()", log))
-        middle = log[1].checkpoint
-        rest = list(store.read_all(after=middle))
-        console.print(f"   Resuming after checkpoint {middle} gives the {len(rest)} events after it.\n")
-        info = store.list_streams(category="account")
-        console.print(
-            f"6. Streams in category 'account': {', '.join(f'{i.stream_id}@{i.version}' for i in info)}"
+    table = _table("two reservations at the same time", "attendee", "attempts", "outcome")
+    for attendee in ("linus", "barbara"):
+        outcome = outcomes[attendee]
+        if isinstance(outcome, Exception):
+            table.add_row(attendee, "", f"[red]{type(outcome).__name__}[/red]: {outcome}")
+        else:
+            retried = " after a conflict" if outcome.attempts > 1 else ""
+            table.add_row(attendee, str(outcome.attempts), f"reserved{retried}, version {outcome.version}")
+    console.print(table)
+    loaded_at = store.stream_info(stream).version - 2  # where both loaded, before either appended
+    console.print(
+        f"Both decided against version {loaded_at}. One append won; the other failed with "
+        f"WrongExpectedVersionError, so its handler loaded version {loaded_at + 1}, decided again "
+        "(one seat was still left) and appended.\n"
+    )
+    console.print("Then edsger asks for a seat:")
+    try:
+        bookings.handle(stream, ReserveSeats(booking_id="b-edsger", attendee="edsger", seats=1))
+    except BookingError as err:
+        console.print(f"   [red]{type(err).__name__}[/red]: {err}")
+    conference = bookings.load(stream).state
+    console.print(
+        f"Seats reserved: {conference.capacity - conference.seats_left} of {conference.capacity}. "
+        "However many commands race, a conference is never oversold.\n"
+    )
+
+
+# -- 3. bank account: an aggregate, upcasting, snapshots, time travel ----------------------
+
+
+def _bank(store: EventStore, console: Console) -> None:
+    console.rule("[bold]3. A bank account: aggregate, upcasting, snapshot, time travel")
+    console.print(
+        "[bold]chronik.examples.bank[/bold] models an account as an [italic]aggregate[/italic]: a "
+        "class whose command methods check the rules and record events, and whose methods "
+        "marked @applies apply each event to its fields.\n"
+    )
+    stream = "account-ada"
+    # Written the way older versions of the application wrote them.
+    store.append(
+        stream,
+        [
+            AccountOpened(owner="ada", overdraft_limit=10_000),
+            NewEvent("MoneyDeposited", {"amount": 120}, metadata={"user": "teller-2019"}, schema_version=1),
+            NewEvent(
+                "MoneyDeposited",
+                {"amount": 80, "currency": "EUR"},
+                metadata={"user": "teller-2021"},
+                schema_version=2,
+            ),
+        ],
+        chronik.NO_STREAM,
+    )
+    console.print(
+        f"{stream} was opened years ago. MoneyDeposited has changed shape twice since: version 1 "
+        "counted whole euros, version 2 added the currency, version 3 counts cents and has a "
+        "reference. Old events stay as they were written; upcasters rewrite them as they are "
+        "read, so BankAccount only knows version 3.\n"
+    )
+    table = _table("stored, and as read", "version", "schema", "stored JSON", "read as")
+    for event in store.read_stream(stream):
+        raw = event.raw_data.decode() if isinstance(event.raw_data, bytes) else event.raw_data
+        table.add_row(str(event.version), str(event.schema_version), raw, repr(event.data))
+    console.print(table)
+
+    accounts = CommandHandler(store, BankAccount, snapshots=SnapshotPolicy(every=5))
+    console.print(
+        "\nThe account handler keeps a snapshot every 5 events, so loading never replays the "
+        "whole history. Each command carries the acting user and a command id (req-salary, "
+        "req-rent, ...), stamped on its events as correlation and causation ids.\n"
+    )
+    steps: list[tuple[str, Callable[[BankAccount], object], str]] = [
+        ("ada", lambda account: account.deposit(250_000, "salary"), "req-salary"),
+        ("ada", lambda account: account.withdraw(95_000, "rent"), "req-rent"),
+        ("ada", lambda account: account.withdraw(4_550, "groceries"), "req-groceries"),
+        ("bank", lambda account: account.deposit(312, "interest"), "req-interest"),
+    ]
+    table = _table(f"commands on {stream}", "user", "events", "version", "balance", "snapshot")
+    for user, command, command_id in steps:
+        result = accounts.handle(stream, command, command_id=command_id, metadata={"user": user})
+        table.add_row(
+            user,
+            "\n".join(map(repr, result.events)),
+            str(result.version),
+            _money(result.state.balance),
+            "saved" if result.snapshot_saved else "",
         )
-    finally:
-        store.close()
-    console.rule("done")
+    console.print(table)
+
+    console.print("\nThe overdraft limit refuses a withdrawal:")
+    try:
+        accounts.handle(stream, lambda account: account.withdraw(500_000, "yacht"), metadata={"user": "ada"})
+    except InsufficientFunds as err:
+        console.print(f"   [red]InsufficientFunds[/red]: {err}")
+
+    again = accounts.handle(
+        stream, lambda account: account.deposit(250_000, "salary"), command_id="req-salary"
+    )
+    console.print(
+        "The salary command is sent again with the same command id (a client retrying after a "
+        f"timeout): already_handled={again.already_handled}, nothing appended, the balance stays "
+        f"{_money(again.state.balance)}.\n"
+    )
+
+    assert isinstance(store, SnapshotStore)
+    snapshot = store.load_snapshot(stream)
+    if snapshot is not None:
+        console.print(
+            f"The snapshot: version {snapshot.version}, type {snapshot.type!r}, schema version "
+            f"{snapshot.schema_version}, data {snapshot.data.decode()}"
+        )
+    loaded = accounts.load(stream)
+    console.print(
+        f"Loading {stream} now starts from that snapshot (version {loaded.snapshot_version}) and "
+        f"applies the {loaded.version - (loaded.snapshot_version or 0)} event(s) after it: "
+        f"balance [bold]{_money(loaded.state.balance)}[/bold] at version {loaded.version}.\n"
+    )
+
+    salary = _event_with(store, stream, "salary")
+    then = accounts.load(stream, as_of=salary.recorded_at)
+    console.print(
+        f"Time travel: the state as of {salary.recorded_at:%H:%M:%S.%f} UTC, just after the salary "
+        f"was paid, is version {then.version} with balance [bold]{_money(then.state.balance)}"
+        f"[/bold] (the snapshot, being newer, is not used). As of version 2 the balance was "
+        f"{_money(accounts.load(stream, version=2).state.balance)}.\n"
+    )
+
+    table = _table(f"audit trail of {stream}", "version", "recorded at", "type", "change", "balance", "user")
+    for entry in audit_trail(store, stream):
+        table.add_row(
+            str(entry.version),
+            f"{entry.recorded_at:%H:%M:%S.%f}",
+            entry.type,
+            _money(entry.change) if entry.change else "",
+            _money(entry.balance),
+            entry.user or "",
+        )
+    console.print(table)
+    console.print(f"Each event's metadata says who and why; version 4's: {salary.metadata}")
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+    for column in columns:
+        # Short columns never break; long ones (events, JSON) fold when the terminal is narrow.
+        short = column in (
+            "version",
+            "schema",
+            "attempts",
+            "user",
+            "type",
+            "change",
+            "balance",
+            "snapshot",
+            "recorded at",
+        )
+        table.add_column(column, no_wrap=short, overflow="fold")
+    return table
+
+
+def _event_with(store: EventStore, stream: str, reference: str) -> RecordedEvent:
+    return next(e for e in store.read_stream(stream) if getattr(e.data, "reference", None) == reference)
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:,.2f}"

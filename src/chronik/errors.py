@@ -8,18 +8,23 @@
     │   ├── InvalidStreamIdError
     │   ├── InvalidExpectedVersionError
     │   ├── InvalidEventError           duplicate ids in one batch, bad type name, ...
+    │   │   └── NotAnEventError         a decider or aggregate produced a non-event
     │   ├── UnregisteredEventError      an object whose class is not in the registry
     │   ├── EventEncodeError            a payload that cannot be encoded as JSON
     │   ├── EventTooLargeError          over the store's size limit
-    │   └── InvalidCheckpointError      a checkpoint from another kind of store
+    │   ├── InvalidCheckpointError      a checkpoint from another kind of store
+    │   └── WrongCategoryError          a command sent to a stream of another category
     ├── ConcurrencyError
-    │   └── WrongExpectedVersionError   (stream_id, expected, actual)
+    │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
+    │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
     ├── DecodeError                     reading back what was stored
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
     │   ├── UpcastError                 no upcaster path, or an upcaster failed
-    │   └── EventDecodeError            a stored payload that no longer decodes
+    │   ├── EventDecodeError            a stored payload that no longer decodes
+    │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
+    ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
     │   ├── NotAChronikStoreError
     │   ├── SchemaVersionError          created by a newer chronik
@@ -192,3 +197,96 @@ class IntegrityError(PersistenceError):
 
 class InternalError(PersistenceError):
     """The driver or database reported an internal error."""
+
+
+# -- the application layer: deciders, aggregates, command handlers ------------------
+
+
+class _Located(ChronikError):
+    """Base of the errors that name the stream, version and type they are about."""
+
+    stream_id: str
+    version: int
+    type: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class WrongCategoryError(_Located, InvalidInputError):
+    """A command sent to a stream whose category its decider or aggregate does not handle.
+
+    ``category`` is the stream's, ``expected`` the one the model declares; ``type``
+    names the model. Nothing is read or written.
+    """
+
+    def __init__(self, stream_id: str, category: str, expected: str, model: str) -> None:
+        self.stream_id = stream_id
+        self.version = 0
+        self.type = model
+        self.category = category
+        self.expected = expected
+        super().__init__(
+            f"stream {stream_id!r} is in category {category!r}, but {model} handles "
+            f"category {expected!r} (stream ids like '{expected}-42')"
+        )
+
+
+class NotAnEventError(_Located, InvalidEventError):
+    """A decider or aggregate produced something that is not a registered event.
+
+    ``version`` is the stream version the decision was made at and ``type`` the name
+    of the offending value's type. Nothing is written.
+    """
+
+    def __init__(self, message: str, *, stream_id: str, version: int, type: str) -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.type = type
+        super().__init__(message)
+
+
+class RetriesExhaustedError(_Located, ConcurrencyError):
+    """A command kept conflicting with other writers until its handler gave up.
+
+    ``attempts`` is how many times it was decided; ``version`` the stream version the
+    last conflict found; ``type`` names the model. The last
+    :class:`WrongExpectedVersionError` is the ``__cause__``. Nothing was written.
+    """
+
+    def __init__(self, stream_id: str, attempts: int, *, version: int, type: str) -> None:
+        self.stream_id = stream_id
+        self.attempts = attempts
+        self.version = version
+        self.type = type
+        super().__init__(
+            f"stream {stream_id!r}: {type} command still conflicted with other writers after "
+            f"{attempts} attempt{'' if attempts == 1 else 's'} (the stream had moved on to version "
+            f"{version}); nothing was written. Retry later, or raise the handler's retries="
+        )
+
+
+class SnapshotDecodeError(DecodeError):
+    """A snapshot whose type and schema version match the code, but that does not decode.
+
+    ``version`` is the snapshot's stream version and ``type`` its stored type. A
+    snapshot whose schema version does not match is not an error: it is ignored and
+    replaced.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class UnhandledEventError(_Located, ChronikError):
+    """A decider or aggregate met an event type it has no handler for.
+
+    Raised when a stream holds such an event (``version`` is its version) or when an
+    aggregate records one (``version`` is 0 there: nothing was stored).
+    """
+
+    def __init__(self, message: str, *, stream_id: str = "", version: int = 0, type: str = "") -> None:
+        self.stream_id = stream_id
+        self.version = version
+        self.type = type
+        super().__init__(message)

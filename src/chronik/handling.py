@@ -1,0 +1,651 @@
+"""Command handling: load a stream, decide, append with the loaded version, retry.
+
+A :class:`CommandHandler` serves one model (a :class:`~chronik.Decider` or an
+:class:`~chronik.Aggregate` subclass) on one store. For each command it loads the
+stream (the latest snapshot, then the events after it), runs the decision, and
+appends the new events expecting the version it loaded. When another writer got
+there first the append fails with ``WrongExpectedVersionError``; the handler then
+reloads and decides again, up to ``retries`` times. A command that decides nothing
+appends nothing.
+
+Every event a command produces carries its metadata: what the caller gave (the
+acting user, a correlation id, ...), ``causation_id`` set to the command's id, and
+``correlation_id`` defaulting to the command's id, or to the correlation id of the
+event the command reacts to (``caused_by=``). A command given an id (``command_id=``
+or ``caused_by=``) is applied at most once per stream: its events get ids derived
+from it, so the store itself refuses a second copy, even after a snapshot.
+
+The logic is written once, as generators that yield the I/O they need (read a
+stream, load or save a snapshot, append) and receive its result. The sync
+:class:`CommandHandler` and the asyncio :class:`AsyncCommandHandler` are thin shells
+that perform those requests, so the retry loop exists in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import logging
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from datetime import datetime
+from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
+
+from chronik._model import Model, as_model, check_category, check_decision, fold_recorded
+from chronik.aggregate import Aggregate
+from chronik.codec import EventRegistry
+from chronik.decider import Decider
+from chronik.errors import (
+    ConfigurationError,
+    DuplicateEventError,
+    InvalidInputError,
+    RetriesExhaustedError,
+    SnapshotDecodeError,
+    WrongExpectedVersionError,
+)
+from chronik.events import (
+    AppendResult,
+    Checkpoint,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    uuid7,
+    validate_stream_id,
+)
+from chronik.snapshots import SnapshotPolicy, Snapshotter
+from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore
+
+__all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded"]
+
+C = TypeVar("C")
+S = TypeVar("S")
+T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
+
+_log = logging.getLogger(__name__)
+
+# Event ids of a command with an id are uuid5(_IDS, "<command id> <stream id> <index>"):
+# the same command decided again on the same stream yields the same ids, and the
+# store refuses to store an id twice.
+_IDS: Final = uuid.UUID("5b1e3c52-7d0a-4f43-9a35-2f6c1e0d8b27")
+DEFAULT_RETRIES: Final = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class CommandResult(Generic[S]):
+    """What handling a command did.
+
+    ``events`` are the events the command appended (empty when it decided nothing),
+    ``version`` the stream's version afterwards and ``state`` the state at it.
+    ``attempts`` is 1 unless the handler had to retry after a conflict.
+    ``already_handled`` is True when the command's id had been handled on this
+    stream before: nothing was appended this time, and ``events`` are the earlier
+    ones when they could be found.
+    """
+
+    stream_id: str
+    version: int
+    state: S
+    events: tuple[object, ...] = ()
+    position: int | None = None
+    checkpoint: Checkpoint | None = None
+    attempts: int = 1
+    already_handled: bool = False
+    snapshot_saved: bool = False
+
+    @property
+    def appended(self) -> bool:
+        """Whether this call appended events."""
+        return bool(self.events) and not self.already_handled
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded(Generic[S]):
+    """A stream's state at a version.
+
+    ``recorded_at`` is when the event at ``version`` was recorded (None at version
+    0); ``snapshot_version`` the version of the snapshot the load started from, or
+    None when it replayed every event.
+    """
+
+    stream_id: str
+    version: int
+    state: S
+    recorded_at: datetime | None = None
+    snapshot_version: int | None = None
+
+
+# -- the requests the logic yields, performed by the shells ---------------------------
+
+
+class _ReadStream(NamedTuple):
+    stream_id: str
+    from_version: int
+    to_version: int | None
+
+
+class _LoadSnapshot(NamedTuple):
+    stream_id: str
+
+
+class _SaveSnapshot(NamedTuple):
+    snapshot: Snapshot
+
+
+class _Append(NamedTuple):
+    stream_id: str
+    events: list[NewEvent]
+    expected_version: int
+
+
+_Request = _ReadStream | _LoadSnapshot | _SaveSnapshot | _Append
+_Flow = Generator[_Request, Any, T]
+
+
+@dataclasses.dataclass
+class _Current(Generic[S]):
+    """A stream as loaded for a command."""
+
+    state: S
+    version: int
+    events: list[RecordedEvent]  # the events folded after the snapshot
+    snapshot_version: int | None
+    stale_snapshot: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stamp:
+    """A command's id and the metadata stamped on every event it produces."""
+
+    command_id: str
+    explicit: bool
+    metadata: dict[str, Any]
+
+    @classmethod
+    def make(
+        cls,
+        command_id: str | uuid.UUID | None,
+        metadata: Mapping[str, Any] | None,
+        caused_by: RecordedEvent | None,
+    ) -> _Stamp:
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        meta = dict(metadata or {})
+        for key in meta:
+            if not isinstance(key, str):
+                raise InvalidInputError(f"metadata keys must be strings, got {key!r}")
+        if "causation_id" in meta:
+            raise InvalidInputError(
+                "metadata must not set causation_id: it is the command's id, so pass command_id= instead"
+            )
+        if caused_by is not None and not isinstance(caused_by, RecordedEvent):
+            raise InvalidInputError(f"caused_by takes a RecordedEvent, got {type(caused_by).__name__}")
+        explicit = command_id is not None or caused_by is not None
+        if command_id is None:
+            # A reaction's id is the id of the event it reacts to, so the same event
+            # handled twice (subscriptions deliver at least once) acts once.
+            command_id = str(caused_by.event_id) if caused_by is not None else str(uuid7())
+        elif isinstance(command_id, uuid.UUID):
+            command_id = str(command_id)
+        elif not isinstance(command_id, str) or not command_id or not command_id.isprintable():
+            raise InvalidInputError(f"command_id must be a non-empty str or a UUID, got {command_id!r}")
+        if caused_by is not None:
+            upstream = caused_by.metadata.get("correlation_id")
+            meta.setdefault("correlation_id", upstream if upstream else str(caused_by.event_id))
+        meta.setdefault("correlation_id", command_id)
+        meta["causation_id"] = command_id
+        return cls(command_id, explicit, meta)
+
+    def event_id(self, stream_id: str, index: int) -> uuid.UUID:
+        if not self.explicit:
+            return uuid7()
+        return uuid.uuid5(_IDS, f"{self.command_id}\x1f{stream_id}\x1f{index}")
+
+
+class _Plan(Generic[C, S]):
+    """The whole of loading and command handling, as generators of I/O requests."""
+
+    def __init__(
+        self,
+        model: Model[C, S],
+        registry: EventRegistry,
+        snapshots: SnapshotPolicy | None,
+        retries: int,
+    ) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
+        self.model = model
+        self.registry = registry
+        self.snapshots = None if snapshots is None else Snapshotter(snapshots, model)
+        self.retries = retries
+
+    # -- loading ------------------------------------------------------------------
+
+    def _snapshot(self, stream_id: str, limit: int | None) -> _Flow[tuple[tuple[S, int] | None, bool]]:
+        """The latest usable snapshot at or below ``limit`` as (state, version), and
+        whether a snapshot of another type or schema version was found instead."""
+        if self.snapshots is None:
+            return None, False
+        snapshot: Snapshot | None = yield _LoadSnapshot(stream_id)
+        if snapshot is None:
+            return None, False
+        if not self.snapshots.matches(snapshot):
+            return None, True
+        if limit is not None and isinstance(snapshot.version, int) and snapshot.version > limit:
+            return None, False  # newer than the point asked for
+        state: S = self.snapshots.restore(snapshot)
+        return (state, snapshot.version), False
+
+    def _from_snapshot(
+        self, stream_id: str, version: int, to_version: int | None
+    ) -> _Flow[list[RecordedEvent]]:
+        """The events from the snapshot's own version on, checking that it is there."""
+        events: list[RecordedEvent] = yield _ReadStream(stream_id, version, to_version)
+        if not events or events[0].version != version:
+            raise SnapshotDecodeError(
+                f"snapshot of stream {stream_id!r} is at version {version}, but the stream has no "
+                "event at that version: the snapshot does not belong to this stream's events",
+                stream_id=stream_id,
+                version=version,
+                type=self.snapshots.type if self.snapshots else "",
+            )
+        return events
+
+    def _load_current(self, stream_id: str) -> _Flow[_Current[S]]:
+        found, stale = yield from self._snapshot(stream_id, None)
+        if found is None:
+            state, version, snapshot_version = self.model.initial(), 0, None
+            events: list[RecordedEvent] = yield _ReadStream(stream_id, 1, None)
+        else:
+            state, version = found
+            snapshot_version = version
+            events = (yield from self._from_snapshot(stream_id, version, None))[1:]
+        state = fold_recorded(self.model, state, events, self.registry)
+        if events:
+            version = events[-1].version
+        state = self.model.bind(state, stream_id, version)
+        return _Current(state, version, events, snapshot_version, stale)
+
+    def load(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
+        stream_id = validate_stream_id(stream_id)
+        check_category(self.model, stream_id)
+        if version is not None and as_of is not None:
+            raise InvalidInputError("load takes version= or as_of=, not both")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise InvalidInputError(f"version must be an int >= 0, got {version!r}")
+        if as_of is not None and (not isinstance(as_of, datetime) or as_of.utcoffset() is None):
+            raise InvalidInputError(
+                f"as_of must be a timezone-aware datetime (events are recorded in UTC), got {as_of!r}"
+            )
+        if version == 0:
+            return Loaded(stream_id, 0, self.model.bind(self.model.initial(), stream_id, 0))
+        found, _ = yield from self._snapshot(stream_id, version)
+        state = self.model.initial()
+        snapshot_version = None
+        read: list[RecordedEvent]
+        if found is not None:
+            state, snapshot_version = found
+            read = yield from self._from_snapshot(stream_id, snapshot_version, version)
+            if as_of is not None and read[0].recorded_at > as_of:
+                # The snapshot is newer than the moment asked for: replay from the start.
+                earlier: list[RecordedEvent] = yield _ReadStream(stream_id, 1, snapshot_version - 1)
+                state, snapshot_version, read = self.model.initial(), None, earlier + read
+        else:
+            read = yield _ReadStream(stream_id, 1, version)
+        if as_of is not None:
+            read = list(itertools.takewhile(lambda e: e.recorded_at <= as_of, read))
+        if version is not None and (not read or read[-1].version < version):
+            actual = read[-1].version if read else 0
+            raise InvalidInputError(
+                f"stream {stream_id!r} is at version {actual}: it has no version {version}"
+            )
+        later = read[1:] if snapshot_version is not None else read
+        state = fold_recorded(self.model, state, later, self.registry)
+        at = read[-1].version if read else 0
+        return Loaded(
+            stream_id,
+            at,
+            self.model.bind(state, stream_id, at),
+            read[-1].recorded_at if read else None,
+            snapshot_version,
+        )
+
+    def refresh_snapshot(self, stream_id: str) -> _Flow[Loaded[S]]:
+        stream_id = validate_stream_id(stream_id)
+        check_category(self.model, stream_id)
+        if self.snapshots is None:
+            raise ConfigurationError("this handler has no SnapshotPolicy: there is no snapshot to refresh")
+        events: list[RecordedEvent] = yield _ReadStream(stream_id, 1, None)
+        state = fold_recorded(self.model, self.model.initial(), events, self.registry)
+        version = events[-1].version if events else 0
+        state = self.model.bind(state, stream_id, version)
+        if version:
+            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+        return Loaded(stream_id, version, state, events[-1].recorded_at if events else None)
+
+    # -- handling -------------------------------------------------------------------
+
+    def handle(
+        self,
+        stream_id: str,
+        command: C,
+        command_id: str | uuid.UUID | None,
+        metadata: Mapping[str, Any] | None,
+        caused_by: RecordedEvent | None,
+    ) -> _Flow[CommandResult[S]]:
+        # Everything that can be refused without I/O is refused first.
+        stream_id = validate_stream_id(stream_id)
+        check_category(self.model, stream_id)
+        self.model.check_command(command)
+        stamp = _Stamp.make(command_id, metadata, caused_by)
+        conflict: WrongExpectedVersionError | None = None
+        for attempt in range(1, self.retries + 2):
+            current = yield from self._load_current(stream_id)
+            if stamp.explicit:
+                earlier = [e for e in current.events if e.metadata.get("causation_id") == stamp.command_id]
+                if earlier:
+                    return CommandResult(
+                        stream_id,
+                        current.version,
+                        current.state,
+                        tuple(e.data for e in earlier),
+                        attempts=attempt,
+                        already_handled=True,
+                    )
+            decided = check_decision(
+                self.model.decide(command, current.state),
+                self.model,
+                stream_id,
+                current.version,
+                self.registry,
+            )
+            if not decided:
+                saved = yield from self._maybe_snapshot(
+                    stream_id, current, current.version, current.state, []
+                )
+                return CommandResult(
+                    stream_id, current.version, current.state, attempts=attempt, snapshot_saved=saved
+                )
+            new_events = [
+                self.registry.new_event(event, metadata=stamp.metadata, event_id=stamp.event_id(stream_id, i))
+                for i, event in enumerate(decided)
+            ]
+            try:
+                appended: AppendResult = yield _Append(stream_id, new_events, current.version)
+            except WrongExpectedVersionError as err:
+                conflict = err  # another writer got there first: load again and decide again
+                continue
+            except DuplicateEventError as err:
+                if not stamp.explicit or err.event_id not in {e.event_id for e in new_events}:
+                    raise
+                # Handled before, earlier than the snapshot the scan above started from.
+                again = yield from self._load_current(stream_id)
+                return CommandResult(
+                    stream_id, again.version, again.state, attempts=attempt, already_handled=True
+                )
+            state = self.model.bind(self.model.after(current.state, decided), stream_id, appended.version)
+            saved = yield from self._maybe_snapshot(stream_id, current, appended.version, state, decided)
+            return CommandResult(
+                stream_id,
+                appended.version,
+                state,
+                tuple(decided),
+                appended.position,
+                appended.checkpoint,
+                attempt,
+                snapshot_saved=saved,
+            )
+        assert conflict is not None
+        raise RetriesExhaustedError(
+            stream_id, self.retries + 1, version=conflict.actual, type=self.model.label
+        ) from conflict
+
+    def _maybe_snapshot(
+        self, stream_id: str, current: _Current[S], version: int, state: S, new_events: list[object]
+    ) -> _Flow[bool]:
+        """Save a snapshot if the policy says so; never fail the command over it."""
+        if self.snapshots is None or version == 0:
+            return False
+        try:
+            due = current.stale_snapshot or self.snapshots.policy.due(
+                version=version,
+                last_snapshot_version=current.snapshot_version or 0,
+                state=state,
+                new_events=new_events,
+            )
+            if not due or version == current.snapshot_version:
+                return False
+            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+        except Exception:
+            # The events are committed: the command has succeeded whatever happens to
+            # its snapshot, and the next command will simply try again.
+            _log.warning(
+                "could not save a snapshot of stream %r at version %d", stream_id, version, exc_info=True
+            )
+            return False
+        return True
+
+
+# -- the shells ------------------------------------------------------------------------
+
+
+def _drive(store: EventStore, snapshots: SnapshotStore | None, flow: _Flow[T]) -> T:
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            if isinstance(request, _ReadStream):
+                value = store.read_stream(request.stream_id, request.from_version, request.to_version)
+            elif isinstance(request, _Append):
+                value = store.append(request.stream_id, request.events, request.expected_version)
+            elif isinstance(request, _LoadSnapshot):
+                assert snapshots is not None
+                value = snapshots.load_snapshot(request.stream_id)
+            else:
+                assert snapshots is not None
+                snapshots.save_snapshot(request.snapshot)
+        except Exception as err:
+            error = err
+
+
+async def _drive_async(store: AsyncEventStore, snapshots: AsyncSnapshotStore | None, flow: _Flow[T]) -> T:
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            if isinstance(request, _ReadStream):
+                value = await store.read_stream(request.stream_id, request.from_version, request.to_version)
+            elif isinstance(request, _Append):
+                value = await store.append(request.stream_id, request.events, request.expected_version)
+            elif isinstance(request, _LoadSnapshot):
+                assert snapshots is not None
+                value = await snapshots.load_snapshot(request.stream_id)
+            else:
+                assert snapshots is not None
+                await snapshots.save_snapshot(request.snapshot)
+        except Exception as err:
+            error = err
+
+
+def _is_async(store: object) -> bool:
+    return inspect.iscoroutinefunction(getattr(store, "append", None))
+
+
+class CommandHandler(Generic[C, S]):
+    """Handles commands for one decider or aggregate class on one store.
+
+    ``snapshots`` is a :class:`~chronik.SnapshotPolicy` (the store must keep
+    snapshots); ``retries`` how many times a command is decided again after another
+    writer changed its stream first (0: never).
+
+    For a decider, a command is a value passed to its ``decide``; for an aggregate,
+    a function that takes the aggregate and calls its methods. A handler keeps
+    nothing between commands, so one can serve many threads at once.
+    """
+
+    @overload
+    def __init__(
+        self: CommandHandler[C, S],
+        store: EventStore,
+        model: Decider[C, Any, S],
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: CommandHandler[Callable[[A], object], A],
+        store: EventStore,
+        model: type[A],
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        store: EventStore,
+        model: Any,
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        if _is_async(store):
+            raise ConfigurationError(f"{store!r} is an asyncio store: use AsyncCommandHandler with it")
+        if not isinstance(store, EventStore):
+            raise ConfigurationError(f"CommandHandler needs an event store, got {store!r}")
+        self._snapshot_store: SnapshotStore | None = None
+        if snapshots is not None:
+            if not isinstance(store, SnapshotStore):
+                raise ConfigurationError(
+                    f"{store!r} cannot keep snapshots, so it cannot take a SnapshotPolicy"
+                )
+            self._snapshot_store = store
+        self.store = store
+        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+
+    def handle(
+        self,
+        stream_id: str,
+        command: C,
+        *,
+        command_id: str | uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        caused_by: RecordedEvent | None = None,
+    ) -> CommandResult[S]:
+        """Load ``stream_id``, decide ``command``, append what it decided; retry on conflict.
+
+        ``metadata`` (the acting user, a correlation id, ...) is stamped on every
+        event, with ``causation_id`` set to ``command_id`` (a new id if not given).
+        A command with an id already handled on this stream is not applied again.
+        ``caused_by``: the event this command reacts to; its correlation id is
+        carried forward and its id is the command's id unless one is given.
+        """
+        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
+        return _drive(self.store, self._snapshot_store, flow)
+
+    def load(self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None) -> Loaded[S]:
+        """The stream's state now, after its first ``version`` events, or ``as_of`` a moment.
+
+        ``as_of`` gives the state after the last event recorded at or before it. A
+        snapshot is used when it is not newer than the point asked for.
+        """
+        return _drive(self.store, self._snapshot_store, self._plan.load(stream_id, version, as_of))
+
+    def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
+        """Replay the whole stream, ignoring its snapshot, and save a fresh snapshot of it."""
+        return _drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+
+    def __repr__(self) -> str:
+        return f"CommandHandler({self._plan.model.label}, {self.store!r})"
+
+
+class AsyncCommandHandler(Generic[C, S]):
+    """The asyncio twin of :class:`CommandHandler`, for an :class:`~chronik.AsyncEventStore`.
+
+    The same logic runs in both; only the I/O is awaited here.
+    """
+
+    @overload
+    def __init__(
+        self: AsyncCommandHandler[C, S],
+        store: AsyncEventStore,
+        model: Decider[C, Any, S],
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: AsyncCommandHandler[Callable[[A], object], A],
+        store: AsyncEventStore,
+        model: type[A],
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        store: AsyncEventStore,
+        model: Any,
+        *,
+        snapshots: SnapshotPolicy | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> None:
+        if not _is_async(store) or not isinstance(store, AsyncEventStore):
+            raise ConfigurationError(
+                f"AsyncCommandHandler needs an asyncio store (chronik.connect_async), got {store!r}"
+            )
+        self._snapshot_store: AsyncSnapshotStore | None = None
+        if snapshots is not None:
+            if not isinstance(store, AsyncSnapshotStore):
+                raise ConfigurationError(
+                    f"{store!r} cannot keep snapshots, so it cannot take a SnapshotPolicy"
+                )
+            self._snapshot_store = store
+        self.store = store
+        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+
+    async def handle(
+        self,
+        stream_id: str,
+        command: C,
+        *,
+        command_id: str | uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        caused_by: RecordedEvent | None = None,
+    ) -> CommandResult[S]:
+        """See :meth:`CommandHandler.handle`."""
+        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
+        return await _drive_async(self.store, self._snapshot_store, flow)
+
+    async def load(
+        self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Loaded[S]:
+        """See :meth:`CommandHandler.load`."""
+        return await _drive_async(
+            self.store, self._snapshot_store, self._plan.load(stream_id, version, as_of)
+        )
+
+    async def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
+        """See :meth:`CommandHandler.refresh_snapshot`."""
+        return await _drive_async(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+
+    def __repr__(self) -> str:
+        return f"AsyncCommandHandler({self._plan.model.label}, {self.store!r})"

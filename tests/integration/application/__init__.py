@@ -1,0 +1,1 @@
+"""The application layer (handlers, snapshots, temporal queries, examples) on real stores."""
