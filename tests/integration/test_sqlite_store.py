@@ -16,6 +16,7 @@ from chronik import (
     SchemaVersionError,
 )
 from chronik.stores.sqlite import SQLiteEventStore, check_schema
+from chronik.stores.sqlite.store import MIGRATIONS
 
 
 def _open(path: Path, **options: Any) -> SQLiteEventStore:
@@ -26,13 +27,15 @@ def _open(path: Path, **options: Any) -> SQLiteEventStore:
 
 def test_new_file_is_created_in_wal_mode_with_recorded_migrations(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
-    assert check_schema(path) == ["0001_initial"]
+    every = [m.name for m in MIGRATIONS]
+    assert every[0] == "0001_initial"
+    assert check_schema(path) == every
     assert not path.exists(), "checking must not create the file"
     with _open(path) as store:
         assert store.check_schema() == []
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert [r[0] for r in conn.execute("SELECT name FROM chronik_migrations")] == ["0001_initial"]
+    assert [r[0] for r in conn.execute("SELECT name FROM chronik_migrations ORDER BY name")] == every
     conn.close()
     assert check_schema(path) == []
 
