@@ -3,6 +3,9 @@
 The logic lives once, in the sync store. For SQLite every call runs on one private
 worker thread, so the event loop never blocks on the database; the sync path itself
 never hops threads. The memory store does no I/O, so its calls run inline.
+
+A subscription's reader gets a worker thread of its own: waiting for new events
+blocks that thread, never the store's worker or the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar
 
-from chronik.errors import StoreClosedError
+from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import (
     ANY,
     AppendResult,
@@ -24,7 +27,8 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
-from chronik.store import CheckpointStore, EventStore, SnapshotStore
+from chronik.store import CheckpointStore, EventStore, LogPage, LogReader, SnapshotStore, Subscribable
+from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition
 
 __all__ = ["AsyncStoreAdapter"]
 
@@ -125,6 +129,29 @@ class AsyncStoreAdapter(Generic[S]):
         assert isinstance(store, CheckpointStore)
         return await self._run(store.load_checkpoint, name)
 
+    def log_reader(self) -> AsyncLogReaderAdapter:
+        """A reader for subscriptions (``chronik.store.AsyncLogReader``)."""
+        store = self.sync
+        if not isinstance(store, Subscribable):
+            raise ConfigurationError(f"{store!r} does not support subscriptions")
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed")
+        return AsyncLogReaderAdapter(store.log_reader(), offload_reads=self._executor is not None)
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> AsyncSubscription:
+        """Follow the global log after ``after``: ``async for event in store.subscribe()``."""
+        return AsyncSubscription(
+            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
+        )
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -141,6 +168,54 @@ class AsyncStoreAdapter(Generic[S]):
 
     def __repr__(self) -> str:
         return f"AsyncStoreAdapter({self.sync!r})"
+
+
+class AsyncLogReaderAdapter:
+    """A sync :class:`~chronik.store.LogReader` as an asyncio one.
+
+    Waits run on a worker thread of the reader's own; so do reads when
+    ``offload_reads`` (SQLite), while a memory store's reads run inline.
+    """
+
+    def __init__(self, reader: LogReader, *, offload_reads: bool) -> None:
+        self.sync = reader
+        self._offload_reads = offload_reads
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="chronik-subscription")
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        if not self._offload_reads:
+            return self.sync.read_page(after, size, categories, types)
+        return await self._run(self.sync.read_page, after, size, categories, types)
+
+    async def wait_for_events(self, after: Checkpoint | None, timeout: float) -> bool:
+        return await self._run(self.sync.wait_for_events, after, timeout)
+
+    async def count_events(
+        self,
+        after: Checkpoint | None,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> int:
+        if not self._offload_reads:
+            return self.sync.count_events(after, categories, types)
+        return await self._run(self.sync.count_events, after, categories, types)
+
+    async def close(self) -> None:
+        # close() wakes a wait in progress on the worker, then waits for it to let go
+        # of the connection: run it on the default executor, not on the loop.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.sync.close)
+        self._executor.shutdown(wait=False)
 
 
 def _take(iterator: Iterator[Any], n: int) -> list[Any]:

@@ -1,16 +1,21 @@
 """The in-memory store: small and obviously correct, the reference for every other.
 
 Everything happens under one lock, so positions follow commit order trivially.
+Subscriptions wait on a condition of that lock, notified after every commit; inline
+projections (append hooks) run under it, before the append changes anything.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
+
+import msgspec
 
 from chronik._append import (
     ExistingEvent,
@@ -43,6 +48,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.projections.state import DeadLetter, ProjectionState
+from chronik.store import AppendHook, LogPage
+from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
 
 __all__ = ["MemoryEventStore"]
 
@@ -74,6 +82,9 @@ class MemoryEventStore:
         self._ids: dict[uuid.UUID, ExistingEvent] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
+        self._hooks: dict[str, AppendHook] = {}
+        self._projections: dict[tuple[str, int], ProjectionState] = {}
+        self._dead_letters: dict[tuple[str, int, int], DeadLetter] = {}
         self._closed = False
 
     # -- writing ---------------------------------------------------------------
@@ -104,28 +115,37 @@ class MemoryEventStore:
                     raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
                 results.append(None)
                 plan.append(write)
-            # Every check passed: only now does anything change, so a failure above
-            # leaves the store exactly as it was.
+            # Every check passed, and the rows are planned before anything changes, so
+            # a failure above or in an append hook leaves the store exactly as it was.
             now = datetime.now(UTC)
-            planned = iter(plan)
-            out: list[AppendResult] = []
-            for result in results:
-                if result is not None:
-                    out.append(result)
-                    continue
-                write = next(planned)
-                positions = self._streams.setdefault(write.stream_id, [])
+            rows: list[_Row] = []
+            last: dict[str, tuple[int, int]] = {}
+            for write in plan:
+                version = len(self._streams.get(write.stream_id, ()))
                 for event in write.events:
-                    position = len(self._log) + 1
-                    version = len(positions) + 1
-                    self._log.append(_Row(write.stream_id, write.category, version, position, event, now))
-                    positions.append(position)
-                    self._ids[event.event_id] = ExistingEvent(write.stream_id, version, position)
-                out.append(
-                    AppendResult(
-                        write.stream_id, len(positions), positions[-1], _checkpoint_at(positions[-1])
-                    )
-                )
+                    version += 1
+                    position = len(self._log) + len(rows) + 1
+                    rows.append(_Row(write.stream_id, write.category, version, position, event, now))
+                last[write.stream_id] = (version, position)
+            staged: dict[str, Checkpoint] = {}
+            if rows and self._hooks:
+                tx = _HookTransaction(self, staged)
+                recorded = [self._record(r) for r in rows]
+                for hook in self._hooks.values():
+                    hook.appended(tx, recorded)
+            for row in rows:
+                self._log.append(row)
+                self._streams.setdefault(row.stream_id, []).append(row.position)
+                self._ids[row.event.event_id] = ExistingEvent(row.stream_id, row.version, row.position)
+            self._checkpoints.update(staged)
+            out: list[AppendResult] = []
+            planned = iter(plan)
+            for result in results:
+                if result is None:
+                    stream_id = next(planned).stream_id
+                    version, position = last[stream_id]
+                    result = AppendResult(stream_id, version, position, _checkpoint_at(position))
+                out.append(result)
             if plan:
                 self.changed.notify_all()
             return out
@@ -246,6 +266,105 @@ class MemoryEventStore:
             self._check_open()
             return _checkpoint_at(len(self._log)) if self._log else None
 
+    # -- subscriptions -----------------------------------------------------------
+
+    def log_reader(self) -> _MemoryLogReader:
+        """A reader for subscriptions (``chronik.store.LogReader``)."""
+        with self._lock:
+            self._check_open()
+        return _MemoryLogReader(self)
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Subscription:
+        """Follow the global log after ``after``: history first, then live events."""
+        return Subscription(
+            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
+        )
+
+    def _page(
+        self,
+        position: int,
+        size: int,
+        cats: tuple[str, ...] | None,
+        kinds: tuple[str, ...] | None,
+        after: Checkpoint | None,
+    ) -> LogPage:
+        """One page after ``position``; the caller holds the lock."""
+        chunk = self._log[position : position + size]
+        events = [
+            self._record(row)
+            for row in chunk
+            if (cats is None or row.category in cats) and (kinds is None or row.event.type in kinds)
+        ]
+        return LogPage(events, _checkpoint_at(chunk[-1].position) if chunk else after)
+
+    # -- append hooks (inline projections) ---------------------------------------
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append; ``hook.installed`` runs first, under the lock."""
+        with self._lock:
+            self._check_open()
+            if hook.name in self._hooks:
+                raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+            staged: dict[str, Checkpoint] = {}
+            hook.installed(_HookTransaction(self, staged))
+            self._checkpoints.update(staged)
+            self._hooks[hook.name] = hook
+
+    def remove_append_hook(self, name: str) -> None:
+        with self._lock:
+            self._hooks.pop(name, None)
+
+    # -- projection state ----------------------------------------------------------
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        with self._lock:
+            self._check_open()
+            if state.updated_at is None:
+                state = msgspec.structs.replace(state, updated_at=datetime.now(UTC))
+            self._projections[state.name, state.version] = state
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        with self._lock:
+            self._check_open()
+            return [s for key, s in sorted(self._projections.items()) if name is None or key[0] == name]
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        with self._lock:
+            self._check_open()
+            self._projections.pop((name, version), None)
+            for key in [k for k in self._dead_letters if k[:2] == (name, version)]:
+                del self._dead_letters[key]
+
+    def park_event(self, letter: DeadLetter) -> None:
+        with self._lock:
+            self._check_open()
+            key = (letter.projection, letter.projection_version, letter.event.position)
+            if key not in self._dead_letters:
+                if letter.parked_at is None:
+                    letter = msgspec.structs.replace(letter, parked_at=datetime.now(UTC))
+                self._dead_letters[key] = letter
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        with self._lock:
+            self._check_open()
+            return [
+                d for d in self._dead_letters.values() if projection is None or d.projection == projection
+            ]
+
+    def delete_checkpoint(self, name: str) -> None:
+        validate_checkpoint_name(name)
+        with self._lock:
+            self._check_open()
+            self._checkpoints.pop(name, None)
+
     # -- snapshots and checkpoints --------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -302,6 +421,101 @@ class MemoryEventStore:
 
 def _checkpoint_at(position: int) -> Checkpoint:
     return Checkpoint(KIND, (position,))
+
+
+class _MemoryLogReader:
+    """Subscription hooks: pages of the log, and a wait on the store's condition."""
+
+    def __init__(self, store: MemoryEventStore) -> None:
+        self._store = store
+        self._closed = False
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        store = self._store
+        position = store._position_after(after)
+        with store._lock:
+            store._check_open()
+            if self._closed:
+                return LogPage([], after)
+            return store._page(position, size, categories, types, after)
+
+    def wait_for_events(self, after: Checkpoint | None, timeout: float) -> bool:
+        store = self._store
+        position = store._position_after(after)
+        deadline = time.monotonic() + timeout
+        with store.changed:
+            # The check and the wait happen under the lock that every commit takes, so
+            # a commit cannot slip in between them unseen.
+            while True:
+                store._check_open()
+                if self._closed:
+                    return False
+                if len(store._log) > position:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                store.changed.wait(remaining)
+
+    def count_events(
+        self,
+        after: Checkpoint | None,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> int:
+        store = self._store
+        position = store._position_after(after)
+        with store._lock:
+            store._check_open()
+            return sum(
+                1
+                for row in store._log[position:]
+                if (categories is None or row.category in categories)
+                and (types is None or row.event.type in types)
+            )
+
+    def close(self) -> None:
+        with self._store.changed:
+            self._closed = True
+            self._store.changed.notify_all()
+
+
+class _HookTransaction:
+    """What an append hook sees of the memory store while the store's lock is held.
+
+    Checkpoints it saves are staged and kept only if the whole append succeeds.
+    """
+
+    def __init__(self, store: MemoryEventStore, staged: dict[str, Checkpoint]) -> None:
+        self._store = store
+        self._staged = staged
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        position = self._store._position_after(after)
+        return self._store._page(position, size, categories, types, after)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        validate_checkpoint_name(name)
+        self._store._position_after(checkpoint)
+        self._staged[name] = checkpoint
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        validate_checkpoint_name(name)
+        if name in self._staged:
+            return self._staged[name]
+        return self._store._checkpoints.get(name)
 
 
 def _checkpoint(where: ExistingEvent) -> Checkpoint:

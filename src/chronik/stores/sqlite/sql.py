@@ -67,3 +67,53 @@ SAVE_CHECKPOINT: Final = """
 INSERT INTO chronik_checkpoints (name, checkpoint, updated_at) VALUES (?, ?, ?)
 ON CONFLICT (name) DO UPDATE SET checkpoint = excluded.checkpoint, updated_at = excluded.updated_at"""
 LOAD_CHECKPOINT: Final = "SELECT checkpoint FROM chronik_checkpoints WHERE name = ?"
+
+# -- subscriptions ----------------------------------------------------------------------
+# A filtered page is read as a window of the next ?2 positions, whatever they hold, so
+# the page can say how far it read even when no event in it matched. One writer at a
+# time (BEGIN IMMEDIATE) means every position up to the window's end has committed.
+WINDOW_END: Final = """
+SELECT max(position) FROM (
+    SELECT position FROM chronik_events WHERE position > ?1 ORDER BY position LIMIT ?2
+)"""
+READ_WINDOW_FILTERED: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE position > ?1 AND position <= ?2
+  AND (?3 IS NULL OR category IN (SELECT value FROM json_each(?3)))
+  AND (?4 IS NULL OR type IN (SELECT value FROM json_each(?4)))
+ORDER BY position"""
+READ_RANGE: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events WHERE position >= ?1 AND position <= ?2 ORDER BY position"""
+COUNT_AFTER: Final = """
+SELECT count(*) FROM chronik_events
+WHERE position > ?1
+  AND (?2 IS NULL OR category IN (SELECT value FROM json_each(?2)))
+  AND (?3 IS NULL OR type IN (SELECT value FROM json_each(?3)))"""
+DATA_VERSION: Final = "PRAGMA data_version"
+
+# -- projections --------------------------------------------------------------------------
+SAVE_PROJECTION_STATE: Final = """
+INSERT INTO chronik_projections (name, version, status, active, failure, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (name, version) DO UPDATE SET
+    status = excluded.status, active = excluded.active, failure = excluded.failure,
+    updated_at = excluded.updated_at"""
+PROJECTION_STATES: Final = """
+SELECT name, version, status, active, failure, updated_at FROM chronik_projections
+WHERE ?1 IS NULL OR name = ?1 ORDER BY name, version"""
+DELETE_PROJECTION_STATE: Final = "DELETE FROM chronik_projections WHERE name = ? AND version = ?"
+DELETE_DEAD_LETTERS: Final = (
+    "DELETE FROM chronik_dead_letters WHERE projection = ? AND projection_version = ?"
+)
+PARK_EVENT: Final = """
+INSERT INTO chronik_dead_letters
+    (projection, projection_version, position, stream_id, version, type, event_id, checkpoint,
+     error, attempts, parked_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (projection, projection_version, position) DO NOTHING"""
+DEAD_LETTERS: Final = """
+SELECT projection, projection_version, position, stream_id, version, type, event_id, checkpoint,
+       error, attempts, parked_at
+FROM chronik_dead_letters WHERE ?1 IS NULL OR projection = ?1
+ORDER BY parked_at, projection, projection_version, position"""
+DELETE_CHECKPOINT: Final = "DELETE FROM chronik_checkpoints WHERE name = ?"

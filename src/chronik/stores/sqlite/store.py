@@ -2,7 +2,8 @@
 
 One file, WAL mode, every write inside ``BEGIN IMMEDIATE``. Each thread gets its own
 connection (sqlite3 connections are not meant to be shared between threads); reads
-run in autocommit mode so they always see the latest committed write.
+run in autocommit mode so they always see the latest committed write. Each
+subscription reads on a connection of its own (``reader.py``), closed with it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.projections.state import DeadLetter, ProjectionState
+from chronik.store import AppendHook, LogPage
+from chronik.stores.sqlite import projection_state as _projections
 from chronik.stores.sqlite import sql
+from chronik.stores.sqlite.reader import DEFAULT_POLL_INTERVAL, SQLiteLogReader, notifier_for, read_page
+from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 
@@ -150,6 +156,12 @@ class SQLiteEventStore:
         # BEGIN IMMEDIATE still serialises this process against others.
         self._write_lock = threading.Lock()
         self._closed = False
+        # Subscriptions: wake-ups from commits in this process, readers to close.
+        self._notifier = notifier_for(self.path)
+        self._readers: set[SQLiteLogReader] = set()
+        self.poll_interval = DEFAULT_POLL_INTERVAL
+        """Seconds between checks for commits by other processes while a subscription waits."""
+        self._hooks: dict[str, AppendHook] = {}
         self._open_schema(migrate)
 
     # -- connections and transactions ---------------------------------------------
@@ -160,6 +172,16 @@ class SQLiteEventStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
+        conn = self._open_connection()
+        with self._conns_lock:
+            if self._closed:
+                conn.close()
+                raise StoreClosedError(f"the SQLite store {self.path} is closed")
+            self._conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    def _open_connection(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -171,12 +193,6 @@ class SQLiteEventStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
-        with self._conns_lock:
-            if self._closed:
-                conn.close()
-                raise StoreClosedError(f"the SQLite store {self.path} is closed")
-            self._conns.append(conn)
-        self._local.conn = conn
         return conn
 
     @contextmanager
@@ -212,6 +228,7 @@ class SQLiteEventStore:
                 raise
             with self._errors():
                 conn.execute("COMMIT")
+            self._notifier.notify()  # wake this process's subscriptions
         except sqlite3.Error as err:
             raise _translate(err, self.path) from err
         finally:
@@ -280,12 +297,31 @@ class SQLiteEventStore:
     def _commit(self, writes: list[PreparedWrite]) -> list[AppendResult]:
         try:
             with self._write() as conn:
-                return _append_in(conn, writes, careful=False)
+                return self._append_hooked(conn, writes, careful=False)
         except _DuplicateId:
             # Rolled back whole. Some event id is stored already: go again, looking
             # each batch's ids up first to tell a re-send from a clash.
             with self._write() as conn:
-                return _append_in(conn, writes, careful=True)
+                return self._append_hooked(conn, writes, careful=True)
+
+    def _append_hooked(
+        self, conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool
+    ) -> list[AppendResult]:
+        """Append inside the open transaction, then run the append hooks in it."""
+        if not self._hooks:
+            return _append_in(conn, writes, careful=careful)
+        written: list[tuple[int, int]] = []
+        results = _append_in(conn, writes, careful=careful, written=written)
+        if written:
+            # One writer at a time: everything between the first and last position
+            # written here is ours.
+            first, last = written[0][0], written[-1][1]
+            codec, new = self.codec, _NEW_RECORD
+            events = [new(*row, codec) for row in conn.execute(sql.READ_RANGE, (first, last))]
+            tx = SQLiteTransaction(self, conn)
+            for hook in list(self._hooks.values()):
+                hook.appended(tx, events)
+        return results
 
     @contextmanager
     def transaction(self) -> Iterator[SQLiteTransaction]:
@@ -411,6 +447,82 @@ class SQLiteEventStore:
             row = self._conn().execute(sql.HEAD).fetchone()
         return None if row[0] is None else _checkpoint_at(row[0])
 
+    # -- subscriptions --------------------------------------------------------------
+
+    def log_reader(self) -> SQLiteLogReader:
+        """A reader for subscriptions (``chronik.store.LogReader``), on its own connection."""
+        reader = SQLiteLogReader(self, self._notifier, self.poll_interval)
+        with self._conns_lock:
+            if self._closed:
+                raise StoreClosedError(f"the SQLite store {self.path} is closed")
+            self._readers.add(reader)
+        return reader
+
+    def _forget_reader(self, reader: SQLiteLogReader) -> None:
+        with self._conns_lock:
+            self._readers.discard(reader)
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Subscription:
+        """Follow the global log after ``after``: history first, then live events,
+        including those committed by other processes."""
+        return Subscription(
+            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
+        )
+
+    # -- append hooks (inline projections) -----------------------------------------
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append of this store object.
+
+        ``hook.installed`` runs first, in a write transaction, so no append can come
+        between its catch-up and the hook's first call. Appends by other processes
+        or other store objects do not run it.
+        """
+        with self._write() as conn:
+            if hook.name in self._hooks:
+                raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+            hook.installed(SQLiteTransaction(self, conn))
+            self._hooks = {**self._hooks, hook.name: hook}
+
+    def remove_append_hook(self, name: str) -> None:
+        hooks = dict(self._hooks)
+        hooks.pop(name, None)
+        self._hooks = hooks
+
+    # -- projection state ----------------------------------------------------------
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        with self._write() as conn:
+            _projections.save_projection_state(conn, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        with self._errors():
+            return _projections.projection_states(self._conn(), name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        with self._write() as conn:
+            _projections.delete_projection_state(conn, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        with self._write() as conn:
+            _projections.park_event(conn, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        with self._errors():
+            return _projections.dead_letters(self._conn(), projection)
+
+    def delete_checkpoint(self, name: str) -> None:
+        with self._write() as conn:
+            _projections.delete_checkpoint(conn, name)
+
     # -- snapshots and checkpoints -------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -445,6 +557,9 @@ class SQLiteEventStore:
         with self._conns_lock:
             self._closed = True
             conns, self._conns = self._conns, []
+            readers = list(self._readers)
+        for reader in readers:
+            reader.close()
         for conn in conns:
             try:
                 conn.close()
@@ -481,7 +596,28 @@ class SQLiteTransaction:
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
         prepared = [prepare_write(self.store.codec, stream_id, events, expected_version)]
-        return _append_in(self.connection, prepared, careful=True)[0]
+        return self.store._append_hooked(self.connection, prepared, careful=True)[0]
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Read a stream as this transaction sees it, its own appends included."""
+        stream_id, from_version, to_version, _ = validate_read_stream(
+            stream_id, from_version, to_version, None
+        )
+        params = (stream_id, from_version, _MAX_LIMIT if to_version is None else to_version, _MAX_LIMIT)
+        codec, new = self.store.codec, _NEW_RECORD
+        return [new(*row, codec) for row in self.connection.execute(sql.READ_STREAM_FORWARD, params)]
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        """A page of the global log as this transaction sees it (as ``LogReader.read_page``)."""
+        return read_page(self.connection, self.store, after, size, categories, types)
 
     def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         validate_checkpoint_name(name)
@@ -496,6 +632,24 @@ class SQLiteTransaction:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         validate_stream_id(snapshot.stream_id)
         _save_snapshot(self.connection, snapshot)
+
+    def delete_checkpoint(self, name: str) -> None:
+        _projections.delete_checkpoint(self.connection, name)
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        _projections.save_projection_state(self.connection, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return _projections.projection_states(self.connection, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        _projections.delete_projection_state(self.connection, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        _projections.park_event(self.connection, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return _projections.dead_letters(self.connection, projection)
 
 
 def _save_snapshot(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
@@ -539,8 +693,17 @@ def _lookup(conn: sqlite3.Connection, write: PreparedWrite) -> dict[uuid.UUID, E
     return found
 
 
-def _append_in(conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool) -> list[AppendResult]:
-    """Append every write inside the caller's open write transaction."""
+def _append_in(
+    conn: sqlite3.Connection,
+    writes: list[PreparedWrite],
+    *,
+    careful: bool,
+    written: list[tuple[int, int]] | None = None,
+) -> list[AppendResult]:
+    """Append every write inside the caller's open write transaction.
+
+    ``written`` collects the (first, last) positions of each write that stored events.
+    """
     now = _now_us()
     results: list[AppendResult] = []
     for write in writes:
@@ -605,6 +768,8 @@ def _append_in(conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful
         version = actual + len(write.events)
         conn.execute(sql.UPSERT_STREAM, (sid, cat, version))
         assert position is not None
+        if written is not None:
+            written.append((position - len(write.events) + 1, position))
         results.append(AppendResult(sid, version, position, _checkpoint_at(position)))
     return results
 

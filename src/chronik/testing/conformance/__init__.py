@@ -32,6 +32,7 @@ from chronik.testing.conformance._base import (
 from chronik.testing.conformance._concurrency import ConcurrencyTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests
+from chronik.testing.conformance._subscriptions import SubscriptionTests
 
 __all__ = [
     "AppendTests",
@@ -47,6 +48,7 @@ __all__ = [
     "ReadStreamTests",
     "Renamed",
     "StreamInfoTests",
+    "SubscriptionTests",
     "event",
     "make_registry",
     "new_stream",
@@ -63,5 +65,6 @@ class EventStoreConformance(
     CapabilityTests,
     ConcurrencyTests,
     PropertyTests,
+    SubscriptionTests,
 ):
     """Every conformance test. Subclass it and provide the ``store_url`` fixture."""

@@ -1,0 +1,139 @@
+"""Projections declared as values: a name, a version, handlers by event type, setup and teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from chronik._append import normalize_filter
+from chronik.errors import InvalidInputError
+from chronik.events import RecordedEvent
+from chronik.projections.errors import DuplicateProjectionError
+
+__all__ = ["Handler", "Projection", "Projections"]
+
+C = TypeVar("C")
+Handler = Callable[[RecordedEvent, C], None]
+"""A handler: the event, and the context of the read model (a SQL transaction, a
+Redis pipeline, a dict...). For read models that are not committed with the
+checkpoint it must be idempotent by ``event.position``."""
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > 150 or not name.isprintable() or ":" in name:
+        raise InvalidInputError(
+            f"projection name must be a non-empty printable str of at most 150 characters "
+            f"without ':', got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True, eq=True)
+class Projection(Generic[C]):
+    """A projection: which events it handles and how they change its read model.
+
+    ``handlers`` maps stored event type names to handlers. ``setup`` creates the read
+    model (it runs once per build, before the first event, and must be idempotent
+    when the read model is not committed with the checkpoint); ``teardown`` removes
+    it (on reset, and when a newer version replaces this one). ``activate`` runs in
+    the unit that makes this version the one that serves queries, e.g. to re-point
+    a view at this version's table.
+
+    A new ``version`` builds beside the old one (blue/green): give each version's
+    read model its own tables or keys, e.g. ``f"orders_v{version}"``.
+    """
+
+    name: str
+    handlers: Mapping[str, Handler[C]]
+    version: int = 1
+    setup: Callable[[C], None] | None = None
+    teardown: Callable[[C], None] | None = None
+    activate: Callable[[C], None] | None = None
+    categories: tuple[str, ...] | None = None
+    """Only events of these stream categories (default: every category)."""
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise InvalidInputError(
+                f"projection {self.name!r}: version must be an int >= 1, got {self.version!r}"
+            )
+        if not isinstance(self.handlers, Mapping) or not self.handlers:
+            raise InvalidInputError(f"projection {self.name!r} needs handlers: {{'EventType': handler}}")
+        for type_name, handler in self.handlers.items():
+            if not isinstance(type_name, str) or not type_name:
+                raise InvalidInputError(
+                    f"projection {self.name!r}: handlers are keyed by stored type name, got {type_name!r}"
+                )
+            if not callable(handler):
+                raise InvalidInputError(
+                    f"projection {self.name!r}: handler for {type_name!r} is not callable"
+                )
+        for hook in ("setup", "teardown", "activate"):
+            value = getattr(self, hook)
+            if value is not None and not callable(value):
+                raise InvalidInputError(f"projection {self.name!r}: {hook} must be callable")
+        object.__setattr__(self, "handlers", MappingProxyType(dict(self.handlers)))
+        object.__setattr__(self, "categories", normalize_filter(self.categories, "categories"))
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The event types it handles, in declaration order."""
+        return tuple(self.handlers)
+
+    @property
+    def checkpoint_name(self) -> str:
+        """The name its checkpoint is stored under: ``projection:<name>:v<version>``."""
+        return f"projection:{self.name}:v{self.version}"
+
+    def handle(self, event: RecordedEvent, context: C) -> None:
+        """Apply ``event`` to the read model (events of types it does not handle are ignored)."""
+        handler = self.handlers.get(event.type)
+        if handler is not None:
+            handler(event, context)
+
+    def __repr__(self) -> str:
+        return f"Projection({self.name!r}, version={self.version}, types={list(self.types)})"
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.version, self.types))
+
+
+class Projections:
+    """The projections of an application, by name; a second one with a taken name is refused."""
+
+    def __init__(self, projections: Iterable[Projection[Any]] = ()) -> None:
+        self._by_name: dict[str, Projection[Any]] = {}
+        for projection in projections:
+            self.add(projection)
+
+    def add(self, projection: Projection[Any]) -> Projection[Any]:
+        if not isinstance(projection, Projection):
+            raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
+        existing = self._by_name.get(projection.name)
+        if existing is not None:
+            raise DuplicateProjectionError(
+                f"projection name {projection.name!r} is taken (by {existing!r}); "
+                "names must be unique — to replace a projection, give it a new version instead"
+            )
+        self._by_name[projection.name] = projection
+        return projection
+
+    def __getitem__(self, name: str) -> Projection[Any]:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[Projection[Any]]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._by_name)

@@ -1,0 +1,183 @@
+"""Where a projection's read model and checkpoint live, and how they commit.
+
+A target opens *units*: one batch of events, the handlers' writes and the checkpoint
+that moves past them. Two built-in targets:
+
+- :class:`TransactionalTarget`: the read model is in the event store's own database
+  (SQLite, PostgreSQL). A unit is one store transaction, so the writes and the
+  checkpoint commit together: a crash at any point neither loses nor doubles an
+  effect.
+- :class:`CheckpointedTarget`: any other read model (a dict, a search index, an
+  HTTP service). The checkpoint is saved after the handlers ran, so a crash in
+  between replays those events: at-least-once, and handlers must be idempotent by
+  ``event.position``.
+
+A read store that has transactions of its own can do better than at-least-once by
+writing its checkpoint in them; see ``chronik.examples.redis_read_model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Generic, Protocol, TypeVar
+
+from chronik.errors import ConfigurationError
+from chronik.events import Checkpoint
+from chronik.store import CheckpointStore, ProjectionStateStore, StoreTransaction, Transactional
+
+__all__ = ["CheckpointedTarget", "ProjectionTarget", "TransactionalTarget", "Unit"]
+
+C = TypeVar("C")
+C_co = TypeVar("C_co", covariant=True)
+
+
+class Unit(Protocol[C_co]):
+    """One batch's worth of work on a read model; commits when its block ends."""
+
+    @property
+    def context(self) -> C_co:
+        """What handlers write to."""
+        ...
+
+    @property
+    def states(self) -> ProjectionStateStore | None:
+        """Projection bookkeeping that commits with this unit, if the target has it."""
+        ...
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None: ...
+
+    def delete_checkpoint(self, name: str) -> None: ...
+
+
+class ProjectionTarget(Protocol[C_co]):
+    """Where a projection's read model and checkpoint live."""
+
+    @property
+    def exactly_once(self) -> bool:
+        """Whether the read model's writes and the checkpoint commit together."""
+        ...
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    def unit(self) -> AbstractContextManager[Unit[C_co]]:
+        """Open a unit; it commits when the block ends and is abandoned if it raises."""
+        ...
+
+
+class _TransactionUnit:
+    def __init__(self, tx: StoreTransaction) -> None:
+        self._tx = tx
+
+    @property
+    def context(self) -> StoreTransaction:
+        return self._tx
+
+    @property
+    def states(self) -> ProjectionStateStore | None:
+        return self._tx if isinstance(self._tx, ProjectionStateStore) else None
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        return self._tx.load_checkpoint(name)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        self._tx.save_checkpoint(name, checkpoint)
+
+    def delete_checkpoint(self, name: str) -> None:
+        tx: Any = self._tx
+        if not hasattr(tx, "delete_checkpoint"):
+            raise ConfigurationError(f"{tx!r} cannot delete checkpoints")
+        tx.delete_checkpoint(name)
+
+
+class TransactionalTarget:
+    """A read model in the event store's own database, committed with its checkpoint.
+
+    Handlers get the store's transaction (``execute`` your SQL, ``append`` events).
+    """
+
+    exactly_once = True
+
+    def __init__(self, store: Transactional) -> None:
+        if not isinstance(store, Transactional):
+            raise ConfigurationError(
+                f"{store!r} has no transactions for a read model to share (it is not Transactional); "
+                "use a CheckpointedTarget"
+            )
+        self.store = store
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        with self.store.transaction() as tx:
+            return tx.load_checkpoint(name)
+
+    @contextmanager
+    def unit(self) -> Iterator[_TransactionUnit]:
+        with self.store.transaction() as tx:
+            yield _TransactionUnit(tx)
+
+    def __repr__(self) -> str:
+        return f"TransactionalTarget({self.store!r})"
+
+
+class _CheckpointedUnit(Generic[C]):
+    """Checkpoints saved in the unit are written when it ends well."""
+
+    def __init__(self, context: C, checkpoints: CheckpointStore) -> None:
+        self._context = context
+        self._checkpoints = checkpoints
+        self.saved: dict[str, Checkpoint | None] = {}
+
+    @property
+    def context(self) -> C:
+        return self._context
+
+    @property
+    def states(self) -> ProjectionStateStore | None:
+        return None
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        if name in self.saved:
+            return self.saved[name]
+        return self._checkpoints.load_checkpoint(name)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        self.saved[name] = checkpoint
+
+    def delete_checkpoint(self, name: str) -> None:
+        if not isinstance(self._checkpoints, ProjectionStateStore):
+            raise ConfigurationError(f"{self._checkpoints!r} cannot delete checkpoints")
+        self.saved[name] = None
+
+
+class CheckpointedTarget(Generic[C]):
+    """Any read model: handlers write to ``context``; the checkpoint goes to ``checkpoints``
+    (usually the event store) after the handlers ran. At-least-once."""
+
+    exactly_once = False
+
+    def __init__(self, context: C, checkpoints: CheckpointStore) -> None:
+        if not isinstance(checkpoints, CheckpointStore):
+            raise ConfigurationError(
+                f"{checkpoints!r} cannot store checkpoints (it is not a CheckpointStore)"
+            )
+        self.context = context
+        self.checkpoints = checkpoints
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        return self.checkpoints.load_checkpoint(name)
+
+    @contextmanager
+    def unit(self) -> Iterator[_CheckpointedUnit[C]]:
+        unit = _CheckpointedUnit(self.context, self.checkpoints)
+        yield unit
+        # Only after every handler of the unit succeeded.
+        for name, checkpoint in unit.saved.items():
+            if checkpoint is not None:
+                self.checkpoints.save_checkpoint(name, checkpoint)
+            elif isinstance(self.checkpoints, ProjectionStateStore):
+                self.checkpoints.delete_checkpoint(name)
+
+    def __repr__(self) -> str:
+        return f"CheckpointedTarget({self.context!r}, {self.checkpoints!r})"

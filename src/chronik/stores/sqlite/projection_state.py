@@ -1,0 +1,123 @@
+"""Projection state and dead letters in a SQLite file, on a given connection.
+
+The store calls these in a write transaction of its own; a ``SQLiteTransaction``
+calls them in the caller's, so a projection parks an event in the same commit as
+the checkpoint that moves past it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import msgspec
+
+from chronik._append import validate_checkpoint_name
+from chronik.errors import InvalidInputError
+from chronik.events import Checkpoint
+from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState
+from chronik.stores.sqlite import sql
+
+__all__ = [
+    "dead_letters",
+    "delete_checkpoint",
+    "delete_projection_state",
+    "park_event",
+    "projection_states",
+    "save_projection_state",
+]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
+
+
+def _us(when: datetime | None) -> int:
+    if when is None:
+        return time.time_ns() // 1000
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _check_name(name: object, version: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"projection name must be a non-empty str, got {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInputError(f"projection version must be an int >= 1, got {version!r}")
+
+
+def save_projection_state(conn: sqlite3.Connection, state: ProjectionState) -> None:
+    _check_name(state.name, state.version)
+    failure = None if state.failure is None else msgspec.json.encode(state.failure).decode()
+    conn.execute(
+        sql.SAVE_PROJECTION_STATE,
+        (state.name, state.version, state.status, int(state.active), failure, _us(state.updated_at)),
+    )
+
+
+def projection_states(conn: sqlite3.Connection, name: str | None) -> list[ProjectionState]:
+    return [
+        ProjectionState(
+            row[0],
+            row[1],
+            row[2],
+            bool(row[3]),
+            None if row[4] is None else _failure_decoder.decode(row[4]),
+            _EPOCH + timedelta(microseconds=row[5]),
+        )
+        for row in conn.execute(sql.PROJECTION_STATES, (name,))
+    ]
+
+
+def delete_projection_state(conn: sqlite3.Connection, name: str, version: int) -> None:
+    _check_name(name, version)
+    conn.execute(sql.DELETE_PROJECTION_STATE, (name, version))
+    conn.execute(sql.DELETE_DEAD_LETTERS, (name, version))
+
+
+def park_event(conn: sqlite3.Connection, letter: DeadLetter) -> None:
+    _check_name(letter.projection, letter.projection_version)
+    e = letter.event
+    conn.execute(
+        sql.PARK_EVENT,
+        (
+            letter.projection,
+            letter.projection_version,
+            e.position,
+            e.stream_id,
+            e.version,
+            e.type,
+            e.event_id.bytes,
+            str(e.checkpoint),
+            e.error,
+            e.attempts,
+            _us(letter.parked_at),
+        ),
+    )
+
+
+def dead_letters(conn: sqlite3.Connection, projection: str | None) -> list[DeadLetter]:
+    return [
+        DeadLetter(
+            row[0],
+            row[1],
+            FailedEvent(
+                row[3],
+                row[4],
+                row[2],
+                Checkpoint.parse(row[7]),
+                uuid.UUID(bytes=row[6]),
+                row[5],
+                row[8],
+                row[9],
+            ),
+            _EPOCH + timedelta(microseconds=row[10]),
+        )
+        for row in conn.execute(sql.DEAD_LETTERS, (projection,))
+    ]
+
+
+def delete_checkpoint(conn: sqlite3.Connection, name: str) -> None:
+    validate_checkpoint_name(name)
+    conn.execute(sql.DELETE_CHECKPOINT, (name,))
