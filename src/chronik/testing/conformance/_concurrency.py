@@ -37,10 +37,12 @@ class _Follower:
                 finishing = self.done.is_set()
                 # Every pass is a fresh read resuming from the checkpoint, exactly as a
                 # restarted subscriber would resume.
+                read = 0
                 for e in self.store.read_all(after=after, categories=self.categories, limit=250):
                     self.seen.append((e.event_id, e.checkpoint))
                     after = e.checkpoint
-                if finishing:
+                    read += 1
+                if finishing and read == 0:  # writers are done and the log is drained
                     return
         except BaseException as err:
             self.error = err
