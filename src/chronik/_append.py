@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from chronik.codec import Codec, EncodedEvent
+from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import DuplicateEventError, InvalidEventError, InvalidInputError
 from chronik.events import (
     ANY,
@@ -70,10 +70,10 @@ def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[Prepared
         if p.stream_id in seen_streams:
             raise InvalidInputError(f"stream {p.stream_id!r} appears twice in one append_many")
         seen_streams.add(p.stream_id)
-        for e in p.events:
-            if e.event_id in seen_ids:
-                raise InvalidEventError(f"event id {e.event_id} appears twice in one append_many")
-            seen_ids.add(e.event_id)
+        for event_id in given_ids(write.events):
+            if event_id in seen_ids:
+                raise InvalidEventError(f"event id {event_id} appears twice in one append_many")
+            seen_ids.add(event_id)
         prepared.append(p)
     return prepared
 

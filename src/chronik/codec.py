@@ -239,23 +239,29 @@ class Codec:
 
     def encode(self, stream_id: str, event: object) -> EncodedEvent:
         """Turn a registered event object or :class:`NewEvent` into stored form."""
-        if isinstance(event, NewEvent):
+        entry = self.registry._by_class.get(type(event))
+        if entry is not None:  # the common case: a registered typed event
+            type_name, schema_version = entry.name, entry.version
+            payload: Any = event
+            metadata = None
+            event_id = uuid7()
+        elif isinstance(event, NewEvent):
             type_name = _validate_type_name(event.type)
             schema_version = event.schema_version
             if isinstance(schema_version, bool) or not isinstance(schema_version, int) or schema_version < 1:
                 raise InvalidEventError(f"schema_version must be an int >= 1, got {schema_version!r}")
             payload = event.data
             metadata = event.metadata
-            event_id = event.event_id
-            if event_id is None:
+            given = event.event_id
+            if given is None:
                 event_id = uuid7()
-            elif not isinstance(event_id, uuid.UUID):
-                raise InvalidEventError(f"event_id must be a uuid.UUID, got {type(event_id).__name__}")
+            elif isinstance(given, uuid.UUID):
+                event_id = given
+            else:
+                raise InvalidEventError(f"event_id must be a uuid.UUID, got {type(given).__name__}")
         else:
-            type_name, schema_version = self.registry.type_of(type(event))
-            payload = event
-            metadata = None
-            event_id = uuid7()
+            type_name, schema_version = self.registry.type_of(type(event))  # raises
+            payload, metadata, event_id = event, None, uuid7()
         try:
             data = self._encoder.encode(payload)
             meta = self._encoder.encode(dict(metadata)) if metadata else None
@@ -274,10 +280,14 @@ class Codec:
             raise InvalidEventError(
                 f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
             )
-        encoded = [self.encode(stream_id, e) for e in events]
+        items = list(events)
+        encode = self.encode
+        encoded = [encode(stream_id, e) for e in items]
         if not encoded:
             raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
-        if len({e.event_id for e in encoded}) != len(encoded):
+        # Generated ids are unique by construction; only ids the caller chose can repeat.
+        given = given_ids(items)
+        if len(set(given)) != len(given):
             raise InvalidEventError(f"the batch for stream {stream_id!r} repeats an event id")
         return encoded
 
@@ -356,3 +366,8 @@ class Codec:
                 version=event.version,
                 type=event.type,
             ) from err
+
+
+def given_ids(events: Iterable[object]) -> list[uuid.UUID]:
+    """The event ids the caller chose (on :class:`NewEvent`s), in order."""
+    return [e.event_id for e in events if type(e) is NewEvent and e.event_id is not None]
