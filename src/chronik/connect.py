@@ -35,7 +35,10 @@ def _backend(url: str | None) -> tuple[str, Any]:
         url = os.environ.get("CHRONIK_URL") or DEFAULT_URL
     if not isinstance(url, str):
         raise ConfigurationError(f"store URL must be a str, got {type(url).__name__}")
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as err:  # e.g. an unclosed [ in an IPv6 host
+        raise ConfigurationError(f"cannot parse store URL {url!r}: {err}") from err
     if "://" not in url or scheme not in _BACKENDS:
         known = ", ".join(f"{s}://" for s in _BACKENDS)
         raise ConfigurationError(f"cannot open store URL {url!r}: unknown scheme (known: {known})")

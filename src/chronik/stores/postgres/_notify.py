@@ -1,0 +1,261 @@
+"""Wake-ups for readers: sending notifications off the writers' path, and waiting for them.
+
+``NOTIFY`` inside a writer's transaction would make every commit take a lock that
+is global to the server: ``PreCommit_Notify`` takes an exclusive lock on "database
+0" so that queue entries appear in commit order, and holds it until the commit
+record is flushed. Committing writers would wait in line for each other, which is
+exactly what chronik's ordering design avoids. So writers never notify. After a
+commit a writer only *pokes* its store's notifier, which costs nothing; the
+notifier, on its own connection, sends one ``pg_notify`` for however many commits
+poked it since its last one. With ``synchronous_commit`` off on that connection,
+the notification does not wait for a disk flush either: it is a hint, and losing
+one in a crash only means a reader polls a little later.
+
+Notifications are never the source of truth: a reader always reads the log after
+waking, and wakes on its own timeout when a notification is lost.
+
+The sync store uses :class:`Notifier` (a daemon thread), :class:`Waker` and
+:func:`wait_notification` (``select`` on the listening socket and a pipe); the async
+store their asyncio twins. They are written twice because threads and tasks differ
+here; everything else is generated from the async code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from chronik.stores.postgres import sql
+
+__all__ = ["AsyncNotifier", "AsyncWaker", "Notifier", "Waker", "async_wait_notification", "wait_notification"]
+
+logger = logging.getLogger("chronik.stores.postgres")
+
+
+class Notifier:
+    """Coalesces pokes from committing writers into few notifications, on a thread."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = False
+        self._stopped = False
+
+    def poke(self) -> None:
+        """Ask for a notification soon; never blocks, never fails."""
+        if self._thread is None:
+            with self._lock:
+                if self._stopped:
+                    return
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="chronik-notify", daemon=True)
+                    self._thread.start()
+        self._pending = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                # Taken before sending: a commit that pokes while we send gets a
+                # notification of its own after this one, never none.
+                if self._pending:
+                    self._pending = False
+                    try:
+                        if conn is None or conn.closed:
+                            conn = psycopg.Connection.connect(self._conninfo, autocommit=True)
+                            conn.execute(sql.NOTIFIER_SETUP)
+                        conn.execute(sql.NOTIFY, (self._channel,))
+                    except Exception as err:  # a hint only: log, reconnect at the next poke
+                        logger.debug("chronik notification on %s not sent: %s", self._channel, err)
+                        if conn is not None:
+                            conn.close()
+                        conn = None
+                if self._stopped:
+                    return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        """Send what is pending, then stop the thread and close its connection."""
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join()
+
+
+class AsyncNotifier:
+    """The asyncio twin of :class:`Notifier`: a task on the store's loop instead of a thread."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        self._conninfo = conninfo
+        self._channel = channel
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._pending = False
+        self._stopped = False
+
+    def poke(self) -> None:
+        """Ask for a notification soon; never blocks, never fails. Call on the store's loop."""
+        if self._stopped:
+            return
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="chronik-notify")
+        self._pending = True
+        self._wake.set()
+
+    async def _run(self) -> None:
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._pending:
+                    self._pending = False
+                    try:
+                        if conn is None or conn.closed:
+                            conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                            await conn.execute(sql.NOTIFIER_SETUP)
+                        await conn.execute(sql.NOTIFY, (self._channel,))
+                    except Exception as err:  # a hint only: log, reconnect at the next poke
+                        logger.debug("chronik notification on %s not sent: %s", self._channel, err)
+                        if conn is not None:
+                            await conn.close()
+                        conn = None
+                if self._stopped:
+                    return
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def close(self) -> None:
+        """Send what is pending, then stop the task and close its connection."""
+        self._stopped = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None:
+            await task
+
+
+class Waker:
+    """Lets ``close()`` from any thread interrupt a reader that is waiting (a self-pipe)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self.woken = False
+
+    def wake(self) -> None:
+        self.woken = True
+        with contextlib.suppress(OSError):  # full pipe: already awake; closed: done
+            os.write(self._write, b"!")
+
+    def fileno(self) -> int:
+        return self._read
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when woken."""
+        if not self.woken:
+            select.select([self._read], [], [], max(seconds, 0.0))
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class AsyncWaker:
+    """The asyncio twin of :class:`Waker`."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.woken = False
+
+    def wake(self) -> None:
+        self.woken = True
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when woken."""
+        if not self.woken:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
+
+    def close(self) -> None:
+        pass
+
+
+def wait_notification(conn: psycopg.Connection[Any], timeout: float, waker: Waker) -> bool:
+    """Wait on a LISTENing connection: True on a notification, False on timeout or wake-up."""
+    if _drain(conn):
+        return True
+    deadline = time.monotonic() + timeout
+    while not waker.woken:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([conn.fileno(), waker.fileno()], [], [], remaining)
+        if waker.fileno() in ready or not ready:
+            return False
+        if _drain(conn):
+            return True
+    return False
+
+
+def _drain(conn: psycopg.Connection[Any]) -> bool:
+    """Consume the notifications received so far; whether there was one."""
+    got = False
+    for _ in conn.notifies(timeout=0):
+        got = True
+    return got
+
+
+async def async_wait_notification(
+    conn: psycopg.AsyncConnection[Any], timeout: float, waker: AsyncWaker
+) -> bool:
+    """The asyncio twin of :func:`wait_notification`."""
+    got = False
+    async for _ in conn.notifies(timeout=0):
+        got = True
+    if got or waker.woken:
+        return got
+    notified = asyncio.ensure_future(_first_notification(conn))
+    woken = asyncio.ensure_future(waker.wait())
+    done, _ = await asyncio.wait(
+        {notified, woken}, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in (notified, woken):
+        if task not in done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return notified in done and notified.result()
+
+
+async def _first_notification(conn: psycopg.AsyncConnection[Any]) -> bool:
+    # Consumed to the end (stop_after ends it): an abandoned notifies() generator
+    # would keep the connection's lock.
+    got = False
+    async for _ in conn.notifies(stop_after=1):
+        got = True
+    return got

@@ -1,0 +1,279 @@
+"""Every SQL statement the PostgreSQL store runs, one per operation.
+
+Statements are constants. The only thing filled in is the store's schema name, which
+is checked against ``[a-z_][a-z0-9_]*`` when the store is opened and then quoted as
+an identifier by :mod:`psycopg.sql`; caller data (stream ids, payloads, filters)
+always travels as bound parameters, lists as arrays. :func:`statements` renders the
+set for one schema once and caches it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, fields
+from typing import Final
+
+from psycopg import sql
+
+__all__ = ["Statements", "statements"]
+
+# -- schema inspection and migrations (the schema name is a parameter here) ---------
+
+SCHEMA_EXISTS: Final = "SELECT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = %s)"
+SCHEMA_TABLES: Final = """
+SELECT c.relname FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+ORDER BY c.relname"""
+READ_ONLY: Final = "SET TRANSACTION READ ONLY"
+# Serialises chronik processes that open the same schema at once, so migrations run
+# exactly once; a transaction-level lock, released at commit.
+MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtextextended('chronik.migrate.' || %s, 0))"
+NOTIFY: Final = "SELECT pg_notify(%s, '')"
+NOTIFIER_SETUP: Final = "SET synchronous_commit TO off"
+
+# -- per-schema statements ({schema} is the quoted schema name) ----------------------
+
+_CREATE_SCHEMA = "CREATE SCHEMA {schema}"
+_CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS {schema}.migrations (
+    name       text        COLLATE "C" PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT statement_timestamp()
+)"""
+_APPLIED_MIGRATIONS = "SELECT name FROM {schema}.migrations ORDER BY name"
+_RECORD_MIGRATION = "INSERT INTO {schema}.migrations (name) VALUES (%s)"
+_USE_SCHEMA = "SET LOCAL search_path TO {schema}"
+_LISTEN = "LISTEN {channel}"
+
+# One statement appends to one or more streams: it reads each stream's version,
+# checks the expected versions, inserts every event (numbering versions on from the
+# current one) and updates the streams, all or nothing, in one round trip whatever
+# the batch size. Events arrive as parallel arrays, in binary (%b: no text escaping
+# of thousands of JSON strings); ``write_idx`` says which write (1-based) each
+# belongs to and ``offset`` its place in that write. ``expected`` is
+# NULL for ANY/STREAM_EXISTS, else the exact version (0 for NO_STREAM).
+#
+# Nothing is locked up front. If a concurrent writer takes the same version first,
+# the insert fails with unique_violation on events_stream_version_key and the caller
+# re-reads and decides again; writers of other streams are never waited for.
+#
+# ``order_ok`` keeps each stream's events in version order in the global log: an
+# event must not get a smaller transaction id than the stream's previous event.
+# That can only be at risk inside a caller's ``transaction()`` that took its id
+# before another writer appended to the stream; a plain append takes its id inside
+# this statement, after every event it can see was committed, so it always holds.
+_APPEND = """
+WITH writes AS (
+    SELECT w.idx, w.stream_id, w.category, w.expected, w.must_exist
+    FROM unnest(%(stream_ids)b::text[], %(categories)b::text[], %(expected)b::bigint[],
+                %(must_exist)b::boolean[])
+        WITH ORDINALITY AS w (stream_id, category, expected, must_exist, idx)
+),
+current AS (
+    SELECT w.idx, w.stream_id, w.category, coalesce(s.version, 0) AS version,
+        (w.expected IS NULL OR coalesce(s.version, 0) = w.expected)
+            AND (NOT w.must_exist OR coalesce(s.version, 0) > 0) AS expected_ok,
+        (s.transaction_id IS NULL OR pg_current_xact_id_if_assigned() IS NULL
+            OR s.transaction_id <= pg_current_xact_id_if_assigned()) AS order_ok
+    FROM writes AS w LEFT JOIN {schema}.streams AS s ON s.stream_id = w.stream_id
+),
+inserted AS (
+    INSERT INTO {schema}.events
+        (stream_id, category, version, event_id, type, schema_version, data, metadata)
+    SELECT c.stream_id, c.category, c.version + e.n, e.event_id, e.type, e.schema_version,
+        e.data::json, e.metadata::json
+    FROM unnest(%(write_idx)b::bigint[], %(offsets)b::bigint[], %(event_ids)b::uuid[],
+                %(types)b::text[], %(schema_versions)b::integer[], %(data)b::text[],
+                %(metadata)b::text[])
+        WITH ORDINALITY AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)
+    JOIN current AS c ON c.idx = e.write_idx
+    WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
+    -- Positions are taken in this order: each write's events get consecutive
+    -- positions, in version order, and the writes follow each other as given.
+    ORDER BY e.ord
+    RETURNING stream_id, category, version, position, transaction_id
+),
+upserted AS (
+    INSERT INTO {schema}.streams (stream_id, category, version, transaction_id)
+    SELECT stream_id, category, max(version), pg_current_xact_id()
+    FROM inserted GROUP BY stream_id, category
+    ON CONFLICT (stream_id) DO UPDATE
+        SET version = excluded.version, transaction_id = excluded.transaction_id
+)
+SELECT c.idx, c.version, c.expected_ok, c.order_ok, i.last_version, i.last_position,
+    i.transaction_id
+FROM current AS c
+LEFT JOIN (
+    SELECT stream_id, max(version) AS last_version, max(position) AS last_position,
+        min(transaction_id::text)::bigint AS transaction_id
+    FROM inserted GROUP BY stream_id
+) AS i ON i.stream_id = c.stream_id
+ORDER BY c.idx"""
+
+_FIND_EVENT_IDS = """
+SELECT event_id, stream_id, version, position, transaction_id::text::bigint
+FROM {schema}.events WHERE event_id = ANY(%s::uuid[])"""
+_STREAM_VERSIONS = "SELECT stream_id, version FROM {schema}.streams WHERE stream_id = ANY(%s::text[])"
+_STREAM_VERSION = "SELECT version FROM {schema}.streams WHERE stream_id = %s"
+
+# In the order of RecordedEvent's arguments (the checkpoint is built from the
+# transaction id and position); event id as 16 bytes and time as microseconds since
+# the epoch, which RecordedEvent converts only if asked.
+_COLUMNS = (
+    "stream_id, version, position, transaction_id::text::bigint AS xid, uuid_send(event_id) AS event_id, "
+    "type, schema_version, data, metadata, "
+    "(extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at"
+)
+_OUTER_COLUMNS = (
+    "stream_id, version, position, xid, event_id, type, schema_version, data, metadata, recorded_at"
+)
+_NO_COLUMNS = (
+    "NULL::text, NULL::bigint, position, xid, NULL::bytea, NULL::text, NULL::integer, NULL::json, "
+    "NULL::json, NULL::bigint"
+)
+_READ_STREAM_FORWARD = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE stream_id = %s AND version >= %s AND version <= %s
+ORDER BY version LIMIT %s"""
+_READ_STREAM_BACKWARD = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE stream_id = %s AND version >= %s AND version <= %s
+ORDER BY version DESC LIMIT %s"""
+
+# THE ORDERING GUARANTEE. Positions come from a sequence when a row is inserted and
+# become visible when its transaction commits, and those two orders differ: T1 takes
+# position 10, T2 takes 11 and commits first. A reader ordering by position alone
+# would see 11, save it as its checkpoint and resume "after 11", silently skipping
+# 10 when T1 commits a moment later (the bug Marten, Eventuous and Emmett shipped).
+#
+# So every row carries its writer's transaction id, the log is ordered by
+# (transaction_id, position), and a reader only takes rows whose transaction id is
+# below the xmin of its own snapshot: the oldest transaction id still running.
+# Every transaction below that xmin has finished, so its rows are all visible now or
+# never will be (rolled back); and every transaction that can still commit, running
+# now or started later, has an id >= xmin, so all of its rows sort after every row
+# this reader returned. The part of the log below xmin is therefore final: a
+# checkpoint taken in it can never have a new event appear before it, and resuming
+# after it neither skips nor repeats anything. No writer waits for another to
+# achieve this; a reader waits (see _LOG_STATE) only for transactions already
+# running. pg_current_snapshot() is the statement's own snapshot, so the rows seen
+# and the xmin they are compared with come from the same instant.
+_VISIBLE = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+_FILTERS = """
+  AND (%(categories)s::text[] IS NULL OR category = ANY(%(categories)s::text[]))
+  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))"""
+_READ_ALL = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE (transaction_id, position) > (%s::text::xid8, %s::bigint) AND {_VISIBLE}
+ORDER BY transaction_id, position LIMIT %s"""
+_READ_ALL_FILTERED = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE (transaction_id, position) > (%(xid)s::text::xid8, %(position)s::bigint) AND {_VISIBLE} {_FILTERS}
+ORDER BY transaction_id, position LIMIT %(limit)s"""
+# A subscription's page: a window of the next ``limit`` events of the final log, of
+# which only those matching the filters are sent, followed by one row with no
+# stream id that marks where the window ends: the next page starts there, so a
+# filtered reader moves past what it skipped and never reads it again.
+_READ_WINDOW = f"""
+WITH page AS MATERIALIZED (
+    SELECT {_COLUMNS}, category FROM {{schema}}.events
+    WHERE (transaction_id, position) > (%(xid)s::text::xid8, %(position)s::bigint) AND {_VISIBLE}
+    ORDER BY transaction_id, position LIMIT %(limit)s
+)
+(SELECT {_OUTER_COLUMNS} FROM page WHERE true {_FILTERS} ORDER BY xid, position)
+UNION ALL
+(SELECT {_NO_COLUMNS} FROM page ORDER BY xid DESC, position DESC LIMIT 1)"""
+_COUNT_AFTER = f"""
+SELECT count(*) FROM {{schema}}.events
+WHERE (transaction_id, position) > (%(xid)s::text::xid8, %(position)s::bigint) AND {_VISIBLE} {_FILTERS}"""
+# For a reader at the end of the final log, from one snapshot: is an event after the
+# checkpoint readable now, and which is the newest transaction whose events are
+# committed but held back, because a transaction older than it is still running?
+# (The reader then waits until that one is released: _RELEASED.)
+_LOG_STATE = f"""
+SELECT EXISTS (
+    SELECT FROM {{schema}}.events
+    WHERE (transaction_id, position) > (%(xid)s::text::xid8, %(position)s::bigint) AND {_VISIBLE}
+), (
+    SELECT transaction_id::text::bigint FROM {{schema}}.events
+    WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+      AND (transaction_id, position) > (%(xid)s::text::xid8, %(position)s::bigint)
+    ORDER BY transaction_id DESC LIMIT 1
+)"""
+_HEAD = f"""
+SELECT transaction_id::text::bigint, position FROM {{schema}}.events WHERE {_VISIBLE}
+ORDER BY transaction_id DESC, position DESC LIMIT 1"""
+_RELEASED = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > %s::text::xid8"
+
+_LIST_STREAMS = """
+SELECT stream_id, version FROM {schema}.streams
+WHERE stream_id > %s ORDER BY stream_id LIMIT %s"""
+_LIST_STREAMS_IN_CATEGORY = """
+SELECT stream_id, version FROM {schema}.streams
+WHERE category = %s AND stream_id > %s ORDER BY stream_id LIMIT %s"""
+
+_SAVE_SNAPSHOT = """
+INSERT INTO {schema}.snapshots (stream_id, version, type, schema_version, data, recorded_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (stream_id) DO UPDATE SET
+    version = excluded.version, type = excluded.type, schema_version = excluded.schema_version,
+    data = excluded.data, recorded_at = excluded.recorded_at"""
+_LOAD_SNAPSHOT = """
+SELECT version, type, schema_version, data, recorded_at FROM {schema}.snapshots WHERE stream_id = %s"""
+
+_SAVE_CHECKPOINT = """
+INSERT INTO {schema}.checkpoints (name, transaction_id, position)
+VALUES (%s, %s::text::xid8, %s)
+ON CONFLICT (name) DO UPDATE SET
+    transaction_id = excluded.transaction_id, position = excluded.position,
+    updated_at = statement_timestamp()"""
+_DELETE_CHECKPOINT = "DELETE FROM {schema}.checkpoints WHERE name = %s"
+_LOAD_CHECKPOINT = """
+SELECT transaction_id::text::bigint, position FROM {schema}.checkpoints WHERE name = %s"""
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """The statements of one schema, rendered to text once."""
+
+    create_schema: str
+    create_migrations: str
+    applied_migrations: str
+    record_migration: str
+    use_schema: str
+    listen: str
+    append: str
+    find_event_ids: str
+    stream_versions: str
+    stream_version: str
+    read_stream_forward: str
+    read_stream_backward: str
+    read_all: str
+    read_all_filtered: str
+    read_window: str
+    count_after: str
+    log_state: str
+    head: str
+    released: str
+    list_streams: str
+    list_streams_in_category: str
+    save_snapshot: str
+    load_snapshot: str
+    save_checkpoint: str
+    load_checkpoint: str
+    delete_checkpoint: str
+
+
+@functools.lru_cache(maxsize=64)
+def statements(schema: str, channel: str) -> Statements:
+    """Render every statement for ``schema`` (already validated by the caller)."""
+    names = {
+        "schema": sql.Identifier(schema),
+        "channel": sql.Identifier(channel),
+    }
+    source = globals()
+    rendered = {
+        f.name: sql.SQL(source[f"_{f.name.upper()}"]).format(**names).as_string(None)
+        for f in fields(Statements)
+    }
+    return Statements(**rendered)

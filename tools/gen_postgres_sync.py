@@ -1,0 +1,154 @@
+"""Generate the sync PostgreSQL store from the async one.
+
+    python tools/gen_postgres_sync.py          # rewrite the generated files
+    python tools/gen_postgres_sync.py --check  # exit 1 if one is stale
+
+In ``src/chronik/stores/postgres``, ``async_store.py``, ``async_reader.py`` and
+``async_schema.py`` are the sources of ``store.py``, ``reader.py`` and ``schema.py``:
+this script replaces ``async def``, ``async with``,
+``async for`` and awaits by their sync forms and the psycopg async classes by their
+sync twins (as psycopg does for its own code), then lets ruff sort the imports and
+format the result. Nothing else differs between the two stores; if a change to the
+async store needs more than these replacements, put the differing part in a helper
+module with both forms (as ``_notify.py`` does) rather than teaching this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src/chronik/stores/postgres"
+_NOTE = (
+    "GENERATED from ``{source}`` by ``tools/gen_postgres_sync.py``: do not edit; edit\n"
+    "the async module and run the script."
+)
+# source -> (target, the generated module's docstring)
+FILES: dict[str, tuple[str, str]] = {
+    "async_store.py": (
+        "store.py",
+        'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.\n\n'
+        + _NOTE.format(source="async_store.py")
+        + " The design is described there.",
+    ),
+    "async_reader.py": (
+        "reader.py",
+        "Subscription hooks for the sync PostgreSQL store.\n\n"
+        + _NOTE.format(source="async_reader.py")
+        + " The design is described there.",
+    ),
+    "async_schema.py": (
+        "schema.py",
+        "Opening the sync PostgreSQL store: checking the server and the schema, migrating.\n\n"
+        + _NOTE.format(source="async_schema.py")
+        + " The design is described there.",
+    ),
+}
+
+REPLACEMENTS: list[tuple[str, str]] = [
+    (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
+    (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
+    (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),
+    (r"\bAsyncSubscription\b", "Subscription"),
+    (r"\bAsyncLogReader\b", "LogReader"),
+    (r"\bAsyncWaker\b", "Waker"),
+    (r"\basync_wait_notification\b", "wait_notification"),
+    (r"\bpostgres\.async_(store|reader|schema)\b", r"postgres.\1"),
+    (r"\bAsyncConnectionPool\b", "ConnectionPool"),
+    (r"\bAsyncConnection\b", "Connection"),
+    (r"\bAsyncCursor\b", "Cursor"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"\bAsyncNotifier\b", "Notifier"),
+    (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\bAwaitable\[(\w+)\]", r"\1"),
+    (r"\basync def\b", "def"),
+    (r"\basync with\b", "with"),
+    (r"\basync for\b", "for"),
+    (r"\bawait ", ""),
+    (r"\b__aenter__\b", "__enter__"),
+    (r"\b__aexit__\b", "__exit__"),
+    (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"\basyncio\.Lock\b", "threading.Lock"),
+    (r"^import asyncio$", "import threading"),
+    (r"^( *)for (\w+) in (\w+):\n *yield \2$", r"\1yield from \3"),
+    (r"chronik\.connect_async\(", "chronik.connect("),
+    (r"The asyncio PostgreSQL", "The PostgreSQL"),
+]
+
+
+def _ruff() -> str:
+    found = shutil.which("ruff", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    if found is None:
+        raise SystemExit("ruff is needed to format the generated file (pip install ruff)")
+    return found
+
+
+def generate(source: str) -> str:
+    """The text the sync twin of ``source`` (a file name in the package) must have."""
+    target, docstring = FILES[source]
+    text = (PACKAGE / source).read_text(encoding="utf-8")
+    _, _, rest = text.split('"""', 2)
+    text = f'"""{docstring}\n"""' + rest
+    for pattern, replacement in REPLACEMENTS:
+        text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
+    ruff = _ruff()
+    stdin_name = str(PACKAGE / target)
+    fixed = subprocess.run(
+        [ruff, "check", "--fix", "--select", "I,F401", "--quiet", "--stdin-filename", stdin_name, "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if fixed.returncode not in (0, 1):
+        raise SystemExit(f"ruff check failed: {fixed.stderr}")
+    formatted = subprocess.run(
+        [ruff, "format", "--quiet", "--stdin-filename", stdin_name, "-"],
+        input=fixed.stdout,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    return formatted.stdout
+
+
+def stale() -> list[str]:
+    """The generated files that differ from what their sources generate."""
+    found = []
+    for source, (target, _) in FILES.items():
+        path = PACKAGE / target
+        if not path.exists() or path.read_text(encoding="utf-8") != generate(source):
+            found.append(str(path.relative_to(ROOT)))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--check", action="store_true", help="only check that the generated files are current"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        for name in stale():
+            print(f"{name} is stale: run python tools/gen_postgres_sync.py")
+            return 1
+        return 0
+    for source, (target, _) in FILES.items():
+        path = PACKAGE / target
+        expected = generate(source)
+        if not path.exists() or path.read_text(encoding="utf-8") != expected:
+            path.write_text(expected, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
