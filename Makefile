@@ -24,8 +24,8 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/chronik demo --db $(DEMO_DB)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 types: $(VENV)/.test-installed
 	$(BIN)/mypy

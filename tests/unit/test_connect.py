@@ -97,3 +97,15 @@ def test_async_connect_gives_the_async_face() -> None:
 
     assert asyncio.run(go()) == [1]
     assert isinstance(chronik.connect_async("memory://"), chronik.AsyncEventStore)
+
+
+def test_missing_postgres_extra_gives_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in list(sys.modules):
+        if name.startswith("chronik.stores.postgres"):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'chronik\[postgres\]'"):
+        chronik.connect("postgresql://postgres@127.0.0.1:5432/test")
