@@ -12,7 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from chronik.codec import Codec, EncodedEvent, given_ids
-from chronik.errors import DuplicateEventError, InvalidEventError, InvalidInputError
+from chronik.errors import (
+    DuplicateEventError,
+    InvalidCheckpointError,
+    InvalidEventError,
+    InvalidInputError,
+)
 from chronik.events import (
     ANY,
     NO_STREAM,
@@ -31,6 +36,7 @@ __all__ = [
     "ExistingEvent",
     "PreparedWrite",
     "normalize_filter",
+    "position_after",
     "prepare_writes",
     "resolve_existing",
     "validate_checkpoint_name",
@@ -193,3 +199,16 @@ def validate_checkpoint_name(name: object) -> str:
             f"checkpoint name must be a non-empty printable str of at most 200 characters, got {name!r}"
         )
     return name
+
+
+def position_after(after: Checkpoint | None, kind: str) -> int:
+    """The position a read resumes after, for stores whose checkpoint is one position."""
+    if after is None:
+        return 0
+    if not isinstance(after, Checkpoint):
+        raise InvalidCheckpointError(f"after must be a Checkpoint, got {type(after).__name__}")
+    if after.kind != kind or len(after.parts) != 1:
+        raise InvalidCheckpointError(
+            f"checkpoint {after} was made by a {after.kind!r} store; this is a {kind!r} store"
+        )
+    return after.parts[0]

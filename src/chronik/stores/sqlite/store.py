@@ -25,6 +25,7 @@ from chronik._append import (
     PreparedWrite,
     expected_ok,
     normalize_filter,
+    position_after,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -39,7 +40,6 @@ from chronik.errors import (
     ConfigurationError,
     IntegrityError,
     InternalError,
-    InvalidCheckpointError,
     InvalidInputError,
     NotAChronikStoreError,
     OperationalError,
@@ -416,15 +416,7 @@ class SQLiteEventStore:
 
     def position_after(self, after: Checkpoint | None) -> int:
         """The position a ``read_all(after=...)`` starts after; checks the checkpoint."""
-        if after is None:
-            return 0
-        if not isinstance(after, Checkpoint):
-            raise InvalidCheckpointError(f"after must be a Checkpoint, got {type(after).__name__}")
-        if after.kind != KIND or len(after.parts) != 1:
-            raise InvalidCheckpointError(
-                f"checkpoint {after} was made by a {after.kind!r} store; this is a {KIND!r} store"
-            )
-        return after.parts[0]
+        return position_after(after, KIND)
 
     def stream_info(self, stream_id: str) -> StreamInfo:
         stream_id = validate_stream_id(stream_id)
