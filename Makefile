@@ -16,16 +16,16 @@ $(VENV)/.demo-installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis]' --group dev
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis]' --group dev -r benchmarks/requirements.txt
 	touch $@
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/chronik demo --db $(DEMO_DB)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests tools
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools benchmarks
+	$(BIN)/ruff format --check src tests tools benchmarks
 
 types: $(VENV)/.test-installed
 	$(BIN)/mypy
@@ -34,6 +34,11 @@ pytest: $(VENV)/.test-installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint types pytest
+
+# Benchmarks against eventsourcing and the raw drivers: tables on screen, JSON and
+# Markdown in bench-results/. BENCH_ARGS="--quick" for a run of seconds.
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m benchmarks --out bench-results $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist

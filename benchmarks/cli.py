@@ -1,0 +1,114 @@
+"""The command line: ``python -m benchmarks [--quick] [--backend ...] [--only ...] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+from rich.console import Console
+
+from benchmarks.databases import DEFAULT_POSTGRES_URL
+from benchmarks.report import print_tables, write_outputs
+from benchmarks.runner import Config, run_benchmarks
+from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
+
+__all__ = ["main", "parser"]
+
+
+def _workloads(text: str) -> list[int]:
+    try:
+        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected workload numbers like 1,3,5, got {text!r}") from None
+    unknown = [w for w in chosen if w not in WORKLOADS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"workloads are 1 to 7, got {text!r}")
+    return chosen
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="chronik against eventsourcing and the raw drivers, on SQLite and PostgreSQL (issue 6).",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
+        "--quick", action="store_true", help="tiny sizes, one repetition: proves the harness works"
+    )
+    size.add_argument(
+        "--scale", type=_positive_float, help="multiply the issue's event counts by this factor"
+    )
+    p.add_argument("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
+    p.add_argument("--only", type=_workloads, help="workloads to run, e.g. 1,3,5 (default: all seven)")
+    p.add_argument("--repeat", type=_positive_int, help="repetitions per figure (default 3; 1 with --quick)")
+    p.add_argument("--out", type=Path, help="write bench.json and bench.md into this directory")
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CHRONIK_BENCH_POSTGRES_URL")
+        or os.environ.get("CHRONIK_TEST_POSTGRES_URL")
+        or DEFAULT_POSTGRES_URL,
+        help="server for the PostgreSQL runs; each job gets a fresh schema, dropped afterwards "
+        "(default: $CHRONIK_BENCH_POSTGRES_URL, $CHRONIK_TEST_POSTGRES_URL, or %(default)s)",
+    )
+    p.add_argument("--workdir", type=Path, help="where the SQLite files go (default: a temporary directory)")
+    p.add_argument(
+        "--no-normal", action="store_true", help="skip the labelled chronik synchronous=NORMAL rows"
+    )
+    p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print the tables of a saved bench.json")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the tables")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console()
+    if args.render:
+        print_tables(json.loads(args.render.read_text(encoding="utf-8")), console)
+        return 0
+    if importlib.util.find_spec("eventsourcing") is None:
+        console.print("eventsourcing is not installed: pip install -r benchmarks/requirements.txt")
+        return 2
+    if args.quick:
+        sizes, label, repeat = QUICK, "quick", args.repeat or 1
+    elif args.scale:
+        sizes, label, repeat = FULL.scaled(args.scale), f"scale {args.scale:g}", args.repeat or 3
+    else:
+        sizes, label, repeat = FULL, "full (issue 6)", args.repeat or 3
+    backends: list[Backend] = list(BACKENDS) if args.backend == "all" else [args.backend]
+    config = Config(
+        sizes=sizes,
+        backends=backends,
+        workloads=args.only or sorted(WORKLOADS),
+        repeat=repeat,
+        workdir=args.workdir,
+        postgres_url=args.postgres_url,
+        normal=not args.no_normal,
+        timeout=600.0 if args.quick else 3600.0,
+        label=label,
+        progress=(lambda message: None)
+        if args.quiet
+        else (lambda message: console.print(message, highlight=False, markup=False)),
+    )
+    result = run_benchmarks(config)
+    print_tables(result, console)
+    if args.out:
+        json_path, md_path = write_outputs(result, args.out)
+        console.print(f"wrote {json_path} and {md_path}")
+    return 0

@@ -1,0 +1,205 @@
+"""eventsourcing 9.5: the account as an ``Aggregate`` in an ``Application``, as its docs show.
+
+Configured through the application's environment, as its docs say:
+``PERSISTENCE_MODULE=eventsourcing.sqlite`` with ``SQLITE_DBNAME``, or
+``eventsourcing.postgres`` with the ``POSTGRES_*`` settings (``POSTGRES_SCHEMA`` for
+the job's schema); snapshots with ``snapshotting_intervals`` (or
+``IS_SNAPSHOTTING_ENABLED`` and ``take_snapshot``). Reading the global log uses the
+application's notification log with ``log_section_size = 1000`` and its mapper.
+
+Durability on SQLite: eventsourcing sets ``journal_mode=WAL`` and leaves
+``synchronous`` at SQLite's compiled default, which is FULL in the standard build.
+``info()`` reads the value back from one of eventsourcing's own connections; where
+SQLite was compiled with another default, :func:`_ensure_full_sync` makes every new
+connection of eventsourcing's pool run ``PRAGMA synchronous = FULL`` (and says so).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from importlib.metadata import version as dist_version
+from typing import Any, Final, cast
+from urllib.parse import unquote, urlsplit
+from uuid import UUID, uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteConnectionPool
+
+from benchmarks.contenders import Options
+from benchmarks.databases import Location
+from benchmarks.domain import MEMO, OWNER, amount_for
+
+__all__ = ["Account", "Bank", "EventsourcingAccounts", "open_contender"]
+
+_SQLITE_FULL: Final = 2
+
+
+class Account(Aggregate):
+    """The account: ``Opened`` by its constructor, ``Deposited`` by ``deposit``."""
+
+    @event("Opened")
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.balance = 0
+
+    @event("Deposited")
+    def deposit(self, amount: int, memo: str) -> None:
+        self.balance += amount
+
+
+class Bank(Application[UUID]):
+    # Pages of the notification log may be as long as the workloads' pages.
+    log_section_size = 1_000
+
+
+_patched = False
+
+
+def _ensure_full_sync() -> str:
+    """Make eventsourcing's SQLite connections use synchronous=FULL; say how it came to be."""
+    global _patched
+    probe = sqlite3.connect(":memory:")
+    default = probe.execute("PRAGMA synchronous").fetchone()[0]
+    probe.close()
+    if default == _SQLITE_FULL:
+        return "FULL (SQLite's compiled default; eventsourcing does not change it)"
+    if not _patched:
+        original = SQLiteConnectionPool._create_connection
+
+        def create_connection(self: SQLiteConnectionPool) -> SQLiteConnection:
+            connection = original(self)
+            connection._sqlite_conn.execute("PRAGMA synchronous = FULL")
+            return connection
+
+        SQLiteConnectionPool._create_connection = create_connection  # type: ignore[method-assign]
+        _patched = True
+    return f"FULL (set by the harness on each new connection; SQLite's default here is {default})"
+
+
+class EventsourcingAccounts:
+    def __init__(self, location: Location, options: Options) -> None:
+        self.log_lags_commits = False
+        env: dict[str, str] = {}
+        self.sync_note = ""
+        if location.backend == "sqlite":
+            self.sync_note = _ensure_full_sync()
+            env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=location.sqlite_path)
+        else:
+            url = urlsplit(location.postgres_url)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=url.path.lstrip("/"),
+                POSTGRES_HOST=url.hostname or "127.0.0.1",
+                POSTGRES_PORT=str(url.port or 5432),
+                POSTGRES_USER=unquote(url.username or "postgres"),
+                POSTGRES_PASSWORD=unquote(url.password or ""),
+                POSTGRES_SCHEMA=location.schema,
+            )
+        app_class: type[Bank] = Bank
+        if options.snapshot_every:
+            app_class = type(
+                "SnapshottingBank", (Bank,), {"snapshotting_intervals": {Account: options.snapshot_every}}
+            )
+        elif options.snapshots:
+            env["IS_SNAPSHOTTING_ENABLED"] = "y"
+        self.app = app_class(env=env)
+        self.backend = location.backend
+
+    def open_account(self) -> str:
+        account = Account(OWNER)
+        self.app.save(account)
+        return str(account.id)
+
+    def deposit_command(self, account_id: str, amounts: Sequence[int]) -> None:
+        account: Account = self.app.repository.get(UUID(account_id))
+        for amount in amounts:
+            account.deposit(amount, MEMO)
+        self.app.save(account)
+
+    def create(self) -> Account:
+        return Account(OWNER)
+
+    def deposit(self, account: Account, amount: int) -> None:
+        account.deposit(amount, MEMO)
+
+    def save(self, accounts: Sequence[Account]) -> None:
+        self.app.save(*accounts)
+
+    def account_id(self, account: Account) -> str:
+        return str(account.id)
+
+    def load(self, account_id: str) -> int:
+        account: Account = self.app.repository.get(UUID(account_id))
+        return account.version
+
+    def take_snapshot(self, account_id: str) -> None:
+        self.app.take_snapshot(UUID(account_id))
+
+    def read_log(self, *, decode: bool, page_size: int) -> int:
+        log = self.app.notification_log
+        to_domain_event = self.app.mapper.to_domain_event
+        count = 0
+        start = 1
+        while True:
+            notifications = log.select(start, page_size)
+            if not notifications:
+                return count
+            if decode:
+                for notification in notifications:
+                    to_domain_event(notification)
+            count += len(notifications)
+            start = notifications[-1].id + 1
+
+    def bulk_build(self, streams: int, events_per_stream: int, chunk: int) -> list[str]:
+        # Its fastest path: one real aggregate's events, turned into stored events by
+        # the application's own mapper, written for each new aggregate id by the
+        # application's own recorder, many aggregates per insert (one transaction
+        # each). The rows are exactly what app.save would write (only the event
+        # timestamps repeat), without paying for the domain machinery a million times.
+        template = Account(OWNER)
+        for i in range(1, events_per_stream):
+            template.deposit(amount_for(i), MEMO)
+        stored = [self.app.mapper.to_stored_event(e) for e in template.collect_events()]
+        ids: list[str] = []
+        per_call = max(1, chunk // events_per_stream)
+        for start in range(0, streams, per_call):
+            batch: list[StoredEvent] = []
+            for _ in range(min(per_call, streams - start)):
+                originator_id = uuid4()
+                ids.append(str(originator_id))
+                batch.extend(
+                    StoredEvent(originator_id, s.originator_version, s.topic, s.state) for s in stored
+                )
+            self.app.recorder.insert_events(batch)
+        return ids
+
+    def count_events(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "library": f"eventsourcing {dist_version('eventsourcing')}",
+            "api": "Application / Aggregate / repository / notification log",
+            "persistence": self.app.env.get("PERSISTENCE_MODULE"),
+        }
+        if self.backend == "sqlite":
+            recorder = cast(SQLiteApplicationRecorder, self.app.recorder)
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute("PRAGMA synchronous")
+                synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]]
+                cursor.execute("PRAGMA journal_mode")
+                journal = cursor.fetchone()[0]
+            info["synchronous"] = synchronous
+            info["synchronous_note"] = self.sync_note
+            info["journal_mode"] = journal
+        return info
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def open_contender(location: Location, options: Options) -> EventsourcingAccounts:
+    return EventsourcingAccounts(location, options)
