@@ -179,33 +179,43 @@ def check_decision(
     return events
 
 
+def _check_applicable(
+    model: Model[Any, Any], event: RecordedEvent, data: object, registry: EventRegistry
+) -> None:
+    if registry.class_of(event.type) is None:
+        raise UnhandledEventError(
+            f"stream {event.stream_id!r} version {event.version} holds an event of type "
+            f"{event.type!r}, which is not registered with this store's registry, so "
+            f"{model.label} cannot apply it. Is this the right stream for {model.label}?",
+            stream_id=event.stream_id,
+            version=event.version,
+            type=event.type,
+        )
+    if not model.handles(data):
+        raise UnhandledEventError(
+            f"stream {event.stream_id!r} version {event.version} holds an event of type "
+            f"{event.type!r} ({type(data).__qualname__}) that {model.label} has no handler "
+            f"for; add one with @applies({type(data).__qualname__}), or check that this is "
+            f"the right stream for {model.label}",
+            stream_id=event.stream_id,
+            version=event.version,
+            type=event.type,
+        )
+
+
 def fold_recorded(
     model: Model[Any, S], state: S, events: Iterable[RecordedEvent], registry: EventRegistry
 ) -> S:
     """Apply stored events to ``state``, in order, naming any event the model cannot apply."""
+    checked: set[str] = set()  # each stored type is checked once per fold, not per event
+    evolve = model.evolve
     for event in events:
         data = event.data  # a DecodeError here already names stream, version and type
-        if registry.class_of(event.type) is None:
-            raise UnhandledEventError(
-                f"stream {event.stream_id!r} version {event.version} holds an event of type "
-                f"{event.type!r}, which is not registered with this store's registry, so "
-                f"{model.label} cannot apply it. Is this the right stream for {model.label}?",
-                stream_id=event.stream_id,
-                version=event.version,
-                type=event.type,
-            )
-        if not model.handles(data):
-            raise UnhandledEventError(
-                f"stream {event.stream_id!r} version {event.version} holds an event of type "
-                f"{event.type!r} ({type(data).__qualname__}) that {model.label} has no handler "
-                f"for; add one with @applies({type(data).__qualname__}), or check that this is "
-                f"the right stream for {model.label}",
-                stream_id=event.stream_id,
-                version=event.version,
-                type=event.type,
-            )
+        if event.type not in checked:
+            _check_applicable(model, event, data, registry)
+            checked.add(event.type)
         try:
-            state = model.evolve(state, data)
+            state = evolve(state, data)
         except Exception as err:
             err.add_note(
                 f"while {model.label} applied {event.type!r} at stream {event.stream_id!r} "

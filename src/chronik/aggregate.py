@@ -74,6 +74,8 @@ class Aggregate:
 
     category: ClassVar[str | None] = None
     _chronik_handlers: ClassVar[dict[type, str]] = {}
+    # Event type -> handler function, or None: the MRO walk is done once per type.
+    _chronik_resolved: ClassVar[dict[type, Callable[[Any, Any], object] | None]] = {}
 
     _chronik_pending: list[object]
     _chronik_stream_id: str
@@ -96,6 +98,7 @@ class Aggregate:
             handlers.update(own)
         # By name, so a subclass that overrides a handler method is the one called.
         cls._chronik_handlers = handlers
+        cls._chronik_resolved = {}
 
     @property
     def version(self) -> int:
@@ -125,8 +128,11 @@ class Aggregate:
 
     def apply(self, event: object) -> None:
         """Apply one event, new or stored, with the method marked ``@applies`` for its type."""
-        name = _handler_name(type(self), type(event))
-        if name is None:
+        try:
+            handler = type(self)._chronik_resolved[type(event)]
+        except KeyError:
+            handler = _resolve(type(self), type(event))
+        if handler is None:
             stream_id, where = self._where()
             raise UnhandledEventError(
                 f"{type(self).__qualname__} has no handler for {type(event).__qualname__}{where}; "
@@ -135,7 +141,7 @@ class Aggregate:
                 version=self.version,
                 type=type(event).__qualname__,
             )
-        getattr(self, name)(event)
+        handler(self, event)
 
     def _pending(self) -> list[object]:
         try:
@@ -154,6 +160,14 @@ class Aggregate:
 
 def _is_dataclass_instance(value: object) -> bool:
     return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _resolve(cls: type[Aggregate], event_type: type) -> Callable[[Any, Any], object] | None:
+    """The function that applies ``event_type`` to a ``cls``, remembered on the class."""
+    name = _handler_name(cls, event_type)
+    handler = None if name is None else getattr(cls, name)
+    cls._chronik_resolved[event_type] = handler
+    return handler
 
 
 def _handler_name(cls: type[Aggregate], event_type: type) -> str | None:
@@ -193,7 +207,9 @@ class AggregateModel(Model[Callable[[A], object], A]):
         return self.cls()
 
     def handles(self, event: object) -> bool:
-        return _handler_name(self.cls, type(event)) is not None
+        resolved = self.cls._chronik_resolved
+        handler = resolved[type(event)] if type(event) in resolved else _resolve(self.cls, type(event))
+        return handler is not None
 
     def evolve(self, state: A, event: object) -> A:
         state.apply(event)

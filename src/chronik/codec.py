@@ -293,7 +293,16 @@ class Codec:
 
     def decode(self, event: RecordedEvent) -> Any:
         """Decode ``event.raw_data``: typed when registered, raw JSON otherwise."""
-        entry = self.registry._by_name.get(event.type)
+        # The common case, kept short (private fields: this runs once per event read).
+        entry = self.registry._by_name.get(event._type)
+        if entry is not None and event._schema_version == entry.version:
+            try:
+                return entry.decoder.decode(event._raw_data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass  # the full path below raises the error that names the event
+        return self._decode(event, entry)
+
+    def _decode(self, event: RecordedEvent, entry: _EventType | None) -> Any:
         try:
             if entry is None:
                 if self.registry.strict:

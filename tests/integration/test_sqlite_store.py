@@ -169,3 +169,44 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
         assert [e.position for e in store.read_all()] == list(range(1, 121))
     with pytest.raises(chronik.StoreClosedError):
         store.stream_info("t-1")
+
+
+def test_grouped_commits_keep_each_append_all_or_nothing(tmp_path: Path) -> None:
+    """Concurrent appends share transactions, yet each succeeds or fails on its own."""
+    with _open(tmp_path / "group.db") as store:
+        taken = NewEvent("Taken", {}, event_id=chronik.uuid7())
+        store.append("taken-1", [taken])
+        outcomes: dict[str, str] = {}
+        barrier = threading.Barrier(12)
+
+        def work(i: int) -> None:
+            barrier.wait()
+            stream = f"g-{i}"
+            try:
+                if i % 3 == 0:  # a conflict: the stream does not exist yet
+                    store.append(stream, [NewEvent("X", {"i": i})], 5)
+                elif i % 3 == 1:  # an event id already stored elsewhere
+                    store.append(stream, [NewEvent("X", {"i": i}), taken])
+                else:
+                    store.append(
+                        stream, [NewEvent("X", {"i": i}), NewEvent("Y", {"i": i})], chronik.NO_STREAM
+                    )
+                outcomes[stream] = "ok"
+            except chronik.ChronikError as err:
+                outcomes[stream] = type(err).__name__
+
+        for _ in range(5):
+            outcomes.clear()
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for i in range(12):
+                expected = ["WrongExpectedVersionError", "DuplicateEventError", "ok"][i % 3]
+                assert outcomes[f"g-{i}"] == expected
+            store._conn().execute("DELETE FROM chronik_events WHERE stream_id LIKE 'g-%'")
+        log = list(store.read_all())
+        assert [e.stream_id for e in log][:1] == ["taken-1"]
+        positions = [e.position for e in log]
+        assert positions == sorted(set(positions))

@@ -15,27 +15,27 @@ CREATE TABLE IF NOT EXISTS chronik_migrations (
 APPLIED_MIGRATIONS: Final = "SELECT name FROM chronik_migrations ORDER BY name"
 RECORD_MIGRATION: Final = "INSERT INTO chronik_migrations (name, applied_at) VALUES (?, ?)"
 
-STREAM_VERSION: Final = "SELECT version FROM chronik_streams WHERE stream_id = ?"
+# max() over the (stream_id, version) index: one seek. Always one row (NULL: no stream).
+STREAM_VERSION: Final = "SELECT max(version) FROM chronik_events WHERE stream_id = ?"
 INSERT_EVENT: Final = """
 INSERT INTO chronik_events
     (stream_id, category, version, event_id, type, schema_version, data, metadata, recorded_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 LAST_POSITION: Final = "SELECT last_insert_rowid()"
-UPSERT_STREAM: Final = """
-INSERT INTO chronik_streams (stream_id, category, version) VALUES (?, ?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version"""
 FIND_EVENT_ID: Final = "SELECT stream_id, version, position FROM chronik_events WHERE event_id = ?"
 
 # In the order of RecordedEvent's constructor; 'sqlite' is the checkpoint kind.
 _COLUMNS: Final = (
     "stream_id, version, position, 'sqlite', event_id, type, schema_version, data, metadata, recorded_at"
 )
+# A stream's events: the stream id and checkpoint kind are known, so not selected.
+_STREAM_COLUMNS: Final = "version, position, event_id, type, schema_version, data, metadata, recorded_at"
 READ_STREAM_FORWARD: Final = f"""
-SELECT {_COLUMNS} FROM chronik_events
+SELECT {_STREAM_COLUMNS} FROM chronik_events
 WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
 ORDER BY version LIMIT ?4"""
 READ_STREAM_BACKWARD: Final = f"""
-SELECT {_COLUMNS} FROM chronik_events
+SELECT {_STREAM_COLUMNS} FROM chronik_events
 WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
 ORDER BY version DESC LIMIT ?4"""
 READ_ALL: Final = f"""
@@ -49,10 +49,17 @@ WHERE position > ?1
 ORDER BY position LIMIT ?2"""
 HEAD: Final = "SELECT max(position) FROM chronik_events"
 
+# Streams walk the (stream_id, version) index in order, one group per stream.
 LIST_STREAMS: Final = """
-SELECT stream_id, version FROM chronik_streams
-WHERE (?1 IS NULL OR category = ?1) AND (?2 IS NULL OR stream_id > ?2)
-ORDER BY stream_id LIMIT ?3"""
+SELECT stream_id, max(version) FROM chronik_events
+WHERE stream_id > ?1
+GROUP BY stream_id ORDER BY stream_id LIMIT ?2"""
+# A category's streams are 'cat' and those from 'cat-' up to (not including) 'cat.'
+# ('.' sorts right after '-'): a range of the same index.
+LIST_CATEGORY_STREAMS: Final = """
+SELECT stream_id, max(version) FROM chronik_events
+WHERE ((stream_id >= ?1 || '-' AND stream_id < ?1 || '.') OR stream_id = ?1) AND stream_id > ?2
+GROUP BY stream_id ORDER BY stream_id LIMIT ?3"""
 
 SAVE_SNAPSHOT: Final = """
 INSERT INTO chronik_snapshots (stream_id, version, type, schema_version, data, recorded_at)

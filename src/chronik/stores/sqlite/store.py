@@ -50,6 +50,7 @@ from chronik.errors import (
 )
 from chronik.events import (
     ANY,
+    NO_STREAM,
     AppendResult,
     Checkpoint,
     ExpectedVersion,
@@ -107,6 +108,18 @@ def _translate(err: sqlite3.Error, path: str) -> ChronikError:
     return PersistenceError(message)
 
 
+class _Pending:
+    """An append waiting in the group-commit queue, and what became of it."""
+
+    __slots__ = ("done", "error", "result", "writes")
+
+    def __init__(self, writes: list[PreparedWrite]) -> None:
+        self.writes = writes
+        self.done = False
+        self.result: list[AppendResult] | None = None
+        self.error: BaseException | None = None
+
+
 class _DuplicateId(Exception):
     """An event id of the batch is already stored: retry the append carefully."""
 
@@ -155,6 +168,8 @@ class SQLiteEventStore:
         # which sleeps in growing steps and would add milliseconds to each commit.
         # BEGIN IMMEDIATE still serialises this process against others.
         self._write_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
         self._closed = False
         # Subscriptions: wake-ups from commits in this process, readers to close.
         self._notifier = notifier_for(self.path)
@@ -205,23 +220,40 @@ class SQLiteEventStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: commit on success, roll back on any error."""
+        conn = self._writer_connection()
+        with self._locked(), self._begin(conn):
+            yield conn
+
+    def _writer_connection(self) -> sqlite3.Connection:
         conn = self._conn()
         if conn.in_transaction:
             raise InvalidInputError(
                 "a transaction is already open on this thread: use that transaction's own "
                 "append/execute methods inside `with store.transaction()`"
             )
+        return conn
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         if not self._write_lock.acquire(timeout=self.busy_timeout if self.busy_timeout else -1):
             raise OperationalError(f"SQLite store {self.path}: timed out waiting for the write lock")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
+    def _begin(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT on ``conn``; the caller holds ``_write_lock``."""
         try:
             with self._errors():
                 # IMMEDIATE takes the write lock now, not at the first write, so the
                 # version read below cannot change before our insert, and positions
-                # (AUTOINCREMENT rowids) are handed out in commit order: no reader
-                # can ever see position N+1 committed while N is still pending.
+                # (rowids, one more than the highest) are handed out in commit order:
+                # no reader can ever see position N+1 committed while N is pending.
                 conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                yield
             except BaseException:
                 if conn.in_transaction:
                     conn.rollback()
@@ -237,7 +269,6 @@ class SQLiteEventStore:
                     conn.rollback()
                 except sqlite3.Error:
                     pass
-            self._write_lock.release()
 
     # -- schema --------------------------------------------------------------------
 
@@ -295,14 +326,66 @@ class SQLiteEventStore:
         return self._commit(prepare_writes(self.codec, writes))
 
     def _commit(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Commit an append, grouped with the appends other threads queued meanwhile.
+
+        Group commit: every append joins a queue; whichever thread gets the write
+        lock commits everything queued so far in one transaction, one savepoint per
+        append, so concurrent writers share one fsync instead of waiting for one each.
+        Each append still succeeds or fails alone, with its own expected version.
+        """
+        conn = self._writer_connection()
+        pending = _Pending(writes)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._locked():
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    if len(batch) == 1:
+                        # Alone: no savepoints; an error rolls the transaction back.
+                        batch[0].result = self._commit_alone(conn, batch[0].writes)
+                    else:
+                        with self._begin(conn):
+                            for queued in batch:
+                                self._append_in_savepoint(conn, queued)
+                except BaseException as err:
+                    for queued in batch:
+                        if queued.error is None:
+                            queued.error, queued.result = err, None
+                    if not isinstance(err, Exception):
+                        raise
+                finally:
+                    for queued in batch:
+                        queued.done = True
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _commit_alone(self, conn: sqlite3.Connection, writes: list[PreparedWrite]) -> list[AppendResult]:
         try:
-            with self._write() as conn:
+            with self._begin(conn):
                 return self._append_hooked(conn, writes, careful=False)
         except _DuplicateId:
             # Rolled back whole. Some event id is stored already: go again, looking
             # each batch's ids up first to tell a re-send from a clash.
-            with self._write() as conn:
+            with self._begin(conn):
                 return self._append_hooked(conn, writes, careful=True)
+
+    def _append_in_savepoint(self, conn: sqlite3.Connection, queued: _Pending) -> None:
+        """One append of a group: its own savepoint, so it fails without failing the rest."""
+        conn.execute("SAVEPOINT chronik_append")
+        try:
+            try:
+                queued.result = self._append_hooked(conn, queued.writes, careful=False)
+            except _DuplicateId:
+                conn.execute("ROLLBACK TO chronik_append")
+                queued.result = self._append_hooked(conn, queued.writes, careful=True)
+        except (ChronikError, sqlite3.Error) as err:
+            conn.execute("ROLLBACK TO chronik_append")
+            queued.error = _translate(err, self.path) if isinstance(err, sqlite3.Error) else err
+        conn.execute("RELEASE chronik_append")
 
     def _append_hooked(
         self, conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool
@@ -356,8 +439,7 @@ class SQLiteEventStore:
         )
         with self._errors():
             rows = self._conn().execute(statement, params).fetchall()
-        codec, new = self.codec, _NEW_RECORD
-        return [new(*row, codec) for row in rows]
+        return _stream_records(stream_id, rows, self.codec)
 
     def read_all(
         self,
@@ -421,8 +503,8 @@ class SQLiteEventStore:
     def stream_info(self, stream_id: str) -> StreamInfo:
         stream_id = validate_stream_id(stream_id)
         with self._errors():
-            row = self._conn().execute(sql.STREAM_VERSION, (stream_id,)).fetchone()
-        return StreamInfo(stream_id, row[0] if row else 0)
+            version = self._conn().execute(sql.STREAM_VERSION, (stream_id,)).fetchone()[0]
+        return StreamInfo(stream_id, version or 0)
 
     def list_streams(
         self, *, category: str | None = None, after: str | None = None, limit: int = 100
@@ -431,7 +513,11 @@ class SQLiteEventStore:
         if checked is None:
             raise InvalidInputError("limit must be an int >= 0")
         with self._errors():
-            rows = self._conn().execute(sql.LIST_STREAMS, (category, after, checked)).fetchall()
+            conn = self._conn()
+            if category is None:
+                rows = conn.execute(sql.LIST_STREAMS, (after or "", checked)).fetchall()
+            else:
+                rows = conn.execute(sql.LIST_CATEGORY_STREAMS, (category, after or "", checked)).fetchall()
         return [StreamInfo(s, v) for s, v in rows]
 
     def head(self) -> Checkpoint | None:
@@ -598,8 +684,8 @@ class SQLiteTransaction:
             stream_id, from_version, to_version, None
         )
         params = (stream_id, from_version, _MAX_LIMIT if to_version is None else to_version, _MAX_LIMIT)
-        codec, new = self.store.codec, _NEW_RECORD
-        return [new(*row, codec) for row in self.connection.execute(sql.READ_STREAM_FORWARD, params)]
+        rows = self.connection.execute(sql.READ_STREAM_FORWARD, params).fetchall()
+        return _stream_records(stream_id, rows, self.store.codec)
 
     def read_page(
         self,
@@ -642,6 +728,15 @@ class SQLiteTransaction:
 
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return _projections.dead_letters(self.connection, projection)
+
+
+def _stream_records(stream_id: str, rows: list[Any], codec: Codec) -> list[RecordedEvent]:
+    """Records from rows of ``sql._STREAM_COLUMNS`` (one stream: its id is not selected)."""
+    new = _NEW_RECORD
+    return [
+        new(stream_id, version, position, KIND, event_id, type_, schema_version, data, meta, at, codec)
+        for version, position, event_id, type_, schema_version, data, meta, at in rows
+    ]
 
 
 def _save_snapshot(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
@@ -704,8 +799,13 @@ def _append_in(
             if existing:
                 results.append(resolve_existing(write, existing, _checkpoint))
                 continue
-        row = conn.execute(sql.STREAM_VERSION, (write.stream_id,)).fetchone()
-        actual = row[0] if row else 0
+        if not careful and (write.expected is NO_STREAM or write.expected == 0):
+            # A new stream: no need to look its version up. If it exists after all,
+            # inserting version 1 hits the (stream_id, version) index and the append
+            # goes again carefully, which reports the conflict with the real version.
+            actual = 0
+        else:
+            actual = conn.execute(sql.STREAM_VERSION, (write.stream_id,)).fetchone()[0] or 0
         if not expected_ok(write, actual):
             existing = {} if careful else _lookup(conn, write)
             if existing:
@@ -751,14 +851,14 @@ def _append_in(
                 )
                 position = conn.execute(sql.LAST_POSITION).fetchone()[0]
         except sqlite3.IntegrityError as err:
-            # Under BEGIN IMMEDIATE the version we read cannot be stale, so the only
-            # unique index an insert can hit is the one on event_id.
+            # Under BEGIN IMMEDIATE the version we read cannot be stale: an insert
+            # can only hit the index on event_id, or the one on (stream_id, version)
+            # when we took a new stream for granted. The careful pass tells which.
             code = getattr(err, "sqlite_errorcode", None)
             if code in (_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY) and not careful:
                 raise _DuplicateId from err
             raise
         version = actual + len(write.events)
-        conn.execute(sql.UPSERT_STREAM, (sid, cat, version))
         assert position is not None
         if written is not None:
             written.append((position - len(write.events) + 1, position))

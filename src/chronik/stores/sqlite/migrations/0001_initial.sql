@@ -1,10 +1,15 @@
 -- chronik SQLite schema, version 1.
 --
--- position is the rowid. AUTOINCREMENT makes SQLite never hand out a position
--- again, even one whose row was deleted, so a checkpoint can never point at an
--- event that is later replaced by another.
+-- position is the rowid: one more than the highest position, given out under the
+-- write lock that BEGIN IMMEDIATE takes, so positions follow commit order. Events are
+-- never deleted, so a position is never given out twice. (AUTOINCREMENT would only
+-- add a write of sqlite_sequence to every commit.)
+--
+-- A stream's version is max(version) over chronik_events_stream_version, and the
+-- list of streams is that index grouped: no table of streams to update on every
+-- commit, which would add two pages to each commit's write-ahead log.
 CREATE TABLE chronik_events (
-    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    position       INTEGER PRIMARY KEY,
     stream_id      TEXT    NOT NULL,
     category       TEXT    NOT NULL,
     version        INTEGER NOT NULL,
@@ -19,14 +24,6 @@ CREATE TABLE chronik_events (
 CREATE UNIQUE INDEX chronik_events_stream_version ON chronik_events (stream_id, version);
 
 CREATE UNIQUE INDEX chronik_events_event_id ON chronik_events (event_id);
-
-CREATE TABLE chronik_streams (
-    stream_id TEXT    PRIMARY KEY,
-    category  TEXT    NOT NULL,
-    version   INTEGER NOT NULL
-) WITHOUT ROWID;
-
-CREATE INDEX chronik_streams_category ON chronik_streams (category, stream_id);
 
 CREATE TABLE chronik_snapshots (
     stream_id      TEXT    PRIMARY KEY,
