@@ -3,8 +3,9 @@
     python tools/gen_postgres_sync.py          # rewrite the generated files
     python tools/gen_postgres_sync.py --check  # exit 1 if one is stale
 
-In ``src/chronik/stores/postgres``, ``async_store.py``, ``async_reader.py`` and
-``async_schema.py`` are the sources of ``store.py``, ``reader.py`` and ``schema.py``:
+In ``src/chronik/stores/postgres``, ``async_store.py``, ``async_reader.py``,
+``async_schema.py`` and ``async_projections.py`` are the sources of ``store.py``,
+``reader.py``, ``schema.py`` and ``projections.py``:
 this script replaces ``async def``, ``async with``,
 ``async for`` and awaits by their sync forms and the psycopg async classes by their
 sync twins (as psycopg does for its own code), then lets ruff sort the imports and
@@ -49,6 +50,12 @@ FILES: dict[str, tuple[str, str]] = {
         + _NOTE.format(source="async_schema.py")
         + " The design is described there.",
     ),
+    "async_projections.py": (
+        "projections.py",
+        "Projection state and inline projections for the sync PostgreSQL store.\n\n"
+        + _NOTE.format(source="async_projections.py")
+        + " The design, and the guarantee\ninline projections get, are described there.",
+    ),
 }
 
 REPLACEMENTS: list[tuple[str, str]] = [
@@ -60,6 +67,8 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncWaker\b", "Waker"),
     (r"\basync_wait_notification\b", "wait_notification"),
     (r"\bpostgres\.async_(store|reader|schema)\b", r"postgres.\1"),
+    (r"\basync_projections\b(?!\.py)", "projections"),
+    (r"\bAsyncAppendHook\b", "AppendHook"),
     (r"\bAsyncConnectionPool\b", "ConnectionPool"),
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncCursor\b", "Cursor"),

@@ -306,6 +306,10 @@ class ProjectionRunner(Generic[C]):
 
     def _run_once(self, *, follow: bool) -> None:
         self._prepare()
+        # Caught up means up to the head as of now. A log whose newest events can be
+        # held back from readers for a moment (PostgreSQL: until older transactions
+        # end) would otherwise look caught up before they show.
+        head = None if follow else self.store.head()
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
@@ -318,12 +322,16 @@ class ProjectionRunner(Generic[C]):
             if self._stop.is_set() and follow:
                 return
             while not (follow and self._stop.is_set()):
-                batch = subscription.next_batch(self.idle_timeout if follow else 0)
+                at = subscription.checkpoint
+                behind = head is not None and (at is None or at < head)
+                batch = subscription.next_batch(self.idle_timeout if follow or behind else 0)
                 if batch:
                     self._process(batch, subscription.checkpoint)
                     continue
                 if subscription.closed:
                     return
+                if behind and not follow:
+                    continue
                 self._reached_head(subscription.checkpoint)
                 if not follow:
                     return
@@ -401,6 +409,9 @@ class ProjectionRunner(Generic[C]):
         unknown = [t for t in self.projection.types if t not in registered]
         if not unknown:
             return
+        # head() returns once what committed before it is readable (PostgreSQL can
+        # hold new events back while older transactions run): no false alarm.
+        self.store.head()
         reader = self._subscribable.log_reader()
         try:
             for type_name in unknown:

@@ -14,7 +14,8 @@ go to libpq, e.g. ``sslmode``, ``connect_timeout``):
 ``pool_max_size``        most connections at once (default 10)
 ``pool_timeout``         seconds to wait for a connection (default 30)
 ``notify``               wake readers with LISTEN/NOTIFY (default true)
-``visibility_timeout``   seconds a read waits for older transactions (default 5)
+``visibility_timeout``   seconds a read, or an append running inline projections,
+                         waits for older transactions (default 5)
 ``max_event_size``       largest encoded event in bytes (default 1 MiB)
 
 Layout. The logic is written once, for asyncio: ``async_store.py`` (the store and
@@ -22,9 +23,15 @@ its transactions), ``async_reader.py`` (subscription hooks) and ``async_schema.p
 (checks and migrations). ``store.py``, ``reader.py`` and ``schema.py``, the sync
 twins, are generated from them by ``tools/gen_postgres_sync.py`` (a test fails when
 they are stale), so neither face hops threads and neither repeats the other.
+``async_projections.py`` (projection state, and the inline projections' lock and
+wait, with the guarantee they give) has its sync twin ``projections.py`` too.
 ``_common.py`` holds what both share without I/O, ``sql.py`` and ``migrations/`` the
 SQL, ``_notify.py`` the two small parts that threads and tasks do differently
 (sending notifications, waiting for them), ``_config.py`` the URL parsing.
+
+The stores record projection state and dead letters (``ProjectionStateStore``) and
+run append hooks (``AppendHooks``): the sync store runs chronik's inline projections;
+the async one awaits hooks whose methods are coroutines.
 """
 
 from typing import Any

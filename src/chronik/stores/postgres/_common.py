@@ -1,16 +1,19 @@
 """What the sync and async PostgreSQL stores share, with no I/O.
 
-Error translation, statement parameters, turning rows into results, and the
-decision an append makes when its fast path did not go through. Both stores call
-these; only the awaiting differs between them.
+Error translation, statement parameters, turning rows into results (events,
+projection states, dead letters), and the decision an append makes when its fast
+path did not go through. Both stores call these; only the awaiting differs between
+them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from datetime import UTC
+from typing import Any, Final, NamedTuple, Protocol
 
+import msgspec
 import psycopg
 import psycopg_pool
 from psycopg.adapt import AdaptersMap, Buffer, Loader
@@ -24,13 +27,15 @@ from chronik.errors import (
     IntegrityError,
     InternalError,
     InvalidCheckpointError,
+    InvalidInputError,
     OperationalError,
     PersistenceError,
     StoreClosedError,
     WrongExpectedVersionError,
 )
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint, RecordedEvent
-from chronik.store import LogPage
+from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState
+from chronik.store import AppendHook, LogPage
 
 __all__ = [
     "ADAPTERS",
@@ -39,16 +44,24 @@ __all__ = [
     "MAX_VERSION",
     "MIGRATIONS",
     "PAGE_SIZE",
+    "AppendHook",
     "AppendRow",
+    "AsyncAppendHook",
     "Found",
+    "OutOfOrderError",
     "append_params",
     "check_order",
+    "check_projection",
     "check_server",
     "checkpoint_start",
     "connection_lost",
     "decide",
     "finish",
+    "letter_of",
+    "letter_params",
     "record",
+    "state_of",
+    "state_params",
     "translate",
     "window",
 ]
@@ -61,6 +74,23 @@ MIGRATIONS: Final[list[Migration]] = load_migrations("chronik.stores.postgres")
 # Attempts of one append when concurrent writers keep taking the version it read
 # (only ANY appends retry; an exact expected version fails on the first conflict).
 MAX_APPEND_ATTEMPTS: Final = 1000
+
+
+class AsyncAppendHook(Protocol):
+    """The asyncio twin of :class:`chronik.store.AppendHook`, which the async store runs.
+
+    Its methods are awaited inside the append's transaction, with an
+    ``AsyncPostgresTransaction``. (The generated sync store takes the core's
+    ``AppendHook``, re-exported here under that name for it; chronik's inline
+    projections are such sync hooks.)
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def installed(self, tx: Any) -> None: ...
+
+    async def appended(self, tx: Any, events: Sequence[RecordedEvent]) -> None: ...
 
 
 class _RawJsonLoader(Loader):
@@ -256,6 +286,14 @@ def finish(writes: Sequence[PreparedWrite], rows: Sequence[Sequence[Any]]) -> li
     return results
 
 
+class OutOfOrderError(WrongExpectedVersionError):
+    """A write refused only because its transaction is older than the stream's tip.
+
+    To callers it is a ``WrongExpectedVersionError``; an append that owns its
+    transaction (one running inline projections) tells it apart, to go again in a
+    new transaction."""
+
+
 def check_order(writes: Sequence[PreparedWrite], rows: Sequence[Sequence[Any]]) -> None:
     """Raise for a write refused only because its transaction is older than the stream's tip."""
     for write, row in zip(writes, (AppendRow(*r) for r in rows), strict=True):
@@ -264,7 +302,7 @@ def check_order(writes: Sequence[PreparedWrite], rows: Sequence[Sequence[Any]]) 
             # transaction began writing. Appending now would put this event before
             # the stream's previous one in the global log; the transaction must go
             # again, exactly like a lost race on the expected version.
-            raise WrongExpectedVersionError(write.stream_id, write.expected, row.version)
+            raise OutOfOrderError(write.stream_id, write.expected, row.version)
 
 
 class Found(NamedTuple):
@@ -305,3 +343,70 @@ def decide(
         results.append(None)
         plan.append(index)
     return results, plan
+
+
+# -- projection state and dead letters ------------------------------------------------
+
+_STATUSES: Final = frozenset({"building", "live", "failed", "retired"})
+_failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
+
+
+def check_projection(name: object, version: object) -> None:
+    """Refuse a projection name or version that no projection can have."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"projection name must be a non-empty str, got {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInputError(f"projection version must be an int >= 1, got {version!r}")
+
+
+def state_params(state: ProjectionState) -> tuple[Any, ...]:
+    """Parameters of ``sql._SAVE_PROJECTION_STATE``."""
+    check_projection(state.name, state.version)
+    if state.status not in _STATUSES:
+        raise InvalidInputError(f"projection status must be one of {sorted(_STATUSES)}, got {state.status!r}")
+    failure = None if state.failure is None else msgspec.json.encode(state.failure).decode()
+    return (state.name, state.version, state.status, bool(state.active), failure, state.updated_at)
+
+
+def state_of(row: Sequence[Any]) -> ProjectionState:
+    """A row of ``sql._PROJECTION_STATES`` as a :class:`ProjectionState`."""
+    return ProjectionState(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        None if row[4] is None else _failure_decoder.decode(row[4]),
+        row[5].astimezone(UTC),
+    )
+
+
+def letter_params(letter: DeadLetter) -> tuple[Any, ...]:
+    """Parameters of ``sql._PARK_EVENT``; the event must be one of this kind of store."""
+    check_projection(letter.projection, letter.projection_version)
+    e = letter.event
+    xid, position = checkpoint_start(e.checkpoint)
+    if position != e.position:
+        raise InvalidInputError(
+            f"dead letter of position {e.position} carries the checkpoint {e.checkpoint} of another event"
+        )
+    return (
+        letter.projection,
+        letter.projection_version,
+        e.position,
+        xid,
+        e.stream_id,
+        e.version,
+        e.type,
+        e.event_id,
+        e.error,
+        e.attempts,
+        letter.parked_at,
+    )
+
+
+def letter_of(row: Sequence[Any]) -> DeadLetter:
+    """A row of ``sql._DEAD_LETTERS`` as a :class:`DeadLetter`."""
+    event = FailedEvent(
+        row[4], row[5], row[2], Checkpoint(KIND, (row[3], row[2])), row[7], row[6], row[8], row[9]
+    )
+    return DeadLetter(row[0], row[1], event, row[10].astimezone(UTC))

@@ -7,7 +7,9 @@ into their sync twins, the way psycopg generates its own sync code; a test fails
 when the generated file is stale. So the sync store runs on psycopg's sync
 ``Connection`` and ``ConnectionPool`` without hopping threads, and this one on
 ``AsyncConnection`` and ``AsyncConnectionPool`` without a thread pool. What has no
-I/O lives in ``_common.py``, the SQL in ``sql.py`` and ``migrations/``.
+I/O lives in ``_common.py``, the SQL in ``sql.py`` and ``migrations/``; projection
+state and the machinery of inline projections (append hooks) in
+``async_projections.py``, which explains how those stay in step with the log.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -46,8 +48,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import LogPage
-from chronik.stores.postgres import sql
+from chronik.stores.postgres import async_projections, sql
 from chronik.stores.postgres._common import (
     ADAPTERS,
     KIND,
@@ -55,7 +58,9 @@ from chronik.stores.postgres._common import (
     MAX_VERSION,
     MIGRATIONS,
     PAGE_SIZE,
+    AsyncAppendHook,
     Found,
+    OutOfOrderError,
     append_params,
     check_order,
     checkpoint_start,
@@ -77,6 +82,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Conn: TypeAlias = psycopg.AsyncConnection[tuple[Any, ...]]
 Filter = tuple[str, ...] | None
 
@@ -99,6 +105,7 @@ class AsyncPostgresEventStore:
         self._open_lock = asyncio.Lock()
         self._readers: set[AsyncPostgresLogReader] = set()
         self._notifier = AsyncNotifier(config.conninfo, config.channel) if config.notify else None
+        self._hooks: dict[str, AsyncAppendHook] = {}
         self._closed = False
 
     # -- opening, connections --------------------------------------------------------
@@ -202,7 +209,19 @@ class AsyncPostgresEventStore:
         async def op(conn: Conn) -> list[AppendResult]:
             return await _append(conn, statements, writes, nested=False)
 
-        results = await self._run(op)
+        async def hooked(conn: Conn) -> list[AppendResult]:
+            for attempt in range(MAX_APPEND_ATTEMPTS):
+                try:
+                    async with conn.transaction():
+                        return await AsyncPostgresTransaction(self, conn, fresh=True)._append(writes)
+                except OutOfOrderError:
+                    # A writer without the hooks appended to a stream of ours while
+                    # this waited for older writers (async_projections.py, point 4).
+                    if attempt == MAX_APPEND_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+        results = await self._run(hooked if self._hooks else op)
         self._poke()
         return results
 
@@ -211,13 +230,15 @@ class AsyncPostgresEventStore:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
 
         A read model kept in the same database commits with its checkpoint, so a
-        crash can neither lose nor double an effect. It runs at READ COMMITTED.
+        crash can neither lose nor double an effect. It runs at READ COMMITTED. On a
+        store with append hooks its first append takes the inline lock, held until
+        it ends (see ``async_projections.py``).
         """
         pool = await self._ready()
         appended = False
         try:
             async with pool.connection() as conn, conn.transaction():
-                tx = AsyncPostgresTransaction(self, conn)
+                tx = AsyncPostgresTransaction(self, conn, fresh=False)
                 yield tx
                 appended = tx.appended
         except psycopg.Error as err:
@@ -441,6 +462,74 @@ class AsyncPostgresEventStore:
 
         return await self._run(op)
 
+    # -- projection state (chronik.store.ProjectionStateStore) --------------------------
+
+    async def _on(
+        self,
+        fn: Callable[Concatenate[Conn, sql.Statements, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``fn(conn, statements, ...)`` on a pooled connection, in a transaction of its own."""
+
+        async def op(conn: Conn) -> T:
+            return await fn(conn, self._sql, *args, **kwargs)
+
+        return await self._run(op)
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        """Store ``state``, replacing the one of the same name and version."""
+        await self._on(async_projections.save_projection_state, state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        """States ordered by name and version, of one projection or of all."""
+        return await self._on(async_projections.projection_states, name)
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        """Forget one version of a projection: its state and its dead letters."""
+        await self._on(async_projections.delete_projection_state, name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        """Record a dead letter; parking the same event again changes nothing."""
+        await self._on(async_projections.park_event, letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        """Dead letters in the order they were parked, of one projection or of all."""
+        return await self._on(async_projections.dead_letters, projection)
+
+    # -- append hooks (inline projections; see async_projections.py) ---------------------
+
+    async def add_append_hook(self, hook: AsyncAppendHook) -> None:
+        """Run ``hook`` inside every append of this store object from now on.
+
+        ``hook.installed`` runs first, in a transaction holding the inline lock
+        once every older write transaction has ended, so it catches up on every
+        event committed before, and no append running hooks (in any process) comes
+        between its catch-up and the hook's first call. Events of appends without
+        the hook are caught up by the next append with it.
+        """
+        if hook.name in self._hooks:
+            raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+        statements, timeout = self._sql, self.config.visibility_timeout
+
+        async def op(conn: Conn) -> None:
+            async with conn.transaction():
+                await async_projections.enter_inline(
+                    conn, statements, fresh=True, timeout=timeout, where=self.where
+                )
+                tx = AsyncPostgresTransaction(self, conn, fresh=False)
+                tx._inline = True
+                await hook.installed(tx)
+
+        await self._run(op)
+        self._hooks = {**self._hooks, hook.name: hook}
+
+    def remove_append_hook(self, name: str) -> None:
+        """Stop running the hook ``name`` (appends already in progress may still run it)."""
+        hooks = dict(self._hooks)
+        hooks.pop(name, None)
+        self._hooks = hooks
+
     # -- subscriptions -----------------------------------------------------------------
 
     def log_reader(self) -> AsyncPostgresLogReader:
@@ -501,10 +590,13 @@ class AsyncPostgresTransaction:
     ``connection`` is the psycopg connection, for anything the methods here lack.
     """
 
-    def __init__(self, store: AsyncPostgresEventStore, connection: Conn) -> None:
+    def __init__(self, store: AsyncPostgresEventStore, connection: Conn, *, fresh: bool = False) -> None:
         self.store = store
         self.connection = connection
         self.appended = False
+        self._fresh = fresh  # nothing has run in the transaction yet
+        self._inline = False  # holds the inline lock (async_projections.py)
+        self._handed = 0  # the last position of its own given to the hooks
 
     async def execute(
         self, statement: QueryNoTemplate, parameters: Params | None = None
@@ -530,8 +622,25 @@ class AsyncPostgresTransaction:
         return await self._append(prepare_writes(self.store.codec, writes))
 
     async def _append(self, writes: list[PreparedWrite]) -> list[AppendResult]:
-        results = await _append(self.connection, self.store._sql, writes, nested=True)
+        store, conn = self.store, self.connection
+        hooks = store._hooks
+        if hooks and not self._inline:
+            timeout = store.config.visibility_timeout
+            await async_projections.enter_inline(
+                conn, store._sql, fresh=self._fresh, timeout=timeout, where=store.where
+            )
+            self._inline = True
+        self._fresh = False
+        results = await _append(conn, store._sql, writes, nested=True)
         self.appended = True
+        if hooks:
+            # Everything it wrote since the hooks last ran, even by appends made
+            # before they were installed: the checkpoint is about to pass those too.
+            events = await async_projections.own_events(conn, store._sql, store.codec, self._handed)
+            if events:
+                self._handed = events[-1].position
+                for hook in hooks.values():
+                    await hook.appended(self, events)
         return results
 
     async def read_stream(
@@ -573,6 +682,21 @@ class AsyncPostgresTransaction:
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         return await _load_snapshot(self.connection, self.store._sql, validate_stream_id(stream_id))
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        await async_projections.save_projection_state(self.connection, self.store._sql, state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return await async_projections.projection_states(self.connection, self.store._sql, name)
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        await async_projections.delete_projection_state(self.connection, self.store._sql, name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        await async_projections.park_event(self.connection, self.store._sql, letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return await async_projections.dead_letters(self.connection, self.store._sql, projection)
 
 
 # -- appending, on one connection ----------------------------------------------------

@@ -231,6 +231,65 @@ _DELETE_CHECKPOINT = "DELETE FROM {schema}.checkpoints WHERE name = %s"
 _LOAD_CHECKPOINT = """
 SELECT transaction_id::text::bigint, position FROM {schema}.checkpoints WHERE name = %s"""
 
+# -- projection state and dead letters (migration 0002) ----------------------------
+
+_SAVE_PROJECTION_STATE = """
+INSERT INTO {schema}.projections (name, version, status, active, failure, updated_at)
+VALUES (%s, %s, %s, %s, %s::json, coalesce(%s::timestamptz, statement_timestamp()))
+ON CONFLICT (name, version) DO UPDATE SET
+    status = excluded.status, active = excluded.active, failure = excluded.failure,
+    updated_at = excluded.updated_at"""
+_PROJECTION_STATES = """
+SELECT name, version, status, active, failure, updated_at FROM {schema}.projections
+WHERE %(name)s::text IS NULL OR name = %(name)s::text ORDER BY name, version"""
+# A projection version's state and its dead letters go together, in one statement.
+_DELETE_PROJECTION_STATE = """
+WITH state AS (DELETE FROM {schema}.projections WHERE name = %(name)s AND version = %(version)s)
+DELETE FROM {schema}.dead_letters WHERE projection = %(name)s AND projection_version = %(version)s"""
+_PARK_EVENT = """
+INSERT INTO {schema}.dead_letters
+    (projection, projection_version, position, transaction_id, stream_id, version, type, event_id,
+     error, attempts, parked_at)
+VALUES (%s, %s, %s, %s::text::xid8, %s, %s, %s, %s, %s, %s, coalesce(%s::timestamptz, statement_timestamp()))
+ON CONFLICT (projection, projection_version, position) DO NOTHING"""
+_DEAD_LETTERS = """
+SELECT projection, projection_version, position, transaction_id::text::bigint, stream_id, version,
+    type, event_id, error, attempts, parked_at
+FROM {schema}.dead_letters WHERE %(projection)s::text IS NULL OR projection = %(projection)s::text
+ORDER BY parked"""
+
+# -- inline projections (append hooks); the reasoning is in async_projections.py ----
+
+# Every transaction that runs inline projections holds this lock until it ends: a
+# transaction-level advisory lock of the store's schema, taken only by stores that
+# have append hooks installed, so ordinary appends never see it. The xid is taken
+# right after it (the lock is the FROM item, evaluated before the select list), so
+# a waiter has no id yet and hooked transactions get their ids in commit order.
+_INLINE_ENTER = """
+SELECT pg_current_xact_id()::text::bigint
+FROM pg_advisory_xact_lock(hashtextextended({inline_key}, 0)) AS inline_lock"""
+# A transaction that already has an id (it wrote before its first append) must not
+# wait for the lock while holding it: see enter_inline.
+_INLINE_TRY_ENTER = """
+SELECT pg_try_advisory_xact_lock(hashtextextended({inline_key}, 0)),
+    pg_current_xact_id()::text::bigint"""
+_HAS_XID = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL"
+# The oldest transaction still running if it is older than this one, else NULL. A
+# snapshot's xmin is the oldest transaction running, this one included (xip would
+# not do: it omits transactions at or above the snapshot's xmax, which can be older
+# than this one and still running).
+_OLDER_RUNNING = """
+SELECT pg_snapshot_xmin(s)::text::bigint FROM pg_current_snapshot() AS s
+WHERE pg_snapshot_xmin(s) < pg_current_xact_id()"""
+# Whether events of a transaction younger than this one have committed already.
+_YOUNGER_EVENTS = """
+SELECT EXISTS (SELECT FROM {schema}.events WHERE transaction_id > pg_current_xact_id())"""
+# This transaction's own events after a position: what an append just wrote.
+_OWN_EVENTS = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE transaction_id = pg_current_xact_id() AND position > %s
+ORDER BY position"""
+
 
 @dataclass(frozen=True, slots=True)
 class Statements:
@@ -262,6 +321,17 @@ class Statements:
     save_checkpoint: str
     load_checkpoint: str
     delete_checkpoint: str
+    save_projection_state: str
+    projection_states: str
+    delete_projection_state: str
+    park_event: str
+    dead_letters: str
+    inline_enter: str
+    inline_try_enter: str
+    has_xid: str
+    older_running: str
+    younger_events: str
+    own_events: str
 
 
 @functools.lru_cache(maxsize=64)
@@ -270,6 +340,7 @@ def statements(schema: str, channel: str) -> Statements:
     names = {
         "schema": sql.Identifier(schema),
         "channel": sql.Identifier(channel),
+        "inline_key": sql.Literal(f"chronik.inline.{schema}"),
     }
     source = globals()
     rendered = {

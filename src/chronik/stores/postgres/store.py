@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -40,8 +40,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import LogPage
-from chronik.stores.postgres import sql
+from chronik.stores.postgres import projections, sql
 from chronik.stores.postgres._common import (
     ADAPTERS,
     KIND,
@@ -49,7 +50,9 @@ from chronik.stores.postgres._common import (
     MAX_VERSION,
     MIGRATIONS,
     PAGE_SIZE,
+    AppendHook,
     Found,
+    OutOfOrderError,
     append_params,
     check_order,
     checkpoint_start,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 Filter = tuple[str, ...] | None
 
@@ -93,6 +97,7 @@ class PostgresEventStore:
         self._open_lock = threading.Lock()
         self._readers: set[PostgresLogReader] = set()
         self._notifier = Notifier(config.conninfo, config.channel) if config.notify else None
+        self._hooks: dict[str, AppendHook] = {}
         self._closed = False
 
     # -- opening, connections --------------------------------------------------------
@@ -196,7 +201,19 @@ class PostgresEventStore:
         def op(conn: Conn) -> list[AppendResult]:
             return _append(conn, statements, writes, nested=False)
 
-        results = self._run(op)
+        def hooked(conn: Conn) -> list[AppendResult]:
+            for attempt in range(MAX_APPEND_ATTEMPTS):
+                try:
+                    with conn.transaction():
+                        return PostgresTransaction(self, conn, fresh=True)._append(writes)
+                except OutOfOrderError:
+                    # A writer without the hooks appended to a stream of ours while
+                    # this waited for older writers (async_projections.py, point 4).
+                    if attempt == MAX_APPEND_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+        results = self._run(hooked if self._hooks else op)
         self._poke()
         return results
 
@@ -205,13 +222,15 @@ class PostgresEventStore:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
 
         A read model kept in the same database commits with its checkpoint, so a
-        crash can neither lose nor double an effect. It runs at READ COMMITTED.
+        crash can neither lose nor double an effect. It runs at READ COMMITTED. On a
+        store with append hooks its first append takes the inline lock, held until
+        it ends (see ``async_projections.py``).
         """
         pool = self._ready()
         appended = False
         try:
             with pool.connection() as conn, conn.transaction():
-                tx = PostgresTransaction(self, conn)
+                tx = PostgresTransaction(self, conn, fresh=False)
                 yield tx
                 appended = tx.appended
         except psycopg.Error as err:
@@ -432,6 +451,72 @@ class PostgresEventStore:
 
         return self._run(op)
 
+    # -- projection state (chronik.store.ProjectionStateStore) --------------------------
+
+    def _on(
+        self,
+        fn: Callable[Concatenate[Conn, sql.Statements, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``fn(conn, statements, ...)`` on a pooled connection, in a transaction of its own."""
+
+        def op(conn: Conn) -> T:
+            return fn(conn, self._sql, *args, **kwargs)
+
+        return self._run(op)
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        """Store ``state``, replacing the one of the same name and version."""
+        self._on(projections.save_projection_state, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        """States ordered by name and version, of one projection or of all."""
+        return self._on(projections.projection_states, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        """Forget one version of a projection: its state and its dead letters."""
+        self._on(projections.delete_projection_state, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        """Record a dead letter; parking the same event again changes nothing."""
+        self._on(projections.park_event, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        """Dead letters in the order they were parked, of one projection or of all."""
+        return self._on(projections.dead_letters, projection)
+
+    # -- append hooks (inline projections; see async_projections.py) ---------------------
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append of this store object from now on.
+
+        ``hook.installed`` runs first, in a transaction holding the inline lock
+        once every older write transaction has ended, so it catches up on every
+        event committed before, and no append running hooks (in any process) comes
+        between its catch-up and the hook's first call. Events of appends without
+        the hook are caught up by the next append with it.
+        """
+        if hook.name in self._hooks:
+            raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+        statements, timeout = self._sql, self.config.visibility_timeout
+
+        def op(conn: Conn) -> None:
+            with conn.transaction():
+                projections.enter_inline(conn, statements, fresh=True, timeout=timeout, where=self.where)
+                tx = PostgresTransaction(self, conn, fresh=False)
+                tx._inline = True
+                hook.installed(tx)
+
+        self._run(op)
+        self._hooks = {**self._hooks, hook.name: hook}
+
+    def remove_append_hook(self, name: str) -> None:
+        """Stop running the hook ``name`` (appends already in progress may still run it)."""
+        hooks = dict(self._hooks)
+        hooks.pop(name, None)
+        self._hooks = hooks
+
     # -- subscriptions -----------------------------------------------------------------
 
     def log_reader(self) -> PostgresLogReader:
@@ -492,10 +577,13 @@ class PostgresTransaction:
     ``connection`` is the psycopg connection, for anything the methods here lack.
     """
 
-    def __init__(self, store: PostgresEventStore, connection: Conn) -> None:
+    def __init__(self, store: PostgresEventStore, connection: Conn, *, fresh: bool = False) -> None:
         self.store = store
         self.connection = connection
         self.appended = False
+        self._fresh = fresh  # nothing has run in the transaction yet
+        self._inline = False  # holds the inline lock (async_projections.py)
+        self._handed = 0  # the last position of its own given to the hooks
 
     def execute(self, statement: QueryNoTemplate, parameters: Params | None = None) -> psycopg.Cursor[Any]:
         """Run your own SQL (a read model's writes) in this transaction."""
@@ -517,8 +605,23 @@ class PostgresTransaction:
         return self._append(prepare_writes(self.store.codec, writes))
 
     def _append(self, writes: list[PreparedWrite]) -> list[AppendResult]:
-        results = _append(self.connection, self.store._sql, writes, nested=True)
+        store, conn = self.store, self.connection
+        hooks = store._hooks
+        if hooks and not self._inline:
+            timeout = store.config.visibility_timeout
+            projections.enter_inline(conn, store._sql, fresh=self._fresh, timeout=timeout, where=store.where)
+            self._inline = True
+        self._fresh = False
+        results = _append(conn, store._sql, writes, nested=True)
         self.appended = True
+        if hooks:
+            # Everything it wrote since the hooks last ran, even by appends made
+            # before they were installed: the checkpoint is about to pass those too.
+            events = projections.own_events(conn, store._sql, store.codec, self._handed)
+            if events:
+                self._handed = events[-1].position
+                for hook in hooks.values():
+                    hook.appended(self, events)
         return results
 
     def read_stream(
@@ -560,6 +663,21 @@ class PostgresTransaction:
 
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
         return _load_snapshot(self.connection, self.store._sql, validate_stream_id(stream_id))
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        projections.save_projection_state(self.connection, self.store._sql, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return projections.projection_states(self.connection, self.store._sql, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        projections.delete_projection_state(self.connection, self.store._sql, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        projections.park_event(self.connection, self.store._sql, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return projections.dead_letters(self.connection, self.store._sql, projection)
 
 
 # -- appending, on one connection ----------------------------------------------------
