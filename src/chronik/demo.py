@@ -32,6 +32,7 @@ from chronik.examples.conference import (
     conference_decider,
 )
 from chronik.examples.orders import AddItem, CreateOrder, OrderCommand, OrderError, SubmitOrder, order_decider
+from chronik.examples.projection_demo import projection_demo
 from chronik.store import EventStore, SnapshotStore
 
 __all__ = ["run_demo"]
@@ -63,6 +64,12 @@ def run_demo(path: Path, console: Console | None = None) -> None:
             f"({', '.join(s.stream_id for s in streams)}), all in one global order that "
             "projections and subscriptions read from a checkpoint."
         )
+        console.rule("[bold]4. Projections: read models built from the log")
+        console.print(
+            "A projection folds the global log into a read model, here an orders table in the "
+            "same SQLite file, committing its checkpoint with its writes: catch up, follow, rebuild."
+        )
+        projection_demo(store, console)
         console.print(f"Look inside with [bold]sqlite3 {path}[/bold]; run the demo again to start afresh.")
     finally:
         store.close()
