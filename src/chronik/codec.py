@@ -294,10 +294,10 @@ class Codec:
     def decode(self, event: RecordedEvent) -> Any:
         """Decode ``event.raw_data``: typed when registered, raw JSON otherwise."""
         # The common case, kept short (private fields: this runs once per event read).
-        entry = self.registry._by_name.get(event._type)
-        if entry is not None and event._schema_version == entry.version:
+        entry = self.registry._by_name.get(event.type)
+        if entry is not None and event.schema_version == entry.version:
             try:
-                return entry.decoder.decode(event._raw_data)
+                return entry.decoder.decode(event.raw_data)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 pass  # the full path below raises the error that names the event
         return self._decode(event, entry)

@@ -251,7 +251,7 @@ _UNSET: Any = object()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class RecordedEvent:
+class RecordedEvent(msgspec.Struct, gc=False):
     """An event as stored: read-only, and as cheap to build as a tuple.
 
     ``data`` and ``metadata`` are decoded on first access; ``data`` is the registered
@@ -262,72 +262,38 @@ class RecordedEvent:
     since the Unix epoch and ``checkpoint`` as the name of their checkpoint kind (for
     a checkpoint that is just the position); each is converted on first access, so a
     reader that only routes or counts events pays for none of it.
+
+    (A msgspec Struct built by position: a store builds one per row read, and this is
+    three times cheaper than a Python ``__init__``. ``gc=False`` is safe: a recorded
+    event refers to its codec and payload, never back to anything that refers to it.)
     """
 
-    __slots__ = (
-        "_checkpoint",
-        "_codec",
-        "_data",
-        "_event_id",
-        "_metadata",
-        "_position",
-        "_raw_data",
-        "_raw_metadata",
-        "_recorded_at",
-        "_schema_version",
-        "_stream_id",
-        "_type",
-        "_version",
-    )
+    stream_id: str
+    version: int
+    position: int
+    _checkpoint: Checkpoint | str
+    _event_id: uuid.UUID | bytes
+    type: str
+    schema_version: int
+    raw_data: bytes | str
+    raw_metadata: bytes | str | None
+    _recorded_at: datetime | int
+    _codec: Codec
+    _data: Any = _UNSET
+    _metadata: Any = _UNSET
 
-    def __init__(
-        self,
-        stream_id: str,
-        version: int,
-        position: int,
-        checkpoint: Checkpoint | str,
-        event_id: uuid.UUID | bytes,
-        type: str,
-        schema_version: int,
-        raw_data: bytes | str,
-        raw_metadata: bytes | str | None,
-        recorded_at: datetime | int,
-        codec: Codec,
-    ) -> None:
-        self._stream_id = stream_id
-        self._version = version
-        self._position = position
-        self._checkpoint = checkpoint
-        self._event_id = event_id
-        self._type = type
-        self._schema_version = schema_version
-        self._raw_data = raw_data
-        self._raw_metadata = raw_metadata
-        self._recorded_at = recorded_at
-        self._codec = codec
-        self._data = _UNSET
-        self._metadata = _UNSET
-
-    @property
-    def stream_id(self) -> str:
-        return self._stream_id
-
-    @property
-    def version(self) -> int:
-        """The event's version in its stream (1 for the first)."""
-        return self._version
-
-    @property
-    def position(self) -> int:
-        """The event's place in the whole store; increases within a stream."""
-        return self._position
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Only the lazily converted fields change, and only from their properties.
+        if name[0] != "_" or name == "_codec":
+            raise AttributeError(f"RecordedEvent is read-only: cannot set {name!r}")
+        msgspec.Struct.__setattr__(self, name, value)
 
     @property
     def checkpoint(self) -> Checkpoint:
         """Where a reader of the global log stands after this event."""
         checkpoint = self._checkpoint
         if isinstance(checkpoint, str):
-            checkpoint = self._checkpoint = Checkpoint(checkpoint, (self._position,))
+            checkpoint = self._checkpoint = Checkpoint(checkpoint, (self.position,))
         return checkpoint
 
     @property
@@ -336,22 +302,6 @@ class RecordedEvent:
         if isinstance(event_id, bytes):
             event_id = self._event_id = uuid.UUID(bytes=event_id)
         return event_id
-
-    @property
-    def type(self) -> str:
-        return self._type
-
-    @property
-    def schema_version(self) -> int:
-        return self._schema_version
-
-    @property
-    def raw_data(self) -> bytes | str:
-        return self._raw_data
-
-    @property
-    def raw_metadata(self) -> bytes | str | None:
-        return self._raw_metadata
 
     @property
     def recorded_at(self) -> datetime:
@@ -378,7 +328,7 @@ class RecordedEvent:
 
     @property
     def category(self) -> str:
-        return category_of(self._stream_id)
+        return category_of(self.stream_id)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RecordedEvent):
