@@ -249,6 +249,8 @@ class Snapshot(msgspec.Struct, frozen=True):
 
 _UNSET: Any = object()
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# RecordedEvent's lazy fields are filled in past its read-only __setattr__.
+_set_field: Final = msgspec.Struct.__setattr__
 
 
 class RecordedEvent(msgspec.Struct, gc=False):
@@ -293,14 +295,16 @@ class RecordedEvent(msgspec.Struct, gc=False):
         """Where a reader of the global log stands after this event."""
         checkpoint = self._checkpoint
         if isinstance(checkpoint, str):
-            checkpoint = self._checkpoint = Checkpoint(checkpoint, (self.position,))
+            checkpoint = Checkpoint(checkpoint, (self.position,))
+            _set_field(self, "_checkpoint", checkpoint)
         return checkpoint
 
     @property
     def event_id(self) -> uuid.UUID:
         event_id = self._event_id
         if isinstance(event_id, bytes):
-            event_id = self._event_id = uuid.UUID(bytes=event_id)
+            event_id = uuid.UUID(bytes=event_id)
+            _set_field(self, "_event_id", event_id)
         return event_id
 
     @property
@@ -308,23 +312,27 @@ class RecordedEvent(msgspec.Struct, gc=False):
         """When the event was committed (UTC)."""
         recorded_at = self._recorded_at
         if isinstance(recorded_at, int):
-            recorded_at = self._recorded_at = _EPOCH + timedelta(microseconds=recorded_at)
+            recorded_at = _EPOCH + timedelta(microseconds=recorded_at)
+            _set_field(self, "_recorded_at", recorded_at)
         return recorded_at
 
     @property
     def data(self) -> Any:
         """The payload: a typed event object, or a JSON value for unregistered types."""
-        if self._data is _UNSET:
-            self._data = self._codec.decode(self)
-        return self._data
+        data = self._data
+        if data is _UNSET:
+            data = self._codec.decode(self)
+            _set_field(self, "_data", data)
+        return data
 
     @property
     def metadata(self) -> dict[str, Any]:
         """Metadata as a dict (``correlation_id``, ``causation_id``, ``user``, ...)."""
-        if self._metadata is _UNSET:
-            self._metadata = self._codec.decode_metadata(self)
-        result: dict[str, Any] = self._metadata
-        return result
+        metadata: dict[str, Any] = self._metadata
+        if metadata is _UNSET:
+            metadata = self._codec.decode_metadata(self)
+            _set_field(self, "_metadata", metadata)
+        return metadata
 
     @property
     def category(self) -> str:
