@@ -388,3 +388,12 @@ def test_inline_handler_failure_fails_the_append() -> None:
     _add(store, "acc-1", 1)
     assert model == {"acc-1": 6}
     assert [e.version for e in store.read_stream("acc-1")] == [1, 2]
+
+
+def test_an_asyncio_store_is_refused_clearly() -> None:
+    store = chronik.connect_async("memory://")
+    projection = Projection("counts", {"Placed": lambda event, tx: None})
+    with pytest.raises(chronik.ConfigurationError, match="asyncio store"):
+        ProjectionRunner(store, projection)  # type: ignore[arg-type]
+    with pytest.raises(chronik.ConfigurationError, match="asyncio store"):
+        add_inline_projection(store, projection)

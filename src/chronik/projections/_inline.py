@@ -15,6 +15,7 @@ install the projection in every writer to keep it exactly in step.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -131,6 +132,11 @@ def add_inline_projection(
     ``context`` is what handlers write to; None gives them the append's transaction
     (``tx.execute(...)`` on SQL stores).
     """
+    if inspect.iscoroutinefunction(getattr(store, "append", None)):
+        raise ConfigurationError(
+            f"{store!r} is an asyncio store: add inline projections to the sync store "
+            "(chronik.connect(...)) of the same URL"
+        )
     if not isinstance(store, AppendHooks):
         raise ConfigurationError(f"{store!r} cannot run inline projections (it has no append hooks)")
     hook = InlineProjection(projection, context)

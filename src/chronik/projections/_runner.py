@@ -20,6 +20,7 @@ checkpoint that moves past it, and goes on. Either way the event is accounted fo
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -201,6 +202,7 @@ class ProjectionRunner(Generic[C]):
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
+        require_sync_store(store, "ProjectionRunner")
         self.store = store
         self._subscribable = _subscribable(store)
         self.projection = projection
@@ -677,3 +679,12 @@ def active_version(store: EventStore, name: str) -> int | None:
     if not isinstance(store, ProjectionStateStore):
         raise ConfigurationError(f"{store!r} does not record projection state")
     return next((s.version for s in store.projection_states(name) if s.active), None)
+
+
+def require_sync_store(store: object, what: str) -> None:
+    """Refuse an asyncio store clearly, rather than with 'coroutine never awaited'."""
+    if inspect.iscoroutinefunction(getattr(store, "append", None)):
+        raise ConfigurationError(
+            f"{what} runs on a sync store, and {store!r} is an asyncio store: open the same "
+            "URL with chronik.connect(...) and run it on a thread of its own (start())"
+        )
