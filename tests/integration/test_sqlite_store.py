@@ -210,3 +210,36 @@ def test_grouped_commits_keep_each_append_all_or_nothing(tmp_path: Path) -> None
         assert [e.stream_id for e in log][:1] == ["taken-1"]
         positions = [e.position for e in log]
         assert positions == sorted(set(positions))
+
+
+def test_a_failing_inline_projection_fails_only_its_own_append(tmp_path: Path) -> None:
+    from chronik.projections import Projection, add_inline_projection
+
+    with _open(tmp_path / "inline.db") as store:
+
+        def handle(event: chronik.RecordedEvent, tx: object) -> None:
+            if event.data["bad"]:
+                raise ValueError(f"cannot project {event.stream_id}")
+
+        add_inline_projection(store, Projection("picky", {"X": handle}))
+        outcomes: dict[int, str] = {}
+        barrier = threading.Barrier(8)
+
+        def work(i: int) -> None:
+            barrier.wait()
+            try:
+                store.append(f"p-{i}", [NewEvent("X", {"bad": i % 4 == 0})])
+                outcomes[i] = "ok"
+            except chronik.ProjectionFailedError as err:
+                assert isinstance(err.__cause__, ValueError)
+                outcomes[i] = "refused"
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert outcomes == {i: "refused" if i % 4 == 0 else "ok" for i in range(8)}
+        assert sorted(i.stream_id for i in store.list_streams()) == sorted(
+            f"p-{i}" for i in range(8) if i % 4
+        )

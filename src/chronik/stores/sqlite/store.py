@@ -382,7 +382,7 @@ class SQLiteEventStore:
             except _DuplicateId:
                 conn.execute("ROLLBACK TO chronik_append")
                 queued.result = self._append_hooked(conn, queued.writes, careful=True)
-        except (ChronikError, sqlite3.Error) as err:
+        except Exception as err:  # a conflict, bad data, or an inline projection's handler
             conn.execute("ROLLBACK TO chronik_append")
             queued.error = _translate(err, self.path) if isinstance(err, sqlite3.Error) else err
         conn.execute("RELEASE chronik_append")
