@@ -78,7 +78,6 @@ class EventRegistry:
         self._by_name: dict[str, _EventType] = {}
         self._by_class: dict[type, _EventType] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
-        self._validated = False
 
     def event(self, name: str, *, version: int = 1) -> Callable[[T], T]:
         """Class decorator: register the class under ``name`` at schema ``version``."""
@@ -112,7 +111,6 @@ class EventRegistry:
         entry = _EventType(name, cls, version)
         self._by_name[name] = entry
         self._by_class[cls] = entry
-        self._validated = False
 
     def upcaster(self, type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Decorator: register a function that rewrites ``type``'s payload one version up."""
@@ -132,7 +130,6 @@ class EventRegistry:
         if key in self._upcasters:
             raise RegistryError(f"an upcaster for {type!r} from version {from_version} exists already")
         self._upcasters[key] = fn
-        self._validated = False
 
     def validate(self) -> None:
         """Raise :class:`RegistryError` if an upcaster chain has a gap or no target."""
@@ -157,7 +154,6 @@ class EventRegistry:
                     f"upcaster chain for {type_name!r} has a gap: no upcaster from version "
                     f"{', '.join(map(str, missing))} (chain runs {froms[0]} -> {entry.version})"
                 )
-        self._validated = True
 
     def type_of(self, cls: type) -> tuple[str, int]:
         """The registered ``(name, schema_version)`` of ``cls``."""

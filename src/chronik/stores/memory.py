@@ -210,24 +210,18 @@ class MemoryEventStore:
         self, start: int, cats: tuple[str, ...] | None, kinds: tuple[str, ...] | None, limit: int | None
     ) -> Iterator[RecordedEvent]:
         remaining = limit
-        index = start
+        position = start
         while remaining is None or remaining > 0:
             with self._lock:
                 self._check_open()
-                chunk = self._log[index : index + PAGE_SIZE]
-            if not chunk:
+                page = self._page(position, PAGE_SIZE, cats, kinds, None)
+            if page.checkpoint is None:  # nothing after ``position``
                 return
-            index += len(chunk)
-            for row in chunk:
-                if cats is not None and row.category not in cats:
-                    continue
-                if kinds is not None and row.event.type not in kinds:
-                    continue
-                yield self._record(row)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining == 0:
-                        return
+            position = page.checkpoint.parts[0]
+            events = page.events if remaining is None else page.events[:remaining]
+            yield from events
+            if remaining is not None:
+                remaining -= len(events)
 
     def _position_after(self, after: Checkpoint | None) -> int:
         """The position a ``read_all(after=...)`` starts after; checks the checkpoint."""

@@ -28,11 +28,20 @@ from chronik.stores.sqlite import sql
 if TYPE_CHECKING:
     from chronik.stores.sqlite.store import SQLiteEventStore
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Notifier", "SQLiteLogReader", "notifier_for", "read_page"]
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "NEW_RECORD",
+    "Notifier",
+    "SQLiteLogReader",
+    "json_list",
+    "notifier_for",
+    "read_page",
+]
 
 DEFAULT_POLL_INTERVAL: Final = 0.02
 _KIND: Final = "sqlite"  # the store's checkpoint kind (store.KIND)
-_NEW_RECORD: Final[Any] = RecordedEvent
+# Rows are selected in the order of RecordedEvent's parameters (see sql._COLUMNS).
+NEW_RECORD: Final[Any] = RecordedEvent
 
 
 class Notifier:
@@ -62,7 +71,8 @@ def notifier_for(path: str) -> Notifier:
         return notifier
 
 
-def _json(values: tuple[str, ...] | None) -> str | None:
+def json_list(values: tuple[str, ...] | None) -> str | None:
+    """A filter as the one JSON parameter that ``json_each`` unpacks (None: no filter)."""
     return None if values is None else msgspec.json.encode(values).decode()
 
 
@@ -76,7 +86,7 @@ def read_page(
 ) -> LogPage:
     """A subscription page on ``conn`` (a reader's connection or an open transaction's)."""
     position = store.position_after(after)
-    codec, new = store.codec, _NEW_RECORD
+    codec, new = store.codec, NEW_RECORD
     if categories is None and types is None:
         rows = conn.execute(sql.READ_ALL, (position, size)).fetchall()
         events = [new(*row, codec) for row in rows]
@@ -84,7 +94,9 @@ def read_page(
     end = conn.execute(sql.WINDOW_END, (position, size)).fetchone()[0]
     if end is None:
         return LogPage([], after)
-    rows = conn.execute(sql.READ_WINDOW_FILTERED, (position, end, _json(categories), _json(types))).fetchall()
+    rows = conn.execute(
+        sql.READ_WINDOW_FILTERED, (position, end, json_list(categories), json_list(types))
+    ).fetchall()
     return LogPage([new(*row, codec) for row in rows], Checkpoint(_KIND, (end,)))
 
 
@@ -179,7 +191,7 @@ class SQLiteLogReader:
             conn = self._connection()
             with store._errors():
                 count: int = conn.execute(
-                    sql.COUNT_AFTER, (position, _json(categories), _json(types))
+                    sql.COUNT_AFTER, (position, json_list(categories), json_list(types))
                 ).fetchone()[0]
                 return count
 

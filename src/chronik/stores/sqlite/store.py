@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-import msgspec
-
 from chronik._append import (
     ExistingEvent,
     PreparedWrite,
@@ -64,7 +62,14 @@ from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import AppendHook, LogPage
 from chronik.stores.sqlite import projection_state as _projections
 from chronik.stores.sqlite import sql
-from chronik.stores.sqlite.reader import DEFAULT_POLL_INTERVAL, SQLiteLogReader, notifier_for, read_page
+from chronik.stores.sqlite.reader import (
+    DEFAULT_POLL_INTERVAL,
+    NEW_RECORD,
+    SQLiteLogReader,
+    json_list,
+    notifier_for,
+    read_page,
+)
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
@@ -79,8 +84,6 @@ _SQLITE_NOTADB: Final = 26
 _SQLITE_CONSTRAINT_UNIQUE: Final = 2067
 _SQLITE_CONSTRAINT_PRIMARYKEY: Final = 1555
 
-# Rows are selected in the order of RecordedEvent's parameters (see sql._COLUMNS).
-_NEW_RECORD: Final[Any] = RecordedEvent
 
 Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
 
@@ -399,7 +402,7 @@ class SQLiteEventStore:
             # One writer at a time: everything between the first and last position
             # written here is ours.
             first, last = written[0][0], written[-1][1]
-            codec, new = self.codec, _NEW_RECORD
+            codec, new = self.codec, NEW_RECORD
             events = [new(*row, codec) for row in conn.execute(sql.READ_RANGE, (first, last))]
             tx = SQLiteTransaction(self, conn)
             for hook in list(self._hooks.values()):
@@ -454,29 +457,18 @@ class SQLiteEventStore:
         kinds = normalize_filter(types, "types")
         return self._iter_all(start, cats, kinds, validate_limit(limit))
 
-    def read_page(
-        self,
-        position: int,
-        size: int,
-        cats: tuple[str, ...] | None = None,
-        kinds: tuple[str, ...] | None = None,
+    def _read_after(
+        self, position: int, size: int, cats: tuple[str, ...] | None, kinds: tuple[str, ...] | None
     ) -> list[RecordedEvent]:
-        """One page of the global log after ``position`` (for subscriptions)."""
+        """Up to ``size`` events after ``position`` that pass the filters (for read_all)."""
         conn = self._conn()
         with self._errors():
             if cats is None and kinds is None:
                 rows = conn.execute(sql.READ_ALL, (position, size)).fetchall()
             else:
-                rows = conn.execute(
-                    sql.READ_ALL_FILTERED,
-                    (
-                        position,
-                        size,
-                        None if cats is None else msgspec.json.encode(cats).decode(),
-                        None if kinds is None else msgspec.json.encode(kinds).decode(),
-                    ),
-                ).fetchall()
-        codec, new = self.codec, _NEW_RECORD
+                params = (position, size, json_list(cats), json_list(kinds))
+                rows = conn.execute(sql.READ_ALL_FILTERED, params).fetchall()
+        codec, new = self.codec, NEW_RECORD
         return [new(*row, codec) for row in rows]
 
     def _iter_all(
@@ -486,7 +478,7 @@ class SQLiteEventStore:
         remaining = limit
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            page = self.read_page(position, size, cats, kinds)
+            page = self._read_after(position, size, cats, kinds)
             if not page:
                 return
             yield from page
@@ -732,7 +724,7 @@ class SQLiteTransaction:
 
 def _stream_records(stream_id: str, rows: list[Any], codec: Codec) -> list[RecordedEvent]:
     """Records from rows of ``sql._STREAM_COLUMNS`` (one stream: its id is not selected)."""
-    new = _NEW_RECORD
+    new = NEW_RECORD
     return [
         new(stream_id, version, position, KIND, event_id, type_, schema_version, data, meta, at, codec)
         for version, position, event_id, type_, schema_version, data, meta, at in rows
