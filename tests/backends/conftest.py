@@ -8,24 +8,19 @@ skipping. Each test gets a schema of its own, dropped afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import pytest
 
-POSTGRES_URL_VAR = "CHRONIK_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _postgres_url() -> str:
-    return os.environ.get(POSTGRES_URL_VAR) or DEFAULT_POSTGRES_URL
+from chronik.testing.services import POSTGRES, unavailable
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The test server's URL, after checking that it answers (skip or fail if not)."""
-    url = _postgres_url()
+    url = POSTGRES.url
     try:
         import psycopg
     except ModuleNotFoundError:  # pragma: no cover - the dev install has it
@@ -38,15 +33,12 @@ def postgres_url() -> str:
     return url
 
 
-def _unavailable(url: str, why: str) -> None:
-    message = (
+def _unavailable(url: str, why: str) -> NoReturn:
+    unavailable(
         f"PostgreSQL is not reachable at {url} ({why}). Start a PostgreSQL 13+ server and "
-        f"set {POSTGRES_URL_VAR}=postgresql://user@host:port/db to run these tests "
+        f"set {POSTGRES.variable}=postgresql://user@host:port/db to run these tests "
         "(.ci/run starts the local one)."
     )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def drop_schema(url: str, schema: str) -> None:

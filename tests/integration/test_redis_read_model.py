@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,12 @@ from chronik.examples.redis_read_model import (
 from chronik.handling import CommandHandler
 from chronik.projections import ProjectionConflictError, ProjectionRunner
 from chronik.store import EventStore
+from chronik.testing.services import REDIS, unavailable
 
 redis = pytest.importorskip("redis")
 pytestmark = pytest.mark.redis
 
-URL = os.environ.get("CHRONIK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+URL = REDIS.url
 
 
 @pytest.fixture
@@ -37,10 +37,7 @@ def client() -> Iterator[Any]:
         client.ping()
     except redis.RedisError as err:
         client.close()
-        message = f"Redis is not reachable at {URL} (set CHRONIK_TEST_REDIS_URL): {err}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"Redis is not reachable at {URL} (set {REDIS.variable}): {err}")
     yield client
     client.close()
 
