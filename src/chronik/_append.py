@@ -19,9 +19,6 @@ from chronik.errors import (
     InvalidInputError,
 )
 from chronik.events import (
-    ANY,
-    NO_STREAM,
-    STREAM_EXISTS,
     AppendResult,
     Checkpoint,
     ExpectedVersion,
@@ -133,15 +130,9 @@ def resolve_existing(
             )
     before = first.version - 1
     expected = write.expected
-    accepted = (
-        expected is ANY
-        or (expected is NO_STREAM and before == 0)
-        or (expected is STREAM_EXISTS and before > 0)
-        or (isinstance(expected, int) and expected == before)
-    )
-    if not accepted:
+    if not check_expected_version(expected, before):
         raise DuplicateEventError(
-            first_id(write),
+            write.events[0].event_id,
             write.stream_id,
             f"already stored at version {first.version}, which expected version "
             f"{expected!r} would not have allowed",
@@ -149,10 +140,6 @@ def resolve_existing(
     last = found[-1]
     assert last is not None
     return AppendResult(write.stream_id, last.version, last.position, checkpoint_of(last))
-
-
-def first_id(write: PreparedWrite) -> uuid.UUID:
-    return write.events[0].event_id
 
 
 def expected_ok(write: PreparedWrite, actual: int) -> bool:
