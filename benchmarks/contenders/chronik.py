@@ -7,7 +7,9 @@ Two adapters, chosen with ``CHRONIK_BENCH_API``:
 
 - ``app`` (the default): the application layer. A command is ``handler.handle``
   (load the stream, from its snapshot when the handler has a ``SnapshotPolicy``;
-  run the aggregate's method; append with the loaded version); loading is
+  run the aggregate's method; append with the loaded version), or ``handler.start``
+  for the command that opens a new account (nothing to load: append expecting no
+  stream, as eventsourcing saves a new aggregate and raw inserts version 1); loading is
   ``handler.load``; a snapshot at the last version is ``handler.refresh_snapshot``.
   The handler has no way to save an aggregate the application holds in memory, nor
   several streams at once, so those workloads (2 and 3) use the ``Aggregate`` class
@@ -255,7 +257,7 @@ class AppAccounts(_Common):
 
     def open_account(self) -> str:
         stream_id = _new_stream_id()
-        self.handler.handle(stream_id, _open)
+        self.handler.start(stream_id, _open)  # a new stream: appended expecting none, nothing read
         return stream_id
 
     def deposit_command(self, account_id: str, amounts: Sequence[int]) -> None:

@@ -45,8 +45,10 @@ from chronik.errors import (
     WrongExpectedVersionError,
 )
 from chronik.events import (
+    NO_STREAM,
     AppendResult,
     Checkpoint,
+    ExpectedVersion,
     NewEvent,
     RecordedEvent,
     Snapshot,
@@ -136,7 +138,7 @@ class _SaveSnapshot(NamedTuple):
 class _Append(NamedTuple):
     stream_id: str
     events: list[NewEvent]
-    expected_version: int
+    expected_version: ExpectedVersion
 
 
 _Request = _ReadStream | _LoadSnapshot | _SaveSnapshot | _Append
@@ -367,10 +369,7 @@ class _Plan(Generic[C, S]):
                 return CommandResult(
                     stream_id, current.version, current.state, attempts=attempt, snapshot_saved=saved
                 )
-            new_events = [
-                self.registry.new_event(event, metadata=stamp.metadata, event_id=stamp.event_id(stream_id, i))
-                for i, event in enumerate(decided)
-            ]
+            new_events = self._stamped(stream_id, stamp, decided)
             try:
                 appended: AppendResult = yield _Append(stream_id, new_events, current.version)
             except WrongExpectedVersionError as err:
@@ -384,22 +383,63 @@ class _Plan(Generic[C, S]):
                 return CommandResult(
                     stream_id, again.version, again.state, attempts=attempt, already_handled=True
                 )
-            state = self.model.bind(self.model.after(current.state, decided), stream_id, appended.version)
-            saved = yield from self._maybe_snapshot(stream_id, current, appended.version, state, decided)
-            return CommandResult(
-                stream_id,
-                appended.version,
-                state,
-                tuple(decided),
-                appended.position,
-                appended.checkpoint,
-                attempt,
-                snapshot_saved=saved,
-            )
+            return (yield from self._appended(stream_id, current, decided, appended, attempt))
         assert conflict is not None
         raise RetriesExhaustedError(
             stream_id, self.retries + 1, version=conflict.actual, type=self.model.label
         ) from conflict
+
+    def start(
+        self,
+        stream_id: str,
+        command: C,
+        command_id: str | uuid.UUID | None,
+        metadata: Mapping[str, Any] | None,
+        caused_by: RecordedEvent | None,
+    ) -> _Flow[CommandResult[S]]:
+        """Decide ``command`` on the initial state and append expecting no stream: no read."""
+        stream_id = validate_stream_id(stream_id)
+        check_category(self.model, stream_id)
+        self.model.check_command(command)
+        stamp = _Stamp.make(command_id, metadata, caused_by)
+        current = _Current(self.model.bind(self.model.initial(), stream_id, 0), 0, [], None, False)
+        decided = check_decision(
+            self.model.decide(command, current.state), self.model, stream_id, 0, self.registry
+        )
+        if not decided:
+            return CommandResult(stream_id, 0, current.state)
+        # A stream that exists already fails with WrongExpectedVersionError (expected
+        # NO_STREAM): starting it again is not a conflict a retry could resolve.
+        appended: AppendResult = yield _Append(stream_id, self._stamped(stream_id, stamp, decided), NO_STREAM)
+        return (yield from self._appended(stream_id, current, decided, appended, 1))
+
+    def _stamped(self, stream_id: str, stamp: _Stamp, decided: list[object]) -> list[NewEvent]:
+        return [
+            self.registry.new_event(event, metadata=stamp.metadata, event_id=stamp.event_id(stream_id, i))
+            for i, event in enumerate(decided)
+        ]
+
+    def _appended(
+        self,
+        stream_id: str,
+        current: _Current[S],
+        decided: list[object],
+        appended: AppendResult,
+        attempt: int,
+    ) -> _Flow[CommandResult[S]]:
+        """The result of a command whose events are committed (snapshot taken if due)."""
+        state = self.model.bind(self.model.after(current.state, decided), stream_id, appended.version)
+        saved = yield from self._maybe_snapshot(stream_id, current, appended.version, state, decided)
+        return CommandResult(
+            stream_id,
+            appended.version,
+            state,
+            tuple(decided),
+            appended.position,
+            appended.checkpoint,
+            attempt,
+            snapshot_saved=saved,
+        )
 
     def _maybe_snapshot(
         self, stream_id: str, current: _Current[S], version: int, state: S, new_events: list[object]
@@ -558,6 +598,26 @@ class CommandHandler(Generic[C, S]):
         flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
         return _drive(self.store, self._snapshot_store, flow)
 
+    def start(
+        self,
+        stream_id: str,
+        command: C,
+        *,
+        command_id: str | uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        caused_by: RecordedEvent | None = None,
+    ) -> CommandResult[S]:
+        """Run a command that creates ``stream_id``: decide it on the initial state, append
+        expecting no stream. Nothing is read first, so it costs one write.
+
+        If the stream exists already it raises ``WrongExpectedVersionError`` (expected
+        ``NO_STREAM``) and appends nothing; it does not retry. A start re-sent with the
+        same ``command_id`` (or ``caused_by``) is recognised by the store from its event
+        ids: it writes nothing and returns the original version and position.
+        """
+        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
+        return _drive(self.store, self._snapshot_store, flow)
+
     def load(self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None) -> Loaded[S]:
         """The stream's state now, after its first ``version`` events, or ``as_of`` a moment.
 
@@ -633,6 +693,19 @@ class AsyncCommandHandler(Generic[C, S]):
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.handle`."""
         flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
+        return await _drive_async(self.store, self._snapshot_store, flow)
+
+    async def start(
+        self,
+        stream_id: str,
+        command: C,
+        *,
+        command_id: str | uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        caused_by: RecordedEvent | None = None,
+    ) -> CommandResult[S]:
+        """See :meth:`CommandHandler.start`."""
+        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
         return await _drive_async(self.store, self._snapshot_store, flow)
 
     async def load(

@@ -26,6 +26,9 @@ class BlockingHandler:
     def handle(self, stream_id: str, command: Any, **options: Any) -> CommandResult[Any]:
         return asyncio.run(self.handler.handle(stream_id, command, **options))
 
+    def start(self, stream_id: str, command: Any, **options: Any) -> CommandResult[Any]:
+        return asyncio.run(self.handler.start(stream_id, command, **options))
+
     def load(self, stream_id: str, **options: Any) -> Loaded[Any]:
         return asyncio.run(self.handler.load(stream_id, **options))
 

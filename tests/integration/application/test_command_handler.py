@@ -277,6 +277,76 @@ def test_a_command_id_handled_before_the_snapshot_is_still_applied_once(
     assert app.store.stream_info("counter-1").version == 2
 
 
+def test_start_creates_a_stream_without_reading_it(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    started = handler.start("counter-1", increment(2), metadata={"user": "ada"})
+    assert (started.version, started.events, started.appended, _total(started.state)) == (
+        1,
+        (Incremented(2),),
+        True,
+        2,
+    )
+    assert started.position is not None and started.checkpoint is not None
+    [stored] = app.store.read_stream("counter-1")
+    assert stored.data == Incremented(2)
+    assert stored.metadata["user"] == "ada" and stored.metadata["causation_id"]
+    if isinstance(started.state, Counter):
+        assert (started.state.version, started.state.pending_events) == (1, [])
+    later = handler.handle("counter-1", increment(3))  # an ordinary command goes on from it
+    assert (later.version, _total(later.state)) == (2, 5)
+
+
+def test_start_on_a_stream_that_exists_fails_and_appends_nothing(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    handler.handle("counter-1", increment(2))
+    with pytest.raises(WrongExpectedVersionError) as caught:
+        handler.start("counter-1", increment(5))
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == (
+        "counter-1",
+        chronik.NO_STREAM,
+        1,
+    )
+    assert [e.data for e in app.store.read_stream("counter-1")] == [Incremented(2)]
+
+
+def test_start_that_decides_nothing_writes_nothing(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    result = app.handler(definition).start("counter-1", increment(0))
+    assert (result.version, result.events, result.appended, result.position) == (0, (), False, None)
+    assert not app.store.stream_info("counter-1").exists
+
+
+def test_start_re_sent_with_its_command_id_writes_once(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    first = handler.start("counter-1", increment(2), command_id="open-1")
+    again = handler.start("counter-1", increment(2), command_id="open-1")
+    assert (again.version, again.position) == (first.version, first.position)
+    assert app.store.stream_info("counter-1").version == 1
+    with pytest.raises(WrongExpectedVersionError):
+        handler.start("counter-1", increment(2), command_id="open-2")
+
+
+def test_start_takes_a_snapshot_when_the_policy_says_so(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    handler = app.handler(definition, snapshots=SnapshotPolicy(every=1))
+    assert handler.start("counter-1", increment(4)).snapshot_saved
+    loaded = handler.load("counter-1")
+    assert (loaded.snapshot_version, _total(loaded.state)) == (1, 4)
+
+
+def test_start_refuses_bad_input_before_any_io(app: App, model: tuple[Any, Any]) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    with pytest.raises(WrongCategoryError):
+        handler.start("other-1", increment(1))
+    with pytest.raises(InvalidInputError):
+        handler.start("counter-1", increment(1), metadata={"causation_id": "x"})
+    assert list(app.store.read_all()) == []
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
