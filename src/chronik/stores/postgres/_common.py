@@ -36,6 +36,7 @@ from chronik.errors import (
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint, RecordedEvent
 from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState
 from chronik.store import AppendHook, LogPage
+from chronik.stores.postgres import sql
 
 __all__ = [
     "ADAPTERS",
@@ -50,6 +51,7 @@ __all__ = [
     "Found",
     "OutOfOrderError",
     "append_params",
+    "append_statement",
     "check_order",
     "check_projection",
     "check_server",
@@ -200,6 +202,41 @@ def window(rows: Sequence[Sequence[Any]], codec: Codec, after: Checkpoint | None
     return LogPage(events, Checkpoint(KIND, (ends[0][3], ends[0][2])) if ends else after)
 
 
+def _expectation(want: object) -> tuple[int | None, bool]:
+    """An expected version as the statement's (expected, must_exist)."""
+    if want is ANY:
+        return None, False
+    if want is STREAM_EXISTS:
+        return None, True
+    if want is NO_STREAM:
+        return 0, False
+    assert isinstance(want, int)
+    return want, False
+
+
+def append_statement(
+    statements: sql.Statements, writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The append statement for ``writes`` and its parameters; ``pinned`` replaces
+    each write's expected version. One event to one stream goes as scalars."""
+    if len(writes) == 1 and len(writes[0].events) == 1:
+        write = writes[0]
+        event = write.events[0]
+        expected, must_exist = _expectation(write.expected if pinned is None else pinned[0])
+        return statements.append_one, {
+            "stream_id": write.stream_id,
+            "category": write.category,
+            "expected": expected,
+            "must_exist": must_exist,
+            "event_id": event.event_id,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "data": event.data.decode(),
+            "metadata": None if event.metadata is None else event.metadata.decode(),
+        }
+    return statements.append, append_params(writes, pinned)
+
+
 def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None) -> dict[str, Any]:
     """Parameters of ``sql._APPEND``; ``pinned`` replaces each write's expected version."""
     stream_ids: list[str] = []
@@ -216,20 +253,9 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
     for index, write in enumerate(writes):
         stream_ids.append(write.stream_id)
         categories.append(write.category)
-        want = write.expected if pinned is None else pinned[index]
-        if want is ANY:
-            expected.append(None)
-            must_exist.append(False)
-        elif want is STREAM_EXISTS:
-            expected.append(None)
-            must_exist.append(True)
-        elif want is NO_STREAM:
-            expected.append(0)
-            must_exist.append(False)
-        else:
-            assert isinstance(want, int)
-            expected.append(want)
-            must_exist.append(False)
+        want, exists = _expectation(write.expected if pinned is None else pinned[index])
+        expected.append(want)
+        must_exist.append(exists)
         for offset, event in enumerate(write.events, 1):
             write_idx.append(index + 1)
             offsets.append(offset)

@@ -61,7 +61,7 @@ from chronik.stores.postgres._common import (
     AsyncAppendHook,
     Found,
     OutOfOrderError,
-    append_params,
+    append_statement,
     check_order,
     checkpoint_start,
     connection_lost,
@@ -754,13 +754,13 @@ async def _try_append(
     nested: bool,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    params = append_params(writes, pinned)
+    statement, params = append_statement(statements, writes, pinned)
     try:
         if nested:
             async with conn.transaction():
-                cursor = await conn.execute(statements.append, params)
+                cursor = await conn.execute(statement, params)
                 return await cursor.fetchall()
-        cursor = await conn.execute(statements.append, params)
+        cursor = await conn.execute(statement, params)
         return await cursor.fetchall()
     except (
         psycopg.errors.UniqueViolation,

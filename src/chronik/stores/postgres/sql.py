@@ -62,12 +62,10 @@ _LISTEN = "LISTEN {channel}"
 # That can only be at risk inside a caller's ``transaction()`` that took its id
 # before another writer appended to the stream; a plain append takes its id inside
 # this statement, after every event it can see was committed, so it always holds.
-_APPEND = """
+_APPEND_TEMPLATE = """
 WITH writes AS (
     SELECT w.idx, w.stream_id, w.category, w.expected, w.must_exist
-    FROM unnest(%(stream_ids)b::text[], %(categories)b::text[], %(expected)b::bigint[],
-                %(must_exist)b::boolean[])
-        WITH ORDINALITY AS w (stream_id, category, expected, must_exist, idx)
+    FROM {writes}
 ),
 current AS (
     SELECT w.idx, w.stream_id, w.category, coalesce(s.version, 0) AS version,
@@ -82,10 +80,7 @@ inserted AS (
         (stream_id, category, version, event_id, type, schema_version, data, metadata)
     SELECT c.stream_id, c.category, c.version + e.n, e.event_id, e.type, e.schema_version,
         e.data::json, e.metadata::json
-    FROM unnest(%(write_idx)b::bigint[], %(offsets)b::bigint[], %(event_ids)b::uuid[],
-                %(types)b::text[], %(schema_versions)b::integer[], %(data)b::text[],
-                %(metadata)b::text[])
-        WITH ORDINALITY AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)
+    FROM {events}
     JOIN current AS c ON c.idx = e.write_idx
     WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
     -- Positions are taken in this order: each write's events get consecutive
@@ -109,6 +104,33 @@ LEFT JOIN (
     FROM inserted GROUP BY stream_id
 ) AS i ON i.stream_id = c.stream_id
 ORDER BY c.idx"""
+
+_APPEND = _APPEND_TEMPLATE.replace(
+    "{writes}",
+    """unnest(%(stream_ids)b::text[], %(categories)b::text[], %(expected)b::bigint[],
+                %(must_exist)b::boolean[])
+        WITH ORDINALITY AS w (stream_id, category, expected, must_exist, idx)""",
+).replace(
+    "{events}",
+    """unnest(%(write_idx)b::bigint[], %(offsets)b::bigint[], %(event_ids)b::uuid[],
+                %(types)b::text[], %(schema_versions)b::integer[], %(data)b::text[],
+                %(metadata)b::text[])
+        WITH ORDINALITY AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)""",
+)
+# The same statement for the commonest append, one event to one stream, with every
+# value a plain parameter: arrays cost the client far more to send than scalars
+# (about half the client's time for a single-event append).
+_APPEND_ONE = _APPEND_TEMPLATE.replace(
+    "{writes}",
+    """(VALUES (%(stream_id)s::text, %(category)s::text, %(expected)s::bigint,
+                %(must_exist)s::boolean, 1::bigint))
+        AS w (stream_id, category, expected, must_exist, idx)""",
+).replace(
+    "{events}",
+    """(VALUES (1::bigint, 1::bigint, %(event_id)s::uuid, %(type)s::text,
+                %(schema_version)s::integer, %(data)s::text, %(metadata)s::text, 1::bigint))
+        AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)""",
+)
 
 _FIND_EVENT_IDS = """
 SELECT event_id, stream_id, version, position, transaction_id::text::bigint
@@ -302,6 +324,7 @@ class Statements:
     use_schema: str
     listen: str
     append: str
+    append_one: str
     find_event_ids: str
     stream_versions: str
     stream_version: str

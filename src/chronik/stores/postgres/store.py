@@ -53,7 +53,7 @@ from chronik.stores.postgres._common import (
     AppendHook,
     Found,
     OutOfOrderError,
-    append_params,
+    append_statement,
     check_order,
     checkpoint_start,
     connection_lost,
@@ -735,13 +735,13 @@ def _try_append(
     nested: bool,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    params = append_params(writes, pinned)
+    statement, params = append_statement(statements, writes, pinned)
     try:
         if nested:
             with conn.transaction():
-                cursor = conn.execute(statements.append, params)
+                cursor = conn.execute(statement, params)
                 return cursor.fetchall()
-        cursor = conn.execute(statements.append, params)
+        cursor = conn.execute(statement, params)
         return cursor.fetchall()
     except (
         psycopg.errors.UniqueViolation,
