@@ -123,6 +123,65 @@ class _Pending:
         self.error: BaseException | None = None
 
 
+class _WriteLock:
+    """Holds the store's write lock (this process's writers, one at a time)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        store = self.store
+        if not store._write_lock.acquire(timeout=store.busy_timeout if store.busy_timeout else -1):
+            raise OperationalError(f"SQLite store {store.path}: timed out waiting for the write lock")
+
+    def __exit__(self, *exc: object) -> None:
+        self.store._write_lock.release()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error; SQLite errors translated.
+
+    IMMEDIATE takes the write lock now, not at the first write, so a version read
+    inside cannot change before the insert, and positions (rowids, one more than
+    the highest) are handed out in commit order: no reader can ever see position
+    N+1 committed while N is pending. (A class, not a generator context manager:
+    it is on the path of every append.)
+    """
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SQLiteEventStore, conn: sqlite3.Connection) -> None:
+        self.store = store
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise _translate(err, self.store.path) from err
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        conn = self.conn
+        try:
+            if kind is None:
+                conn.execute("COMMIT")
+                self.store._notifier.notify()  # wake this process's subscriptions
+            elif conn.in_transaction:
+                conn.rollback()
+        except sqlite3.Error as err:
+            raise _translate(err, self.store.path) from err
+        finally:
+            if conn.in_transaction:  # COMMIT failed (e.g. disk I/O): never leave it open
+                try:
+                    conn.rollback()
+                except sqlite3.Error:
+                    pass
+        if isinstance(error, sqlite3.Error):
+            raise _translate(error, self.store.path) from error
+
+
 class _DuplicateId(Exception):
     """An event id of the batch is already stored: retry the append carefully."""
 
@@ -236,42 +295,12 @@ class SQLiteEventStore:
             )
         return conn
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if not self._write_lock.acquire(timeout=self.busy_timeout if self.busy_timeout else -1):
-            raise OperationalError(f"SQLite store {self.path}: timed out waiting for the write lock")
-        try:
-            yield
-        finally:
-            self._write_lock.release()
+    def _locked(self) -> _WriteLock:
+        return _WriteLock(self)
 
-    @contextmanager
-    def _begin(self, conn: sqlite3.Connection) -> Iterator[None]:
+    def _begin(self, conn: sqlite3.Connection) -> _Transaction:
         """BEGIN IMMEDIATE ... COMMIT on ``conn``; the caller holds ``_write_lock``."""
-        try:
-            with self._errors():
-                # IMMEDIATE takes the write lock now, not at the first write, so the
-                # version read below cannot change before our insert, and positions
-                # (rowids, one more than the highest) are handed out in commit order:
-                # no reader can ever see position N+1 committed while N is pending.
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                if conn.in_transaction:
-                    conn.rollback()
-                raise
-            with self._errors():
-                conn.execute("COMMIT")
-            self._notifier.notify()  # wake this process's subscriptions
-        except sqlite3.Error as err:
-            raise _translate(err, self.path) from err
-        finally:
-            if conn.in_transaction:  # COMMIT failed (e.g. disk I/O): never leave it open
-                try:
-                    conn.rollback()
-                except sqlite3.Error:
-                    pass
+        return _Transaction(self, conn)
 
     # -- schema --------------------------------------------------------------------
 
