@@ -102,13 +102,14 @@ class _RawJsonLoader(Loader):
         return bytes(data)
 
 
-class _RawJsonBinaryLoader(_RawJsonLoader):
-    format = psycopg.pq.Format.BINARY
-
-
 ADAPTERS: Final = AdaptersMap(psycopg.adapters)
 ADAPTERS.register_loader("json", _RawJsonLoader)
-ADAPTERS.register_loader("json", _RawJsonBinaryLoader)
+# In binary results a json value is its text, as stored: bytea's binary loader
+# (written in C when psycopg has its C extension) hands those bytes over as they are.
+# The reads of events ask for binary results, so every column has a C loader.
+_BYTEA_BINARY = psycopg.adapters.get_loader(psycopg.postgres.types["bytea"].oid, psycopg.pq.Format.BINARY)
+assert _BYTEA_BINARY is not None
+ADAPTERS.register_loader("json", _BYTEA_BINARY)
 
 
 def check_server(info: psycopg.ConnectionInfo, where: str) -> None:

@@ -269,7 +269,7 @@ class AsyncPostgresEventStore:
         codec = self.codec
 
         async def op(conn: Conn) -> list[RecordedEvent]:
-            cursor = await conn.execute(statement, params)
+            cursor = await conn.execute(statement, params, binary=True)  # C loaders for every column
             return [record(row, codec) for row in await cursor.fetchall()]
 
         return await self._run(op)

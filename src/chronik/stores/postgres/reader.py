@@ -51,10 +51,10 @@ def read_page(
     """A subscription page on ``conn`` (the pool's, or an open transaction's)."""
     params = _params(after, size, categories, types)
     if categories is None and types is None:
-        cursor = conn.execute(statements.read_all, (params["xid"], params["position"], size))
+        cursor = conn.execute(statements.read_all, (params["xid"], params["position"], size), binary=True)
         events = [record(row, codec) for row in cursor.fetchall()]
         return LogPage(events, events[-1].checkpoint if events else after)
-    cursor = conn.execute(statements.read_window, params)
+    cursor = conn.execute(statements.read_window, params, binary=True)
     return window(cursor.fetchall(), codec, after)
 
 

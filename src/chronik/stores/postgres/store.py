@@ -261,7 +261,7 @@ class PostgresEventStore:
         codec = self.codec
 
         def op(conn: Conn) -> list[RecordedEvent]:
-            cursor = conn.execute(statement, params)
+            cursor = conn.execute(statement, params, binary=True)  # C loaders for every column
             return [record(row, codec) for row in cursor.fetchall()]
 
         return self._run(op)
