@@ -79,6 +79,11 @@ class EventRegistry:
         self._by_class: dict[type, _EventType] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
 
+    def decoder_of(self, name: str) -> tuple[int, msgspec.json.Decoder[Any]] | None:
+        """The schema version and typed decoder of a registered type name, else None."""
+        entry = self._by_name.get(name)
+        return None if entry is None else (entry.version, entry.decoder)
+
     def event(self, name: str, *, version: int = 1) -> Callable[[T], T]:
         """Class decorator: register the class under ``name`` at schema ``version``."""
 
