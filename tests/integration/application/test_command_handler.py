@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,6 +28,7 @@ from chronik import (
     WrongExpectedVersionError,
     applies,
 )
+from chronik.stores.sqlite import SQLiteEventStore
 
 from ._support import App
 
@@ -345,6 +347,21 @@ def test_start_refuses_bad_input_before_any_io(app: App, model: tuple[Any, Any])
     with pytest.raises(InvalidInputError):
         handler.start("counter-1", increment(1), metadata={"causation_id": "x"})
     assert list(app.store.read_all()) == []
+
+
+def test_a_later_payload_that_no_longer_decodes_is_named_by_the_fold(tmp_path: Path) -> None:
+    # The fold decodes events of a type it has seen by itself; a broken payload
+    # after good ones of the same type must still be named, not passed over.
+    store = SQLiteEventStore(str(tmp_path / "broken.db"), registry)
+    try:
+        handler = CommandHandler(store, counter)
+        for by in (1, 2, 3):
+            handler.handle("counter-1", Increment(by))
+        store._conn().execute('UPDATE chronik_events SET data = \'{"by": "two"}\' WHERE version = 2')
+        with pytest.raises(chronik.EventDecodeError, match="'Incremented' at 'counter-1' version 2"):
+            handler.load("counter-1")
+    finally:
+        store.close()
 
 
 # -- bad input ---------------------------------------------------------------------------------
