@@ -215,6 +215,18 @@ class AggregateModel(Model[Callable[[A], object], A]):
         state.apply(event)
         return state
 
+    def evolver(self, event_type: type) -> Callable[[A, object], A]:
+        resolved = self.cls._chronik_resolved
+        handler = resolved[event_type] if event_type in resolved else _resolve(self.cls, event_type)
+        if handler is None:
+            return self.evolve  # which names the missing handler
+
+        def evolve(state: A, event: object) -> A:
+            handler(state, event)
+            return state
+
+        return evolve
+
     def check_command(self, command: object) -> None:
         if not callable(command):
             raise InvalidInputError(
