@@ -113,3 +113,43 @@ def test_bench_runs_on_postgres(tmp_path: Path) -> None:
     assert chronik["available"], chronik["reason"]
     assert all(row["values"]["chronik"] is not None for row in ran["rows"] if row["variant"] is None)
     assert result["unmeasured"] == []
+
+
+def _probe(*args: str) -> str:
+    env = {**os.environ, "CHRONIK_BENCH_POSTGRES_URL": POSTGRES.url}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.probe", "--rounds", "1", "--per-round", "5", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"python -m benchmarks.probe failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _probed(output: str, title: str) -> dict[str, float]:
+    """The layers the probe printed under ``title``, as name: microseconds."""
+    lines = output.splitlines()
+    first = lines.index(title) + 1
+    layers = {}
+    for line in lines[first : first + 4]:
+        name, micros, *_ = line.split()
+        layers[name] = float(micros)
+    return layers
+
+
+def test_probe_times_every_layer_of_a_one_event_write_on_sqlite() -> None:
+    layers = _probed(_probe("--backend", "sqlite"), "SQLite (WAL, synchronous=FULL)")
+    assert set(layers) == {"raw", "append", "start", "handle"}
+    assert all(micros > 0 for micros in layers.values())
+
+
+@pytest.mark.postgres
+def test_probe_times_every_layer_of_a_one_event_write_on_postgres() -> None:
+    POSTGRES.require()
+    layers = _probed(_probe("--backend", "postgres"), "PostgreSQL (synchronous_commit=on)")
+    assert set(layers) == {"raw", "append", "start", "handle"}
+    assert all(micros > 0 for micros in layers.values())
