@@ -336,11 +336,7 @@ class _Plan(Generic[C, S]):
         metadata: Mapping[str, Any] | None,
         caused_by: RecordedEvent | None,
     ) -> _Flow[CommandResult[S]]:
-        # Everything that can be refused without I/O is refused first.
-        stream_id = validate_stream_id(stream_id)
-        check_category(self.model, stream_id)
-        self.model.check_command(command)
-        stamp = _Stamp.make(command_id, metadata, caused_by)
+        stream_id, stamp = self._refuse_early(stream_id, command, command_id, metadata, caused_by)
         conflict: WrongExpectedVersionError | None = None
         for attempt in range(1, self.retries + 2):
             current = yield from self._load_current(stream_id)
@@ -398,10 +394,7 @@ class _Plan(Generic[C, S]):
         caused_by: RecordedEvent | None,
     ) -> _Flow[CommandResult[S]]:
         """Decide ``command`` on the initial state and append expecting no stream: no read."""
-        stream_id = validate_stream_id(stream_id)
-        check_category(self.model, stream_id)
-        self.model.check_command(command)
-        stamp = _Stamp.make(command_id, metadata, caused_by)
+        stream_id, stamp = self._refuse_early(stream_id, command, command_id, metadata, caused_by)
         current = _Current(self.model.bind(self.model.initial(), stream_id, 0), 0, [], None, False)
         decided = check_decision(
             self.model.decide(command, current.state), self.model, stream_id, 0, self.registry
@@ -412,6 +405,20 @@ class _Plan(Generic[C, S]):
         # NO_STREAM): starting it again is not a conflict a retry could resolve.
         appended: AppendResult = yield _Append(stream_id, self._stamped(stream_id, stamp, decided), NO_STREAM)
         return (yield from self._appended(stream_id, current, decided, appended, 1))
+
+    def _refuse_early(
+        self,
+        stream_id: str,
+        command: C,
+        command_id: str | uuid.UUID | None,
+        metadata: Mapping[str, Any] | None,
+        caused_by: RecordedEvent | None,
+    ) -> tuple[str, _Stamp]:
+        """Everything about a command that can be refused without I/O, refused first."""
+        stream_id = validate_stream_id(stream_id)
+        check_category(self.model, stream_id)
+        self.model.check_command(command)
+        return stream_id, _Stamp.make(command_id, metadata, caused_by)
 
     def _stamped(self, stream_id: str, stamp: _Stamp, decided: list[object]) -> list[NewEvent]:
         return [

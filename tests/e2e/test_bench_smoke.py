@@ -30,30 +30,28 @@ def _needs_eventsourcing() -> None:
         pytest.skip("eventsourcing is not installed: pip install -r benchmarks/requirements.txt")
 
 
-def _run(backend: str, tmp_path: Path) -> tuple[dict[str, Any], str]:
-    out = tmp_path / "out"
+def _python_m(module: str, *args: str, timeout: int) -> str:
+    """Run ``python -m module args`` in the checkout; its standard output, or fail with both."""
     env = {**os.environ, "CHRONIK_BENCH_POSTGRES_URL": POSTGRES.url}
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--quick",
-            "--backend",
-            backend,
-            "--out",
-            str(out),
-            "--workdir",
-            str(tmp_path / "databases"),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
         check=False,
     )
-    assert done.returncode == 0, f"python -m benchmarks failed:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"python -m {module} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _run(backend: str, tmp_path: Path) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "out"
+    workdir = str(tmp_path / "databases")
+    _python_m(
+        "benchmarks", "--quick", "--backend", backend, "--out", str(out), "--workdir", workdir, timeout=900
+    )
     result: dict[str, Any] = json.loads((out / "bench.json").read_text(encoding="utf-8"))
     return result, (out / "bench.md").read_text(encoding="utf-8")
 
@@ -116,18 +114,7 @@ def test_bench_runs_on_postgres(tmp_path: Path) -> None:
 
 
 def _probe(*args: str) -> str:
-    env = {**os.environ, "CHRONIK_BENCH_POSTGRES_URL": POSTGRES.url}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.probe", "--rounds", "1", "--per-round", "5", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"python -m benchmarks.probe failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+    return _python_m("benchmarks.probe", "--rounds", "1", "--per-round", "5", *args, timeout=300)
 
 
 def _probed(output: str, title: str) -> dict[str, float]:
