@@ -71,6 +71,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-normal", action="store_true", help="skip the labelled chronik synchronous=NORMAL rows"
     )
+    p.add_argument(
+        "--extras",
+        action="store_true",
+        help="also the figures beyond the issue's: workload 2 as commands that load the aggregate first",
+    )
     p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print the tables of a saved bench.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the tables")
     return p
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         postgres_url=args.postgres_url,
         normal=not args.no_normal,
+        extras=args.extras,
         timeout=600.0 if args.quick else 3600.0,
         label=label,
         progress=(lambda message: None)

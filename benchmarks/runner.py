@@ -64,6 +64,7 @@ _SIMPLE_JOBS: Final[dict[int, tuple[str, ...]]] = {
     4: ("w4",),
     6: ("w6",),
 }
+_EXTRA_JOBS: Final = frozenset({"w2c"})  # they measure only Figure.extra figures
 _JOB_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "w2s": {"snapshot_every": None},  # filled from the sizes
     "w2c": {"snapshot_every": None},
@@ -80,6 +81,7 @@ class Config:
     workdir: Path | None = None
     postgres_url: str = ""
     normal: bool = True  # the labelled chronik synchronous=NORMAL row on SQLite
+    extras: bool = False  # the figures beyond the (Figure.extra)
     timeout: float = 3600.0
     label: str = "full"
     progress: Callable[[str], None] = lambda message: None
@@ -227,6 +229,8 @@ class _Run:
 
     def simple(self, b: _Backend, workload: int) -> None:
         for job in _SIMPLE_JOBS[workload]:
+            if job in _EXTRA_JOBS and not self.config.extras:
+                continue
             for rep in range(self.config.repeat):
                 for name in self.contenders_for(b, workload, job, rep):
                     try:
@@ -373,10 +377,10 @@ def _machine() -> dict[str, Any]:
     return machine
 
 
-def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int]) -> list[dict[str, Any]]:
+def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int], extras: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for figure in FIGURES:
-        if figure.workload not in workloads:
+        if figure.workload not in workloads or (figure.extra and not extras):
             continue
         samples = b.samples.get(figure.key, {})
         values = {name: median(samples.get(name, [])) for name in CONTENDERS}
@@ -447,7 +451,7 @@ def run_benchmarks(config: Config) -> dict[str, Any]:
     try:
         for backend in config.backends:
             b = run.backend(backend)
-            rows = _rows(b, config.sizes, config.workloads) if b.status == "ran" else []
+            rows = _rows(b, config.sizes, config.workloads, config.extras) if b.status == "ran" else []
             for row in rows:
                 for target in row["targets"]:
                     if target["met"] is True:

@@ -121,6 +121,7 @@ class Figure:
     unit: str
     better: Better
     compare: bool = True  # whether chronik/eventsourcing and chronik/raw make sense
+    extra: bool = False  # beyond the figures: measured only with --extras
 
     def title(self, sizes: Sizes) -> str:
         return f"{self.workload}. " + self.label.format(**dataclasses.asdict(sizes))
@@ -150,6 +151,7 @@ FIGURES: Final[tuple[Figure, ...]] = (
         "same as commands that load the aggregate first, snapshot every {w2_snapshot_every}",
         "events/s",
         "higher",
+        extra=True,
     ),
     Figure(
         "w3.events_per_s",
