@@ -55,8 +55,9 @@ def _chronik_writes(store: chronik.EventStore) -> dict[str, Write]:
     }
 
 
-def _sqlite_raw(path: Path) -> Write:
+def _sqlite_raw(path: Path, closers: list[Callable[[], object]]) -> Write:
     conn = sqlite3.connect(path, isolation_level=None)
+    closers.append(conn.close)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute(
@@ -134,11 +135,13 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tmp)
         if args.backend in ("sqlite", "all"):
             store = chronik.connect(f"sqlite:///{work / 'chronik.db'}", registry=registry)
+            closers: list[Callable[[], object]] = [store.close]
             try:
-                writes = {"raw": _sqlite_raw(work / "raw.db"), **_chronik_writes(store)}
+                writes = {"raw": _sqlite_raw(work / "raw.db", closers), **_chronik_writes(store)}
                 medians = probe(writes, rounds=args.rounds, per_round=args.per_round)
             finally:
-                store.close()
+                for close in closers:
+                    close()
             _report("SQLite (WAL, synchronous=FULL)", medians)
         if args.backend in ("postgres", "all"):
             _report("PostgreSQL (synchronous_commit=on)", _probe_postgres(args.postgres_url, work, args))
