@@ -186,5 +186,5 @@ async def own_events(conn: Conn, statements: sql.Statements, codec: Codec, after
     A transaction's own positions only grow, so these are exactly what it appended
     since it last looked: what its hooks have not been given yet.
     """
-    cursor = await conn.execute(statements.own_events, (after,))
+    cursor = await conn.execute(statements.own_events, (after,), binary=True)
     return [record(row, codec) for row in await cursor.fetchall()]

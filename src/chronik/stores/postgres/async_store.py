@@ -651,7 +651,7 @@ class AsyncPostgresTransaction:
             stream_id, from_version, to_version, None
         )
         params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
-        cursor = await self.connection.execute(self.store._sql.read_stream_forward, params)
+        cursor = await self.connection.execute(self.store._sql.read_stream_forward, params, binary=True)
         codec = self.store.codec
         return [record(row, codec) for row in await cursor.fetchall()]
 

@@ -131,5 +131,5 @@ def own_events(conn: Conn, statements: sql.Statements, codec: Codec, after: int)
     A transaction's own positions only grow, so these are exactly what it appended
     since it last looked: what its hooks have not been given yet.
     """
-    cursor = conn.execute(statements.own_events, (after,))
+    cursor = conn.execute(statements.own_events, (after,), binary=True)
     return [record(row, codec) for row in cursor.fetchall()]
