@@ -63,6 +63,8 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),
     (r"\bAsyncSubscription\b", "Subscription"),
+    (r"\bAsyncSubscribes\b", "Subscribes"),
+    (r"^(    is_async: Final = )True$", r"\1False"),
     (r"\bAsyncLogReader\b", "LogReader"),
     (r"\bAsyncWaker\b", "Waker"),
     (r"\basync_wait_notification\b", "wait_notification"),

@@ -32,6 +32,8 @@ from typing import Any, Final
 import msgspec
 
 import chronik
+import chronik.events
+import chronik.store
 from benchmarks.contenders import Options
 from benchmarks.databases import Location
 from benchmarks.domain import CATEGORY, MEMO, OWNER, amount_for
@@ -119,9 +121,9 @@ class _Common:
         self.location = location
         self.options = options
         self.snapshot_every = options.snapshot_every
-        self.snapshots: chronik.SnapshotStore | None = None
+        self.snapshots: chronik.store.SnapshotStore | None = None
         if options.snapshots or options.snapshot_every:
-            if not isinstance(self.store, chronik.SnapshotStore):
+            if not isinstance(self.store, chronik.store.SnapshotStore):
                 raise RuntimeError(f"{self.store!r} does not keep snapshots")
             self.snapshots = self.store
 
@@ -160,7 +162,9 @@ class _Common:
     def _save_snapshot(self, stream_id: str, version: int, account: Account) -> None:
         assert self.snapshots is not None
         self.snapshots.save_snapshot(
-            chronik.Snapshot(stream_id, version, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(account))
+            chronik.events.Snapshot(
+                stream_id, version, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(account)
+            )
         )
 
     def account_id(self, account: Held) -> str:
@@ -317,7 +321,9 @@ class StoreAccounts(_Common):
             state.balance += sum(amounts)
             assert self.snapshots is not None
             self.snapshots.save_snapshot(
-                chronik.Snapshot(account_id, after, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(state))
+                chronik.events.Snapshot(
+                    account_id, after, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(state)
+                )
             )
 
     def load(self, account_id: str) -> int:
@@ -327,7 +333,9 @@ class StoreAccounts(_Common):
         state, version = self._fold(account_id)
         assert self.snapshots is not None
         self.snapshots.save_snapshot(
-            chronik.Snapshot(account_id, version, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(state))
+            chronik.events.Snapshot(
+                account_id, version, SNAPSHOT_TYPE, SNAPSHOT_SCHEMA, _encoder.encode(state)
+            )
         )
 
 

@@ -1,8 +1,16 @@
-"""chronik: event sourcing for Python, embedded on SQLite, in production on PostgreSQL."""
+"""chronik: event sourcing for Python, embedded on SQLite, in production on PostgreSQL.
 
+This namespace is what an application imports: opening a store, the values that
+go in and come out of it, the application layer (deciders, aggregates, command
+handlers, snapshots) and the errors an application catches. The rest is imported by
+module path: every error from ``chronik.errors``, projections from
+``chronik.projections``, subscriptions from ``chronik.subscriptions``, what a backend
+implements from ``chronik.backend``, test tools from ``chronik.testing``.
+"""
+
+from chronik._connect import connect, connect_async
 from chronik.aggregate import Aggregate, applies
-from chronik.codec import Codec, EventRegistry
-from chronik.connect import connect, connect_async
+from chronik.codec import EventRegistry
 from chronik.consumer_groups import ConsumerGroup
 from chronik.decider import Decider
 from chronik.errors import (
@@ -11,38 +19,13 @@ from chronik.errors import (
     ConfigurationError,
     DecodeError,
     DuplicateEventError,
-    DuplicateProjectionError,
     EventDecodeError,
-    EventEncodeError,
-    EventTooLargeError,
-    IntegrityError,
-    InternalError,
-    InvalidCheckpointError,
-    InvalidEventError,
-    InvalidExpectedVersionError,
     InvalidInputError,
-    InvalidStreamIdError,
-    NotAChronikStoreError,
-    NotAnEventError,
     OperationalError,
-    PendingMigrationsError,
     PersistenceError,
-    ProjectionConflictError,
-    ProjectionError,
     ProjectionFailedError,
-    ProjectionVersionError,
-    ProjectionWarning,
-    RegistryError,
     RetriesExhaustedError,
-    SchemaError,
-    SchemaVersionError,
-    SnapshotDecodeError,
     StoreClosedError,
-    UnhandledEventError,
-    UnknownEventTypeError,
-    UnregisteredEventError,
-    UpcastError,
-    WrongCategoryError,
     WrongExpectedVersionError,
 )
 from chronik.events import (
@@ -54,35 +37,16 @@ from chronik.events import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
-    Snapshot,
     StreamInfo,
-    StreamState,
     StreamWrite,
     category_of,
     uuid7,
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
 from chronik.process_managers import ProcessManager
-from chronik.projections import FailurePolicy, Lag, Projection, ProjectionRunner, Projections
 from chronik.snapshots import SnapshotPolicy
-from chronik.store import (
-    AppendHooks,
-    AsyncCheckpointStore,
-    AsyncEventStore,
-    AsyncLogReader,
-    AsyncSnapshotStore,
-    AsyncSubscribable,
-    CheckpointStore,
-    EventStore,
-    LogPage,
-    LogReader,
-    ProjectionStateStore,
-    SnapshotStore,
-    StoreTransaction,
-    Subscribable,
-    Transactional,
-)
-from chronik.subscriptions import AsyncSubscription, Partition, Subscription
+from chronik.store import AsyncEventStore, AsyncStore, EventStore, Store, is_async
+from chronik.subscriptions import AsyncSubscription, Subscription
 
 __version__ = "0.1.0"
 
@@ -91,19 +55,13 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
-    "AppendHooks",
     "AppendResult",
-    "AsyncCheckpointStore",
     "AsyncCommandHandler",
     "AsyncEventStore",
-    "AsyncLogReader",
-    "AsyncSnapshotStore",
-    "AsyncSubscribable",
+    "AsyncStore",
     "AsyncSubscription",
     "Checkpoint",
-    "CheckpointStore",
     "ChronikError",
-    "Codec",
     "CommandHandler",
     "CommandResult",
     "ConcurrencyError",
@@ -112,68 +70,30 @@ __all__ = [
     "Decider",
     "DecodeError",
     "DuplicateEventError",
-    "DuplicateProjectionError",
     "EventDecodeError",
-    "EventEncodeError",
     "EventRegistry",
     "EventStore",
-    "EventTooLargeError",
     "ExpectedVersion",
-    "FailurePolicy",
-    "IntegrityError",
-    "InternalError",
-    "InvalidCheckpointError",
-    "InvalidEventError",
-    "InvalidExpectedVersionError",
     "InvalidInputError",
-    "InvalidStreamIdError",
-    "Lag",
     "Loaded",
-    "LogPage",
-    "LogReader",
     "NewEvent",
-    "NotAChronikStoreError",
-    "NotAnEventError",
     "OperationalError",
-    "Partition",
-    "PendingMigrationsError",
     "PersistenceError",
     "ProcessManager",
-    "Projection",
-    "ProjectionConflictError",
-    "ProjectionError",
     "ProjectionFailedError",
-    "ProjectionRunner",
-    "ProjectionStateStore",
-    "ProjectionVersionError",
-    "ProjectionWarning",
-    "Projections",
     "RecordedEvent",
-    "RegistryError",
     "RetriesExhaustedError",
-    "SchemaError",
-    "SchemaVersionError",
-    "Snapshot",
-    "SnapshotDecodeError",
     "SnapshotPolicy",
-    "SnapshotStore",
+    "Store",
     "StoreClosedError",
-    "StoreTransaction",
     "StreamInfo",
-    "StreamState",
     "StreamWrite",
-    "Subscribable",
     "Subscription",
-    "Transactional",
-    "UnhandledEventError",
-    "UnknownEventTypeError",
-    "UnregisteredEventError",
-    "UpcastError",
-    "WrongCategoryError",
     "WrongExpectedVersionError",
     "applies",
     "category_of",
     "connect",
     "connect_async",
+    "is_async",
     "uuid7",
 ]

@@ -14,7 +14,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import (
@@ -28,7 +28,7 @@ from chronik.events import (
     StreamWrite,
 )
 from chronik.store import CheckpointStore, EventStore, LogPage, LogReader, SnapshotStore, Subscribable
-from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition
+from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncStoreAdapter"]
 
@@ -38,12 +38,14 @@ S = TypeVar("S", bound=EventStore)
 PAGE = 1000
 
 
-class AsyncStoreAdapter(Generic[S]):
+class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     """Wraps a sync store in the :class:`chronik.store.AsyncEventStore` contract.
 
     ``offload=True`` runs every call on a dedicated worker thread (one, so a
     SQLite store uses one connection and calls keep their order).
     """
+
+    is_async: Final = True
 
     def __init__(self, store: S, *, offload: bool) -> None:
         self.sync = store
@@ -129,6 +131,11 @@ class AsyncStoreAdapter(Generic[S]):
         assert isinstance(store, CheckpointStore)
         return await self._run(store.load_checkpoint, name)
 
+    async def delete_checkpoint(self, name: str) -> None:
+        store = self.sync
+        assert isinstance(store, CheckpointStore)
+        await self._run(store.delete_checkpoint, name)
+
     def log_reader(self) -> AsyncLogReaderAdapter:
         """A reader for subscriptions (``chronik.store.AsyncLogReader``)."""
         store = self.sync
@@ -137,20 +144,6 @@ class AsyncStoreAdapter(Generic[S]):
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed")
         return AsyncLogReaderAdapter(store.log_reader(), offload_reads=self._executor is not None)
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> AsyncSubscription:
-        """Follow the global log after ``after``: ``async for event in store.subscribe()``."""
-        return AsyncSubscription(
-            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
-        )
 
     async def close(self) -> None:
         if self._closed:

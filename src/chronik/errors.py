@@ -48,6 +48,48 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "ChronikError",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "DecodeError",
+    "DuplicateEventError",
+    "DuplicateProjectionError",
+    "EventDecodeError",
+    "EventEncodeError",
+    "EventTooLargeError",
+    "IntegrityError",
+    "InternalError",
+    "InvalidCheckpointError",
+    "InvalidEventError",
+    "InvalidExpectedVersionError",
+    "InvalidInputError",
+    "InvalidStreamIdError",
+    "NotAChronikStoreError",
+    "NotAnEventError",
+    "OperationalError",
+    "PendingMigrationsError",
+    "PersistenceError",
+    "ProjectionConflictError",
+    "ProjectionError",
+    "ProjectionFailedError",
+    "ProjectionVersionError",
+    "ProjectionWarning",
+    "RegistryError",
+    "RetriesExhaustedError",
+    "SchemaError",
+    "SchemaVersionError",
+    "SnapshotDecodeError",
+    "StoreClosedError",
+    "UnhandledEventError",
+    "UnknownEventTypeError",
+    "UnregisteredEventError",
+    "UpcastError",
+    "WrongCategoryError",
+    "WrongExpectedVersionError",
+    "_Located",
+]
+
 
 class ChronikError(Exception):
     """Root of every error raised by chronik."""

@@ -1,4 +1,5 @@
-"""The values that cross the store boundary: new events, recorded events, results.
+"""The values that cross the store boundary: new events, recorded events, results,
+and what projections record about themselves (state and dead letters).
 
 Nothing here does I/O. ``RecordedEvent`` decodes its payload lazily, on first access
 to ``data`` or ``metadata``, so a reader that only routes or counts events never pays
@@ -14,7 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
@@ -29,8 +30,12 @@ __all__ = [
     "STREAM_EXISTS",
     "AppendResult",
     "Checkpoint",
+    "DeadLetter",
     "ExpectedVersion",
+    "FailedEvent",
     "NewEvent",
+    "ProjectionState",
+    "ProjectionStatus",
     "RecordedEvent",
     "Snapshot",
     "StreamInfo",
@@ -360,3 +365,62 @@ class RecordedEvent(msgspec.Struct, gc=False):
             f"RecordedEvent(stream_id={self.stream_id!r}, version={self.version}, "
             f"position={self.position}, type={self.type!r}, event_id={self.event_id})"
         )
+
+
+# -- what projections record (every backend stores and returns these alike) --------------
+ProjectionStatus = Literal["building", "live", "failed", "retired"]
+"""``building``: catching up (from the start, or after a failure); ``live``: caught up,
+following; ``failed``: stopped on an event its handler could not take; ``retired``:
+replaced by a newer version (blue/green)."""
+
+
+class FailedEvent(msgspec.Struct, frozen=True):
+    """An event a handler could not take, and why."""
+
+    stream_id: str
+    version: int
+    position: int
+    checkpoint: Checkpoint
+    event_id: uuid.UUID
+    type: str
+    error: str
+    attempts: int
+
+    @classmethod
+    def of(cls, event: RecordedEvent, error: BaseException, attempts: int) -> FailedEvent:
+        return cls(
+            event.stream_id,
+            event.version,
+            event.position,
+            event.checkpoint,
+            event.event_id,
+            event.type,
+            f"{type(error).__name__}: {error}",
+            attempts,
+        )
+
+    def describe(self) -> str:
+        return (
+            f"stream {self.stream_id!r} version {self.version} (type {self.type!r}, "
+            f"position {self.position}): {self.error}"
+        )
+
+
+class ProjectionState(msgspec.Struct, frozen=True):
+    """One version of one projection: its status, whether it serves queries, its failure."""
+
+    name: str
+    version: int
+    status: ProjectionStatus
+    active: bool = False
+    failure: FailedEvent | None = None
+    updated_at: datetime | None = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An event parked by a projection whose failure policy is ``park``."""
+
+    projection: str
+    projection_version: int
+    event: FailedEvent
+    parked_at: datetime | None = None

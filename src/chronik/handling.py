@@ -24,7 +24,6 @@ that perform those requests, so the retry loop exists in one place.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import logging
 import uuid
@@ -56,7 +55,7 @@ from chronik.events import (
     validate_stream_id,
 )
 from chronik.snapshots import SnapshotPolicy, Snapshotter
-from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore
+from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore, is_async
 
 __all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded"]
 
@@ -527,10 +526,6 @@ async def _drive_async(store: AsyncEventStore, snapshots: AsyncSnapshotStore | N
             error = err
 
 
-def _is_async(store: object) -> bool:
-    return inspect.iscoroutinefunction(getattr(store, "append", None))
-
-
 class CommandHandler(Generic[C, S]):
     """Handles commands for one decider or aggregate class on one store.
 
@@ -571,7 +566,7 @@ class CommandHandler(Generic[C, S]):
         snapshots: SnapshotPolicy | None = None,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        if _is_async(store):
+        if is_async(store):
             raise ConfigurationError(f"{store!r} is an asyncio store: use AsyncCommandHandler with it")
         if not isinstance(store, EventStore):
             raise ConfigurationError(f"CommandHandler needs an event store, got {store!r}")
@@ -675,7 +670,7 @@ class AsyncCommandHandler(Generic[C, S]):
         snapshots: SnapshotPolicy | None = None,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        if not _is_async(store) or not isinstance(store, AsyncEventStore):
+        if not is_async(store) or not isinstance(store, AsyncEventStore):
             raise ConfigurationError(
                 f"AsyncCommandHandler needs an asyncio store (chronik.connect_async), got {store!r}"
             )

@@ -1,30 +1,43 @@
-"""The boundary between the core and the backends.
+"""The boundary between the core and the backends: what a store is and what it can do.
 
 ``EventStore`` (and its asyncio twin ``AsyncEventStore``) is the whole contract a
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections) and ``ProjectionStateStore``. Backends live in
-``chronik.stores.<name>``; none imports another and the core imports none of them.
+``AppendHooks`` (inline projections) and ``ProjectionStateStore``, each with an
+asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
+of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
+are typed to return.
 
-A backend becomes subscribable by supplying two hooks, through a ``LogReader``:
-"read a page of the log after a checkpoint" and "wait until something may have been
-appended after it". The subscription loop itself is written once, in
-``chronik.subscriptions``.
+The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
+context manager (``with``), an asyncio store has ``is_async = True`` and is an async
+context manager (``async with``), so ``isinstance`` tells them apart too.
+:func:`is_async` is the one function the rest of chronik asks.
+
+A backend becomes subscribable by supplying a ``LogReader`` with two hooks, "read a
+page of the log after a checkpoint" and "wait until something may have been
+appended after it"; the subscription loop, and ``subscribe`` itself, are written
+once, in ``chronik.subscriptions``.
+
+The values that cross this boundary live in ``chronik.events``; what a backend may
+use to implement it is gathered in ``chronik.backend``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from chronik.codec import Codec
+from chronik.errors import ConfigurationError
 from chronik.events import (
     ANY,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
@@ -32,34 +45,69 @@ from chronik.events import (
 )
 
 if TYPE_CHECKING:
-    from chronik.projections.state import DeadLetter, ProjectionState
+    from types import TracebackType
+
     from chronik.subscriptions import AsyncSubscription, Partition, Subscription
 
 __all__ = [
     "AppendHook",
     "AppendHooks",
+    "AsyncAppendHook",
+    "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncEventStore",
+    "AsyncHookTransaction",
     "AsyncLogReader",
+    "AsyncProjectionStateStore",
     "AsyncSnapshotStore",
+    "AsyncStore",
+    "AsyncStoreTransaction",
     "AsyncSubscribable",
+    "AsyncTransactional",
     "CheckpointStore",
     "EventStore",
+    "HookTransaction",
     "LogPage",
     "LogReader",
     "ProjectionStateStore",
     "SnapshotStore",
+    "Store",
     "StoreTransaction",
     "Subscribable",
     "Transactional",
+    "is_async",
 ]
+
+
+def is_async(store: object) -> bool:
+    """Whether ``store`` is an asyncio store (its methods are awaited) rather than a sync one.
+
+    Reads the explicit marker every store carries (``is_async``); anything without
+    it is not a chronik store, and is refused with a :class:`ConfigurationError`.
+    """
+    marker = getattr(store, "is_async", None)
+    if marker is True:
+        return True
+    if marker is False:
+        return False
+    raise ConfigurationError(
+        f"{store!r} is not a chronik store: it has no is_async marker (see chronik.backend)"
+    )
+
+
+# -- the core contract ------------------------------------------------------------------------
 
 
 @runtime_checkable
 class EventStore(Protocol):
-    """An append-only store of streams of events with one global, ordered log."""
+    """An append-only store of streams of events with one global, ordered log (sync face)."""
 
     codec: Codec
+
+    @property
+    def is_async(self) -> Literal[False]:
+        """Always False: methods return their results (see :func:`is_async`)."""
+        ...
 
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -120,31 +168,11 @@ class EventStore(Protocol):
         """Release connections. The store cannot be used afterwards."""
         ...
 
+    def __enter__(self) -> Any: ...
 
-@runtime_checkable
-class SnapshotStore(Protocol):
-    """Keeps the latest snapshot of each stream."""
-
-    def save_snapshot(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot``, replacing an older one of the same stream."""
-        ...
-
-    def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        """The latest snapshot of ``stream_id``, if any."""
-        ...
-
-
-@runtime_checkable
-class CheckpointStore(Protocol):
-    """Named checkpoints, for subscribers and projections."""
-
-    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        """Record that reader ``name`` has processed everything up to ``checkpoint``."""
-        ...
-
-    def load_checkpoint(self, name: str) -> Checkpoint | None:
-        """Where reader ``name`` stands, or None if it never saved one."""
-        ...
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> Any: ...
 
 
 @runtime_checkable
@@ -152,6 +180,11 @@ class AsyncEventStore(Protocol):
     """The asyncio twin of :class:`EventStore`, method for method."""
 
     codec: Codec
+
+    @property
+    def is_async(self) -> Literal[True]:
+        """Always True: methods are awaited (see :func:`is_async`)."""
+        ...
 
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -188,6 +221,28 @@ class AsyncEventStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> Any: ...
+
+
+# -- snapshots and checkpoints ------------------------------------------------------------------
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Keeps the latest snapshot of each stream."""
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot``, replacing an older one of the same stream."""
+        ...
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of ``stream_id``, if any."""
+        ...
+
 
 @runtime_checkable
 class AsyncSnapshotStore(Protocol):
@@ -199,6 +254,23 @@ class AsyncSnapshotStore(Protocol):
 
 
 @runtime_checkable
+class CheckpointStore(Protocol):
+    """Named checkpoints, for subscribers and projections."""
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """Record that reader ``name`` has processed everything up to ``checkpoint``."""
+        ...
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        """Where reader ``name`` stands, or None if it never saved one."""
+        ...
+
+    def delete_checkpoint(self, name: str) -> None:
+        """Forget the checkpoint ``name`` (a reset projection starts from the beginning)."""
+        ...
+
+
+@runtime_checkable
 class AsyncCheckpointStore(Protocol):
     """The asyncio twin of :class:`CheckpointStore`."""
 
@@ -206,8 +278,10 @@ class AsyncCheckpointStore(Protocol):
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
 
+    async def delete_checkpoint(self, name: str) -> None: ...
 
-# -- subscriptions ----------------------------------------------------------------------
+
+# -- subscriptions ------------------------------------------------------------------------------
 
 
 class LogPage(NamedTuple):
@@ -270,30 +344,6 @@ class LogReader(Protocol):
 
 
 @runtime_checkable
-class Subscribable(Protocol):
-    """A store whose global log can be followed live (see ``chronik.subscriptions``)."""
-
-    def log_reader(self) -> LogReader:
-        """A new reader on connections of its own; closing it releases them."""
-        ...
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = 500,
-    ) -> Subscription:
-        """Events after ``after``: the history in batches, then new ones as they commit.
-
-        Implementations return ``chronik.subscriptions.Subscription(self, ...)``.
-        """
-        ...
-
-
-@runtime_checkable
 class AsyncLogReader(Protocol):
     """The asyncio twin of :class:`LogReader`; ``close`` may be awaited from any task."""
 
@@ -318,8 +368,33 @@ class AsyncLogReader(Protocol):
 
 
 @runtime_checkable
+class Subscribable(Protocol):
+    """A store whose global log can be followed live (see ``chronik.subscriptions``).
+
+    A backend supplies ``log_reader``; ``subscribe`` comes from
+    ``chronik.subscriptions.Subscribes``, which it inherits.
+    """
+
+    def log_reader(self) -> LogReader:
+        """A new reader on connections of its own; closing it releases them."""
+        ...
+
+    def subscribe(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = ...,
+    ) -> Subscription:
+        """Events after ``after``: the history in batches, then new ones as they commit."""
+        ...
+
+
+@runtime_checkable
 class AsyncSubscribable(Protocol):
-    """The asyncio twin of :class:`Subscribable`."""
+    """The asyncio twin of :class:`Subscribable` (``subscribe`` from ``AsyncSubscribes``)."""
 
     def log_reader(self) -> AsyncLogReader: ...
 
@@ -330,87 +405,19 @@ class AsyncSubscribable(Protocol):
         categories: Iterable[str] | None = None,
         types: Iterable[str] | None = None,
         partition: Partition | None = None,
-        batch_size: int = 500,
+        batch_size: int = ...,
     ) -> AsyncSubscription: ...
 
 
-# -- transactions and inline projections ----------------------------------------------------
-
-
-@runtime_checkable
-class StoreTransaction(Protocol):
-    """An open write transaction: appends, checkpoints and your own statements commit
-    together or not at all."""
-
-    def append(
-        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
-    ) -> AppendResult: ...
-
-    def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        """Read a stream as this transaction sees it (its own appends included)."""
-        ...
-
-    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None: ...
-
-    def load_checkpoint(self, name: str) -> Checkpoint | None: ...
-
-    def execute(self, statement: str, parameters: Any = ()) -> Any:
-        """Run one of your own SQL statements (a read model's writes) in the transaction."""
-        ...
-
-
-@runtime_checkable
-class Transactional(Protocol):
-    """A store that lets the caller write in the same transaction as chronik does."""
-
-    def transaction(self) -> AbstractContextManager[StoreTransaction]:
-        """A write transaction; commits when the block ends, rolls back if it raises."""
-        ...
-
-
-class AppendHook(Protocol):
-    """Code run inside every append's own transaction (an inline projection).
-
-    ``tx`` is the backend's transaction: a :class:`StoreTransaction` on SQL stores.
-    It also has ``read_page`` (as :meth:`LogReader.read_page`), ``save_checkpoint``
-    and ``load_checkpoint`` on every backend. An exception fails the append.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    def installed(self, tx: Any) -> None:
-        """Called once, in a write transaction, before any append can run the hook:
-        catch up on the events already stored here."""
-        ...
-
-    def appended(self, tx: Any, events: Sequence[RecordedEvent]) -> None:
-        """Called in the transaction of each append that wrote ``events``."""
-        ...
-
-
-@runtime_checkable
-class AppendHooks(Protocol):
-    """A store that runs append hooks (:class:`AppendHook`) inside its appends' transactions."""
-
-    def add_append_hook(self, hook: AppendHook) -> None:
-        """Install ``hook`` (its ``installed`` runs first, under the write lock)."""
-        ...
-
-    def remove_append_hook(self, name: str) -> None: ...
-
-
-# -- projection bookkeeping -----------------------------------------------------------------
+# -- projection bookkeeping ---------------------------------------------------------------------
 
 
 @runtime_checkable
 class ProjectionStateStore(Protocol):
     """Where projections record their state and park the events they could not take.
 
-    SQL stores offer the same methods on their transactions, so a projection parks an
-    event in the same commit as the checkpoint that moves past it.
+    Transactions offer the same methods, so a projection parks an event in the same
+    commit as the checkpoint that moves past it.
     """
 
     def save_projection_state(self, state: ProjectionState) -> None:
@@ -433,6 +440,202 @@ class ProjectionStateStore(Protocol):
         """Dead letters in the order they were parked, of one projection or of all."""
         ...
 
-    def delete_checkpoint(self, name: str) -> None:
-        """Forget the checkpoint ``name`` (a reset projection starts from the beginning)."""
+
+@runtime_checkable
+class AsyncProjectionStateStore(Protocol):
+    """The asyncio twin of :class:`ProjectionStateStore`."""
+
+    async def save_projection_state(self, state: ProjectionState) -> None: ...
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]: ...
+
+    async def delete_projection_state(self, name: str, version: int) -> None: ...
+
+    async def park_event(self, letter: DeadLetter) -> None: ...
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]: ...
+
+
+# -- transactions -------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class StoreTransaction(CheckpointStore, ProjectionStateStore, Protocol):
+    """An open write transaction: appends, checkpoints, snapshots, projection
+    bookkeeping and your own statements commit together or not at all."""
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult: ...
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Read a stream as this transaction sees it (its own appends included)."""
         ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    def execute(self, statement: str, parameters: Any = ()) -> Any:
+        """Run one of your own statements (a read model's writes) in the transaction.
+
+        On SQL stores it is SQL, with the driver's placeholders; a store without a
+        query language refuses it with ``ConfigurationError``.
+        """
+        ...
+
+
+@runtime_checkable
+class AsyncStoreTransaction(AsyncCheckpointStore, AsyncProjectionStateStore, Protocol):
+    """The asyncio twin of :class:`StoreTransaction`."""
+
+    async def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult: ...
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]: ...
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    async def execute(self, statement: str, parameters: Any = ()) -> Any: ...
+
+
+@runtime_checkable
+class Transactional(Protocol):
+    """A store that lets the caller write in the same transaction as chronik does."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """A write transaction; commits when the block ends, rolls back if it raises."""
+        ...
+
+
+@runtime_checkable
+class AsyncTransactional(Protocol):
+    """The asyncio twin of :class:`Transactional`: ``async with store.transaction() as tx``."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncStoreTransaction]: ...
+
+
+# -- append hooks (inline projections) ------------------------------------------------------------
+
+
+class HookTransaction(Protocol):
+    """What an append hook gets: the append's own transaction, as far as a hook needs it.
+
+    Every backend offers at least this; SQL stores hand over their whole
+    :class:`StoreTransaction`, so a hook can also ``execute`` statements in it.
+    """
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        """A page of the log as the transaction sees it (as :meth:`LogReader.read_page`)."""
+        ...
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None: ...
+
+
+class AsyncHookTransaction(Protocol):
+    """The asyncio twin of :class:`HookTransaction`."""
+
+    async def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage: ...
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None: ...
+
+
+class AppendHook(Protocol):
+    """Code run inside every append's own transaction (an inline projection).
+
+    An exception fails the append, and nothing of it is written.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def installed(self, tx: HookTransaction) -> None:
+        """Called once, in a write transaction, before any append can run the hook:
+        catch up on the events already stored here."""
+        ...
+
+    def appended(self, tx: HookTransaction, events: Sequence[RecordedEvent]) -> None:
+        """Called in the transaction of each append that wrote ``events``."""
+        ...
+
+
+class AsyncAppendHook(Protocol):
+    """The asyncio twin of :class:`AppendHook`, which asyncio stores await."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def installed(self, tx: AsyncHookTransaction) -> None: ...
+
+    async def appended(self, tx: AsyncHookTransaction, events: Sequence[RecordedEvent]) -> None: ...
+
+
+@runtime_checkable
+class AppendHooks(Protocol):
+    """A store that runs append hooks (:class:`AppendHook`) inside its appends' transactions."""
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Install ``hook`` (its ``installed`` runs first, under the write lock)."""
+        ...
+
+    def remove_append_hook(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class AsyncAppendHooks(Protocol):
+    """The asyncio twin of :class:`AppendHooks`."""
+
+    async def add_append_hook(self, hook: AsyncAppendHook) -> None: ...
+
+    def remove_append_hook(self, name: str) -> None: ...
+
+
+# -- everything at once -------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Store(
+    EventStore,
+    SnapshotStore,
+    CheckpointStore,
+    Subscribable,
+    Transactional,
+    ProjectionStateStore,
+    AppendHooks,
+    Protocol,
+):
+    """Every power at once: what each of chronik's own stores offers, and what
+    ``chronik.connect`` is typed to return."""
+
+
+@runtime_checkable
+class AsyncStore(
+    AsyncEventStore,
+    AsyncSnapshotStore,
+    AsyncCheckpointStore,
+    AsyncSubscribable,
+    AsyncTransactional,
+    AsyncProjectionStateStore,
+    AsyncAppendHooks,
+    Protocol,
+):
+    """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

@@ -25,21 +25,24 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
 from chronik._append import normalize_filter
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import Checkpoint, RecordedEvent
+from chronik.store import Subscribable, is_async
 
 if TYPE_CHECKING:
-    from chronik.store import AsyncLogReader, AsyncSubscribable, LogPage, LogReader, Subscribable
+    from chronik.store import AsyncLogReader, LogPage, LogReader
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "AsyncSubscribes",
     "AsyncSubscription",
     "Partition",
+    "Subscribes",
     "Subscription",
     "stable_hash",
     "subscribe",
@@ -83,6 +86,14 @@ class Partition(msgspec.Struct, frozen=True):
 
     def __str__(self) -> str:
         return f"{self.index}of{self.count}"
+
+
+class _Readable(Protocol):
+    def log_reader(self) -> LogReader: ...
+
+
+class _AsyncReadable(Protocol):
+    def log_reader(self) -> AsyncLogReader: ...
 
 
 def validate_batch_size(batch_size: object) -> int:
@@ -161,7 +172,7 @@ class Subscription:
 
     def __init__(
         self,
-        store: Subscribable,
+        store: _Readable,
         after: Checkpoint | None = None,
         *,
         categories: Iterable[str] | None = None,
@@ -241,7 +252,7 @@ class AsyncSubscription:
 
     def __init__(
         self,
-        store: AsyncSubscribable,
+        store: _AsyncReadable,
         after: Checkpoint | None = None,
         *,
         categories: Iterable[str] | None = None,
@@ -312,8 +323,50 @@ class AsyncSubscription:
         await self.close()
 
 
+class Subscribes:
+    """``subscribe``, written once, for every sync store that supplies ``log_reader()``.
+
+    A backend inherits it (``chronik.backend.Subscribes``) to be ``Subscribable``.
+    """
+
+    def subscribe(
+        self: _Readable,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Subscription:
+        """Follow the global log after ``after``: history first, then live events.
+
+        ``with store.subscribe(after=checkpoint) as subscription: for event in subscription: ...``
+        """
+        return Subscription(
+            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
+        )
+
+
+class AsyncSubscribes:
+    """The asyncio twin of :class:`Subscribes`, for stores whose ``log_reader()`` is async."""
+
+    def subscribe(
+        self: _AsyncReadable,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        partition: Partition | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> AsyncSubscription:
+        """Follow the global log after ``after``: ``async for event in store.subscribe()``."""
+        return AsyncSubscription(
+            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
+        )
+
+
 def subscribe(
-    store: Any,
+    store: object,
     after: Checkpoint | None = None,
     *,
     categories: Iterable[str] | None = None,
@@ -322,9 +375,7 @@ def subscribe(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Subscription:
     """``store.subscribe(...)``, with a clear error for a store that cannot follow the log."""
-    from chronik.store import Subscribable
-
-    if not isinstance(store, Subscribable):
+    if not isinstance(store, Subscribable) or is_async(store):
         raise ConfigurationError(f"{store!r} does not support subscriptions (it is not Subscribable)")
     return store.subscribe(
         after, categories=categories, types=types, partition=partition, batch_size=batch_size

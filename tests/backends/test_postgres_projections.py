@@ -29,16 +29,8 @@ import psycopg
 import pytest
 
 import chronik
-from chronik import (
-    Checkpoint,
-    ConcurrencyError,
-    InvalidCheckpointError,
-    InvalidInputError,
-    NewEvent,
-    OperationalError,
-    PendingMigrationsError,
-    RecordedEvent,
-)
+from chronik import Checkpoint, ConcurrencyError, InvalidInputError, NewEvent, OperationalError, RecordedEvent
+from chronik.errors import InvalidCheckpointError, PendingMigrationsError
 from chronik.examples import registry
 from chronik.examples.orders import AddItem, CreateOrder, SubmitOrder, order_decider
 from chronik.examples.saga import WAREHOUSE, AddStock, checkout_saga, warehouse_decider

@@ -13,14 +13,8 @@ import pytest
 from psycopg import sql
 
 import chronik
-from chronik import (
-    ConfigurationError,
-    NewEvent,
-    NotAChronikStoreError,
-    OperationalError,
-    PendingMigrationsError,
-    SchemaVersionError,
-)
+from chronik import ConfigurationError, NewEvent, OperationalError
+from chronik.errors import NotAChronikStoreError, PendingMigrationsError, SchemaVersionError
 from chronik.stores.postgres import PostgresEventStore, check_schema
 from chronik.stores.postgres._common import MIGRATIONS, check_server
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import chronik
-from chronik import Checkpoint, InvalidCheckpointError, NewEvent, RecordedEvent
+from chronik import Checkpoint, NewEvent, RecordedEvent
+from chronik.errors import InvalidCheckpointError
 from chronik.projections import (
     FailurePolicy,
     Projection,

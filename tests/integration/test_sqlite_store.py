@@ -9,12 +9,8 @@ from typing import Any
 import pytest
 
 import chronik
-from chronik import (
-    NewEvent,
-    NotAChronikStoreError,
-    PendingMigrationsError,
-    SchemaVersionError,
-)
+from chronik import NewEvent
+from chronik.errors import NotAChronikStoreError, PendingMigrationsError, SchemaVersionError
 from chronik.stores.sqlite import SQLiteEventStore, check_schema
 from chronik.stores.sqlite.store import MIGRATIONS
 

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 import msgspec
 import pytest
 
-from chronik import Aggregate, ConfigurationError, NotAnEventError, UnhandledEventError, applies
+from chronik import Aggregate, ConfigurationError, applies
 from chronik._model import as_model
+from chronik.errors import NotAnEventError, UnhandledEventError
 
 
 class Opened(msgspec.Struct, frozen=True):

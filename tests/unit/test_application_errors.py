@@ -5,6 +5,7 @@ import pickle
 import pytest
 
 import chronik
+import chronik.errors
 from chronik import errors
 from chronik.errors import (
     ChronikError,
@@ -37,12 +38,13 @@ def test_each_names_stream_version_and_type_and_survives_pickling(err: ChronikEr
 def test_each_is_drawn_in_the_error_tree_and_exported(err: ChronikError) -> None:
     name = type(err).__name__
     assert errors.__doc__ is not None and f"── {name} " in errors.__doc__
-    assert getattr(chronik, name) is type(err)
+    assert getattr(errors, name) is type(err)
+    assert name in errors.__all__
 
 
 def test_where_they_sit_in_the_tree() -> None:
     assert issubclass(WrongCategoryError, chronik.InvalidInputError)
-    assert issubclass(NotAnEventError, chronik.InvalidEventError)
+    assert issubclass(NotAnEventError, chronik.errors.InvalidEventError)
     assert issubclass(RetriesExhaustedError, chronik.ConcurrencyError)
     assert issubclass(SnapshotDecodeError, chronik.DecodeError)
     assert issubclass(UnhandledEventError, ChronikError)

@@ -8,18 +8,10 @@ import msgspec
 import pytest
 
 import chronik
-from chronik import (
-    Checkpoint,
-    Codec,
-    EventDecodeError,
-    EventRegistry,
-    NewEvent,
-    RecordedEvent,
-    RegistryError,
-    UnknownEventTypeError,
-    UnregisteredEventError,
-    UpcastError,
-)
+import chronik.errors
+from chronik import Checkpoint, EventDecodeError, EventRegistry, NewEvent, RecordedEvent
+from chronik.codec import Codec
+from chronik.errors import RegistryError, UnknownEventTypeError, UnregisteredEventError, UpcastError
 
 
 class Opened(msgspec.Struct, frozen=True):
@@ -213,10 +205,10 @@ def test_new_event_wraps_typed_events_with_metadata() -> None:
     ],
 )
 def test_bad_new_events_are_refused(bad: NewEvent) -> None:
-    with pytest.raises(chronik.InvalidEventError):
+    with pytest.raises(chronik.errors.InvalidEventError):
         Codec().encode("s-1", bad)
 
 
 def test_metadata_must_encode() -> None:
-    with pytest.raises(chronik.EventEncodeError, match="cannot be encoded"):
+    with pytest.raises(chronik.errors.EventEncodeError, match="cannot be encoded"):
         Codec().encode("s-1", NewEvent("T", {}, {"when": object()}))

@@ -6,17 +6,8 @@ from typing import Any
 import pytest
 
 import chronik
-from chronik import (
-    ANY,
-    NO_STREAM,
-    STREAM_EXISTS,
-    Checkpoint,
-    InvalidCheckpointError,
-    InvalidExpectedVersionError,
-    InvalidStreamIdError,
-    WrongExpectedVersionError,
-    category_of,
-)
+from chronik import ANY, NO_STREAM, STREAM_EXISTS, Checkpoint, WrongExpectedVersionError, category_of
+from chronik.errors import InvalidCheckpointError, InvalidExpectedVersionError, InvalidStreamIdError
 from chronik.events import check_expected_version, validate_expected_version, validate_stream_id
 
 

@@ -8,14 +8,8 @@ import msgspec
 import pytest
 
 import chronik
-from chronik import (
-    Checkpoint,
-    EventRegistry,
-    InvalidCheckpointError,
-    InvalidInputError,
-    NewEvent,
-    RecordedEvent,
-)
+from chronik import Checkpoint, EventRegistry, InvalidInputError, NewEvent, RecordedEvent
+from chronik.errors import InvalidCheckpointError
 from chronik.projections import (
     CheckpointedTarget,
     DuplicateProjectionError,
@@ -335,6 +329,7 @@ def test_park_needs_a_store_that_keeps_dead_letters() -> None:
     class Bare:
         """A subscribable store without projection bookkeeping."""
 
+        is_async = False
         codec = inner.codec
         head = inner.head
         log_reader = inner.log_reader
@@ -347,7 +342,7 @@ def test_park_needs_a_store_that_keeps_dead_letters() -> None:
             CheckpointedTarget({}, inner),
             policy=FailurePolicy(on_failure="park"),
         )
-    with pytest.raises(chronik.ConfigurationError, match="does not support subscriptions"):
+    with pytest.raises(chronik.ConfigurationError, match="is not a chronik store"):
         ProjectionRunner(object(), _totals(), CheckpointedTarget({}, inner))  # type: ignore[arg-type]
 
 

@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chronik import Aggregate, ConfigurationError, Decider, Snapshot, SnapshotDecodeError, SnapshotPolicy
+from chronik import Aggregate, ConfigurationError, Decider, SnapshotPolicy
 from chronik._model import as_model
+from chronik.errors import SnapshotDecodeError
+from chronik.events import Snapshot
 from chronik.examples.bank import AccountOpened, BankAccount, MoneyDeposited, MoneyWithdrawn
 from chronik.examples.conference import (
     ConferenceScheduled,

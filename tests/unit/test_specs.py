@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import msgspec
 import pytest
 
-from chronik import Aggregate, Decider, EventRegistry, NotAnEventError, applies
+from chronik import Aggregate, Decider, EventRegistry, applies
+from chronik.errors import NotAnEventError
 from chronik.testing.specs import Specification
 
 

@@ -119,7 +119,7 @@ def test_async_subscription_over_memory() -> None:
         store = chronik.connect_async("memory://")
         await store.append("a-1", [NewEvent("X", {"n": 0})])
         got: list[int] = []
-        async with store.subscribe() as subscription:  # type: ignore[attr-defined]
+        async with store.subscribe() as subscription:
             async for event in subscription:
                 got.append(event.data["n"])
                 if len(got) == 1:

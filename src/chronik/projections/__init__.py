@@ -9,6 +9,7 @@ elsewhere (at-least-once; handlers idempotent by ``event.position``). Inline
 projections run inside the append's own transaction. See ``docs/projections.md``.
 """
 
+from chronik.events import DeadLetter, FailedEvent, ProjectionState, ProjectionStatus
 from chronik.projections._declare import Handler, Projection, Projections
 from chronik.projections._inline import InlineProjection, add_inline_projection, remove_inline_projection
 from chronik.projections._runner import (
@@ -29,7 +30,6 @@ from chronik.projections.errors import (
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState, ProjectionStatus
 
 __all__ = [
     "CheckpointedTarget",

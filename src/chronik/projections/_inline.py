@@ -15,17 +15,15 @@ install the projection in every writer to keep it exactly in step.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from chronik.errors import ConfigurationError
-from chronik.events import Checkpoint, RecordedEvent
+from chronik.events import Checkpoint, FailedEvent, ProjectionState, RecordedEvent
 from chronik.projections._declare import Projection
 from chronik.projections.errors import ProjectionFailedError
-from chronik.projections.state import FailedEvent, ProjectionState
-from chronik.store import AppendHooks, ProjectionStateStore
+from chronik.store import AppendHooks, ProjectionStateStore, is_async
 
 __all__ = ["InlineProjection", "add_inline_projection", "remove_inline_projection"]
 
@@ -132,7 +130,7 @@ def add_inline_projection(
     ``context`` is what handlers write to; None gives them the append's transaction
     (``tx.execute(...)`` on SQL stores).
     """
-    if inspect.iscoroutinefunction(getattr(store, "append", None)):
+    if is_async(store):
         raise ConfigurationError(
             f"{store!r} is an asyncio store: add inline projections to the sync store "
             "(chronik.connect(...)) of the same URL"

@@ -20,7 +20,6 @@ checkpoint that moves past it, and goes on. Either way the event is accounted fo
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -33,7 +32,14 @@ from typing import Any, Generic, Literal, TypeVar
 import msgspec
 
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
-from chronik.events import Checkpoint, RecordedEvent
+from chronik.events import (
+    Checkpoint,
+    DeadLetter,
+    FailedEvent,
+    ProjectionState,
+    ProjectionStatus,
+    RecordedEvent,
+)
 from chronik.projections._declare import Projection
 from chronik.projections._targets import ProjectionTarget, TransactionalTarget, Unit
 from chronik.projections.errors import (
@@ -42,8 +48,7 @@ from chronik.projections.errors import (
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState, ProjectionStatus
-from chronik.store import EventStore, LogReader, ProjectionStateStore, Subscribable, Transactional
+from chronik.store import EventStore, LogReader, ProjectionStateStore, Subscribable, Transactional, is_async
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription, validate_batch_size
 
 __all__ = [
@@ -683,7 +688,7 @@ def active_version(store: EventStore, name: str) -> int | None:
 
 def require_sync_store(store: object, what: str) -> None:
     """Refuse an asyncio store clearly, rather than with 'coroutine never awaited'."""
-    if inspect.iscoroutinefunction(getattr(store, "append", None)):
+    if is_async(store):
         raise ConfigurationError(
             f"{what} runs on a sync store, and {store!r} is an asyncio store: open the same "
             "URL with chronik.connect(...) and run it on a thread of its own (start())"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint
@@ -77,7 +77,7 @@ class _TransactionUnit:
 
     @property
     def states(self) -> ProjectionStateStore | None:
-        return self._tx if isinstance(self._tx, ProjectionStateStore) else None
+        return self._tx
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         return self._tx.load_checkpoint(name)
@@ -86,10 +86,7 @@ class _TransactionUnit:
         self._tx.save_checkpoint(name, checkpoint)
 
     def delete_checkpoint(self, name: str) -> None:
-        tx: Any = self._tx
-        if not hasattr(tx, "delete_checkpoint"):
-            raise ConfigurationError(f"{tx!r} cannot delete checkpoints")
-        tx.delete_checkpoint(name)
+        self._tx.delete_checkpoint(name)
 
 
 class TransactionalTarget:
@@ -146,8 +143,6 @@ class _CheckpointedUnit(Generic[C]):
         self.saved[name] = checkpoint
 
     def delete_checkpoint(self, name: str) -> None:
-        if not isinstance(self._checkpoints, ProjectionStateStore):
-            raise ConfigurationError(f"{self._checkpoints!r} cannot delete checkpoints")
         self.saved[name] = None
 
 
@@ -176,7 +171,7 @@ class CheckpointedTarget(Generic[C]):
         for name, checkpoint in unit.saved.items():
             if checkpoint is not None:
                 self.checkpoints.save_checkpoint(name, checkpoint)
-            elif isinstance(self.checkpoints, ProjectionStateStore):
+            else:
                 self.checkpoints.delete_checkpoint(name)
 
     def __repr__(self) -> str:

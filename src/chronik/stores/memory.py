@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
@@ -30,6 +30,9 @@ from chronik._append import (
     validate_limit,
     validate_read_stream,
 )
+from chronik._options import parse_options
+from chronik.aio import AsyncStoreAdapter
+from chronik.backend import Backend
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
 from chronik.errors import (
     ConfigurationError,
@@ -41,18 +44,19 @@ from chronik.events import (
     ANY,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamWrite,
     validate_stream_id,
 )
-from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import AppendHook, LogPage
-from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
+from chronik.subscriptions import Subscribes
 
-__all__ = ["MemoryEventStore"]
+__all__ = ["MemoryEventStore", "backend", "open_async_store", "open_store"]
 
 KIND = "memory"
 PAGE_SIZE = 1000
@@ -67,8 +71,10 @@ class _Row(NamedTuple):
     recorded_at: datetime
 
 
-class MemoryEventStore:
+class MemoryEventStore(Subscribes):
     """An event store held in this process's memory; gone when the process ends."""
+
+    is_async: Final = False
 
     def __init__(
         self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
@@ -261,20 +267,6 @@ class MemoryEventStore:
             self._check_open()
         return _MemoryLogReader(self)
 
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Subscription:
-        """Follow the global log after ``after``: history first, then live events."""
-        return Subscription(
-            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
-        )
-
     def _page(
         self,
         position: int,
@@ -346,12 +338,6 @@ class MemoryEventStore:
                 d for d in self._dead_letters.values() if projection is None or d.projection == projection
             ]
 
-    def delete_checkpoint(self, name: str) -> None:
-        validate_checkpoint_name(name)
-        with self._lock:
-            self._check_open()
-            self._checkpoints.pop(name, None)
-
     # -- snapshots and checkpoints --------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
@@ -387,6 +373,12 @@ class MemoryEventStore:
         with self._lock:
             self._check_open()
             return self._checkpoints.get(name)
+
+    def delete_checkpoint(self, name: str) -> None:
+        validate_checkpoint_name(name)
+        with self._lock:
+            self._check_open()
+            self._checkpoints.pop(name, None)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -511,15 +503,18 @@ def _checkpoint(where: ExistingEvent) -> Checkpoint:
 
 def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> MemoryEventStore:
     """``memory://``: a new, empty store (each call its own)."""
-    from chronik.connect import parse_options
-
     if urlsplit(url).netloc or urlsplit(url).path not in ("", "/"):
         raise ConfigurationError(f"memory store URL takes no host or path: {url!r} (use memory://)")
     opts = parse_options(url, options, {"max_event_size": int})
     return MemoryEventStore(registry, **opts)
 
 
-def open_async_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> Any:
-    from chronik.aio import AsyncStoreAdapter
-
+def open_async_store(
+    url: str, registry: EventRegistry | None, options: dict[str, Any]
+) -> AsyncStoreAdapter[MemoryEventStore]:
+    """``memory://`` for asyncio: the memory store's calls run inline (it does no I/O)."""
     return AsyncStoreAdapter(open_store(url, registry, options), offload=False)
+
+
+backend = Backend("memory", open=open_store, open_async=open_async_store)
+"""The ``memory://`` backend (entry point ``chronik.backends:memory``)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from chronik.codec import Codec
 from chronik.events import (
@@ -31,6 +31,8 @@ T = TypeVar("T")
 
 class BlockingStore:
     """Presents an :class:`AsyncEventStore` as a sync :class:`EventStore`."""
+
+    is_async: Final = False
 
     def __init__(self, store: AsyncEventStore) -> None:
         self.async_store = store
@@ -105,6 +107,16 @@ class BlockingStore:
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         assert isinstance(self.async_store, AsyncCheckpointStore)
         return self._call(self.async_store.load_checkpoint(name))
+
+    def delete_checkpoint(self, name: str) -> None:
+        assert isinstance(self.async_store, AsyncCheckpointStore)
+        self._call(self.async_store.delete_checkpoint(name))
+
+    def __enter__(self) -> BlockingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
 
     def close(self) -> None:
         """Close the async store; the bridge's loop keeps running until :meth:`shutdown`."""

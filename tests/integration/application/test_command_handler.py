@@ -20,14 +20,12 @@ from chronik import (
     EventRegistry,
     InvalidInputError,
     NewEvent,
-    NotAnEventError,
     RetriesExhaustedError,
     SnapshotPolicy,
-    UnhandledEventError,
-    WrongCategoryError,
     WrongExpectedVersionError,
     applies,
 )
+from chronik.errors import NotAnEventError, UnhandledEventError, WrongCategoryError
 from chronik.stores.sqlite import SQLiteEventStore
 
 from ._support import App

@@ -8,15 +8,9 @@ from typing import Any
 
 import pytest
 
-from chronik import (
-    AsyncCommandHandler,
-    CommandHandler,
-    ConfigurationError,
-    NewEvent,
-    Snapshot,
-    SnapshotDecodeError,
-    SnapshotPolicy,
-)
+from chronik import AsyncCommandHandler, CommandHandler, ConfigurationError, NewEvent, SnapshotPolicy
+from chronik.errors import SnapshotDecodeError
+from chronik.events import Snapshot
 from chronik.examples import registry
 from chronik.examples.bank import AccountOpened, BankAccount, MoneyDeposited, MoneyWithdrawn
 from chronik.examples.orders import AddItem, CreateOrder, OrderSubmitted, SubmitOrder, order_decider

@@ -36,6 +36,7 @@ the async one awaits hooks whose methods are coroutines.
 
 from typing import Any
 
+from chronik.backend import Backend
 from chronik.codec import EventRegistry
 from chronik.stores.postgres.async_reader import AsyncPostgresLogReader
 from chronik.stores.postgres.async_store import AsyncPostgresEventStore, AsyncPostgresTransaction
@@ -50,6 +51,7 @@ __all__ = [
     "PostgresEventStore",
     "PostgresLogReader",
     "PostgresTransaction",
+    "backend",
     "check_schema",
     "open_async_store",
     "open_store",
@@ -72,3 +74,7 @@ def open_async_store(
 ) -> AsyncPostgresEventStore:
     """The store at ``url``, connecting at first use; used by ``chronik.connect_async``."""
     return AsyncPostgresEventStore(url, registry, **options)
+
+
+backend = Backend("postgresql", open=open_store, open_async=open_async_store)
+"""The ``postgresql://`` (and ``postgres://``) backend (entry points ``chronik.backends``)."""

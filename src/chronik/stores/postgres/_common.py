@@ -33,8 +33,17 @@ from chronik.errors import (
     StoreClosedError,
     WrongExpectedVersionError,
 )
-from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint, RecordedEvent
-from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState
+from chronik.events import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    FailedEvent,
+    ProjectionState,
+    RecordedEvent,
+)
 from chronik.store import AppendHook, LogPage
 from chronik.stores.postgres import sql
 

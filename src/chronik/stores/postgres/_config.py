@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from chronik._options import parse_bool, parse_options
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE
 from chronik.errors import ConfigurationError
 
@@ -40,20 +41,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _bool(text: str) -> bool:
-    from chronik.connect import parse_bool
-
-    return parse_bool(text)
-
-
 _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "schema": str,
-    "migrate": _bool,
+    "migrate": parse_bool,
     "max_event_size": int,
     "pool_min_size": int,
     "pool_max_size": _positive_int,
     "pool_timeout": _seconds,
-    "notify": _bool,
+    "notify": parse_bool,
     "visibility_timeout": _seconds,
 }
 
@@ -103,8 +98,6 @@ def _where(params: dict[str, Any], schema: str) -> str:
 
 def parse_config(url: str, options: dict[str, Any]) -> PostgresConfig:
     """Check ``url`` and ``options``; raise :class:`ConfigurationError` on any problem."""
-    from chronik.connect import parse_options
-
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)

@@ -65,8 +65,7 @@ import psycopg
 
 from chronik.codec import Codec
 from chronik.errors import ConcurrencyError, OperationalError
-from chronik.events import RecordedEvent
-from chronik.projections.state import DeadLetter, ProjectionState
+from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     check_projection,

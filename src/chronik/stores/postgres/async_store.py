@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeAlias, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -41,14 +41,15 @@ from chronik.events import (
     ANY,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamWrite,
     validate_stream_id,
 )
-from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import LogPage
 from chronik.stores.postgres import async_projections, sql
 from chronik.stores.postgres._common import (
@@ -74,7 +75,7 @@ from chronik.stores.postgres._config import parse_config
 from chronik.stores.postgres._notify import AsyncNotifier
 from chronik.stores.postgres.async_reader import AsyncPostgresLogReader, read_page
 from chronik.stores.postgres.async_schema import applied_migrations, connect, prepare_schema
-from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition
+from chronik.subscriptions import AsyncSubscribes
 
 if TYPE_CHECKING:
     from psycopg.abc import Params, QueryNoTemplate
@@ -87,12 +88,16 @@ Conn: TypeAlias = psycopg.AsyncConnection[tuple[Any, ...]]
 Filter = tuple[str, ...] | None
 
 
-class AsyncPostgresEventStore:
+class AsyncPostgresEventStore(AsyncSubscribes):
     """An event store in a PostgreSQL schema, for many writers in many processes.
 
     Open it with ``chronik.connect_async("postgresql://...")``. It connects at its
     first use (or ``await store.open()``); bad URLs and options are refused at once.
+    Live events wake subscriptions through LISTEN/NOTIFY, whichever process wrote
+    them; a lost notification only delays an event, never skips it.
     """
+
+    is_async: Final = True
 
     def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
         config = parse_config(url, options)
@@ -541,24 +546,6 @@ class AsyncPostgresEventStore:
 
     def _forget_reader(self, reader: AsyncPostgresLogReader) -> None:
         self._readers.discard(reader)
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> AsyncSubscription:
-        """Follow the global log after ``after``: history first, then live events.
-
-        Live events wake the subscription through LISTEN/NOTIFY, whichever process
-        wrote them; a lost notification only delays an event, never skips it.
-        """
-        return AsyncSubscription(
-            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
-        )
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Final, ParamSpec, TypeAlias, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -33,14 +33,15 @@ from chronik.events import (
     ANY,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamWrite,
     validate_stream_id,
 )
-from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import LogPage
 from chronik.stores.postgres import projections, sql
 from chronik.stores.postgres._common import (
@@ -66,7 +67,7 @@ from chronik.stores.postgres._config import parse_config
 from chronik.stores.postgres._notify import Notifier
 from chronik.stores.postgres.reader import PostgresLogReader, read_page
 from chronik.stores.postgres.schema import applied_migrations, connect, prepare_schema
-from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
+from chronik.subscriptions import Subscribes
 
 if TYPE_CHECKING:
     from psycopg.abc import Params, QueryNoTemplate
@@ -79,12 +80,16 @@ Conn: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 Filter = tuple[str, ...] | None
 
 
-class PostgresEventStore:
+class PostgresEventStore(Subscribes):
     """An event store in a PostgreSQL schema, for many writers in many processes.
 
     Open it with ``chronik.connect("postgresql://...")``. It connects at its
     first use (or ``store.open()``); bad URLs and options are refused at once.
+    Live events wake subscriptions through LISTEN/NOTIFY, whichever process wrote
+    them; a lost notification only delays an event, never skips it.
     """
+
+    is_async: Final = False
 
     def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
         config = parse_config(url, options)
@@ -528,24 +533,6 @@ class PostgresEventStore:
 
     def _forget_reader(self, reader: PostgresLogReader) -> None:
         self._readers.discard(reader)
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Subscription:
-        """Follow the global log after ``after``: history first, then live events.
-
-        Live events wake the subscription through LISTEN/NOTIFY, whichever process
-        wrote them; a lost notification only delays an event, never skips it.
-        """
-        return Subscription(
-            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
-        )
 
     # -- lifecycle ---------------------------------------------------------------------
 

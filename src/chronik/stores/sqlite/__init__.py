@@ -3,6 +3,9 @@
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from chronik._options import parse_bool, parse_options
+from chronik.aio import AsyncStoreAdapter
+from chronik.backend import Backend
 from chronik.codec import EventRegistry
 from chronik.errors import ConfigurationError
 from chronik.stores.sqlite.store import SQLiteEventStore, SQLiteTransaction, check_schema
@@ -10,6 +13,7 @@ from chronik.stores.sqlite.store import SQLiteEventStore, SQLiteTransaction, che
 __all__ = [
     "SQLiteEventStore",
     "SQLiteTransaction",
+    "backend",
     "check_schema",
     "open_async_store",
     "open_store",
@@ -18,8 +22,6 @@ __all__ = [
 
 def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> SQLiteEventStore:
     """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
-    from chronik.connect import parse_bool, parse_options
-
     parts = urlsplit(url)
     if parts.netloc:
         raise ConfigurationError(
@@ -41,7 +43,12 @@ def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]
     return SQLiteEventStore(path, registry, **opts)
 
 
-def open_async_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> Any:
-    from chronik.aio import AsyncStoreAdapter
-
+def open_async_store(
+    url: str, registry: EventRegistry | None, options: dict[str, Any]
+) -> AsyncStoreAdapter[SQLiteEventStore]:
+    """The same URLs for asyncio: every call runs on a worker thread of the store's own."""
     return AsyncStoreAdapter(open_store(url, registry, options), offload=True)
+
+
+backend = Backend("sqlite", open=open_store, open_async=open_async_store)
+"""The ``sqlite://`` backend (entry point ``chronik.backends:sqlite``)."""

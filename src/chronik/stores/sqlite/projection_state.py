@@ -17,8 +17,7 @@ import msgspec
 
 from chronik._append import validate_checkpoint_name
 from chronik.errors import InvalidInputError
-from chronik.events import Checkpoint
-from chronik.projections.state import DeadLetter, FailedEvent, ProjectionState
+from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState
 from chronik.stores.sqlite import sql
 
 __all__ = [

@@ -51,14 +51,15 @@ from chronik.events import (
     NO_STREAM,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamWrite,
     validate_stream_id,
 )
-from chronik.projections.state import DeadLetter, ProjectionState
 from chronik.store import AppendHook, LogPage
 from chronik.stores.sqlite import projection_state as _projections
 from chronik.stores.sqlite import sql
@@ -70,7 +71,7 @@ from chronik.stores.sqlite.reader import (
     notifier_for,
     read_page,
 )
-from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription
+from chronik.subscriptions import Subscribes
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 
@@ -194,12 +195,14 @@ def _checkpoint(where: ExistingEvent) -> Checkpoint:
     return _checkpoint_at(where.position)
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(Subscribes):
     """An event store in one SQLite file, safe from many threads and processes.
 
     ``synchronous="FULL"`` (the default) makes every commit durable on power loss;
     ``"NORMAL"`` keeps the database consistent but may lose the last commits.
     """
+
+    is_async: Final = False
 
     def __init__(
         self,
@@ -560,21 +563,6 @@ class SQLiteEventStore:
     def _forget_reader(self, reader: SQLiteLogReader) -> None:
         with self._conns_lock:
             self._readers.discard(reader)
-
-    def subscribe(
-        self,
-        after: Checkpoint | None = None,
-        *,
-        categories: Iterable[str] | None = None,
-        types: Iterable[str] | None = None,
-        partition: Partition | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> Subscription:
-        """Follow the global log after ``after``: history first, then live events,
-        including those committed by other processes."""
-        return Subscription(
-            self, after, categories=categories, types=types, partition=partition, batch_size=batch_size
-        )
 
     # -- append hooks (inline projections) -----------------------------------------
 

@@ -9,22 +9,27 @@ from typing import Any
 import pytest
 
 import chronik
+import chronik.errors
+import chronik.events
+import chronik.store
 from chronik import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
     DuplicateEventError,
+    InvalidInputError,
+    NewEvent,
+    StoreClosedError,
+    StreamWrite,
+    WrongExpectedVersionError,
+)
+from chronik.errors import (
     EventEncodeError,
     EventTooLargeError,
     InvalidEventError,
     InvalidExpectedVersionError,
-    InvalidInputError,
     InvalidStreamIdError,
-    NewEvent,
-    StoreClosedError,
-    StreamWrite,
     UnregisteredEventError,
-    WrongExpectedVersionError,
 )
 from chronik.store import EventStore
 from chronik.testing.conformance._base import (
@@ -121,7 +126,7 @@ class AppendTests(ConformanceBase):
         stream = new_stream()
         store.append(stream, [NewEvent("Unknown", {"a": 1})])
         [recorded] = store.read_stream(stream)
-        with pytest.raises(chronik.UnknownEventTypeError, match="Unknown"):
+        with pytest.raises(chronik.errors.UnknownEventTypeError, match="Unknown"):
             _ = recorded.data
 
     def test_unregistered_object_is_refused(self, store: EventStore) -> None:
@@ -353,10 +358,10 @@ class CapabilityTests(ConformanceBase):
     def test_snapshots_save_load_and_replace(self, store: EventStore) -> None:
         if not self.supports_snapshots:
             pytest.skip("this store has no snapshot capability")
-        assert isinstance(store, chronik.SnapshotStore)
+        assert isinstance(store, chronik.store.SnapshotStore)
         stream = new_stream()
         assert store.load_snapshot(stream) is None
-        store.save_snapshot(chronik.Snapshot(stream, 5, "AccountState", 1, b'{"balance":5}'))
+        store.save_snapshot(chronik.events.Snapshot(stream, 5, "AccountState", 1, b'{"balance":5}'))
         loaded = store.load_snapshot(stream)
         assert loaded is not None
         assert (loaded.version, loaded.type, loaded.schema_version, loaded.data) == (
@@ -366,7 +371,7 @@ class CapabilityTests(ConformanceBase):
             b'{"balance":5}',
         )
         assert loaded.recorded_at is not None
-        store.save_snapshot(chronik.Snapshot(stream, 9, "AccountState", 2, b'{"balance":9}'))
+        store.save_snapshot(chronik.events.Snapshot(stream, 9, "AccountState", 2, b'{"balance":9}'))
         replaced = store.load_snapshot(stream)
         assert replaced is not None
         assert (replaced.version, replaced.schema_version) == (9, 2)
@@ -374,7 +379,7 @@ class CapabilityTests(ConformanceBase):
     def test_checkpoints_save_and_load(self, store: EventStore) -> None:
         if not self.supports_checkpoints:
             pytest.skip("this store has no checkpoint capability")
-        assert isinstance(store, chronik.CheckpointStore)
+        assert isinstance(store, chronik.store.CheckpointStore)
         assert store.load_checkpoint("projection-a") is None
         store.append(new_stream(), [event(), event()])
         [first, second] = [e.checkpoint for e in store.read_all()]
@@ -386,5 +391,5 @@ class CapabilityTests(ConformanceBase):
         assert store.load_checkpoint("projection-b") == first
         with pytest.raises(InvalidInputError):
             store.load_checkpoint("")
-        with pytest.raises(chronik.InvalidCheckpointError):
+        with pytest.raises(chronik.errors.InvalidCheckpointError):
             store.save_checkpoint("projection-c", chronik.Checkpoint("another-kind", (1, 2, 3)))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import chronik
-from chronik import Checkpoint, InvalidCheckpointError, InvalidInputError, NewEvent
+from chronik import Checkpoint, InvalidInputError, NewEvent
+from chronik.errors import InvalidCheckpointError
 from chronik.store import EventStore
 from chronik.testing.conformance._base import ConformanceBase, event, new_stream
 

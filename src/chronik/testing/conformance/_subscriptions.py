@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from chronik import Checkpoint, InvalidCheckpointError, InvalidInputError, NewEvent, RecordedEvent
+from chronik import Checkpoint, InvalidInputError, NewEvent, RecordedEvent
+from chronik.errors import InvalidCheckpointError
 from chronik.store import AsyncSubscribable, EventStore, Subscribable
 from chronik.subscriptions import AsyncSubscription, Partition, Subscription
 from chronik.testing._workers import append_worker

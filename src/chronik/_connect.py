@@ -1,0 +1,126 @@
+"""``chronik.connect(url)``: open a store by URL.
+
+Backends are found by URL scheme among the installed entry points of the group
+``chronik.backends`` (chronik's own register there too, in its ``pyproject.toml``),
+and imported only when used: the core imports no backend, a backend installed from
+another package is as good as one of chronik's, and a missing optional dependency
+becomes an install hint.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+from chronik.backend import Backend
+from chronik.codec import EventRegistry
+from chronik.errors import ConfigurationError
+from chronik.store import AsyncStore, Store, is_async
+
+__all__ = ["DEFAULT_URL", "ENTRY_POINT_GROUP", "backends", "connect", "connect_async", "find_backend"]
+
+DEFAULT_URL: Final = "sqlite:///chronik.db"
+ENTRY_POINT_GROUP: Final = "chronik.backends"
+
+
+@functools.cache
+def _entry_points() -> dict[str, list[EntryPoint]]:
+    found: dict[str, list[EntryPoint]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name.lower(), []).append(entry)
+    return found
+
+
+def backends() -> list[str]:
+    """The URL schemes of the installed backends, sorted."""
+    return sorted(_entry_points())
+
+
+def _entries(scheme: str) -> list[EntryPoint]:
+    entries = _entry_points().get(scheme.lower(), [])
+    if not entries:
+        _entry_points.cache_clear()  # installed since we last looked?
+        entries = _entry_points().get(scheme.lower(), [])
+    return entries
+
+
+def _unknown(what: str) -> ConfigurationError:
+    known = ", ".join(f"{s}://" for s in backends())
+    return ConfigurationError(f"{what}: unknown scheme (installed backends: {known})")
+
+
+def find_backend(scheme: str) -> Backend:
+    """The installed backend of URL scheme ``scheme`` (its module is imported now)."""
+    entries = _entries(scheme)
+    if not entries:
+        raise _unknown(f"no chronik backend is installed for {scheme}://")
+    distinct = {e.value for e in entries}
+    if len(distinct) > 1:
+        raise ConfigurationError(
+            f"several backends are installed for {scheme}://: {', '.join(sorted(distinct))}; uninstall one"
+        )
+    entry = entries[0]
+    try:
+        backend = entry.load()
+    except ModuleNotFoundError as err:
+        missing = err.name or ""
+        if missing.split(".")[0] == entry.module.split(".")[0]:
+            raise  # the backend package itself is broken: not a missing extra
+        dist = entry.dist.name if entry.dist is not None else entry.module.split(".")[0]
+        extras = ",".join(entry.extras)
+        hint = f"pip install '{dist}[{extras}]'" if extras else f"install what {dist} needs"
+        raise ConfigurationError(f"{scheme}:// stores need {missing!r}: {hint} ({err})") from err
+    if not isinstance(backend, Backend):
+        raise ConfigurationError(
+            f"the entry point {entry.name} = {entry.value!r} of group {ENTRY_POINT_GROUP} is not a "
+            f"chronik.backend.Backend (it is {type(backend).__name__})"
+        )
+    return backend
+
+
+def _resolve(url: str | None) -> tuple[str, Backend]:
+    if url is None:
+        url = os.environ.get("CHRONIK_URL") or DEFAULT_URL
+    if not isinstance(url, str):
+        raise ConfigurationError(f"store URL must be a str, got {type(url).__name__}")
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as err:  # e.g. an unclosed [ in an IPv6 host
+        raise ConfigurationError(f"cannot parse store URL {url!r}: {err}") from err
+    if "://" not in url or not scheme or not _entries(scheme):
+        raise _unknown(f"cannot open store URL {url!r}")
+    return url, find_backend(scheme)
+
+
+def connect(url: str | None = None, *, registry: EventRegistry | None = None, **options: Any) -> Store:
+    """Open the store at ``url`` (default: ``$CHRONIK_URL``, else ``sqlite:///chronik.db``).
+
+    ``memory://``, ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+    ``postgresql://...`` and the schemes of installed third-party backends; options
+    can be given as keyword arguments or in the URL's query string.
+
+    It is typed as :class:`chronik.Store`, every power at once, which each of
+    chronik's own stores has; a third-party store may lack some (check with
+    ``isinstance`` against the Protocols in ``chronik.store``).
+    """
+    url, backend = _resolve(url)
+    store = backend.open(url, registry, dict(options))
+    if is_async(store):
+        raise ConfigurationError(f"the {backend.name} backend's open() returned an asyncio store: {store!r}")
+    return cast(Store, store)
+
+
+def connect_async(
+    url: str | None = None, *, registry: EventRegistry | None = None, **options: Any
+) -> AsyncStore:
+    """The asyncio twin of :func:`connect`: same URLs, same options."""
+    url, backend = _resolve(url)
+    store = backend.open_async(url, registry, dict(options))
+    if not is_async(store):
+        raise ConfigurationError(
+            f"the {backend.name} backend's open_async() returned a sync store: {store!r}"
+        )
+    return cast(AsyncStore, store)

@@ -1,0 +1,213 @@
+"""Everything a backend author needs: what a store implements, and the helpers it may use.
+
+A backend is a package that registers a :class:`Backend` under the entry-point group
+``chronik.backends``, one entry per URL scheme::
+
+    # pyproject.toml of the package chronik-dictstore
+    [project.entry-points."chronik.backends"]
+    dict = "chronik_dictstore:backend"
+
+    # chronik_dictstore/__init__.py
+    backend = chronik.backend.Backend("dict", open=open_store, open_async=open_async_store)
+
+after which ``chronik.connect("dict://...")`` opens it. ``docs/backends.md`` walks
+through writing one, and ``chronik.testing.conformance`` is the suite it must pass.
+
+What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
+:class:`AsyncEventStore` (the contract), and any of the optional powers
+(``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
+``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins). A store marks
+its face with ``is_async = False`` or ``True``; a subscribable one supplies
+``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
+:class:`AsyncSubscribes`).
+
+The helpers keep every backend's behaviour the same: validate and encode writes
+before any I/O (:func:`prepare_write`, :func:`prepare_writes`), decide about re-sent
+event ids (:func:`resolve_existing`) and expected versions
+(:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
+of one position (:func:`position_after`), build recorded events
+(:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
+:func:`pending_migrations`), parse URL options (:func:`parse_options`), and give a
+store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chronik._append import (
+    ExistingEvent,
+    PreparedWrite,
+    normalize_filter,
+    position_after,
+    prepare_write,
+    prepare_writes,
+    resolve_existing,
+    validate_checkpoint_name,
+    validate_limit,
+    validate_read_stream,
+)
+from chronik._migrations import Migration, load_migrations, pending_migrations
+from chronik._options import parse_bool, parse_options
+from chronik.aio import AsyncStoreAdapter
+from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
+from chronik.events import (
+    Checkpoint,
+    RecordedEvent,
+    check_expected_version,
+    validate_expected_version,
+    validate_stream_id,
+)
+from chronik.store import (
+    AppendHook,
+    AppendHooks,
+    AsyncAppendHook,
+    AsyncAppendHooks,
+    AsyncCheckpointStore,
+    AsyncEventStore,
+    AsyncHookTransaction,
+    AsyncLogReader,
+    AsyncProjectionStateStore,
+    AsyncSnapshotStore,
+    AsyncStore,
+    AsyncStoreTransaction,
+    AsyncSubscribable,
+    AsyncTransactional,
+    CheckpointStore,
+    EventStore,
+    HookTransaction,
+    LogPage,
+    LogReader,
+    ProjectionStateStore,
+    SnapshotStore,
+    Store,
+    StoreTransaction,
+    Subscribable,
+    Transactional,
+    is_async,
+)
+from chronik.subscriptions import AsyncSubscribes, Subscribes
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "AppendHook",
+    "AppendHooks",
+    "AsyncAppendHook",
+    "AsyncAppendHooks",
+    "AsyncCheckpointStore",
+    "AsyncEventStore",
+    "AsyncHookTransaction",
+    "AsyncLogReader",
+    "AsyncProjectionStateStore",
+    "AsyncSnapshotStore",
+    "AsyncStore",
+    "AsyncStoreAdapter",
+    "AsyncStoreTransaction",
+    "AsyncSubscribable",
+    "AsyncSubscribes",
+    "AsyncTransactional",
+    "Backend",
+    "CheckpointStore",
+    "Codec",
+    "EncodedEvent",
+    "EventStore",
+    "ExistingEvent",
+    "HookTransaction",
+    "LogPage",
+    "LogReader",
+    "Migration",
+    "OpenAsyncStore",
+    "OpenStore",
+    "PreparedWrite",
+    "ProjectionStateStore",
+    "SnapshotStore",
+    "Store",
+    "StoreTransaction",
+    "Subscribable",
+    "Subscribes",
+    "Transactional",
+    "expected_version_ok",
+    "is_async",
+    "load_migrations",
+    "normalize_filter",
+    "parse_bool",
+    "parse_options",
+    "pending_migrations",
+    "position_after",
+    "prepare_write",
+    "prepare_writes",
+    "recorded_event",
+    "resolve_existing",
+    "validate_checkpoint_name",
+    "validate_expected_version",
+    "validate_limit",
+    "validate_read_stream",
+    "validate_stream_id",
+]
+
+OpenStore = Callable[[str, EventRegistry | None, dict[str, Any]], EventStore]
+"""``open(url, registry, options)``: a sync store at ``url``, connected and ready."""
+OpenAsyncStore = Callable[[str, EventRegistry | None, dict[str, Any]], AsyncEventStore]
+"""``open_async(url, registry, options)``: an asyncio store at ``url`` (it may connect lazily)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a backend registers under the ``chronik.backends`` entry-point group.
+
+    ``name`` is used in messages; the URL schemes are the entry points' names (one
+    backend may be registered under several, as ``postgresql`` and ``postgres``).
+    ``options`` are raised as ``ConfigurationError`` by ``open`` when unknown or
+    malformed; :func:`parse_options` does that.
+    """
+
+    name: str
+    open: OpenStore
+    open_async: OpenAsyncStore
+
+
+def expected_version_ok(expected: object, actual: int) -> bool:
+    """Whether a stream at version ``actual`` satisfies the expected version ``expected``.
+
+    ``expected`` is validated first (``InvalidExpectedVersionError``).
+    """
+    return check_expected_version(validate_expected_version(expected), actual)
+
+
+def recorded_event(
+    *,
+    stream_id: str,
+    version: int,
+    position: int,
+    checkpoint: Checkpoint,
+    event_id: uuid.UUID,
+    type: str,
+    schema_version: int,
+    data: bytes | str,
+    metadata: bytes | str | None,
+    recorded_at: datetime,
+    codec: Codec,
+) -> RecordedEvent:
+    """A :class:`RecordedEvent` from its stored parts, by keyword.
+
+    ``data`` and ``metadata`` are the stored JSON (decoded lazily, by ``codec``, with
+    its upcasters). chronik's own stores build events positionally with cheaper raw
+    forms (bytes ids, microsecond times; see ``RecordedEvent``); this is the readable way.
+    """
+    return RecordedEvent(
+        stream_id,
+        version,
+        position,
+        checkpoint,
+        event_id,
+        type,
+        schema_version,
+        data,
+        metadata,
+        recorded_at,
+        codec,
+    )
