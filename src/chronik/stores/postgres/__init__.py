@@ -21,7 +21,7 @@ go to libpq, e.g. ``sslmode``, ``connect_timeout``):
 Layout. The logic is written once, for asyncio: ``async_store.py`` (the store and
 its transactions), ``async_reader.py`` (subscription hooks) and ``async_schema.py``
 (checks and migrations). ``store.py``, ``reader.py`` and ``schema.py``, the sync
-twins, are generated from them by ``tools/gen_postgres_sync.py`` (a test fails when
+twins, are generated from them by ``tools/unasync.py`` (a test fails when
 they are stale), so neither face hops threads and neither repeats the other.
 ``async_projections.py`` (projection state, and the inline projections' lock and
 wait, with the guarantee they give) has its sync twin ``projections.py`` too.

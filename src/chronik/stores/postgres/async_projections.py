@@ -1,7 +1,7 @@
 """What projections need of the PostgreSQL store, on one connection.
 
 Written for asyncio; ``projections.py`` is generated from this file by
-``tools/gen_postgres_sync.py`` (see ``async_store.py``).
+``tools/unasync.py`` (see ``async_store.py``).
 
 **Projection state and dead letters** (``chronik.store.ProjectionStateStore``). The
 store runs these on a pooled connection; a transaction runs them on its own, so a

@@ -1,7 +1,7 @@
 """Subscription hooks for the PostgreSQL store: pages of the final log, and waiting.
 
 Written for asyncio; ``reader.py`` is generated from this file by
-``tools/gen_postgres_sync.py`` (see ``async_store.py``).
+``tools/unasync.py`` (see ``async_store.py``).
 
 A reader pages through the final part of the log (rows of finished transactions
 only; see ``sql.py`` for why that is what makes checkpoints safe) on the store's

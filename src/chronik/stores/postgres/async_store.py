@@ -1,7 +1,7 @@
 """The asyncio PostgreSQL event store, and the source of the sync one.
 
 Logic is written once, here. ``store.py`` (the sync ``PostgresEventStore``) is
-generated from this file by ``tools/gen_postgres_sync.py``, which turns
+generated from this file by ``tools/unasync.py``, which turns
 ``async def``/``async with``/``async for``, awaits and the psycopg async classes
 into their sync twins, the way psycopg generates its own sync code; a test fails
 when the generated file is stale. So the sync store runs on psycopg's sync

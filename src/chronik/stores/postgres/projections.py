@@ -1,6 +1,6 @@
 """Projection state and inline projections for the sync PostgreSQL store.
 
-GENERATED from ``async_projections.py`` by ``tools/gen_postgres_sync.py``: do not edit; edit
+GENERATED from ``async_projections.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design, and the guarantee
 inline projections get, are described there.
 """

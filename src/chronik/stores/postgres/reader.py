@@ -1,6 +1,6 @@
 """Subscription hooks for the sync PostgreSQL store.
 
-GENERATED from ``async_reader.py`` by ``tools/gen_postgres_sync.py``: do not edit; edit
+GENERATED from ``async_reader.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design is described there.
 """
 

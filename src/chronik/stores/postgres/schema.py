@@ -1,6 +1,6 @@
 """Opening the sync PostgreSQL store: checking the server and the schema, migrating.
 
-GENERATED from ``async_schema.py`` by ``tools/gen_postgres_sync.py``: do not edit; edit
+GENERATED from ``async_schema.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design is described there.
 """
 

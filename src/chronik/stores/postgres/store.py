@@ -1,6 +1,6 @@
 """The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.
 
-GENERATED from ``async_store.py`` by ``tools/gen_postgres_sync.py``: do not edit; edit
+GENERATED from ``async_store.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design is described there.
 """
 

@@ -1,6 +1,6 @@
-"""The sync PostgreSQL store is generated from the async one: it must be current.
+"""The generated sync modules (see tools/unasync.py) must be current.
 
-Fix a failure with ``python tools/gen_postgres_sync.py``. (No server needed.)
+Fix a failure with ``python tools/unasync.py``. (No server needed.)
 """
 
 import importlib.util
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_postgres_sync", ROOT / "tools/gen_postgres_sync.py")
+    spec = importlib.util.spec_from_file_location("unasync", ROOT / "tools/unasync.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -31,4 +31,4 @@ def test_generated_sync_modules_are_current() -> None:
             pytest.fail("ruff is needed to check the generated PostgreSQL store")
         pytest.skip("ruff is needed to check the generated PostgreSQL store (pip install ruff)")
     stale = _generator().stale()
-    assert stale == [], f"stale: {', '.join(stale)}; run python tools/gen_postgres_sync.py"
+    assert stale == [], f"stale: {', '.join(stale)}; run python tools/unasync.py"

@@ -1,17 +1,17 @@
-"""Generate the sync PostgreSQL store from the async one.
+"""Generate chronik's sync modules from their asyncio sources (the sources are in ``FILES``).
 
-    python tools/gen_postgres_sync.py          # rewrite the generated files
-    python tools/gen_postgres_sync.py --check  # exit 1 if one is stale
+    python tools/unasync.py          # rewrite the generated files
+    python tools/unasync.py --check  # exit 1 if one is stale
 
-In ``src/chronik/stores/postgres``, ``async_store.py``, ``async_reader.py``,
-``async_schema.py`` and ``async_projections.py`` are the sources of ``store.py``,
-``reader.py``, ``schema.py`` and ``projections.py``:
-this script replaces ``async def``, ``async with``,
+Where a sync and an asyncio shell would repeat each other, the asyncio one is
+written and the sync one generated from it: this script replaces ``async def``, ``async with``,
 ``async for`` and awaits by their sync forms and the psycopg async classes by their
-sync twins (as psycopg does for its own code), then lets ruff sort the imports and
-format the result. Nothing else differs between the two stores; if a change to the
-async store needs more than these replacements, put the differing part in a helper
-module with both forms (as ``_notify.py`` does) rather than teaching this script.
+sync twins (as psycopg does for its own code, and httpcore with ``unasync``), then
+lets ruff sort the imports and format the result. Nothing else differs between the
+two faces; if a change needs more than these replacements, put the differing part
+in a helper module with both forms (as ``stores/postgres/_notify.py`` does) rather
+than teaching this script. ``tests/unit/test_generated.py`` fails when a generated
+file is stale.
 """
 
 from __future__ import annotations
@@ -25,33 +25,33 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / "src/chronik/stores/postgres"
+PACKAGE = ROOT / "src/chronik"
 _NOTE = (
-    "GENERATED from ``{source}`` by ``tools/gen_postgres_sync.py``: do not edit; edit\n"
+    "GENERATED from ``{source}`` by ``tools/unasync.py``: do not edit; edit\n"
     "the async module and run the script."
 )
-# source -> (target, the generated module's docstring)
+# source -> (target, the generated module's docstring), paths relative to src/chronik
 FILES: dict[str, tuple[str, str]] = {
-    "async_store.py": (
-        "store.py",
+    "stores/postgres/async_store.py": (
+        "stores/postgres/store.py",
         'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.\n\n'
         + _NOTE.format(source="async_store.py")
         + " The design is described there.",
     ),
-    "async_reader.py": (
-        "reader.py",
+    "stores/postgres/async_reader.py": (
+        "stores/postgres/reader.py",
         "Subscription hooks for the sync PostgreSQL store.\n\n"
         + _NOTE.format(source="async_reader.py")
         + " The design is described there.",
     ),
-    "async_schema.py": (
-        "schema.py",
+    "stores/postgres/async_schema.py": (
+        "stores/postgres/schema.py",
         "Opening the sync PostgreSQL store: checking the server and the schema, migrating.\n\n"
         + _NOTE.format(source="async_schema.py")
         + " The design is described there.",
     ),
-    "async_projections.py": (
-        "projections.py",
+    "stores/postgres/async_projections.py": (
+        "stores/postgres/projections.py",
         "Projection state and inline projections for the sync PostgreSQL store.\n\n"
         + _NOTE.format(source="async_projections.py")
         + " The design, and the guarantee\ninline projections get, are described there.",
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check:
         for name in stale():
-            print(f"{name} is stale: run python tools/gen_postgres_sync.py")
+            print(f"{name} is stale: run python tools/unasync.py")
             return 1
         return 0
     for source, (target, _) in FILES.items():
