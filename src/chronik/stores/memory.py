@@ -512,8 +512,9 @@ def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]
 def open_async_store(
     url: str, registry: EventRegistry | None, options: dict[str, Any]
 ) -> AsyncStoreAdapter[MemoryEventStore]:
-    """``memory://`` for asyncio: the memory store's calls run inline (it does no I/O)."""
-    return AsyncStoreAdapter(open_store(url, registry, options), offload=False)
+    """``memory://`` for asyncio: calls run on worker threads (``chronik.aio``), as its
+    transactions and append hooks hold a lock the event loop must never wait for."""
+    return AsyncStoreAdapter(open_store(url, registry, options))
 
 
 backend = Backend("memory", open=open_store, open_async=open_async_store)
