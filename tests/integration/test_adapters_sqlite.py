@@ -15,9 +15,10 @@ import pytest
 import chronik
 from chronik import NewEvent
 from chronik.aio import AsyncStoreAdapter, AsyncTransactionAdapter
+from chronik.backend import BlockingStore
 from chronik.errors import InvalidInputError
 from chronik.events import Checkpoint, ProjectionState, RecordedEvent
-from chronik.store import AsyncHookTransaction, AsyncStore, Store
+from chronik.store import AsyncHookTransaction, AsyncStore, Store, StoreTransaction
 
 PATIENCE = 60.0  # only turns a deadlock into a failure
 
@@ -273,3 +274,44 @@ def test_projection_state_through_the_asyncio_face(tmp_path: Path) -> None:
             assert await store.load_checkpoint("c") is None
 
     _run(main)
+
+
+def test_the_sync_face_over_the_asyncio_one(tmp_path: Path) -> None:
+    """BlockingStore over SQLite's asyncio face: transactions, sync hooks, subscriptions."""
+    store = BlockingStore(_open(tmp_path / "e.db"))
+    try:
+        assert isinstance(store, Store)
+        with store.transaction() as tx:
+            assert isinstance(tx, StoreTransaction)
+            tx.execute("CREATE TABLE seen (n INTEGER)")
+            tx.append("count-1", _events(1))
+            with pytest.raises(InvalidInputError, match="already open"):
+                store.append("count-1", _events(1))
+        with pytest.raises(KeyError), store.transaction() as tx:
+            tx.append("count-1", _events(1, 1))
+            raise KeyError("no")
+        assert len(store.read_stream("count-1")) == 1
+
+        class SyncCounter:
+            name = "sync-counter"
+
+            def installed(self, tx: Any) -> None:
+                tx.execute("DELETE FROM seen")
+
+            def appended(self, tx: Any, events: Sequence[RecordedEvent]) -> None:
+                for event in events:
+                    if event.data["n"] < 0:
+                        raise ValueError("negative")
+                    tx.execute("INSERT INTO seen (n) VALUES (?)", (event.data["n"],))
+
+        store.add_append_hook(SyncCounter())
+        store.append("count-1", _events(2, 5))
+        with pytest.raises(ValueError, match="negative"):
+            store.append("count-1", [NewEvent("Counted", {"n": -1})])
+        with store.transaction() as tx:
+            assert tx.execute("SELECT n FROM seen ORDER BY n").fetchall() == [(5,), (6,)]
+        store.remove_append_hook("sync-counter")
+        with store.subscribe() as subscription:
+            assert [e.data["n"] for e in subscription.next_batch(5.0)] == [0, 5, 6]
+    finally:
+        store.close()
