@@ -282,8 +282,10 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     async def close(self) -> None:
         if self._closed:
             return
+        # Not on the writer, where it would wait behind appends that wait for an open
+        # transaction: closing ends those with StoreClosedError.
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self.sync.close)
+        await loop.run_in_executor(None, self.sync.close)
         self._closed = True
         self._writer.shutdown(wait=False)
         self._reader.shutdown(wait=False)

@@ -31,7 +31,7 @@ import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, TypeVar, cast
 
 from chronik.codec import Codec
 from chronik.errors import ConfigurationError, InvalidInputError, StoreClosedError
@@ -81,10 +81,11 @@ class BlockingStore:
     """
 
     is_async: Final = False
+    _composed: ClassVar[bool] = False  # True on the classes _face_for makes
 
     def __new__(cls, store: AsyncEventStore) -> BlockingStore:
-        if cls is BlockingStore:
-            cls = _face_for(store)
+        if not cls._composed:
+            cls = _face_for(cls, store)
         return super().__new__(cls)
 
     def __init__(self, store: AsyncEventStore) -> None:
@@ -358,17 +359,21 @@ _FACES: dict[tuple[type[BlockingStore], ...], type[BlockingStore]] = {}
 _FACES_LOCK: Final = threading.Lock()
 
 
-def _face_for(store: AsyncEventStore) -> type[BlockingStore]:
-    """The subclass of :class:`BlockingStore` with the sync twins of ``store``'s powers."""
+def _face_for(cls: type[BlockingStore], store: AsyncEventStore) -> type[BlockingStore]:
+    """``cls`` (BlockingStore or a subclass) with the sync twins of ``store``'s powers.
+
+    A subclass's own methods come first; one class is made for each set of powers.
+    """
     powers = tuple(face for power, face in _POWERS if isinstance(store, power))
     if not powers:
-        return BlockingStore
+        return cls
+    key = (cls, *powers)
     with _FACES_LOCK:
-        face = _FACES.get(powers)
+        face = _FACES.get(key)
         if face is None:
-            face = _FACES[powers] = cast(
-                type[BlockingStore], type("BlockingStore", powers, {"__module__": __name__})
-            )
+            bases = powers if cls is BlockingStore else key
+            namespace = {"__module__": cls.__module__, "__qualname__": cls.__qualname__, "_composed": True}
+            face = _FACES[key] = cast(type[BlockingStore], type(cls.__name__, bases, namespace))
         return face
 
 

@@ -366,6 +366,30 @@ def test_tasks_append_to_memory_while_a_transaction_is_open() -> None:
     _run(main)
 
 
+def test_closing_the_asyncio_face_does_not_wait_for_an_open_transaction() -> None:
+    async def main() -> None:
+        store = _async_memory()
+        opened, closed = asyncio.Event(), asyncio.Event()
+
+        async def transaction() -> None:
+            async with store.transaction() as tx:
+                await tx.append("tx-1", _events(1))
+                opened.set()
+                await closed.wait()
+
+        holder = asyncio.create_task(transaction())
+        await opened.wait()
+        waiter = asyncio.create_task(store.append("other-1", _events(1)))
+        await asyncio.sleep(0.05)  # the append waits for the write lock
+        await store.close()
+        closed.set()
+        for task in (holder, waiter):
+            with pytest.raises(StoreClosedError):
+                await task
+
+    _run(main)
+
+
 def test_projection_state_through_the_asyncio_face() -> None:
     async def main() -> None:
         async with _async_memory() as store:
@@ -532,6 +556,22 @@ def test_blocking_store_shows_only_the_powers_the_asyncio_store_has() -> None:
     with BlockingStore(_async_memory()) as full, BlockingStore(_async_memory()) as other:
         assert type(full) is not BlockingStore
         assert type(full) is type(other), "a face is made once for each set of powers"
+
+
+def test_a_subclass_of_blocking_store_keeps_its_own_methods_first() -> None:
+    class Sub(BlockingStore):
+        def head(self) -> Checkpoint | None:
+            return Checkpoint("memory", (42,))
+
+        def extra(self) -> str:
+            return "extra"
+
+    with Sub(_async_memory()) as store:
+        assert isinstance(store, Sub)
+        assert isinstance(store, Store)
+        assert store.head() == Checkpoint("memory", (42,))
+        assert store.extra() == "extra"
+        assert type(store).__name__ == "Sub"
 
 
 def test_memory_transaction_type_is_exported() -> None:
