@@ -1,13 +1,13 @@
 """Reading a SQLite store: streams, the log page by page, and subscription readers.
 
 A subscription's reader (:class:`SQLiteLogReader`) has a connection of its own and
-waits for commits. Wake-ups come two ways. Within the process, every commit of any store object on the
-same file bumps a counter and notifies a condition (``connections.Notifier``), so a waiting
-reader wakes at once. Commits by other processes are seen by polling
-``PRAGMA data_version`` on the reader's own connection every ``poll_interval``
-seconds while it waits: the pragma changes whenever another connection commits, and
-costs a read of shared memory, not of the file. Between polls the reader sleeps on
-the condition, so an idle subscription does not spin.
+waits for commits, which wake it two ways. Within the process, every commit of any
+store object on the same file bumps a counter and notifies a condition
+(``connections.Notifier``), so a waiting reader wakes at once. Commits by other
+processes are seen by polling ``PRAGMA data_version`` on the reader's own connection
+every ``poll_interval`` seconds while it waits: the pragma changes whenever another
+connection commits, and costs a read of shared memory, not of the file. Between polls
+the reader sleeps on the condition, so an idle subscription does not spin.
 """
 
 from __future__ import annotations
