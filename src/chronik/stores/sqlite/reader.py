@@ -3,7 +3,7 @@
 A subscription's reader (:class:`SQLiteLogReader`) has a connection of its own and
 waits for commits, which wake it two ways. Within the process, every commit of any
 store object on the same file bumps a counter and notifies a condition
-(``connections.Notifier``), so a waiting reader wakes at once. Commits by other
+(:class:`Notifier`), so a waiting reader wakes at once. Commits by other
 processes are seen by polling ``PRAGMA data_version`` on the reader's own connection
 every ``poll_interval`` seconds while it waits: the pragma changes whenever another
 connection commits, and costs a read of shared memory, not of the file. Between polls
@@ -12,11 +12,13 @@ the reader sleeps on the condition, so an idle subscription does not spin.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -25,15 +27,19 @@ from chronik.codec import Codec
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.store import LogPage
 from chronik.stores.sqlite import sql
-from chronik.stores.sqlite.connections import Connections, Notifier
+
+if TYPE_CHECKING:
+    from chronik.stores.sqlite.schema import Connections
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "NEW_RECORD",
     "PAGE_SIZE",
+    "Notifier",
     "SQLiteLogReader",
     "iter_all",
     "json_list",
+    "notifier_for",
     "read_page",
     "stream_records",
 ]
@@ -43,6 +49,33 @@ PAGE_SIZE: Final = 1000
 _KIND: Final = sql.KIND
 # Rows are selected in the order of RecordedEvent's parameters (see sql._COLUMNS).
 NEW_RECORD: Final[Any] = RecordedEvent
+
+
+class Notifier:
+    """Commits to one file by store objects of this process: a counter and a condition."""
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition()
+        self.sequence = 0
+
+    def notify(self) -> None:
+        with self.condition:
+            self.sequence += 1
+            self.condition.notify_all()
+
+
+_notifiers: weakref.WeakValueDictionary[str, Notifier] = weakref.WeakValueDictionary()
+_notifiers_lock = threading.Lock()
+
+
+def notifier_for(path: str) -> Notifier:
+    """The notifier shared by every store object of this process on the file ``path``."""
+    key = os.path.realpath(path)
+    with _notifiers_lock:
+        notifier = _notifiers.get(key)
+        if notifier is None:
+            notifier = _notifiers[key] = Notifier()
+        return notifier
 
 
 def json_list(values: tuple[str, ...] | None) -> str | None:

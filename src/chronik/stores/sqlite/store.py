@@ -1,7 +1,7 @@
 """The embedded SQLite event store: the class that wires the parts together.
 
 One file, WAL mode, every write inside ``BEGIN IMMEDIATE``. The parts share one
-:class:`~chronik.stores.sqlite.connections.Connections` (the file, each thread's
+:class:`~chronik.stores.sqlite.schema.Connections` (the file, each thread's
 connection, the write lock, the closed state, the open readers):
 
 - ``schema.py`` opens, checks and migrates the file;
@@ -46,14 +46,13 @@ from chronik.events import (
 from chronik.store import AppendHook
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import schema, sql
-from chronik.stores.sqlite.connections import Closable, Connections, Synchronous
 from chronik.stores.sqlite.reader import (
     DEFAULT_POLL_INTERVAL,
     SQLiteLogReader,
     iter_all,
     stream_records,
 )
-from chronik.stores.sqlite.schema import check_schema
+from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
 from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
 from chronik.subscriptions import Subscribes
 

@@ -1,7 +1,7 @@
 """Appending to a SQLite store: group commit, savepoints, the careful path, transactions.
 
 Every write runs inside ``BEGIN IMMEDIATE`` under this process's write lock
-(``connections.py``). Appends by concurrent threads commit together (group commit);
+(``schema.Connections``). Appends by concurrent threads commit together (group commit);
 a new stream is appended without looking its version up, and an append that meets an
 event id already stored goes again carefully, telling a re-send from a clash.
 """
@@ -43,8 +43,8 @@ from chronik.events import (
 from chronik.store import AppendHook, LogPage
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import sql
-from chronik.stores.sqlite.connections import Connections, translate
 from chronik.stores.sqlite.reader import NEW_RECORD, read_page, stream_records
+from chronik.stores.sqlite.schema import Connections, translate
 
 __all__ = ["MAX_LIMIT", "SQLiteTransaction", "Writer"]
 
