@@ -50,6 +50,8 @@ from chronik.stores.memory.reader import KIND, MemoryLog, Row, checkpoint_at
 
 __all__ = ["MemoryTransaction", "write"]
 
+_Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot], projection_state.ProjectionChanges]
+
 
 @contextmanager
 def write(log: MemoryLog) -> Iterator[MemoryTransaction]:
@@ -108,23 +110,24 @@ class MemoryTransaction:
     def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
         """Stage validated writes and run the append hooks on them; all or nothing."""
         self._check_usable()
-        saved = self._save()
+        hooks = self._log.hooks
+        first = len(self._rows)
+        # Only hooks change more than rows; without them the rows are all to drop.
+        saved = self._save() if hooks else None
         try:
-            results, first = self._stage(writes)
-            hooks = self._log.hooks
+            results = self._stage(writes)
             if hooks and first < len(self._rows):
                 events = [self._log.record(row) for row in self._rows[first:]]
                 for hook in list(hooks.values()):
                     hook.appended(self, events)
         except BaseException:
-            self._restore(saved)
+            self._restore(first, saved)
             raise
         return results
 
-    def _stage(self, writes: list[PreparedWrite]) -> tuple[list[AppendResult], int]:
-        """Stage each write in turn; the results, and the index of the first new row."""
+    def _stage(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Stage each write in turn, after the rows staged before."""
         log = self._log
-        first = len(self._rows)
         now = datetime.now(UTC)
         results: list[AppendResult] = []
         for write in writes:
@@ -143,7 +146,7 @@ class MemoryTransaction:
                 positions.append(position)
                 self._ids[event.event_id] = ExistingEvent(write.stream_id, version, position)
             results.append(AppendResult(write.stream_id, version, position, checkpoint_at(position)))
-        return results, first
+        return results
 
     def _find(self, event_id: uuid.UUID) -> ExistingEvent | None:
         return self._ids.get(event_id) or self._log.ids.get(event_id)
@@ -151,16 +154,17 @@ class MemoryTransaction:
     def _version(self, stream_id: str) -> int:
         return len(self._log.streams.get(stream_id, ())) + len(self._streams.get(stream_id, ()))
 
-    def _save(self) -> tuple[int, dict[str, Checkpoint | None], dict[str, Snapshot], Any]:
-        """What is staged now, to go back to if an append fails (a savepoint)."""
-        return (len(self._rows), dict(self._checkpoints), dict(self._snapshots), self._projections.copy())
+    def _save(self) -> _Saved:
+        """What else is staged now, to go back to if an append fails (a savepoint)."""
+        return (dict(self._checkpoints), dict(self._snapshots), self._projections.copy())
 
-    def _restore(self, saved: tuple[int, dict[str, Checkpoint | None], dict[str, Snapshot], Any]) -> None:
-        rows, self._checkpoints, self._snapshots, self._projections = saved
+    def _restore(self, rows: int, saved: _Saved | None) -> None:
         for row in self._rows[rows:]:
             self._streams[row.stream_id].pop()
             del self._ids[row.event.event_id]
         del self._rows[rows:]
+        if saved is not None:
+            self._checkpoints, self._snapshots, self._projections = saved
 
     # -- reading as the transaction sees it ------------------------------------------------
 
