@@ -340,7 +340,13 @@ async def _wait_for(future: Future[R]) -> R:
     Shielded: cancelling the task never cancels the work, so a transaction's steps
     always run in order and its commit or rollback is never skipped.
     """
-    return await asyncio.shield(asyncio.wrap_future(future))
+    waited = asyncio.wrap_future(future)
+    try:
+        return await asyncio.shield(waited)
+    except asyncio.CancelledError:
+        # Nobody awaits it now: take its outcome when it comes, so none goes unretrieved.
+        waited.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
 
 
 class _TransactionBlock:
