@@ -115,6 +115,8 @@ class BlockingStore:
         try:
             return future.result()
         except concurrent.futures.CancelledError:
+            if not self._closed:
+                raise
             # The face was closed while the call waited: its loop cancelled it.
             raise StoreClosedError(f"{self!r} is closed") from None
         finally:
