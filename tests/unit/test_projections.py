@@ -141,7 +141,7 @@ def test_follow_live_on_a_thread() -> None:
     store = _store()
     _add(store, "acc-1", 1)
     model: Model = {}
-    runner = ProjectionRunner(store, _totals(), CheckpointedTarget(model, store)).start()
+    runner = ProjectionRunner(store, _totals(), CheckpointedTarget(model, store)).run_in_background()
     try:
         for i in range(20):
             _add(store, f"acc-{i % 3}", i)
