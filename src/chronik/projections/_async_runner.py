@@ -246,7 +246,7 @@ class AsyncProjectionRunner(Generic[C]):
         return None
 
     async def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
-        """Run ``setup``, ``teardown`` or ``activate`` (awaited when it is a coroutine function)."""
+        """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
         if hook is not None:
             await settle_async(hook(context), repr(self.projection), what)
 

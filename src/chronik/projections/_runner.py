@@ -226,7 +226,7 @@ class ProjectionRunner(Generic[C]):
         return None
 
     def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
-        """Run ``setup``, ``teardown`` or ``activate`` (awaited when it is a coroutine function)."""
+        """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
         if hook is not None:
             settle(hook(context), repr(self.projection), what)
 
