@@ -32,30 +32,20 @@ _NOTE = (
 )
 # source -> (target, the generated module's docstring), paths relative to src/chronik
 FILES: dict[str, tuple[str, str]] = {
-    "stores/postgres/async_store.py": (
-        "stores/postgres/store.py",
-        'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.\n\n'
-        + _NOTE.format(source="async_store.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_reader.py": (
-        "stores/postgres/reader.py",
-        "Subscription hooks for the sync PostgreSQL store.\n\n"
-        + _NOTE.format(source="async_reader.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_schema.py": (
-        "stores/postgres/schema.py",
-        "Opening the sync PostgreSQL store: checking the server and the schema, migrating.\n\n"
-        + _NOTE.format(source="async_schema.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_projections.py": (
-        "stores/postgres/projections.py",
-        "Projection state and inline projections for the sync PostgreSQL store.\n\n"
-        + _NOTE.format(source="async_projections.py")
-        + " The design, and the guarantee\ninline projections get, are described there.",
-    ),
+    **{
+        f"stores/postgres/_async/{name}.py": (
+            f"stores/postgres/_sync/{name}.py",
+            f"{summary}\n\n" + _NOTE.format(source=f"_async/{name}.py") + " The design is described there.",
+        )
+        for name, summary in [
+            ("store", 'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.'),
+            ("connections", "What the sync PostgreSQL store shares with its transactions and readers."),
+            ("writing", "Appending to the sync PostgreSQL store: fast path, careful path, transactions."),
+            ("reader", "Reading the sync PostgreSQL store: its reads, and subscription hooks."),
+            ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
+            ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
+        ]
+    },
     "projections/_async_targets.py": (
         "projections/_targets.py",
         "Where a projection's read model and checkpoint live, and how they commit (sync).\n\n"
@@ -87,7 +77,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     # inline projections and the thread/task helpers of projections/_concurrency.py)
     (
         r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
-        r"|Subscribable|HookTransaction|AppendHooks)\b",
+        r"|Subscribable|AppendHooks)\b",
         r"\1",
     ),
     (
@@ -98,7 +88,6 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
     (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
-    (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),
@@ -108,9 +97,10 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncLogReader\b", "LogReader"),
     (r"\bAsyncWaker\b", "Waker"),
     (r"\basync_wait_notification\b", "wait_notification"),
-    (r"\bpostgres\.async_(store|reader|schema)\b", r"postgres.\1"),
-    (r"\basync_projections\b(?!\.py)", "projections"),
+    (r"\._async\b", "._sync"),
     (r"\bAsyncAppendHook\b", "AppendHook"),
+    (r"\bAsyncHookTransaction\b", "HookTransaction"),
+    (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     (r"\bAsyncConnectionPool\b", "ConnectionPool"),
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncCursor\b", "Cursor"),

@@ -51,7 +51,7 @@ from chronik.projections import (
     projection_lag,
     remove_inline_projection,
 )
-from chronik.store import AppendHooks, ProjectionStateStore, StoreTransaction
+from chronik.store import AppendHooks, AsyncHookTransaction, ProjectionStateStore, StoreTransaction
 from chronik.stores.postgres import (
     AsyncPostgresEventStore,
     AsyncPostgresTransaction,
@@ -629,12 +629,14 @@ class _AsyncTally:
     def __init__(self, schema: str) -> None:
         self.table = f"{schema}.async_tally"
 
-    async def installed(self, tx: AsyncPostgresTransaction) -> None:
+    async def installed(self, tx: AsyncHookTransaction) -> None:
+        assert isinstance(tx, AsyncPostgresTransaction)
         await tx.execute(f"CREATE TABLE {self.table} (position bigint PRIMARY KEY)")
         page = await tx.read_page(None, 1000, None, None)
         await self._insert(tx, page.events)
 
-    async def appended(self, tx: AsyncPostgresTransaction, events: Sequence[RecordedEvent]) -> None:
+    async def appended(self, tx: AsyncHookTransaction, events: Sequence[RecordedEvent]) -> None:
+        assert isinstance(tx, AsyncPostgresTransaction)
         if any(e.type == "Boom" for e in events):
             raise ValueError("boom")
         await self._insert(tx, events)
