@@ -8,6 +8,7 @@ PostgreSQL twins are in ``tests/backends/test_postgres_async_projections.py``.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -280,11 +281,14 @@ def test_transactional_target_on_asyncio_sqlite(tmp_path: Path) -> None:
         runner = AsyncProjectionRunner(store, projection)
         assert isinstance(runner.target, AsyncTransactionalTarget)
         assert await runner.run_until_caught_up() == 3
-        async with store.transaction() as tx:
-            rows = (await tx.execute("SELECT stream_id, total FROM totals ORDER BY stream_id")).fetchall()
-        assert [tuple(r) for r in rows] == [("acc-1", 3), ("acc-2", 3)]
         state = await runner.state()
         assert state is not None and (state.status, state.active) == ("live", True)
         await store.close()
 
     asyncio.run(main())
+    db = sqlite3.connect(tmp_path / "events.db")
+    try:
+        rows = db.execute("SELECT stream_id, total FROM totals ORDER BY stream_id").fetchall()
+    finally:
+        db.close()
+    assert rows == [("acc-1", 3), ("acc-2", 3)]
