@@ -1,7 +1,7 @@
 """The asyncio projection runner, process managers and consumer groups on asyncio stores.
 
-On the memory store (a checkpointed target: the read model is a dict) and on
-SQLite with a transactional target once its asyncio face has transactions; the
+On the memory store (a checkpointed target: the read model is a dict; and its own
+transactions, the default target) and on SQLite with a transactional target; the
 PostgreSQL twins are in ``tests/backends/test_postgres_async_projections.py``.
 """
 
@@ -179,8 +179,8 @@ def test_faces_are_refused_clearly() -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_process_manager_on_an_asyncio_store(backend: str, tmp_path: Path) -> None:
-    # Memory: a checkpointed target, the retry re-sends the same event ids. SQLite:
-    # its transactions once its asyncio face has them (the failed try rolls back).
+    # In the store's transactions: the failed try rolls back (a store without them
+    # would re-send the same event ids, written once).
     url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path / 'events.db'}"
 
     async def main() -> None:
@@ -292,3 +292,30 @@ def test_transactional_target_on_asyncio_sqlite(tmp_path: Path) -> None:
     finally:
         db.close()
     assert rows == [("acc-1", 3), ("acc-2", 3)]
+
+
+def test_default_target_and_dead_letters_on_the_asyncio_memory_store() -> None:
+    async def main() -> None:
+        store = chronik.connect_async("memory://")
+        await _add(store, "acc-1", 1)
+        await _add(store, "acc-bad", 13)
+        await _add(store, "acc-2", 2)
+        seen: list[str] = []
+
+        async def added(event: RecordedEvent, tx: AsyncStoreTransaction) -> None:
+            if event.data["amount"] == 13:
+                raise KeyError("no such account")
+            seen.append(event.stream_id)
+
+        policy = FailurePolicy(retries=1, backoff=0.0, on_failure="park")
+        runner = AsyncProjectionRunner(store, Projection("parking", {"Added": added}), policy=policy)
+        assert isinstance(runner.target, AsyncTransactionalTarget)
+        await runner.run_until_caught_up()
+        assert runner.parked == 1
+        [letter] = await store.dead_letters("parking")
+        assert (letter.event.stream_id, letter.event.attempts) == ("acc-bad", 2)
+        assert runner.checkpoint == await store.head()
+        assert "acc-1" in seen and "acc-2" in seen
+        await store.close()
+
+    asyncio.run(main())
