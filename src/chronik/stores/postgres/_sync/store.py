@@ -36,7 +36,7 @@ from chronik.events import (
     validate_stream_id,
 )
 from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
-from chronik.stores.postgres._config import parse_config
+from chronik.stores.postgres._config import PostgresConfig, parse_config
 from chronik.stores.postgres._sync import projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
 from chronik.stores.postgres._sync.reader import PostgresLogReader
@@ -59,11 +59,20 @@ class PostgresEventStore(Subscribes):
 
     def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
         config = parse_config(url, options)
-        self.config = config
         self.schema = config.schema
         self.where = config.where
         self.codec = Codec(registry, max_event_size=config.max_event_size)
         self._shared = Connections(config, self.codec)
+
+    @property
+    def config(self) -> PostgresConfig:
+        """The store's configuration (what its URL and options said, checked)."""
+        return self._shared.config
+
+    @config.setter
+    def config(self, config: PostgresConfig) -> None:
+        # One configuration for the store, its transactions and its readers.
+        self._shared.config = config
 
     # -- opening -----------------------------------------------------------------------
 
