@@ -26,6 +26,7 @@ demo: $(VENV)/.demo-installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests tools benchmarks
 	$(BIN)/ruff format --check src tests tools benchmarks
+	$(BIN)/lint-imports --no-cache
 
 types: $(VENV)/.test-installed
 	$(BIN)/mypy

@@ -32,30 +32,20 @@ _NOTE = (
 )
 # source -> (target, the generated module's docstring), paths relative to src/chronik
 FILES: dict[str, tuple[str, str]] = {
-    "stores/postgres/async_store.py": (
-        "stores/postgres/store.py",
-        'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.\n\n'
-        + _NOTE.format(source="async_store.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_reader.py": (
-        "stores/postgres/reader.py",
-        "Subscription hooks for the sync PostgreSQL store.\n\n"
-        + _NOTE.format(source="async_reader.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_schema.py": (
-        "stores/postgres/schema.py",
-        "Opening the sync PostgreSQL store: checking the server and the schema, migrating.\n\n"
-        + _NOTE.format(source="async_schema.py")
-        + " The design is described there.",
-    ),
-    "stores/postgres/async_projections.py": (
-        "stores/postgres/projections.py",
-        "Projection state and inline projections for the sync PostgreSQL store.\n\n"
-        + _NOTE.format(source="async_projections.py")
-        + " The design, and the guarantee\ninline projections get, are described there.",
-    ),
+    **{
+        f"stores/postgres/_async/{name}.py": (
+            f"stores/postgres/_sync/{name}.py",
+            f"{summary}\n\n" + _NOTE.format(source=f"_async/{name}.py") + " The design is described there.",
+        )
+        for name, summary in [
+            ("store", 'The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.'),
+            ("connections", "What the sync PostgreSQL store shares with its transactions and readers."),
+            ("writing", "Appending to the sync PostgreSQL store: fast path, careful path, transactions."),
+            ("reader", "Reading the sync PostgreSQL store: its reads, and subscription hooks."),
+            ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
+            ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
+        ]
+    },
 }
 
 REPLACEMENTS: list[tuple[str, str]] = [
@@ -68,9 +58,10 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\bAsyncLogReader\b", "LogReader"),
     (r"\bAsyncWaker\b", "Waker"),
     (r"\basync_wait_notification\b", "wait_notification"),
-    (r"\bpostgres\.async_(store|reader|schema)\b", r"postgres.\1"),
-    (r"\basync_projections\b(?!\.py)", "projections"),
+    (r"\._async\b", "._sync"),
     (r"\bAsyncAppendHook\b", "AppendHook"),
+    (r"\bAsyncHookTransaction\b", "HookTransaction"),
+    (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     (r"\bAsyncConnectionPool\b", "ConnectionPool"),
     (r"\bAsyncConnection\b", "Connection"),
     (r"\bAsyncCursor\b", "Cursor"),

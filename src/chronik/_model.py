@@ -31,7 +31,7 @@ from chronik.events import NewEvent, category_of
 if TYPE_CHECKING:
     from chronik.events import RecordedEvent
 
-__all__ = ["Model", "as_model", "check_category", "check_decision", "fold_recorded", "validate_category"]
+__all__ = ["Model", "check_category", "check_decision", "fold_recorded", "validate_category"]
 
 C = TypeVar("C")
 S = TypeVar("S")
@@ -85,25 +85,6 @@ class Model(abc.ABC, Generic[C, S]):
     def describe(self, command: object) -> str:
         """A command as messages show it."""
         return repr(command)
-
-
-def as_model(model: object) -> Model[Any, Any]:
-    """The :class:`Model` of a :class:`~chronik.Decider` or an Aggregate subclass."""
-    from chronik.aggregate import Aggregate, AggregateModel
-    from chronik.decider import Decider, DeciderModel
-
-    if isinstance(model, Model):
-        return model
-    if isinstance(model, Decider):
-        return DeciderModel(model)
-    if isinstance(model, type) and issubclass(model, Aggregate):
-        return AggregateModel(model)
-    if isinstance(model, Aggregate):
-        raise ConfigurationError(
-            f"pass the aggregate class {type(model).__qualname__}, not an instance of it: "
-            "the handler makes a fresh one for every command"
-        )
-    raise ConfigurationError(f"expected a chronik.Decider or a chronik.Aggregate subclass, got {model!r}")
 
 
 def validate_category(category: object, owner: str) -> str | None:

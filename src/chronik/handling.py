@@ -31,10 +31,10 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import datetime
 from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
 
-from chronik._model import Model, as_model, check_category, check_decision, fold_recorded
-from chronik.aggregate import Aggregate
+from chronik._model import Model, check_category, check_decision, fold_recorded
+from chronik.aggregate import Aggregate, AggregateModel
 from chronik.codec import EventRegistry
-from chronik.decider import Decider
+from chronik.decider import Decider, DeciderModel
 from chronik.errors import (
     ConfigurationError,
     DuplicateEventError,
@@ -57,7 +57,7 @@ from chronik.events import (
 from chronik.snapshots import SnapshotPolicy, Snapshotter
 from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore, is_async
 
-__all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded"]
+__all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded", "as_model"]
 
 C = TypeVar("C")
 S = TypeVar("S")
@@ -115,6 +115,22 @@ class Loaded(Generic[S]):
     state: S
     recorded_at: datetime | None = None
     snapshot_version: int | None = None
+
+
+def as_model(model: object) -> Model[Any, Any]:
+    """The :class:`Model` of a :class:`~chronik.Decider` or an Aggregate subclass."""
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, Decider):
+        return DeciderModel(model)
+    if isinstance(model, type) and issubclass(model, Aggregate):
+        return AggregateModel(model)
+    if isinstance(model, Aggregate):
+        raise ConfigurationError(
+            f"pass the aggregate class {type(model).__qualname__}, not an instance of it: "
+            "the handler makes a fresh one for every command"
+        )
+    raise ConfigurationError(f"expected a chronik.Decider or a chronik.Aggregate subclass, got {model!r}")
 
 
 # -- the requests the logic yields, performed by the shells ---------------------------

@@ -12,7 +12,7 @@ import chronik
 from chronik import NewEvent
 from chronik.errors import NotAChronikStoreError, PendingMigrationsError, SchemaVersionError
 from chronik.stores.sqlite import SQLiteEventStore, check_schema
-from chronik.stores.sqlite.store import MIGRATIONS
+from chronik.stores.sqlite.schema import MIGRATIONS
 
 
 def _open(path: Path, **options: Any) -> SQLiteEventStore:

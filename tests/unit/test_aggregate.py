@@ -6,8 +6,8 @@ import msgspec
 import pytest
 
 from chronik import Aggregate, ConfigurationError, applies
-from chronik._model import as_model
 from chronik.errors import NotAnEventError, UnhandledEventError
+from chronik.handling import as_model
 
 
 class Opened(msgspec.Struct, frozen=True):

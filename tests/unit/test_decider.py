@@ -4,7 +4,7 @@ import msgspec
 import pytest
 
 from chronik import ConfigurationError, Decider
-from chronik._model import as_model
+from chronik.handling import as_model
 
 
 class Incremented(msgspec.Struct, frozen=True):

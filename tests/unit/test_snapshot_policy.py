@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chronik import Aggregate, ConfigurationError, Decider, SnapshotPolicy
-from chronik._model import as_model
 from chronik.errors import SnapshotDecodeError
 from chronik.events import Snapshot
 from chronik.examples.bank import AccountOpened, BankAccount, MoneyDeposited, MoneyWithdrawn
@@ -17,6 +16,7 @@ from chronik.examples.conference import (
     SeatsReserved,
     conference_decider,
 )
+from chronik.handling import as_model
 from chronik.snapshots import Snapshotter
 
 

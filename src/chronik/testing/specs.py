@@ -24,11 +24,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar, overload
 
-from chronik._model import Model, as_model, check_decision
+from chronik._model import Model, check_decision
 from chronik.aggregate import Aggregate
 from chronik.codec import EventRegistry
 from chronik.decider import Decider
 from chronik.errors import UnhandledEventError
+from chronik.handling import as_model
 
 __all__ = ["Given", "Specification", "When"]
 

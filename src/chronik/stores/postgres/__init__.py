@@ -18,16 +18,29 @@ go to libpq, e.g. ``sslmode``, ``connect_timeout``):
                          waits for older transactions (default 5)
 ``max_event_size``       largest encoded event in bytes (default 1 MiB)
 
-Layout. The logic is written once, for asyncio: ``async_store.py`` (the store and
-its transactions), ``async_reader.py`` (subscription hooks) and ``async_schema.py``
-(checks and migrations). ``store.py``, ``reader.py`` and ``schema.py``, the sync
-twins, are generated from them by ``tools/unasync.py`` (a test fails when
-they are stale), so neither face hops threads and neither repeats the other.
-``async_projections.py`` (projection state, and the inline projections' lock and
-wait, with the guarantee they give) has its sync twin ``projections.py`` too.
-``_common.py`` holds what both share without I/O, ``sql.py`` and ``migrations/`` the
-SQL, ``_notify.py`` the two small parts that threads and tasks do differently
-(sending notifications, waiting for them), ``_config.py`` the URL parsing.
+Layout (the same files as every backend). The logic is written once, for asyncio,
+in ``_async/``; ``_sync/`` holds the sync twins, generated from it by
+``tools/unasync.py`` (a test fails when they are stale), so neither face hops
+threads and neither repeats the other. In both:
+
+``store.py``             the store class, thin: each method hands over to one below
+``writing.py``           appending (the fast path, the careful path), transactions,
+                         snapshots and checkpoints
+``reader.py``            the store's reads, and subscription hooks (pages, waiting)
+``schema.py``            checking the server and the schema, migrating
+``projection_state.py``  projection state, dead letters, and the inline projections'
+                         lock and wait, with the guarantee they give
+``connections.py``       ``Connections``: the pool and what every operation needs
+                         (statements, codec, hooks, closed state, readers); the store,
+                         its transactions and its readers share it, and reach into
+                         nothing else of each other
+
+Shared by both faces, with no I/O: ``_common.py`` (constants, adapters, the server
+check, error translation, rows as events), ``_decide.py`` (the append statement and
+the careful path's decision), ``_projection_rows.py`` (projection states and dead
+letters as rows), ``_config.py`` (the URL and options), ``_notify.py`` (the two small
+parts that threads and tasks do differently: sending notifications, waiting for
+them), ``sql.py`` and ``migrations/`` (the SQL).
 
 The stores record projection state and dead letters (``ProjectionStateStore``) and
 run append hooks (``AppendHooks``): the sync store runs chronik's inline projections;
@@ -38,11 +51,11 @@ from typing import Any
 
 from chronik.backend import Backend
 from chronik.codec import EventRegistry
-from chronik.stores.postgres.async_reader import AsyncPostgresLogReader
-from chronik.stores.postgres.async_store import AsyncPostgresEventStore, AsyncPostgresTransaction
-from chronik.stores.postgres.reader import PostgresLogReader
-from chronik.stores.postgres.schema import check_schema
-from chronik.stores.postgres.store import PostgresEventStore, PostgresTransaction
+from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
+from chronik.stores.postgres._async.store import AsyncPostgresEventStore, AsyncPostgresTransaction
+from chronik.stores.postgres._sync.reader import PostgresLogReader
+from chronik.stores.postgres._sync.schema import check_schema
+from chronik.stores.postgres._sync.store import PostgresEventStore, PostgresTransaction
 
 __all__ = [
     "AsyncPostgresEventStore",

@@ -297,7 +297,7 @@ SELECT projection, projection_version, position, transaction_id::text::bigint, s
 FROM {schema}.dead_letters WHERE %(projection)s::text IS NULL OR projection = %(projection)s::text
 ORDER BY parked"""
 
-# -- inline projections (append hooks); the reasoning is in async_projections.py ----
+# -- inline projections (append hooks); the reasoning is in _async/projection_state.py ----
 
 # Every transaction that runs inline projections holds this lock until it ends: a
 # transaction-level advisory lock of the store's schema, taken only by stores that

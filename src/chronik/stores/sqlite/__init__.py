@@ -8,7 +8,9 @@ from chronik.aio import AsyncStoreAdapter
 from chronik.backend import Backend
 from chronik.codec import EventRegistry
 from chronik.errors import ConfigurationError
-from chronik.stores.sqlite.store import SQLiteEventStore, SQLiteTransaction, check_schema
+from chronik.stores.sqlite.schema import check_schema
+from chronik.stores.sqlite.store import SQLiteEventStore
+from chronik.stores.sqlite.writing import SQLiteTransaction
 
 __all__ = [
     "SQLiteEventStore",

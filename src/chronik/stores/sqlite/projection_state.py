@@ -1,4 +1,5 @@
-"""Projection state and dead letters in a SQLite file, on a given connection.
+"""Checkpoints, snapshots, projection state and dead letters in a SQLite file, on a
+given connection.
 
 The store calls these in a write transaction of its own; a ``SQLiteTransaction``
 calls them in the caller's, so a projection parks an event in the same commit as
@@ -15,18 +16,23 @@ from typing import Final
 
 import msgspec
 
-from chronik._append import validate_checkpoint_name
+from chronik._append import position_after, validate_checkpoint_name
 from chronik.errors import InvalidInputError
-from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState
+from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, Snapshot
 from chronik.stores.sqlite import sql
 
 __all__ = [
+    "check_checkpoint",
     "dead_letters",
     "delete_checkpoint",
     "delete_projection_state",
+    "load_checkpoint",
+    "load_snapshot",
     "park_event",
     "projection_states",
+    "save_checkpoint",
     "save_projection_state",
+    "save_snapshot",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -120,3 +126,42 @@ def dead_letters(conn: sqlite3.Connection, projection: str | None) -> list[DeadL
 def delete_checkpoint(conn: sqlite3.Connection, name: str) -> None:
     validate_checkpoint_name(name)
     conn.execute(sql.DELETE_CHECKPOINT, (name,))
+
+
+def check_checkpoint(name: str, checkpoint: Checkpoint) -> None:
+    """Refuse a bad checkpoint name, or a checkpoint of another kind of store."""
+    validate_checkpoint_name(name)
+    position_after(checkpoint, sql.KIND)
+
+
+def save_checkpoint(conn: sqlite3.Connection, name: str, checkpoint: Checkpoint) -> None:
+    """Store a checkpoint (checked by :func:`check_checkpoint` first)."""
+    conn.execute(sql.SAVE_CHECKPOINT, (name, str(checkpoint), _us(None)))
+
+
+def load_checkpoint(conn: sqlite3.Connection, name: str) -> Checkpoint | None:
+    validate_checkpoint_name(name)
+    row = conn.execute(sql.LOAD_CHECKPOINT, (name,)).fetchone()
+    return None if row is None else Checkpoint.parse(row[0])
+
+
+def save_snapshot(conn: sqlite3.Connection, snapshot: Snapshot) -> None:
+    recorded = snapshot.recorded_at or datetime.now(UTC)
+    conn.execute(
+        sql.SAVE_SNAPSHOT,
+        (
+            snapshot.stream_id,
+            snapshot.version,
+            snapshot.type,
+            snapshot.schema_version,
+            bytes(snapshot.data),
+            _us(recorded),
+        ),
+    )
+
+
+def load_snapshot(conn: sqlite3.Connection, stream_id: str) -> Snapshot | None:
+    row = conn.execute(sql.LOAD_SNAPSHOT, (stream_id,)).fetchone()
+    if row is None:
+        return None
+    return Snapshot(stream_id, row[0], row[1], row[2], bytes(row[3]), _EPOCH + timedelta(microseconds=row[4]))

@@ -1,12 +1,13 @@
-"""Subscription hooks for the SQLite store: pages of the log and waiting for commits.
+"""Reading a SQLite store: streams, the log page by page, and subscription readers.
 
-Wake-ups come two ways. Within the process, every commit of any store object on the
-same file bumps a counter and notifies a condition (:class:`Notifier`), so a waiting
-reader wakes at once. Commits by other processes are seen by polling
-``PRAGMA data_version`` on the reader's own connection every ``poll_interval``
-seconds while it waits: the pragma changes whenever another connection commits, and
-costs a read of shared memory, not of the file. Between polls the reader sleeps on
-the condition, so an idle subscription does not spin.
+A subscription's reader (:class:`SQLiteLogReader`) has a connection of its own and
+waits for commits, which wake it two ways. Within the process, every commit of any
+store object on the same file bumps a counter and notifies a condition
+(:class:`Notifier`), so a waiting reader wakes at once. Commits by other
+processes are seen by polling ``PRAGMA data_version`` on the reader's own connection
+every ``poll_interval`` seconds while it waits: the pragma changes whenever another
+connection commits, and costs a read of shared memory, not of the file. Between polls
+the reader sleeps on the condition, so an idle subscription does not spin.
 """
 
 from __future__ import annotations
@@ -16,30 +17,36 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from chronik.errors import StoreClosedError
+from chronik._append import position_after
+from chronik.codec import Codec
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.store import LogPage
 from chronik.stores.sqlite import sql
 
 if TYPE_CHECKING:
-    from chronik.stores.sqlite.store import SQLiteEventStore
+    from chronik.stores.sqlite.schema import Connections
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "NEW_RECORD",
+    "PAGE_SIZE",
     "Notifier",
     "SQLiteLogReader",
+    "iter_all",
     "json_list",
     "notifier_for",
     "read_page",
+    "stream_records",
 ]
 
 DEFAULT_POLL_INTERVAL: Final = 0.02
-_KIND: Final = "sqlite"  # the store's checkpoint kind (store.KIND)
+PAGE_SIZE: Final = 1000
+_KIND: Final = sql.KIND
 # Rows are selected in the order of RecordedEvent's parameters (see sql._COLUMNS).
 NEW_RECORD: Final[Any] = RecordedEvent
 
@@ -76,17 +83,70 @@ def json_list(values: tuple[str, ...] | None) -> str | None:
     return None if values is None else msgspec.json.encode(values).decode()
 
 
+def stream_records(stream_id: str, rows: list[Any], codec: Codec) -> list[RecordedEvent]:
+    """Records from rows of ``sql._STREAM_COLUMNS`` (one stream: its id is not selected)."""
+    new = NEW_RECORD
+    return [
+        new(stream_id, version, position, _KIND, event_id, type_, schema_version, data, meta, at, codec)
+        for version, position, event_id, type_, schema_version, data, meta, at in rows
+    ]
+
+
+def iter_all(
+    connections: Connections,
+    codec: Codec,
+    start: int,
+    cats: tuple[str, ...] | None,
+    kinds: tuple[str, ...] | None,
+    limit: int | None,
+) -> Iterator[RecordedEvent]:
+    """``read_all``: the log after ``start``, a page at a time on the thread's connection."""
+    position = start
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+        page = _read_after(connections, codec, position, size, cats, kinds)
+        if not page:
+            return
+        yield from page
+        position = page[-1].position
+        if remaining is not None:
+            remaining -= len(page)
+        if len(page) < size:
+            return
+
+
+def _read_after(
+    connections: Connections,
+    codec: Codec,
+    position: int,
+    size: int,
+    cats: tuple[str, ...] | None,
+    kinds: tuple[str, ...] | None,
+) -> list[RecordedEvent]:
+    """Up to ``size`` events after ``position`` that pass the filters (for read_all)."""
+    conn = connections.conn()
+    with connections.errors():
+        if cats is None and kinds is None:
+            rows = conn.execute(sql.READ_ALL, (position, size)).fetchall()
+        else:
+            params = (position, size, json_list(cats), json_list(kinds))
+            rows = conn.execute(sql.READ_ALL_FILTERED, params).fetchall()
+    new = NEW_RECORD
+    return [new(*row, codec) for row in rows]
+
+
 def read_page(
     conn: sqlite3.Connection,
-    store: SQLiteEventStore,
+    codec: Codec,
     after: Checkpoint | None,
     size: int,
     categories: tuple[str, ...] | None,
     types: tuple[str, ...] | None,
 ) -> LogPage:
     """A subscription page on ``conn`` (a reader's connection or an open transaction's)."""
-    position = store.position_after(after)
-    codec, new = store.codec, NEW_RECORD
+    position = position_after(after, _KIND)
+    new = NEW_RECORD
     if categories is None and types is None:
         rows = conn.execute(sql.READ_ALL, (position, size)).fetchall()
         events = [new(*row, codec) for row in rows]
@@ -103,9 +163,10 @@ def read_page(
 class SQLiteLogReader:
     """A subscription's reader: one connection of its own, closed with the reader."""
 
-    def __init__(self, store: SQLiteEventStore, notifier: Notifier, poll_interval: float) -> None:
-        self._store = store
-        self._notifier = notifier
+    def __init__(self, connections: Connections, codec: Codec, poll_interval: float) -> None:
+        self._connections = connections
+        self._codec = codec
+        self._notifier: Notifier = connections.notifier
         self._poll_interval = poll_interval
         self._conn: sqlite3.Connection | None = None
         # Held while the connection is in use; close() takes it to close the
@@ -114,13 +175,12 @@ class SQLiteLogReader:
         self._closed = False
 
     def _check_store(self) -> None:
-        if self._store._closed:
-            raise StoreClosedError(f"the SQLite store {self._store.path} is closed")
+        self._connections.check_open()
 
     def _connection(self) -> sqlite3.Connection:
         self._check_store()
         if self._conn is None:
-            self._conn = self._store._open_connection()
+            self._conn = self._connections.open()
         return self._conn
 
     def read_page(
@@ -130,8 +190,7 @@ class SQLiteLogReader:
         categories: tuple[str, ...] | None,
         types: tuple[str, ...] | None,
     ) -> LogPage:
-        store = self._store
-        store.position_after(after)
+        position_after(after, _KIND)
         with self._busy:
             # A closed store is an error; a reader closed by its subscription just
             # reads nothing (the subscription is ending).
@@ -139,12 +198,11 @@ class SQLiteLogReader:
             if self._closed:
                 return LogPage([], after)
             conn = self._connection()
-            with store._errors():
-                return read_page(conn, store, after, size, categories, types)
+            with self._connections.errors():
+                return read_page(conn, self._codec, after, size, categories, types)
 
     def wait_for_events(self, after: Checkpoint | None, timeout: float) -> bool:
-        store = self._store
-        position = store.position_after(after)
+        position = position_after(after, _KIND)
         deadline = time.monotonic() + timeout
         notifier = self._notifier
         with self._busy:
@@ -152,7 +210,7 @@ class SQLiteLogReader:
             if self._closed:
                 return False
             conn = self._connection()
-            with store._errors():
+            with self._connections.errors():
                 while True:
                     # Take both change signals before looking at the head: a commit
                     # after this point changes one of them, so it cannot be missed.
@@ -182,14 +240,13 @@ class SQLiteLogReader:
         categories: tuple[str, ...] | None,
         types: tuple[str, ...] | None,
     ) -> int:
-        store = self._store
-        position = store.position_after(after)
+        position = position_after(after, _KIND)
         with self._busy:
             self._check_store()
             if self._closed:
                 return 0
             conn = self._connection()
-            with store._errors():
+            with self._connections.errors():
                 count: int = conn.execute(
                     sql.COUNT_AFTER, (position, json_list(categories), json_list(types))
                 ).fetchone()[0]
@@ -206,4 +263,4 @@ class SQLiteLogReader:
                     conn.close()
                 except sqlite3.Error:
                     pass
-        self._store._forget_reader(self)
+        self._connections.forget_reader(self)

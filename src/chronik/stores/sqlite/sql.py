@@ -24,9 +24,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 LAST_POSITION: Final = "SELECT last_insert_rowid()"
 FIND_EVENT_ID: Final = "SELECT stream_id, version, position FROM chronik_events WHERE event_id = ?"
 
+KIND: Final = "sqlite"
+"""The kind of this store's checkpoints: ``Checkpoint("sqlite", (position,))``."""
 # In the order of RecordedEvent's constructor; 'sqlite' is the checkpoint kind.
 _COLUMNS: Final = (
-    "stream_id, version, position, 'sqlite', event_id, type, schema_version, data, metadata, recorded_at"
+    f"stream_id, version, position, '{KIND}', event_id, type, schema_version, data, metadata, recorded_at"
 )
 # A stream's events: the stream id and checkpoint kind are known, so not selected.
 _STREAM_COLUMNS: Final = "version, position, event_id, type, schema_version, data, metadata, recorded_at"

@@ -1,7 +1,7 @@
 """Opening a PostgreSQL store: checking the server and the schema, and migrating it.
 
-Written for asyncio; ``schema.py`` is generated from this file by
-``tools/unasync.py`` (see ``async_store.py``).
+Written for asyncio; ``_sync/schema.py`` is generated from this file by
+``tools/unasync.py`` (see the package's docstring).
 
 Migrations are ``migrations/NNNN_name.sql`` files, recorded by name in the schema's
 ``migrations`` table. Each runs in a transaction of its own, under an advisory lock

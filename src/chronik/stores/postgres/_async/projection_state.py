@@ -1,7 +1,7 @@
 """What projections need of the PostgreSQL store, on one connection.
 
-Written for asyncio; ``projections.py`` is generated from this file by
-``tools/unasync.py`` (see ``async_store.py``).
+Written for asyncio; ``_sync/projection_state.py`` is generated from this file by
+``tools/unasync.py`` (see the package's docstring).
 
 **Projection state and dead letters** (``chronik.store.ProjectionStateStore``). The
 store runs these on a pooled connection; a transaction runs them on its own, so a
@@ -67,11 +67,11 @@ from chronik.codec import Codec
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import (
+from chronik.stores.postgres._common import record
+from chronik.stores.postgres._projection_rows import (
     check_projection,
     letter_of,
     letter_params,
-    record,
     state_of,
     state_params,
 )

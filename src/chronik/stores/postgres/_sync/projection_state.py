@@ -1,8 +1,7 @@
 """Projection state and inline projections for the sync PostgreSQL store.
 
-GENERATED from ``async_projections.py`` by ``tools/unasync.py``: do not edit; edit
-the async module and run the script. The design, and the guarantee
-inline projections get, are described there.
+GENERATED from ``_async/projection_state.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design is described there.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from chronik.codec import Codec
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import (
+from chronik.stores.postgres._common import record
+from chronik.stores.postgres._projection_rows import (
     check_projection,
     letter_of,
     letter_params,
-    record,
     state_of,
     state_params,
 )

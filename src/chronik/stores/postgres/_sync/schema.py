@@ -1,6 +1,6 @@
 """Opening the sync PostgreSQL store: checking the server and the schema, migrating.
 
-GENERATED from ``async_schema.py`` by ``tools/unasync.py``: do not edit; edit
+GENERATED from ``_async/schema.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design is described there.
 """
 

@@ -1,0 +1,260 @@
+"""The asyncio PostgreSQL event store, and the source of the sync one.
+
+Written for asyncio; ``_sync/store.py`` (the sync ``PostgresEventStore``) is
+generated from this file by ``tools/unasync.py`` (see the package's docstring).
+The class is thin: its operations are in ``writing.py`` (appends, transactions,
+snapshots and checkpoints), ``reader.py`` (reads and subscriptions),
+``projection_state.py`` (projection state, inline projections) and ``schema.py``
+(checks and migrations), all on the ``Connections`` it shares with its
+transactions and readers (``connections.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
+
+from chronik._append import (
+    normalize_filter,
+    prepare_write,
+    prepare_writes,
+    validate_checkpoint_name,
+    validate_limit,
+)
+from chronik._migrations import pending_migrations
+from chronik.codec import Codec, EventRegistry
+from chronik.errors import InvalidInputError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import AsyncAppendHook
+from chronik.stores.postgres._async import projection_state, reader, writing
+from chronik.stores.postgres._async.connections import Conn, Connections
+from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
+from chronik.stores.postgres._async.schema import applied_migrations
+from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
+from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
+from chronik.stores.postgres._config import parse_config
+from chronik.subscriptions import AsyncSubscribes
+
+__all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
+
+
+class AsyncPostgresEventStore(AsyncSubscribes):
+    """An event store in a PostgreSQL schema, for many writers in many processes.
+
+    Open it with ``chronik.connect_async("postgresql://...")``. It connects at its
+    first use (or ``await store.open()``); bad URLs and options are refused at once.
+    Live events wake subscriptions through LISTEN/NOTIFY, whichever process wrote
+    them; a lost notification only delays an event, never skips it.
+    """
+
+    is_async: Final = True
+
+    def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
+        config = parse_config(url, options)
+        self.config = config
+        self.schema = config.schema
+        self.where = config.where
+        self.codec = Codec(registry, max_event_size=config.max_event_size)
+        self._shared = Connections(config, self.codec)
+
+    # -- opening -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check the server and the schema, migrate if allowed, start the pool.
+
+        Every check runs before anything is written: a server older than PostgreSQL
+        13, a schema that is not chronik's or was migrated by a newer chronik, and
+        pending migrations with ``migrate=False`` are each refused with a clear error.
+        """
+        await self._shared.open()
+
+    async def check_schema(self) -> list[str]:
+        """Names of the migrations this schema still needs; reads, never writes."""
+        config = self.config
+
+        async def op(conn: Conn) -> list[str]:
+            return await applied_migrations(conn, config)
+
+        applied = await self._shared.run(op)
+        return [m.name for m in pending_migrations(MIGRATIONS, applied, self.where)]
+
+    # -- appending (writing.py) ----------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
+        prepared = prepare_write(self.codec, stream_id, events, expected_version)
+        return (await writing.commit(self._shared, [prepared]))[0]
+
+    async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        """Append to several streams in one transaction: all commit or none."""
+        return await writing.commit(self._shared, prepare_writes(self.codec, writes))
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
+        """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
+
+        A read model kept in the same database commits with its checkpoint, so a
+        crash can neither lose nor double an effect. It runs at READ COMMITTED. On a
+        store with append hooks its first append takes the inline lock, held until
+        it ends (see ``projection_state.py``).
+        """
+        return writing.transaction(self._shared)
+
+    # -- reading (reader.py) -----------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with ``from_version <= version <= to_version``."""
+        return await reader.read_stream(
+            self._shared, stream_id, from_version, to_version, backwards=backwards, limit=limit
+        )
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """The global log after ``after`` in checkpoint order, fetched in pages.
+
+        It returns every event committed before the call: when one is held back by
+        an older transaction still running, the read waits for that transaction (at
+        most ``visibility_timeout`` seconds, then it ends early; it never skips).
+        """
+        start = checkpoint_start(after)
+        cats = normalize_filter(categories, "categories")
+        kinds = normalize_filter(types, "types")
+        checked = validate_limit(limit)
+        self._shared.check_open()
+        return reader.read_all(self._shared, start, cats, kinds, checked)
+
+    async def head(self) -> Checkpoint | None:
+        """The checkpoint of the last event in the global log, None when empty."""
+        return await reader.head(self._shared)
+
+    async def stream_info(self, stream_id: str) -> StreamInfo:
+        """The stream's version; 0 (``exists`` False) when it has no events."""
+        return await reader.stream_info(self._shared, stream_id)
+
+    async def list_streams(
+        self, *, category: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        """Streams ordered by id, after the id ``after``: pass the last id for the next page."""
+        return await reader.list_streams(self._shared, category, after, limit)
+
+    # -- snapshots and checkpoints (writing.py) ------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot``, replacing an older one of the same stream."""
+        params = writing.snapshot_params(snapshot)
+        await self._shared.on(writing.save_snapshot, params)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of ``stream_id``, if any."""
+        return await self._shared.on(writing.load_snapshot, validate_stream_id(stream_id))
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """Record that reader ``name`` has processed everything up to ``checkpoint``."""
+        params = writing.checkpoint_params(name, checkpoint)
+        await self._shared.on(writing.save_checkpoint, params)
+
+    async def delete_checkpoint(self, name: str) -> None:
+        """Forget the checkpoint ``name`` (a reset reader starts from the beginning)."""
+        validate_checkpoint_name(name)
+        await self._shared.on(writing.delete_checkpoint, name)
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        """Where reader ``name`` stands, or None if it never saved one."""
+        validate_checkpoint_name(name)
+        return await self._shared.on(writing.load_checkpoint, name)
+
+    # -- projection state (projection_state.py) ------------------------------------------
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        """Store ``state``, replacing the one of the same name and version."""
+        await self._shared.on(projection_state.save_projection_state, state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        """States ordered by name and version, of one projection or of all."""
+        return await self._shared.on(projection_state.projection_states, name)
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        """Forget one version of a projection: its state and its dead letters."""
+        await self._shared.on(projection_state.delete_projection_state, name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        """Record a dead letter; parking the same event again changes nothing."""
+        await self._shared.on(projection_state.park_event, letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        """Dead letters in the order they were parked, of one projection or of all."""
+        return await self._shared.on(projection_state.dead_letters, projection)
+
+    # -- append hooks (inline projections; see projection_state.py) ----------------------
+
+    async def add_append_hook(self, hook: AsyncAppendHook) -> None:
+        """Run ``hook`` inside every append of this store object from now on.
+
+        ``hook.installed`` runs first, in a transaction holding the inline lock
+        once every older write transaction has ended, so it catches up on every
+        event committed before, and no append running hooks (in any process) comes
+        between its catch-up and the hook's first call. Events of appends without
+        the hook are caught up by the next append with it.
+        """
+        if hook.name in self._shared.hooks:
+            raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+        await writing.install_hook(self._shared, hook)
+
+    def remove_append_hook(self, name: str) -> None:
+        """Stop running the hook ``name`` (appends already in progress may still run it)."""
+        hooks = dict(self._shared.hooks)
+        hooks.pop(name, None)
+        self._shared.hooks = hooks
+
+    # -- subscriptions (reader.py) -------------------------------------------------------
+
+    def log_reader(self) -> AsyncPostgresLogReader:
+        """A reader for subscriptions (``chronik.store.AsyncLogReader``)."""
+        self._shared.check_open()
+        log_reader = AsyncPostgresLogReader(self._shared)
+        self._shared.readers.add(log_reader)
+        return log_reader
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release every connection, subscriptions' too. The store cannot be used afterwards."""
+        await self._shared.close()
+
+    async def __aenter__(self) -> AsyncPostgresEventStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where!r})"

@@ -1,0 +1,255 @@
+"""The sync PostgreSQL event store: ``chronik.connect("postgresql://...")``.
+
+GENERATED from ``_async/store.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design is described there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final
+
+from chronik._append import (
+    normalize_filter,
+    prepare_write,
+    prepare_writes,
+    validate_checkpoint_name,
+    validate_limit,
+)
+from chronik._migrations import pending_migrations
+from chronik.codec import Codec, EventRegistry
+from chronik.errors import InvalidInputError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import AppendHook
+from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
+from chronik.stores.postgres._config import parse_config
+from chronik.stores.postgres._sync import projection_state, reader, writing
+from chronik.stores.postgres._sync.connections import Conn, Connections
+from chronik.stores.postgres._sync.reader import PostgresLogReader
+from chronik.stores.postgres._sync.schema import applied_migrations
+from chronik.stores.postgres._sync.writing import PostgresTransaction
+from chronik.subscriptions import Subscribes
+
+__all__ = ["PostgresEventStore", "PostgresTransaction"]
+
+
+class PostgresEventStore(Subscribes):
+    """An event store in a PostgreSQL schema, for many writers in many processes.
+
+    Open it with ``chronik.connect("postgresql://...")``. It connects at its
+    first use (or ``store.open()``); bad URLs and options are refused at once.
+    Live events wake subscriptions through LISTEN/NOTIFY, whichever process wrote
+    them; a lost notification only delays an event, never skips it.
+    """
+
+    is_async: Final = False
+
+    def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
+        config = parse_config(url, options)
+        self.config = config
+        self.schema = config.schema
+        self.where = config.where
+        self.codec = Codec(registry, max_event_size=config.max_event_size)
+        self._shared = Connections(config, self.codec)
+
+    # -- opening -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, check the server and the schema, migrate if allowed, start the pool.
+
+        Every check runs before anything is written: a server older than PostgreSQL
+        13, a schema that is not chronik's or was migrated by a newer chronik, and
+        pending migrations with ``migrate=False`` are each refused with a clear error.
+        """
+        self._shared.open()
+
+    def check_schema(self) -> list[str]:
+        """Names of the migrations this schema still needs; reads, never writes."""
+        config = self.config
+
+        def op(conn: Conn) -> list[str]:
+            return applied_migrations(conn, config)
+
+        applied = self._shared.run(op)
+        return [m.name for m in pending_migrations(MIGRATIONS, applied, self.where)]
+
+    # -- appending (writing.py) ----------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
+        prepared = prepare_write(self.codec, stream_id, events, expected_version)
+        return (writing.commit(self._shared, [prepared]))[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        """Append to several streams in one transaction: all commit or none."""
+        return writing.commit(self._shared, prepare_writes(self.codec, writes))
+
+    def transaction(self) -> AbstractContextManager[PostgresTransaction]:
+        """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
+
+        A read model kept in the same database commits with its checkpoint, so a
+        crash can neither lose nor double an effect. It runs at READ COMMITTED. On a
+        store with append hooks its first append takes the inline lock, held until
+        it ends (see ``projection_state.py``).
+        """
+        return writing.transaction(self._shared)
+
+    # -- reading (reader.py) -----------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        """Events of one stream with ``from_version <= version <= to_version``."""
+        return reader.read_stream(
+            self._shared, stream_id, from_version, to_version, backwards=backwards, limit=limit
+        )
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        """The global log after ``after`` in checkpoint order, fetched in pages.
+
+        It returns every event committed before the call: when one is held back by
+        an older transaction still running, the read waits for that transaction (at
+        most ``visibility_timeout`` seconds, then it ends early; it never skips).
+        """
+        start = checkpoint_start(after)
+        cats = normalize_filter(categories, "categories")
+        kinds = normalize_filter(types, "types")
+        checked = validate_limit(limit)
+        self._shared.check_open()
+        return reader.read_all(self._shared, start, cats, kinds, checked)
+
+    def head(self) -> Checkpoint | None:
+        """The checkpoint of the last event in the global log, None when empty."""
+        return reader.head(self._shared)
+
+    def stream_info(self, stream_id: str) -> StreamInfo:
+        """The stream's version; 0 (``exists`` False) when it has no events."""
+        return reader.stream_info(self._shared, stream_id)
+
+    def list_streams(
+        self, *, category: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        """Streams ordered by id, after the id ``after``: pass the last id for the next page."""
+        return reader.list_streams(self._shared, category, after, limit)
+
+    # -- snapshots and checkpoints (writing.py) ------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        """Store ``snapshot``, replacing an older one of the same stream."""
+        params = writing.snapshot_params(snapshot)
+        self._shared.on(writing.save_snapshot, params)
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The latest snapshot of ``stream_id``, if any."""
+        return self._shared.on(writing.load_snapshot, validate_stream_id(stream_id))
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """Record that reader ``name`` has processed everything up to ``checkpoint``."""
+        params = writing.checkpoint_params(name, checkpoint)
+        self._shared.on(writing.save_checkpoint, params)
+
+    def delete_checkpoint(self, name: str) -> None:
+        """Forget the checkpoint ``name`` (a reset reader starts from the beginning)."""
+        validate_checkpoint_name(name)
+        self._shared.on(writing.delete_checkpoint, name)
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        """Where reader ``name`` stands, or None if it never saved one."""
+        validate_checkpoint_name(name)
+        return self._shared.on(writing.load_checkpoint, name)
+
+    # -- projection state (projection_state.py) ------------------------------------------
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        """Store ``state``, replacing the one of the same name and version."""
+        self._shared.on(projection_state.save_projection_state, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        """States ordered by name and version, of one projection or of all."""
+        return self._shared.on(projection_state.projection_states, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        """Forget one version of a projection: its state and its dead letters."""
+        self._shared.on(projection_state.delete_projection_state, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        """Record a dead letter; parking the same event again changes nothing."""
+        self._shared.on(projection_state.park_event, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        """Dead letters in the order they were parked, of one projection or of all."""
+        return self._shared.on(projection_state.dead_letters, projection)
+
+    # -- append hooks (inline projections; see projection_state.py) ----------------------
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append of this store object from now on.
+
+        ``hook.installed`` runs first, in a transaction holding the inline lock
+        once every older write transaction has ended, so it catches up on every
+        event committed before, and no append running hooks (in any process) comes
+        between its catch-up and the hook's first call. Events of appends without
+        the hook are caught up by the next append with it.
+        """
+        if hook.name in self._shared.hooks:
+            raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+        writing.install_hook(self._shared, hook)
+
+    def remove_append_hook(self, name: str) -> None:
+        """Stop running the hook ``name`` (appends already in progress may still run it)."""
+        hooks = dict(self._shared.hooks)
+        hooks.pop(name, None)
+        self._shared.hooks = hooks
+
+    # -- subscriptions (reader.py) -------------------------------------------------------
+
+    def log_reader(self) -> PostgresLogReader:
+        """A reader for subscriptions (``chronik.store.LogReader``)."""
+        self._shared.check_open()
+        log_reader = PostgresLogReader(self._shared)
+        self._shared.readers.add(log_reader)
+        return log_reader
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release every connection, subscriptions' too. The store cannot be used afterwards."""
+        self._shared.close()
+
+    def __enter__(self) -> PostgresEventStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where!r})"

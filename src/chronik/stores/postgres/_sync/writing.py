@@ -1,0 +1,369 @@
+"""Appending to the sync PostgreSQL store: fast path, careful path, transactions.
+
+GENERATED from ``_async/writing.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design is described there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from chronik._append import (
+    PreparedWrite,
+    prepare_write,
+    prepare_writes,
+    validate_checkpoint_name,
+    validate_read_stream,
+)
+from chronik.errors import InvalidCheckpointError, OperationalError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import AppendHook, LogPage
+from chronik.stores.postgres import sql
+from chronik.stores.postgres._common import KIND, MAX_VERSION, checkpoint_start, record, translate
+from chronik.stores.postgres._decide import (
+    MAX_APPEND_ATTEMPTS,
+    Found,
+    OutOfOrderError,
+    append_statement,
+    check_order,
+    decide,
+    finish,
+)
+from chronik.stores.postgres._sync import projection_state
+from chronik.stores.postgres._sync.connections import Conn, Connections
+from chronik.stores.postgres._sync.reader import read_page
+
+if TYPE_CHECKING:
+    from psycopg.abc import Params, QueryNoTemplate
+
+__all__ = [
+    "PostgresTransaction",
+    "append_writes",
+    "checkpoint_params",
+    "commit",
+    "delete_checkpoint",
+    "install_hook",
+    "load_checkpoint",
+    "load_snapshot",
+    "save_checkpoint",
+    "save_snapshot",
+    "snapshot_params",
+    "transaction",
+]
+
+
+def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
+    """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
+    statements = shared.statements
+
+    def op(conn: Conn) -> list[AppendResult]:
+        return append_writes(conn, statements, writes, nested=False)
+
+    def hooked(conn: Conn) -> list[AppendResult]:
+        for attempt in range(MAX_APPEND_ATTEMPTS):
+            try:
+                with conn.transaction():
+                    return PostgresTransaction(shared, conn, fresh=True).append_prepared(writes)
+            except OutOfOrderError:
+                # A writer without the hooks appended to a stream of ours while
+                # this waited for older writers (projection_state.py, point 4).
+                if attempt == MAX_APPEND_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    results = shared.run(hooked if shared.hooks else op)
+    shared.poke()
+    return results
+
+
+@contextmanager
+def transaction(shared: Connections) -> Iterator[PostgresTransaction]:
+    """A transaction on a pooled connection (the store's ``transaction()``)."""
+    pool = shared.ready()
+    appended = False
+    try:
+        with pool.connection() as conn, conn.transaction():
+            tx = PostgresTransaction(shared, conn, fresh=False)
+            yield tx
+            appended = tx.appended
+    except psycopg.Error as err:
+        raise translate(err, shared.where) from err
+    if appended:
+        shared.poke()
+
+
+def install_hook(shared: Connections, hook: AppendHook) -> None:
+    """Run ``hook.installed`` in a transaction holding the inline lock, then install it."""
+    statements, timeout = shared.statements, shared.config.visibility_timeout
+
+    def op(conn: Conn) -> None:
+        with conn.transaction():
+            projection_state.enter_inline(conn, statements, fresh=True, timeout=timeout, where=shared.where)
+            hook.installed(PostgresTransaction(shared, conn, inline=True))
+
+    shared.run(op)
+    shared.hooks = {**shared.hooks, hook.name: hook}
+
+
+class PostgresTransaction:
+    """An open transaction on a PostgreSQL store (see ``transaction()``).
+
+    ``connection`` is the psycopg connection, for anything the methods here lack.
+    """
+
+    def __init__(
+        self, shared: Connections, connection: Conn, *, fresh: bool = False, inline: bool = False
+    ) -> None:
+        self.connection = connection
+        self.appended = False
+        self._shared = shared
+        self._statements = shared.statements
+        self._fresh = fresh  # nothing has run in the transaction yet
+        self._inline = inline  # holds the inline lock (projection_state.py)
+        self._handed = 0  # the last position of its own given to the hooks
+
+    def execute(self, statement: QueryNoTemplate, parameters: Params | None = None) -> psycopg.Cursor[Any]:
+        """Run your own SQL (a read model's writes) in this transaction."""
+        return self.connection.execute(statement, parameters)
+
+    def executemany(self, statement: QueryNoTemplate, parameters: Iterable[Params]) -> psycopg.Cursor[Any]:
+        cursor = self.connection.cursor()
+        cursor.executemany(statement, parameters)
+        return cursor
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append in this transaction; it commits with everything else or not at all."""
+        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
+        return (self.append_prepared(prepared))[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        return self.append_prepared(prepare_writes(self._shared.codec, writes))
+
+    def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Append checked writes, running the store's append hooks if it has any."""
+        shared, conn, statements = self._shared, self.connection, self._statements
+        hooks = shared.hooks
+        if hooks and not self._inline:
+            timeout = shared.config.visibility_timeout
+            projection_state.enter_inline(
+                conn, statements, fresh=self._fresh, timeout=timeout, where=shared.where
+            )
+            self._inline = True
+        self._fresh = False
+        results = append_writes(conn, statements, writes, nested=True)
+        self.appended = True
+        if hooks:
+            # Everything it wrote since the hooks last ran, even by appends made
+            # before they were installed: the checkpoint is about to pass those too.
+            events = projection_state.own_events(conn, statements, shared.codec, self._handed)
+            if events:
+                self._handed = events[-1].position
+                for hook in hooks.values():
+                    hook.appended(self, events)
+        return results
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Read a stream as this transaction sees it, its own appends included."""
+        stream_id, from_version, to_version, _ = validate_read_stream(
+            stream_id, from_version, to_version, None
+        )
+        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        cursor = self.connection.execute(self._statements.read_stream_forward, params, binary=True)
+        codec = self._shared.codec
+        return [record(row, codec) for row in cursor.fetchall()]
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
+        return read_page(
+            self.connection, self._statements, self._shared.codec, after, size, categories, types
+        )
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
+
+    def delete_checkpoint(self, name: str) -> None:
+        validate_checkpoint_name(name)
+        self.connection.execute(self._statements.delete_checkpoint, (name,))
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        validate_checkpoint_name(name)
+        return load_checkpoint(self.connection, self._statements, name)
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        self.connection.execute(self._statements.save_snapshot, snapshot_params(snapshot))
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return load_snapshot(self.connection, self._statements, validate_stream_id(stream_id))
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        projection_state.save_projection_state(self.connection, self._statements, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return projection_state.projection_states(self.connection, self._statements, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        projection_state.delete_projection_state(self.connection, self._statements, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        projection_state.park_event(self.connection, self._statements, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return projection_state.dead_letters(self.connection, self._statements, projection)
+
+
+def append_writes(
+    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
+) -> list[AppendResult]:
+    """Append ``writes``: one statement when nothing is in the way, else decide carefully.
+
+    The careful way reads which event ids are stored and where each stream stands,
+    decides like the memory store (``decide``), and inserts what is left with the
+    versions it read pinned; if a concurrent writer moved one meanwhile, it reads
+    and decides again. ``nested``: inside a caller's transaction, so every attempt
+    gets a savepoint and a failed one leaves that transaction usable.
+    """
+    rows = _try_append(conn, statements, writes, None, nested=nested)
+    if rows is not None:
+        done = finish(writes, rows)
+        if done is not None:
+            return done
+    for _ in range(MAX_APPEND_ATTEMPTS):
+        found, versions = _lookup(conn, statements, writes)
+        results, plan = decide(writes, found, versions)
+        if plan:
+            todo = [writes[i] for i in plan]
+            pinned = [versions.get(w.stream_id, 0) for w in todo]
+            rows = _try_append(conn, statements, todo, pinned, nested=nested)
+            if rows is None:
+                continue  # a unique violation: another writer got there first
+            done = finish(todo, rows)
+            if done is None:
+                check_order(todo, rows)
+                continue  # a version moved between reading it and writing
+            for index, result in zip(plan, done, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
+    raise OperationalError(
+        f"append gave up after {MAX_APPEND_ATTEMPTS} attempts: other writers kept taking the versions it read"
+    )
+
+
+def _try_append(
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    pinned: Sequence[int] | None,
+    *,
+    nested: bool,
+) -> list[tuple[Any, ...]] | None:
+    """Run the append statement; None when a unique key (or a deadlock) stopped it."""
+    statement, params = append_statement(statements, writes, pinned)
+    try:
+        if nested:
+            with conn.transaction():
+                cursor = conn.execute(statement, params)
+                return cursor.fetchall()
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall()
+    except (
+        psycopg.errors.UniqueViolation,
+        psycopg.errors.DeadlockDetected,
+        psycopg.errors.SerializationFailure,
+    ):
+        # 23505 on (stream_id, version): a concurrent writer took the version we
+        # read; on event_id: some id is stored (or being stored) already. 40P01: two
+        # multi-stream appends locked the same streams in opposite orders and this
+        # one was rolled back. 40001: the same race, seen by a server whose default
+        # isolation is stricter than READ COMMITTED. In every case nothing of this
+        # attempt remains, and deciding again from fresh state is right.
+        return None
+
+
+def _lookup(
+    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
+) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+    ids = [e.event_id for w in writes for e in w.events]
+    cursor = conn.execute(statements.find_event_ids, (ids,))
+    found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
+    cursor = conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
+    versions = {row[0]: row[1] for row in cursor.fetchall()}
+    return found, versions
+
+
+# -- snapshots and checkpoints, on one connection --------------------------------------
+
+
+def snapshot_params(snapshot: Snapshot) -> tuple[Any, ...]:
+    validate_stream_id(snapshot.stream_id)
+    recorded = snapshot.recorded_at or datetime.now(UTC)
+    return (
+        snapshot.stream_id,
+        snapshot.version,
+        snapshot.type,
+        snapshot.schema_version,
+        bytes(snapshot.data),
+        recorded,
+    )
+
+
+def save_snapshot(conn: Conn, statements: sql.Statements, params: tuple[Any, ...]) -> None:
+    """Store a snapshot (its ``snapshot_params``)."""
+    conn.execute(statements.save_snapshot, params)
+
+
+def load_snapshot(conn: Conn, statements: sql.Statements, stream_id: str) -> Snapshot | None:
+    cursor = conn.execute(statements.load_snapshot, (stream_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return Snapshot(stream_id, row[0], row[1], row[2], bytes(row[3]), row[4].astimezone(UTC))
+
+
+def checkpoint_params(name: str, checkpoint: Checkpoint) -> tuple[str, int, int]:
+    validate_checkpoint_name(name)
+    if not isinstance(checkpoint, Checkpoint):
+        raise InvalidCheckpointError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+    xid, position = checkpoint_start(checkpoint)
+    return (name, xid, position)
+
+
+def save_checkpoint(conn: Conn, statements: sql.Statements, params: tuple[str, int, int]) -> None:
+    """Store a checkpoint (its ``checkpoint_params``)."""
+    conn.execute(statements.save_checkpoint, params)
+
+
+def delete_checkpoint(conn: Conn, statements: sql.Statements, name: str) -> None:
+    conn.execute(statements.delete_checkpoint, (name,))
+
+
+def load_checkpoint(conn: Conn, statements: sql.Statements, name: str) -> Checkpoint | None:
+    cursor = conn.execute(statements.load_checkpoint, (name,))
+    row = cursor.fetchone()
+    return None if row is None else Checkpoint(KIND, (row[0], row[1]))

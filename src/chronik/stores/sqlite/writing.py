@@ -1,0 +1,401 @@
+"""Appending to a SQLite store: group commit, savepoints, the careful path, transactions.
+
+Every write runs inside ``BEGIN IMMEDIATE`` under this process's write lock
+(``schema.Connections``). Appends by concurrent threads commit together (group commit);
+a new stream is appended without looking its version up, and an append that meets an
+event id already stored goes again carefully, telling a re-send from a clash.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from chronik._append import (
+    ExistingEvent,
+    PreparedWrite,
+    expected_ok,
+    prepare_write,
+    prepare_writes,
+    resolve_existing,
+    validate_read_stream,
+)
+from chronik.codec import Codec
+from chronik.errors import InvalidInputError, WrongExpectedVersionError
+from chronik.events import (
+    ANY,
+    NO_STREAM,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import AppendHook, LogPage
+from chronik.stores.sqlite import projection_state as _records
+from chronik.stores.sqlite import sql
+from chronik.stores.sqlite.reader import NEW_RECORD, read_page, stream_records
+from chronik.stores.sqlite.schema import Connections, translate
+
+__all__ = ["MAX_LIMIT", "SQLiteTransaction", "Writer"]
+
+KIND: Final = sql.KIND
+MAX_LIMIT: Final = 2**62
+# Extended result codes (https://sqlite.org/rescode.html).
+_SQLITE_CONSTRAINT_UNIQUE: Final = 2067
+_SQLITE_CONSTRAINT_PRIMARYKEY: Final = 1555
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class _Pending:
+    """An append waiting in the group-commit queue, and what became of it."""
+
+    __slots__ = ("done", "error", "result", "writes")
+
+    def __init__(self, writes: list[PreparedWrite]) -> None:
+        self.writes = writes
+        self.done = False
+        self.result: list[AppendResult] | None = None
+        self.error: BaseException | None = None
+
+
+class _DuplicateId(Exception):
+    """An event id of the batch is already stored: retry the append carefully."""
+
+
+def _checkpoint_at(position: int) -> Checkpoint:
+    return Checkpoint(KIND, (position,))
+
+
+def _checkpoint(where: ExistingEvent) -> Checkpoint:
+    return _checkpoint_at(where.position)
+
+
+class Writer:
+    """A store's writing half: its appends, its append hooks and its write transactions."""
+
+    def __init__(self, connections: Connections, codec: Codec) -> None:
+        self.connections = connections
+        self.codec = codec
+        self.hooks: dict[str, AppendHook] = {}
+        """Append hooks by name; replaced whole (never mutated) so appends can read it unlocked."""
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+
+    # -- write transactions ------------------------------------------------------------
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, refused if a transaction is open on it."""
+        conn = self.connections.conn()
+        if conn.in_transaction:
+            raise InvalidInputError(
+                "a transaction is already open on this thread: use that transaction's own "
+                "append/execute methods inside `with store.transaction()`"
+            )
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: commit on success, roll back on any error."""
+        conn = self.connection()
+        connections = self.connections
+        with connections.locked(), connections.begin(conn):
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTransaction]:
+        with self.write() as conn:
+            yield SQLiteTransaction(self, conn)
+
+    # -- appending ---------------------------------------------------------------------
+
+    def commit(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Commit an append, grouped with the appends other threads queued meanwhile.
+
+        Group commit: every append joins a queue; whichever thread gets the write
+        lock commits everything queued so far in one transaction, one savepoint per
+        append, so concurrent writers share one fsync instead of waiting for one each.
+        Each append still succeeds or fails alone, with its own expected version.
+        """
+        conn = self.connection()
+        pending = _Pending(writes)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self.connections.locked():
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    if len(batch) == 1:
+                        # Alone: no savepoints; an error rolls the transaction back.
+                        batch[0].result = self._commit_alone(conn, batch[0].writes)
+                    else:
+                        with self.connections.begin(conn):
+                            for queued in batch:
+                                self._append_in_savepoint(conn, queued)
+                except BaseException as err:
+                    for queued in batch:
+                        if queued.error is None:
+                            queued.error, queued.result = err, None
+                    if not isinstance(err, Exception):
+                        raise
+                finally:
+                    for queued in batch:
+                        queued.done = True
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _commit_alone(self, conn: sqlite3.Connection, writes: list[PreparedWrite]) -> list[AppendResult]:
+        try:
+            with self.connections.begin(conn):
+                return self.append_hooked(conn, writes, careful=False)
+        except _DuplicateId:
+            # Rolled back whole. Some event id is stored already: go again, looking
+            # each batch's ids up first to tell a re-send from a clash.
+            with self.connections.begin(conn):
+                return self.append_hooked(conn, writes, careful=True)
+
+    def _append_in_savepoint(self, conn: sqlite3.Connection, queued: _Pending) -> None:
+        """One append of a group: its own savepoint, so it fails without failing the rest."""
+        conn.execute("SAVEPOINT chronik_append")
+        try:
+            try:
+                queued.result = self.append_hooked(conn, queued.writes, careful=False)
+            except _DuplicateId:
+                conn.execute("ROLLBACK TO chronik_append")
+                queued.result = self.append_hooked(conn, queued.writes, careful=True)
+        except Exception as err:  # a conflict, bad data, or an inline projection's handler
+            conn.execute("ROLLBACK TO chronik_append")
+            queued.error = translate(err, self.connections.path) if isinstance(err, sqlite3.Error) else err
+        conn.execute("RELEASE chronik_append")
+
+    def append_hooked(
+        self, conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool
+    ) -> list[AppendResult]:
+        """Append inside the open transaction, then run the append hooks in it."""
+        if not self.hooks:
+            return _append_in(conn, writes, careful=careful)
+        written: list[tuple[int, int]] = []
+        results = _append_in(conn, writes, careful=careful, written=written)
+        if written:
+            # One writer at a time: everything between the first and last position
+            # written here is ours.
+            first, last = written[0][0], written[-1][1]
+            codec, new = self.codec, NEW_RECORD
+            events = [new(*row, codec) for row in conn.execute(sql.READ_RANGE, (first, last))]
+            tx = SQLiteTransaction(self, conn)
+            for hook in list(self.hooks.values()):
+                hook.appended(tx, events)
+        return results
+
+    # -- append hooks ------------------------------------------------------------------
+
+    def add_hook(self, hook: AppendHook) -> None:
+        with self.write() as conn:
+            if hook.name in self.hooks:
+                raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+            hook.installed(SQLiteTransaction(self, conn))
+            self.hooks = {**self.hooks, hook.name: hook}
+
+    def remove_hook(self, name: str) -> None:
+        hooks = dict(self.hooks)
+        hooks.pop(name, None)
+        self.hooks = hooks
+
+
+class SQLiteTransaction:
+    """An open write transaction on a SQLite store (see ``SQLiteEventStore.transaction``).
+
+    A ``chronik.store.StoreTransaction``, and what append hooks get as their
+    ``HookTransaction``.
+    """
+
+    paramstyle: Final = "qmark"
+    """The DB-API placeholder style of :meth:`execute`: ``?`` (and ``?NNN``, ``:name``)."""
+
+    def __init__(self, writer: Writer, connection: sqlite3.Connection) -> None:
+        self._writer = writer
+        self.connection = connection
+
+    def execute(self, statement: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run your own SQL (a read model's writes) in this transaction."""
+        return self.connection.execute(statement, parameters)
+
+    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self.connection.executemany(statement, parameters)
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append in this transaction; it commits with everything else or not at all."""
+        writer = self._writer
+        prepared = [prepare_write(writer.codec, stream_id, events, expected_version)]
+        return writer.append_hooked(self.connection, prepared, careful=True)[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        """Append to several streams in this transaction, all or nothing."""
+        writer = self._writer
+        return writer.append_hooked(self.connection, prepare_writes(writer.codec, writes), careful=True)
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Read a stream as this transaction sees it, its own appends included."""
+        stream_id, from_version, to_version, _ = validate_read_stream(
+            stream_id, from_version, to_version, None
+        )
+        params = (stream_id, from_version, MAX_LIMIT if to_version is None else to_version, MAX_LIMIT)
+        rows = self.connection.execute(sql.READ_STREAM_FORWARD, params).fetchall()
+        return stream_records(stream_id, rows, self._writer.codec)
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        """A page of the global log as this transaction sees it (as ``LogReader.read_page``)."""
+        return read_page(self.connection, self._writer.codec, after, size, categories, types)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        _records.check_checkpoint(name, checkpoint)
+        _records.save_checkpoint(self.connection, name, checkpoint)
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        return _records.load_checkpoint(self.connection, name)
+
+    def delete_checkpoint(self, name: str) -> None:
+        _records.delete_checkpoint(self.connection, name)
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        validate_stream_id(snapshot.stream_id)
+        _records.save_snapshot(self.connection, snapshot)
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        """The stream's snapshot as this transaction sees it."""
+        return _records.load_snapshot(self.connection, validate_stream_id(stream_id))
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        _records.save_projection_state(self.connection, state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return _records.projection_states(self.connection, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        _records.delete_projection_state(self.connection, name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        _records.park_event(self.connection, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return _records.dead_letters(self.connection, projection)
+
+
+def _lookup(conn: sqlite3.Connection, write: PreparedWrite) -> dict[uuid.UUID, ExistingEvent]:
+    found: dict[uuid.UUID, ExistingEvent] = {}
+    for event in write.events:
+        row = conn.execute(sql.FIND_EVENT_ID, (event.event_id.bytes,)).fetchone()
+        if row is not None:
+            found[event.event_id] = ExistingEvent(row[0], row[1], row[2])
+    return found
+
+
+def _append_in(
+    conn: sqlite3.Connection,
+    writes: list[PreparedWrite],
+    *,
+    careful: bool,
+    written: list[tuple[int, int]] | None = None,
+) -> list[AppendResult]:
+    """Append every write inside the caller's open write transaction.
+
+    ``written`` collects the (first, last) positions of each write that stored events.
+    """
+    now = _now_us()
+    results: list[AppendResult] = []
+    for write in writes:
+        if careful:
+            existing = _lookup(conn, write)
+            if existing:
+                results.append(resolve_existing(write, existing, _checkpoint))
+                continue
+        if not careful and (write.expected is NO_STREAM or write.expected == 0):
+            # A new stream: no need to look its version up. If it exists after all,
+            # inserting version 1 hits the (stream_id, version) index and the append
+            # goes again carefully, which reports the conflict with the real version.
+            actual = 0
+        else:
+            actual = conn.execute(sql.STREAM_VERSION, (write.stream_id,)).fetchone()[0] or 0
+        if not expected_ok(write, actual):
+            existing = {} if careful else _lookup(conn, write)
+            if existing:
+                results.append(resolve_existing(write, existing, _checkpoint))
+                continue
+            raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
+        sid, cat = write.stream_id, write.category
+        try:
+            if len(write.events) == 1:
+                e = write.events[0]
+                cursor = conn.execute(
+                    sql.INSERT_EVENT,
+                    (
+                        sid,
+                        cat,
+                        actual + 1,
+                        e.event_id.bytes,
+                        e.type,
+                        e.schema_version,
+                        e.data.decode(),
+                        None if e.metadata is None else e.metadata.decode(),
+                        now,
+                    ),
+                )
+                position = cursor.lastrowid
+            else:
+                conn.executemany(
+                    sql.INSERT_EVENT,
+                    [
+                        (
+                            sid,
+                            cat,
+                            actual + i,
+                            e.event_id.bytes,
+                            e.type,
+                            e.schema_version,
+                            e.data.decode(),
+                            None if e.metadata is None else e.metadata.decode(),
+                            now,
+                        )
+                        for i, e in enumerate(write.events, 1)
+                    ],
+                )
+                position = conn.execute(sql.LAST_POSITION).fetchone()[0]
+        except sqlite3.IntegrityError as err:
+            # Under BEGIN IMMEDIATE the version we read cannot be stale: an insert
+            # can only hit the index on event_id, or the one on (stream_id, version)
+            # when we took a new stream for granted. The careful pass tells which.
+            code = getattr(err, "sqlite_errorcode", None)
+            if code in (_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY) and not careful:
+                raise _DuplicateId from err
+            raise
+        version = actual + len(write.events)
+        assert position is not None
+        if written is not None:
+            written.append((position - len(write.events) + 1, position))
+        results.append(AppendResult(sid, version, position, _checkpoint_at(position)))
+    return results
