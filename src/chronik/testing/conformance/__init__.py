@@ -36,6 +36,7 @@ from chronik.testing.conformance._base import (
     new_stream,
 )
 from chronik.testing.conformance._concurrency import ConcurrencyTests
+from chronik.testing.conformance._faces import FaceTests
 from chronik.testing.conformance._hooks import AppendHookTests
 from chronik.testing.conformance._projection_state import ProjectionStateTests
 from chronik.testing.conformance._properties import PropertyTests
@@ -55,6 +56,7 @@ __all__ = [
     "ConformanceBase",
     "Deposited",
     "EventStoreConformance",
+    "FaceTests",
     "IdempotencyTests",
     "ProjectionStateTests",
     "PropertyTests",
@@ -74,6 +76,7 @@ __all__ = [
 
 
 class CapabilityTests(
+    FaceTests,
     SnapshotTests,
     CheckpointTests,
     SubscriptionTests,
