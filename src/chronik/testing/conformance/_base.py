@@ -242,7 +242,7 @@ class ConformanceBase:
     known_deviations: ClassVar[Mapping[str, str]] = {}
 
     @pytest.fixture(autouse=True)
-    def _declared_capability(self, request: pytest.FixtureRequest) -> None:
+    def _applies(self, request: pytest.FixtureRequest) -> None:
         node = request.node
         name = getattr(node, "originalname", node.name)
         face = getattr(getattr(node, "callspec", None), "params", {}).get("face")
