@@ -1,73 +1,173 @@
 """The asyncio face of a store whose I/O is synchronous (memory, SQLite).
 
-The logic lives once, in the sync store. For SQLite every call runs on one private
-worker thread, so the event loop never blocks on the database; the sync path itself
-never hops threads. The memory store does no I/O, so its calls run inline.
+The logic lives once, in the sync store; the adapter only decides which thread runs
+each call, so the event loop never blocks on the store (the sync path itself never
+hops threads):
 
-A subscription's reader gets a worker thread of its own: waiting for new events
-blocks that thread, never the store's worker or the event loop.
+- writes run on one worker thread of the adapter's own, reads on another, so a read
+  never queues behind a write that waits for the store's write lock;
+- a transaction runs on a thread lent to it for its whole life (begin, each
+  statement, commit or rollback), taken from a pool of single-thread executors that
+  grows to the number of transactions open at once and is reused. A sync store's
+  transaction belongs to its thread (SQLite: one connection per thread, a threading
+  lock), so it can live neither on the loop nor on the shared writer, which may be
+  waiting for that very lock;
+- a subscription's reader gets a worker thread of its own: waiting for new events
+  blocks that thread, never the store's workers or the event loop;
+- an append hook (:class:`chronik.store.AsyncAppendHook`) is installed on the sync
+  store as a sync shim: the append runs on the writer thread, inside the sync
+  store's transaction, and the shim runs the hook's coroutine on the event loop
+  meanwhile (the writer thread waits, so the transaction is used by one thread at a
+  time). A hook that raises fails the append and nothing is written.
+
+A task that holds the write lock (it is inside ``async with store.transaction()``,
+or it is an append hook running) may not write through the store itself: that
+would wait for its own lock. It gets ``InvalidInputError``, as the sync stores give
+a thread that does the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any, Final, Generic, ParamSpec, TypeVar
 
-from chronik.errors import ConfigurationError, StoreClosedError
+from chronik.errors import ConfigurationError, InvalidInputError, StoreClosedError
 from chronik.events import (
     ANY,
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     RecordedEvent,
     Snapshot,
     StreamInfo,
     StreamWrite,
 )
-from chronik.store import CheckpointStore, EventStore, LogPage, LogReader, SnapshotStore, Subscribable
+from chronik.store import (
+    AppendHooks,
+    AsyncAppendHook,
+    AsyncHookTransaction,
+    CheckpointStore,
+    EventStore,
+    HookTransaction,
+    LogPage,
+    LogReader,
+    ProjectionStateStore,
+    SnapshotStore,
+    Subscribable,
+    Transactional,
+)
 from chronik.subscriptions import AsyncSubscribes
 
-__all__ = ["AsyncStoreAdapter"]
+__all__ = ["AsyncLogReaderAdapter", "AsyncStoreAdapter", "AsyncTransactionAdapter"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound=EventStore)
 PAGE = 1000
+_IN_OWN_TRANSACTION: Final = (
+    "a transaction is already open in this task (or an append hook is running in it): "
+    "use that transaction's own methods (await tx.append(...)) inside `async with store.transaction()`"
+)
 
 
 class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
-    """Wraps a sync store in the :class:`chronik.store.AsyncEventStore` contract.
+    """Wraps a sync store in the :class:`chronik.store.AsyncStore` contract.
 
-    ``offload=True`` runs every call on a dedicated worker thread (one, so a
-    SQLite store uses one connection and calls keep their order).
+    Every call is offloaded to a thread (see the module's docstring), the memory
+    store's too: its transactions and append hooks hold a threading lock that the
+    event loop must never wait for. A capability the sync store lacks raises
+    ``ConfigurationError`` when used.
     """
 
     is_async: Final = True
 
-    def __init__(self, store: S, *, offload: bool) -> None:
+    def __init__(self, store: S) -> None:
         self.sync = store
         self.codec = store.codec
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="chronik-aio") if offload else None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="chronik-aio-write")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="chronik-aio-read")
+        self._transaction_threads = _ThreadPool()
+        # Tasks that hold the sync store's write lock: those in a transaction block,
+        # and those running an append hook. They may not write through the store.
+        self._writing: set[asyncio.Task[Any]] = set()
         self._closed = False
 
-    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    # -- running calls ---------------------------------------------------------------
+
+    def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed")
-        if self._executor is None:
-            return fn(*args, **kwargs)
+
+    async def _read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._reader, functools.partial(fn, *args, **kwargs))
+
+    async def _write(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        self._check_open()
+        self._check_not_writing()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+
+    def _check_not_writing(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and task in self._writing:
+            raise InvalidInputError(_IN_OWN_TRANSACTION)
+
+    # The capabilities of the sync store; one it lacks raises ConfigurationError.
+
+    def _snapshots(self) -> SnapshotStore:
+        store = self.sync
+        if not isinstance(store, SnapshotStore):
+            raise _lacks(store, "snapshots")
+        return store
+
+    def _checkpoints(self) -> CheckpointStore:
+        store = self.sync
+        if not isinstance(store, CheckpointStore):
+            raise _lacks(store, "checkpoints")
+        return store
+
+    def _projection_state(self) -> ProjectionStateStore:
+        store = self.sync
+        if not isinstance(store, ProjectionStateStore):
+            raise _lacks(store, "projection state")
+        return store
+
+    def _transactional(self) -> Transactional:
+        store = self.sync
+        if not isinstance(store, Transactional):
+            raise _lacks(store, "transactions")
+        return store
+
+    def _hooks(self) -> AppendHooks:
+        store = self.sync
+        if not isinstance(store, AppendHooks):
+            raise _lacks(store, "append hooks")
+        return store
+
+    def _subscribable(self) -> Subscribable:
+        store = self.sync
+        if not isinstance(store, Subscribable):
+            raise _lacks(store, "subscriptions")
+        return store
+
+    # -- the contract --------------------------------------------------------------------
 
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        return await self._run(self.sync.append, stream_id, events, expected_version)
+        return await self._write(self.sync.append, stream_id, events, expected_version)
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return await self._run(self.sync.append_many, writes)
+        return await self._write(self.sync.append_many, writes)
 
     async def read_stream(
         self,
@@ -78,7 +178,7 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         backwards: bool = False,
         limit: int | None = None,
     ) -> list[RecordedEvent]:
-        return await self._run(
+        return await self._read(
             self.sync.read_stream, stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
 
@@ -91,67 +191,105 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         limit: int | None = None,
     ) -> AsyncIterator[RecordedEvent]:
         # Argument errors surface here, at the first step, as they would in the sync
-        # face at the call. Pages are pulled on the worker thread.
-        iterator = await self._run(self.sync.read_all, after, categories=categories, types=types, limit=limit)
+        # face at the call. Pages are pulled on the reader thread.
+        iterator = await self._read(
+            self.sync.read_all, after, categories=categories, types=types, limit=limit
+        )
         while True:
-            page = await self._run(_take, iterator, PAGE)
+            page = await self._read(_take, iterator, PAGE)
             for event in page:
                 yield event
             if len(page) < PAGE:
                 return
 
     async def stream_info(self, stream_id: str) -> StreamInfo:
-        return await self._run(self.sync.stream_info, stream_id)
+        return await self._read(self.sync.stream_info, stream_id)
 
     async def list_streams(
         self, *, category: str | None = None, after: str | None = None, limit: int = 100
     ) -> list[StreamInfo]:
-        return await self._run(self.sync.list_streams, category=category, after=after, limit=limit)
+        return await self._read(self.sync.list_streams, category=category, after=after, limit=limit)
 
     async def head(self) -> Checkpoint | None:
-        return await self._run(self.sync.head)
+        return await self._read(self.sync.head)
+
+    # -- snapshots and checkpoints ---------------------------------------------------------
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        store = self.sync
-        assert isinstance(store, SnapshotStore)
-        await self._run(store.save_snapshot, snapshot)
+        await self._write(self._snapshots().save_snapshot, snapshot)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        store = self.sync
-        assert isinstance(store, SnapshotStore)
-        return await self._run(store.load_snapshot, stream_id)
+        return await self._read(self._snapshots().load_snapshot, stream_id)
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        store = self.sync
-        assert isinstance(store, CheckpointStore)
-        await self._run(store.save_checkpoint, name, checkpoint)
+        await self._write(self._checkpoints().save_checkpoint, name, checkpoint)
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        store = self.sync
-        assert isinstance(store, CheckpointStore)
-        return await self._run(store.load_checkpoint, name)
+        return await self._read(self._checkpoints().load_checkpoint, name)
 
     async def delete_checkpoint(self, name: str) -> None:
-        store = self.sync
-        assert isinstance(store, CheckpointStore)
-        await self._run(store.delete_checkpoint, name)
+        await self._write(self._checkpoints().delete_checkpoint, name)
+
+    # -- projection state ------------------------------------------------------------------
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        await self._write(self._projection_state().save_projection_state, state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return await self._read(self._projection_state().projection_states, name)
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        await self._write(self._projection_state().delete_projection_state, name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        await self._write(self._projection_state().park_event, letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return await self._read(self._projection_state().dead_letters, projection)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def transaction(self) -> _TransactionBlock:
+        """``async with store.transaction() as tx``: the sync store's transaction, run on a
+        thread of its own for its whole life; commits when the block ends, rolls back
+        if it raises (a cancelled task's transaction too)."""
+        return _TransactionBlock(self, self._transactional())
+
+    # -- append hooks ----------------------------------------------------------------------
+
+    async def add_append_hook(self, hook: AsyncAppendHook) -> None:
+        """Run ``hook`` inside every append of the sync store (``hook.installed`` first,
+        under its write lock), on this event loop; see the module's docstring."""
+        store = self._hooks()
+        shim = _HookShim(self, hook, asyncio.get_running_loop())
+        await self._write(store.add_append_hook, shim)
+
+    def remove_append_hook(self, name: str) -> None:
+        # Never waits for the write lock (the stores swap their hook table), so it may
+        # run on the loop even while an append on the writer runs a hook there.
+        self._hooks().remove_append_hook(name)
+
+    # -- subscriptions ---------------------------------------------------------------------
 
     def log_reader(self) -> AsyncLogReaderAdapter:
         """A reader for subscriptions (``chronik.store.AsyncLogReader``)."""
-        store = self.sync
-        if not isinstance(store, Subscribable):
-            raise ConfigurationError(f"{store!r} does not support subscriptions")
-        if self._closed:
-            raise StoreClosedError(f"{self!r} is closed")
-        return AsyncLogReaderAdapter(store.log_reader(), offload_reads=self._executor is not None)
+        store = self._subscribable()
+        self._check_open()
+        return AsyncLogReaderAdapter(store.log_reader())
+
+    # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
         if self._closed:
             return
-        await self._run(self.sync.close)
+        # Not on the writer, where it would wait behind appends that wait for an open
+        # transaction: closing ends those with StoreClosedError.
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.sync.close)
         self._closed = True
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        self._writer.shutdown(wait=False)
+        self._reader.shutdown(wait=False)
+        self._transaction_threads.close()
 
     async def __aenter__(self) -> AsyncStoreAdapter[S]:
         return self
@@ -163,16 +301,299 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         return f"AsyncStoreAdapter({self.sync!r})"
 
 
+class _ThreadPool:
+    """Single-thread executors lent to transactions, one to each for its whole life.
+
+    It grows to the number of transactions open at once and keeps its threads for
+    the next ones (a SQLite store keeps a connection per thread, so threads are
+    reused rather than started anew)."""
+
+    def __init__(self) -> None:
+        self._idle: list[ThreadPoolExecutor] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return ThreadPoolExecutor(1, thread_name_prefix="chronik-aio-transaction")
+
+    def give_back(self, executor: ThreadPoolExecutor) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for executor in idle:
+            executor.shutdown(wait=False)
+
+
+async def _wait_for(future: Future[R]) -> R:
+    """The result of work submitted to a transaction's thread.
+
+    Shielded: cancelling the task never cancels the work, so a transaction's steps
+    always run in order and its commit or rollback is never skipped.
+    """
+    waited = asyncio.wrap_future(future)
+    try:
+        return await asyncio.shield(waited)
+    except asyncio.CancelledError:
+        # Nobody awaits it now: take its outcome when it comes, so none goes unretrieved.
+        waited.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+
+
+class _TransactionBlock:
+    """What ``AsyncStoreAdapter.transaction()`` returns: ``async with`` it.
+
+    ``__aenter__`` and ``__aexit__`` may run in different tasks (a sync face over
+    this one does that); only the task that entered is refused store writes.
+    """
+
+    def __init__(self, adapter: AsyncStoreAdapter[Any], store: Transactional) -> None:
+        self._adapter = adapter
+        self._store = store
+        self._executor: ThreadPoolExecutor | None = None
+        self._block: AbstractContextManager[Any] | None = None
+        self._tx: AsyncTransactionAdapter | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> AsyncTransactionAdapter:
+        adapter = self._adapter
+        adapter._check_open()
+        adapter._check_not_writing()
+        if self._executor is not None:
+            raise InvalidInputError(
+                "this transaction block was entered already: call store.transaction() again"
+            )
+        executor = self._executor = adapter._transaction_threads.take()
+        block = self._block = self._store.transaction()
+        entered = executor.submit(block.__enter__)
+        try:
+            sync_tx = await _wait_for(entered)
+        except BaseException:
+            # Cancelled while beginning (or BEGIN failed). If the transaction opened on
+            # its thread after all, end it there, then lend the thread again.
+            def undo() -> None:
+                if not entered.cancelled() and entered.exception() is None:
+                    block.__exit__(asyncio.CancelledError, asyncio.CancelledError(), None)
+
+            ended = executor.submit(undo)
+            ended.add_done_callback(lambda _: adapter._transaction_threads.give_back(executor))
+            raise
+        self._tx = AsyncTransactionAdapter(sync_tx, executor)
+        task = self._task = asyncio.current_task()
+        if task is not None:
+            adapter._writing.add(task)
+        return self._tx
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> bool | None:
+        executor, block, tx = self._executor, self._block, self._tx
+        assert executor is not None, "not entered"
+        assert block is not None
+        assert tx is not None
+        tx._ended = True
+        if self._task is not None:
+            self._adapter._writing.discard(self._task)
+        ended = executor.submit(block.__exit__, kind, error, tb)
+        pool = self._adapter._transaction_threads
+        ended.add_done_callback(lambda _: pool.give_back(executor))
+        return await _wait_for(ended)
+
+
+class AsyncTransactionAdapter:
+    """A sync store's transaction (:class:`chronik.store.StoreTransaction`) as an asyncio one.
+
+    Each method runs the sync transaction's method on the transaction's own thread
+    and returns what it returns. Inside an append hook there is no such thread: the
+    append's thread waits while the hook runs, and the methods call the sync
+    transaction directly, on the event loop.
+
+    Your own statements: ``await tx.execute(statement, parameters)`` returns what the
+    sync transaction's ``execute`` returns (on SQLite the ``sqlite3.Cursor``: use its
+    ``rowcount`` and ``lastrowid``; fetching rows from it would run on the event
+    loop's thread). To read rows, ``await tx.fetchone(...)`` and ``await
+    tx.fetchall(...)`` run the statement and fetch on the transaction's thread.
+    ``executemany`` is there when the sync transaction has it. A store without a
+    query language (memory) raises ``ConfigurationError`` from all four.
+    """
+
+    def __init__(self, sync: Any, executor: ThreadPoolExecutor | None) -> None:
+        self.sync = sync
+        """The sync transaction; use it only through this object's methods."""
+        self._executor = executor
+        self._ended = False
+
+    async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._ended:
+            raise InvalidInputError("this transaction has ended: use it only inside its block")
+        if self._executor is None:
+            return fn(*args, **kwargs)
+        return await _wait_for(self._executor.submit(fn, *args, **kwargs))
+
+    def _method(self, name: str) -> Callable[..., Any]:
+        method = getattr(self.sync, name, None)
+        if method is None:
+            raise ConfigurationError(f"{type(self.sync).__name__} has no {name}()")
+        return method  # type: ignore[no-any-return]
+
+    # -- your own statements ---------------------------------------------------------------
+
+    async def execute(self, statement: str, parameters: Any = ()) -> Any:
+        """Run one of your own statements in the transaction; see the class docstring."""
+        return await self._run(self._method("execute"), statement, parameters)
+
+    async def executemany(self, statement: str, parameters: Iterable[Any]) -> Any:
+        return await self._run(self._method("executemany"), statement, parameters)
+
+    async def fetchone(self, statement: str, parameters: Any = ()) -> Any:
+        """Run a query in the transaction and fetch its first row (None when there is none)."""
+        execute = self._method("execute")
+        return await self._run(lambda: execute(statement, parameters).fetchone())
+
+    async def fetchall(self, statement: str, parameters: Any = ()) -> list[Any]:
+        """Run a query in the transaction and fetch all its rows."""
+        execute = self._method("execute")
+        rows: list[Any] = await self._run(lambda: list(execute(statement, parameters).fetchall()))
+        return rows
+
+    # -- events --------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        result: AppendResult = await self._run(self._method("append"), stream_id, events, expected_version)
+        return result
+
+    async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        results: list[AppendResult] = await self._run(self._method("append_many"), writes)
+        return results
+
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        events: list[RecordedEvent] = await self._run(
+            self._method("read_stream"), stream_id, from_version, to_version
+        )
+        return events
+
+    async def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        page: LogPage = await self._run(self._method("read_page"), after, size, categories, types)
+        return page
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await self._run(self._method("save_snapshot"), snapshot)
+
+    # -- checkpoints and projection state ------------------------------------------------
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        await self._run(self._method("save_checkpoint"), name, checkpoint)
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        checkpoint: Checkpoint | None = await self._run(self._method("load_checkpoint"), name)
+        return checkpoint
+
+    async def delete_checkpoint(self, name: str) -> None:
+        await self._run(self._method("delete_checkpoint"), name)
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        await self._run(self._method("save_projection_state"), state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        states: list[ProjectionState] = await self._run(self._method("projection_states"), name)
+        return states
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        await self._run(self._method("delete_projection_state"), name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        await self._run(self._method("park_event"), letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        letters: list[DeadLetter] = await self._run(self._method("dead_letters"), projection)
+        return letters
+
+
+class _HookShim:
+    """A sync :class:`~chronik.store.AppendHook` that runs an asyncio one on ``loop``.
+
+    The sync store calls it on the thread that appends, inside the append's
+    transaction; it runs the hook's coroutine on the loop and waits for it, handing
+    it that transaction as an :class:`AsyncTransactionAdapter` without a thread of
+    its own (the appending thread is blocked meanwhile).
+    """
+
+    def __init__(
+        self, adapter: AsyncStoreAdapter[Any], hook: AsyncAppendHook, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._adapter = adapter
+        self._hook = hook
+        self._loop = loop
+
+    @property
+    def name(self) -> str:
+        return self._hook.name
+
+    def installed(self, tx: HookTransaction) -> None:
+        self._run(tx, self._hook.installed)
+
+    def appended(self, tx: HookTransaction, events: Sequence[RecordedEvent]) -> None:
+        self._run(tx, lambda atx: self._hook.appended(atx, events))
+
+    def _run(self, tx: HookTransaction, step: Callable[[AsyncHookTransaction], Awaitable[None]]) -> None:
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise InvalidInputError(
+                f"the asyncio append hook {self.name!r} runs on this event loop, which this append "
+                "blocks: append through the asyncio face (await store.append(...))"
+            )
+        if loop.is_closed() or not loop.is_running():
+            raise ConfigurationError(
+                f"the event loop of the asyncio append hook {self.name!r} is not running: "
+                "remove the hook before its loop ends"
+            )
+        atx = AsyncTransactionAdapter(tx, None)
+        writing = self._adapter._writing
+
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            writing.add(task)
+            try:
+                await step(atx)
+            finally:
+                atx._ended = True
+                writing.discard(task)
+
+        asyncio.run_coroutine_threadsafe(run(), loop).result()
+
+
 class AsyncLogReaderAdapter:
     """A sync :class:`~chronik.store.LogReader` as an asyncio one.
 
-    Waits run on a worker thread of the reader's own; so do reads when
-    ``offload_reads`` (SQLite), while a memory store's reads run inline.
+    Reads and waits run on a worker thread of the reader's own.
     """
 
-    def __init__(self, reader: LogReader, *, offload_reads: bool) -> None:
+    def __init__(self, reader: LogReader) -> None:
         self.sync = reader
-        self._offload_reads = offload_reads
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="chronik-subscription")
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -186,8 +607,6 @@ class AsyncLogReaderAdapter:
         categories: tuple[str, ...] | None,
         types: tuple[str, ...] | None,
     ) -> LogPage:
-        if not self._offload_reads:
-            return self.sync.read_page(after, size, categories, types)
         return await self._run(self.sync.read_page, after, size, categories, types)
 
     async def wait_for_events(self, after: Checkpoint | None, timeout: float) -> bool:
@@ -199,8 +618,6 @@ class AsyncLogReaderAdapter:
         categories: tuple[str, ...] | None,
         types: tuple[str, ...] | None,
     ) -> int:
-        if not self._offload_reads:
-            return self.sync.count_events(after, categories, types)
         return await self._run(self.sync.count_events, after, categories, types)
 
     async def close(self) -> None:
@@ -209,6 +626,10 @@ class AsyncLogReaderAdapter:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync.close)
         self._executor.shutdown(wait=False)
+
+
+def _lacks(store: object, what: str) -> ConfigurationError:
+    return ConfigurationError(f"{store!r} does not support {what}")
 
 
 def _take(iterator: Iterator[Any], n: int) -> list[Any]:

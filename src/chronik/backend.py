@@ -28,7 +28,8 @@ event ids (:func:`resolve_existing`) and expected versions
 of one position (:func:`position_after`), build recorded events
 (:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
 :func:`pending_migrations`), parse URL options (:func:`parse_options`), and give a
-store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store).
+store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
+:class:`BlockingStore`: sync over an asyncio store).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from chronik._append import (
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
 from chronik.aio import AsyncStoreAdapter
+from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
 from chronik.events import (
     Checkpoint,
@@ -111,6 +113,7 @@ __all__ = [
     "AsyncSubscribes",
     "AsyncTransactional",
     "Backend",
+    "BlockingStore",
     "CheckpointStore",
     "Codec",
     "EncodedEvent",

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,8 +177,20 @@ def test_closing_a_subscription_releases_its_connection(tmp_path: Path) -> None:
     assert open_files() == 0
 
 
+class _WithoutTransactions:
+    """A memory store's powers except transactions (the memory store has them)."""
+
+    def __init__(self) -> None:
+        self._store = chronik.connect("memory://")
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "transaction":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
 def test_transactional_target_needs_transactions() -> None:
-    store = chronik.connect("memory://")
+    store = _WithoutTransactions()
     assert not isinstance(store, Transactional)
     with pytest.raises(chronik.ConfigurationError, match="pass target="):
         ProjectionRunner(store, _counter())

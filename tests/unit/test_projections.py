@@ -244,13 +244,13 @@ def test_checkpoint_from_another_store_is_a_clear_error() -> None:
     store = _store()
     _add(store, "acc-1", 1)
     store.save_checkpoint("projection:totals:v1", Checkpoint("memory", (1,)))
-    store._checkpoints["projection:totals:v1"] = Checkpoint("sqlite", (1,))
+    store._log.checkpoints["projection:totals:v1"] = Checkpoint("sqlite", (1,))
     runner = ProjectionRunner(store, _totals(), CheckpointedTarget({}, store))
     with pytest.raises(
         InvalidCheckpointError, match="projection 'totals' v1: its stored checkpoint sqlite:1"
     ):
         runner.run_until_caught_up()
-    store._checkpoints["projection:totals:v1"] = Checkpoint("memory", (99,))
+    store._log.checkpoints["projection:totals:v1"] = Checkpoint("memory", (99,))
     with pytest.raises(InvalidCheckpointError, match="ahead of this store's head"):
         runner.run_until_caught_up()
 

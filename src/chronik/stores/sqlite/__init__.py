@@ -48,8 +48,8 @@ def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]
 def open_async_store(
     url: str, registry: EventRegistry | None, options: dict[str, Any]
 ) -> AsyncStoreAdapter[SQLiteEventStore]:
-    """The same URLs for asyncio: every call runs on a worker thread of the store's own."""
-    return AsyncStoreAdapter(open_store(url, registry, options), offload=True)
+    """The same URLs for asyncio: every call runs on a worker thread (``chronik.aio``)."""
+    return AsyncStoreAdapter(open_store(url, registry, options))
 
 
 backend = Backend("sqlite", open=open_store, open_async=open_async_store)

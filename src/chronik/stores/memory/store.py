@@ -1,0 +1,269 @@
+"""The in-memory store: small and obviously correct, the reference for every other.
+
+Every write is a transaction (``writing.py``): one at a time, under the log's write
+lock, applied all at once, so positions follow commit order trivially. Reads look at
+what is committed under the log's lock. Subscriptions wait on a condition of that
+lock, notified after every commit (``reader.py``); inline projections (append hooks)
+run inside each append's transaction, before anything of it is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Final
+
+from chronik._append import (
+    normalize_filter,
+    position_after,
+    prepare_write,
+    prepare_writes,
+    validate_checkpoint_name,
+    validate_limit,
+    validate_read_stream,
+)
+from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
+from chronik.errors import InvalidInputError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import AppendHook
+from chronik.stores.memory import projection_state
+from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
+from chronik.stores.memory.writing import MemoryTransaction, write
+from chronik.subscriptions import Subscribes
+
+__all__ = ["MemoryEventStore"]
+
+PAGE_SIZE: Final = 1000
+
+
+class MemoryEventStore(Subscribes):
+    """An event store held in this process's memory; gone when the process ends."""
+
+    is_async: Final = False
+
+    def __init__(
+        self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    ) -> None:
+        self.codec = Codec(registry, max_event_size=max_event_size)
+        self._log = MemoryLog(self.codec)
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
+        with write(self._log) as tx:
+            return tx.append_prepared(prepared)[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        prepared = prepare_writes(self.codec, writes)
+        with write(self._log) as tx:
+            return tx.append_prepared(prepared)
+
+    def transaction(self) -> AbstractContextManager[MemoryTransaction]:
+        """A write transaction: appends, checkpoints, snapshots, projection state and dead
+        letters, committed together when the block ends, or not at all if it raises.
+
+        It has no statements to run (``execute`` raises ``ConfigurationError``): keep a
+        read model elsewhere, e.g. in a ``CheckpointedTarget``. Writing through the
+        store itself inside the block, on the same thread, raises ``InvalidInputError``.
+        """
+        return write(self._log)
+
+    # -- reading ---------------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        stream_id, from_version, to_version, limit = validate_read_stream(
+            stream_id, from_version, to_version, limit
+        )
+        log = self._log
+        with log.lock:
+            log.check_open()
+            positions = log.streams.get(stream_id, [])
+            lo = max(from_version, 1) - 1
+            hi = len(positions) if to_version is None else min(to_version, len(positions))
+            rows = [log.rows[p - 1] for p in positions[lo:hi]]
+        if backwards:
+            rows.reverse()
+        if limit is not None:
+            rows = rows[:limit]
+        return [log.record(r) for r in rows]
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> Iterator[RecordedEvent]:
+        start = position_after(after, KIND)
+        cats = normalize_filter(categories, "categories")
+        kinds = normalize_filter(types, "types")
+        return self._iter_all(start, cats, kinds, validate_limit(limit))
+
+    def _iter_all(
+        self, start: int, cats: tuple[str, ...] | None, kinds: tuple[str, ...] | None, limit: int | None
+    ) -> Iterator[RecordedEvent]:
+        log = self._log
+        remaining = limit
+        position = start
+        while remaining is None or remaining > 0:
+            with log.lock:
+                log.check_open()
+                page = log.page(log.rows[position : position + PAGE_SIZE], cats, kinds, None)
+            if page.checkpoint is None:  # nothing after ``position``
+                return
+            position = page.checkpoint.parts[0]
+            events = page.events if remaining is None else page.events[:remaining]
+            yield from events
+            if remaining is not None:
+                remaining -= len(events)
+
+    def stream_info(self, stream_id: str) -> StreamInfo:
+        stream_id = validate_stream_id(stream_id)
+        log = self._log
+        with log.lock:
+            log.check_open()
+            return StreamInfo(stream_id, len(log.streams.get(stream_id, ())))
+
+    def list_streams(
+        self, *, category: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        checked = validate_limit(limit)
+        if checked is None:
+            raise InvalidInputError("limit must be an int >= 0")
+        log = self._log
+        with log.lock:
+            log.check_open()
+            ids = sorted(
+                s
+                for s in log.streams
+                if (category is None or s.partition("-")[0] == category) and (after is None or s > after)
+            )[:checked]
+            return [StreamInfo(s, len(log.streams[s])) for s in ids]
+
+    def head(self) -> Checkpoint | None:
+        log = self._log
+        with log.lock:
+            log.check_open()
+            return checkpoint_at(len(log.rows)) if log.rows else None
+
+    # -- subscriptions -----------------------------------------------------------
+
+    def log_reader(self) -> MemoryLogReader:
+        """A reader for subscriptions (``chronik.store.LogReader``)."""
+        self._log.check_open()
+        return MemoryLogReader(self._log)
+
+    # -- append hooks (inline projections) ---------------------------------------
+
+    def add_append_hook(self, hook: AppendHook) -> None:
+        """Run ``hook`` inside every append; ``hook.installed`` runs first, in a write
+        transaction, so no append comes between its catch-up and its first call."""
+        log = self._log
+        with write(log) as tx:
+            if hook.name in log.hooks:
+                raise InvalidInputError(f"an append hook named {hook.name!r} is already installed")
+            hook.installed(tx)
+            log.hooks = {**log.hooks, hook.name: hook}
+
+    def remove_append_hook(self, name: str) -> None:
+        # Never waits for the write lock: an asyncio face may call it while an append
+        # waits for a hook on the same event loop.
+        log = self._log
+        hooks = dict(log.hooks)
+        hooks.pop(name, None)
+        log.hooks = hooks
+
+    # -- projection state ----------------------------------------------------------
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        with write(self._log) as tx:
+            tx.save_projection_state(state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        with self._log.lock:
+            self._log.check_open()
+            return projection_state.projection_states(self._log, name)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        with write(self._log) as tx:
+            tx.delete_projection_state(name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        with write(self._log) as tx:
+            tx.park_event(letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        with self._log.lock:
+            self._log.check_open()
+            return projection_state.dead_letters(self._log, projection)
+
+    # -- snapshots and checkpoints --------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        validate_stream_id(snapshot.stream_id)
+        with write(self._log) as tx:
+            tx.save_snapshot(snapshot)
+
+    def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        validate_stream_id(stream_id)
+        with self._log.lock:
+            self._log.check_open()
+            return self._log.snapshots.get(stream_id)
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        validate_checkpoint_name(name)
+        position_after(checkpoint, KIND)
+        with write(self._log) as tx:
+            tx.save_checkpoint(name, checkpoint)
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        validate_checkpoint_name(name)
+        with self._log.lock:
+            self._log.check_open()
+            return self._log.checkpoints.get(name)
+
+    def delete_checkpoint(self, name: str) -> None:
+        validate_checkpoint_name(name)
+        with write(self._log) as tx:
+            tx.delete_checkpoint(name)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        log = self._log
+        with log.lock:
+            log.closed = True
+            log.changed.notify_all()
+
+    def __enter__(self) -> MemoryEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MemoryEventStore(at {id(self):#x})"

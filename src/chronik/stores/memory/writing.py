@@ -1,0 +1,285 @@
+"""Writing to the memory store: every write is a transaction.
+
+A :class:`MemoryTransaction` holds the log's write lock for its whole life and
+stages its changes (events, checkpoints, snapshots, projection state, dead letters)
+beside the log; its reads see the log with those changes. When the block ends they
+are applied under the log's lock, all at once, or dropped when it raised: readers
+never see half a transaction. An append in a transaction is all or nothing as well:
+when it fails (a wrong expected version, an append hook that raises) what it staged
+is dropped and the transaction goes on as before it.
+
+Append hooks run inside each append, before anything is committed, and get the
+transaction itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from chronik._append import (
+    ExistingEvent,
+    PreparedWrite,
+    expected_ok,
+    position_after,
+    prepare_write,
+    prepare_writes,
+    resolve_existing,
+    validate_checkpoint_name,
+    validate_read_stream,
+)
+from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamWrite,
+    validate_stream_id,
+)
+from chronik.store import LogPage
+from chronik.stores.memory import projection_state
+from chronik.stores.memory.reader import KIND, MemoryLog, Row, checkpoint_at
+
+__all__ = ["MemoryTransaction", "write"]
+
+_Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot], projection_state.ProjectionChanges]
+
+
+@contextmanager
+def write(log: MemoryLog) -> Iterator[MemoryTransaction]:
+    """A transaction on ``log``: committed when the block ends, dropped if it raises."""
+    log.begin_write()
+    try:
+        log.check_open()
+        tx = MemoryTransaction(log)
+        try:
+            yield tx
+            tx.commit()
+        finally:
+            tx.ended = True
+    finally:
+        log.end_write()
+
+
+class MemoryTransaction:
+    """An open write transaction on a memory store (see ``MemoryEventStore.transaction``)."""
+
+    def __init__(self, log: MemoryLog) -> None:
+        self._log = log
+        self.ended = False
+        # Staged: rows after the log's, the positions they add to streams, their ids.
+        self._rows: list[Row] = []
+        self._streams: dict[str, list[int]] = {}
+        self._ids: dict[uuid.UUID, ExistingEvent] = {}
+        self._checkpoints: dict[str, Checkpoint | None] = {}  # None: deleted
+        self._snapshots: dict[str, Snapshot] = {}
+        self._projections = projection_state.ProjectionChanges()
+
+    def _check_usable(self) -> None:
+        if self.ended:
+            raise InvalidInputError("this transaction has ended: use it only inside its block")
+
+    # -- your own statements --------------------------------------------------------------
+
+    def execute(self, statement: str, parameters: Any = ()) -> NoReturn:
+        """Refused: the memory store has no query language."""
+        raise ConfigurationError(
+            "the memory store runs no statements: keep the read model elsewhere, e.g. CheckpointedTarget"
+        )
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        """Append in this transaction; it commits with everything else or not at all."""
+        codec = self._log.codec
+        return self.append_prepared([prepare_write(codec, stream_id, events, expected_version)])[0]
+
+    def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        return self.append_prepared(prepare_writes(self._log.codec, writes))
+
+    def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Stage validated writes and run the append hooks on them; all or nothing."""
+        self._check_usable()
+        hooks = self._log.hooks
+        first = len(self._rows)
+        # Only hooks change more than rows; without them the rows are all to drop.
+        saved = self._save() if hooks else None
+        try:
+            results = self._stage(writes)
+            if hooks and first < len(self._rows):
+                events = [self._log.record(row) for row in self._rows[first:]]
+                for hook in list(hooks.values()):
+                    hook.appended(self, events)
+        except BaseException:
+            self._restore(first, saved)
+            raise
+        return results
+
+    def _stage(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+        """Stage each write in turn, after the rows staged before."""
+        log = self._log
+        now = datetime.now(UTC)
+        results: list[AppendResult] = []
+        for write in writes:
+            existing = {e.event_id: where for e in write.events if (where := self._find(e.event_id))}
+            if existing:
+                results.append(resolve_existing(write, existing, _checkpoint))
+                continue
+            version = self._version(write.stream_id)
+            if not expected_ok(write, version):
+                raise WrongExpectedVersionError(write.stream_id, write.expected, version)
+            positions = self._streams.setdefault(write.stream_id, [])
+            for event in write.events:
+                version += 1
+                position = len(log.rows) + len(self._rows) + 1
+                self._rows.append(Row(write.stream_id, write.category, version, position, event, now))
+                positions.append(position)
+                self._ids[event.event_id] = ExistingEvent(write.stream_id, version, position)
+            results.append(AppendResult(write.stream_id, version, position, checkpoint_at(position)))
+        return results
+
+    def _find(self, event_id: uuid.UUID) -> ExistingEvent | None:
+        return self._ids.get(event_id) or self._log.ids.get(event_id)
+
+    def _version(self, stream_id: str) -> int:
+        return len(self._log.streams.get(stream_id, ())) + len(self._streams.get(stream_id, ()))
+
+    def _save(self) -> _Saved:
+        """What else is staged now, to go back to if an append fails (a savepoint)."""
+        return (dict(self._checkpoints), dict(self._snapshots), self._projections.copy())
+
+    def _restore(self, rows: int, saved: _Saved | None) -> None:
+        for row in self._rows[rows:]:
+            self._streams[row.stream_id].pop()
+            del self._ids[row.event.event_id]
+        del self._rows[rows:]
+        if saved is not None:
+            self._checkpoints, self._snapshots, self._projections = saved
+
+    # -- reading as the transaction sees it ------------------------------------------------
+
+    def _row(self, position: int) -> Row:
+        committed = self._log.rows
+        if position <= len(committed):
+            return committed[position - 1]
+        return self._rows[position - len(committed) - 1]
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """Read a stream as this transaction sees it, its own appends included."""
+        self._check_usable()
+        stream_id, from_version, to_version, _ = validate_read_stream(
+            stream_id, from_version, to_version, None
+        )
+        positions = [*self._log.streams.get(stream_id, ()), *self._streams.get(stream_id, ())]
+        hi = len(positions) if to_version is None else min(to_version, len(positions))
+        return [self._log.record(self._row(p)) for p in positions[max(from_version, 1) - 1 : hi]]
+
+    def read_page(
+        self,
+        after: Checkpoint | None,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
+        """A page of the log as this transaction sees it (as ``LogReader.read_page``)."""
+        self._check_usable()
+        position = position_after(after, KIND)
+        committed = self._log.rows
+        chunk = committed[position : position + size]
+        if len(chunk) < size:
+            start = max(position - len(committed), 0)
+            chunk += self._rows[start : start + size - len(chunk)]
+        return self._log.page(chunk, categories, types, after)
+
+    # -- checkpoints and snapshots ------------------------------------------------------------
+
+    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        self._check_usable()
+        validate_checkpoint_name(name)
+        position_after(checkpoint, KIND)
+        self._checkpoints[name] = checkpoint
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        self._check_usable()
+        validate_checkpoint_name(name)
+        if name in self._checkpoints:
+            return self._checkpoints[name]
+        return self._log.checkpoints.get(name)
+
+    def delete_checkpoint(self, name: str) -> None:
+        self._check_usable()
+        validate_checkpoint_name(name)
+        self._checkpoints[name] = None
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        self._check_usable()
+        validate_stream_id(snapshot.stream_id)
+        if snapshot.recorded_at is None:
+            snapshot = Snapshot(
+                snapshot.stream_id,
+                snapshot.version,
+                snapshot.type,
+                snapshot.schema_version,
+                snapshot.data,
+                datetime.now(UTC),
+            )
+        self._snapshots[snapshot.stream_id] = snapshot
+
+    # -- projection state -----------------------------------------------------------------
+
+    def save_projection_state(self, state: ProjectionState) -> None:
+        self._check_usable()
+        self._projections.save(state)
+
+    def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        self._check_usable()
+        return projection_state.projection_states(self._log, name, self._projections)
+
+    def delete_projection_state(self, name: str, version: int) -> None:
+        self._check_usable()
+        self._projections.delete(name, version)
+
+    def park_event(self, letter: DeadLetter) -> None:
+        self._check_usable()
+        self._projections.park(self._log, letter)
+
+    def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        self._check_usable()
+        return projection_state.dead_letters(self._log, projection, self._projections)
+
+    # -- the end ------------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Apply everything staged to the log, at once, and wake the subscriptions."""
+        log = self._log
+        with log.lock:
+            log.check_open()
+            for row in self._rows:
+                log.rows.append(row)
+                log.streams.setdefault(row.stream_id, []).append(row.position)
+                log.ids[row.event.event_id] = ExistingEvent(row.stream_id, row.version, row.position)
+            for name, checkpoint in self._checkpoints.items():
+                if checkpoint is None:
+                    log.checkpoints.pop(name, None)
+                else:
+                    log.checkpoints[name] = checkpoint
+            log.snapshots.update(self._snapshots)
+            self._projections.apply(log)
+            if self._rows:
+                log.changed.notify_all()
+
+
+def _checkpoint(where: ExistingEvent) -> Checkpoint:
+    return checkpoint_at(where.position)
