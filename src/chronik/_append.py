@@ -142,10 +142,6 @@ def resolve_existing(
     return AppendResult(write.stream_id, last.version, last.position, checkpoint_of(last))
 
 
-def expected_ok(write: PreparedWrite, actual: int) -> bool:
-    return check_expected_version(write.expected, actual)
-
-
 def normalize_filter(values: Iterable[str] | None, what: str) -> tuple[str, ...] | None:
     """Turn a category or type filter into a tuple, refusing a bare string."""
     if values is None:

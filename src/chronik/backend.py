@@ -173,12 +173,10 @@ class Backend:
     open_async: OpenAsyncStore
 
 
-def expected_version_ok(expected: object, actual: int) -> bool:
-    """Whether a stream at version ``actual`` satisfies the expected version ``expected``.
-
-    ``expected`` is validated first (``InvalidExpectedVersionError``).
-    """
-    return check_expected_version(validate_expected_version(expected), actual)
+expected_version_ok = check_expected_version
+"""``expected_version_ok(expected, actual)``: whether a stream at version ``actual``
+satisfies ``expected``, an expected version already validated (a ``PreparedWrite``'s,
+or one that passed :func:`validate_expected_version`)."""
 
 
 def recorded_event(

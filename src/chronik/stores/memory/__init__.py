@@ -9,9 +9,7 @@ store, its transactions and its readers share, and the subscription hooks),
 from typing import Any
 from urllib.parse import urlsplit
 
-from chronik._options import parse_options
-from chronik.aio import AsyncStoreAdapter
-from chronik.backend import Backend
+from chronik.backend import AsyncStoreAdapter, Backend, parse_options
 from chronik.codec import EventRegistry
 from chronik.errors import ConfigurationError
 from chronik.stores.memory.store import MemoryEventStore

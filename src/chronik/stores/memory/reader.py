@@ -19,11 +19,9 @@ import uuid
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from chronik._append import ExistingEvent, position_after
-from chronik.codec import Codec, EncodedEvent
+from chronik.backend import AppendHook, Codec, EncodedEvent, ExistingEvent, LogPage, position_after
 from chronik.errors import InvalidInputError, StoreClosedError
 from chronik.events import Checkpoint, DeadLetter, ProjectionState, RecordedEvent, Snapshot
-from chronik.store import AppendHook, LogPage
 
 __all__ = ["KIND", "MemoryLog", "MemoryLogReader", "Row", "checkpoint_at"]
 

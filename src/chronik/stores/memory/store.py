@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
-from chronik._append import (
+from chronik.backend import (
+    AppendHook,
+    Subscribes,
     normalize_filter,
     position_after,
     prepare_write,
@@ -37,11 +39,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AppendHook
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
 from chronik.stores.memory.writing import MemoryTransaction, write
-from chronik.subscriptions import Subscribes
 
 __all__ = ["MemoryEventStore"]
 

@@ -20,10 +20,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from chronik._append import (
+from chronik.backend import (
     ExistingEvent,
+    LogPage,
     PreparedWrite,
-    expected_ok,
+    expected_version_ok,
     position_after,
     prepare_write,
     prepare_writes,
@@ -44,7 +45,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import LogPage
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, Row, checkpoint_at
 
@@ -136,7 +136,7 @@ class MemoryTransaction:
                 results.append(resolve_existing(write, existing, _checkpoint))
                 continue
             version = self._version(write.stream_id)
-            if not expected_ok(write, version):
+            if not expected_version_ok(write.expected, version):
                 raise WrongExpectedVersionError(write.stream_id, write.expected, version)
             positions = self._streams.setdefault(write.stream_id, [])
             for event in write.events:

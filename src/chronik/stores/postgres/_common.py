@@ -14,8 +14,7 @@ import psycopg
 import psycopg_pool
 from psycopg.adapt import AdaptersMap, Buffer, Loader
 
-from chronik._migrations import Migration, load_migrations
-from chronik.codec import Codec
+from chronik.backend import Codec, LogPage, Migration, load_migrations
 from chronik.errors import (
     ChronikError,
     ConfigurationError,
@@ -27,7 +26,6 @@ from chronik.errors import (
     StoreClosedError,
 )
 from chronik.events import Checkpoint, RecordedEvent
-from chronik.store import LogPage
 
 __all__ = [
     "ADAPTERS",

@@ -17,8 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chronik._options import parse_bool, parse_options
-from chronik.codec import DEFAULT_MAX_EVENT_SIZE
+from chronik.backend import DEFAULT_MAX_EVENT_SIZE, parse_bool, parse_options
 from chronik.errors import ConfigurationError
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "parse_config", "validate_schema_name"]

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
-from chronik._append import ExistingEvent, PreparedWrite, expected_ok, resolve_existing
+from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint
 from chronik.stores.postgres import sql
@@ -192,7 +192,7 @@ def decide(
             results.append(resolve_existing(write, existing, checkpoint_of))
             continue
         actual = versions.get(write.stream_id, 0)
-        if not expected_ok(write, actual):
+        if not expected_version_ok(write.expected, actual):
             raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
         results.append(None)
         plan.append(index)

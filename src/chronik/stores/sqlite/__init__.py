@@ -3,9 +3,7 @@
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from chronik._options import parse_bool, parse_options
-from chronik.aio import AsyncStoreAdapter
-from chronik.backend import Backend
+from chronik.backend import AsyncStoreAdapter, Backend, parse_bool, parse_options
 from chronik.codec import EventRegistry
 from chronik.errors import ConfigurationError
 from chronik.stores.sqlite.schema import check_schema

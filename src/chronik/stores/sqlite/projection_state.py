@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from chronik._append import position_after, validate_checkpoint_name
+from chronik.backend import position_after, validate_checkpoint_name
 from chronik.errors import InvalidInputError
 from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, Snapshot
 from chronik.stores.sqlite import sql

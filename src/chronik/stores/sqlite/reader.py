@@ -22,10 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from chronik._append import position_after
-from chronik.codec import Codec
+from chronik.backend import Codec, LogPage, position_after
 from chronik.events import Checkpoint, RecordedEvent
-from chronik.store import LogPage
 from chronik.stores.sqlite import sql
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, Literal, Protocol
 
-from chronik._migrations import Migration, load_migrations, pending_migrations
+from chronik.backend import Migration, load_migrations, pending_migrations
 from chronik.errors import (
     ChronikError,
     IntegrityError,

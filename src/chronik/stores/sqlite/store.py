@@ -19,7 +19,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
-from chronik._append import (
+from chronik.backend import (
+    AppendHook,
+    Subscribes,
     normalize_filter,
     position_after,
     prepare_write,
@@ -43,7 +45,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AppendHook
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import schema, sql
 from chronik.stores.sqlite.reader import (
@@ -54,7 +55,6 @@ from chronik.stores.sqlite.reader import (
 )
 from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
 from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
-from chronik.subscriptions import Subscribes
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 

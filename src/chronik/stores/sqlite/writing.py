@@ -16,16 +16,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from chronik._append import (
+from chronik.backend import (
+    AppendHook,
+    Codec,
     ExistingEvent,
+    LogPage,
     PreparedWrite,
-    expected_ok,
+    expected_version_ok,
     prepare_write,
     prepare_writes,
     resolve_existing,
     validate_read_stream,
 )
-from chronik.codec import Codec
 from chronik.errors import InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
     ANY,
@@ -40,7 +42,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AppendHook, LogPage
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import NEW_RECORD, read_page, stream_records
@@ -341,7 +342,7 @@ def _append_in(
             actual = 0
         else:
             actual = conn.execute(sql.STREAM_VERSION, (write.stream_id,)).fetchone()[0] or 0
-        if not expected_ok(write, actual):
+        if not expected_version_ok(write.expected, actual):
             existing = {} if careful else _lookup(conn, write)
             if existing:
                 results.append(resolve_existing(write, existing, _checkpoint))

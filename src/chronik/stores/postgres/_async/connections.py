@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVa
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from chronik.codec import Codec
+from chronik.backend import AsyncAppendHook, Codec
 from chronik.errors import StoreClosedError
 from chronik.events import RecordedEvent
-from chronik.store import AsyncAppendHook
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.schema import connect, prepare_schema
 from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate

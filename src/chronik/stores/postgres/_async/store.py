@@ -15,14 +15,16 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
-from chronik._append import (
+from chronik.backend import (
+    AsyncAppendHook,
+    AsyncSubscribes,
     normalize_filter,
+    pending_migrations,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
     validate_limit,
 )
-from chronik._migrations import pending_migrations
 from chronik.codec import Codec, EventRegistry
 from chronik.errors import InvalidInputError
 from chronik.events import (
@@ -38,7 +40,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AsyncAppendHook
 from chronik.stores.postgres._async import projection_state, reader, writing
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
@@ -46,7 +47,6 @@ from chronik.stores.postgres._async.schema import applied_migrations
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
 from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
 from chronik.stores.postgres._config import parse_config
-from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
 

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from chronik._append import (
+from chronik.backend import (
+    AsyncAppendHook,
+    LogPage,
     PreparedWrite,
     prepare_write,
     prepare_writes,
@@ -41,7 +43,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AsyncAppendHook, LogPage
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async import projection_state
 from chronik.stores.postgres._async.connections import Conn, Connections

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVa
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from chronik.codec import Codec
+from chronik.backend import AppendHook, Codec
 from chronik.errors import StoreClosedError
 from chronik.events import RecordedEvent
-from chronik.store import AppendHook
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
 from chronik.stores.postgres._config import PostgresConfig

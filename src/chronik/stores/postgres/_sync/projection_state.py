@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.codec import Codec
+from chronik.backend import Codec
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql

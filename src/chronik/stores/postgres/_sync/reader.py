@@ -13,11 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 
-from chronik._append import validate_limit, validate_read_stream
-from chronik.codec import Codec
+from chronik.backend import Codec, LogPage, validate_limit, validate_read_stream
 from chronik.errors import InvalidInputError
 from chronik.events import Checkpoint, RecordedEvent, StreamInfo, validate_stream_id
-from chronik.store import LogPage
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,

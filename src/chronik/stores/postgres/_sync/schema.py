@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik._migrations import Migration, pending_migrations
+from chronik.backend import Migration, pending_migrations
 from chronik.errors import NotAChronikStoreError, OperationalError, PendingMigrationsError
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import ADAPTERS, MIGRATIONS, check_server, translate

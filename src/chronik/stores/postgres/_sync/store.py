@@ -10,14 +10,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
-from chronik._append import (
+from chronik.backend import (
+    AppendHook,
+    Subscribes,
     normalize_filter,
+    pending_migrations,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
     validate_limit,
 )
-from chronik._migrations import pending_migrations
 from chronik.codec import Codec, EventRegistry
 from chronik.errors import InvalidInputError
 from chronik.events import (
@@ -33,7 +35,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AppendHook
 from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
 from chronik.stores.postgres._config import parse_config
 from chronik.stores.postgres._sync import projection_state, reader, writing
@@ -41,7 +42,6 @@ from chronik.stores.postgres._sync.connections import Conn, Connections
 from chronik.stores.postgres._sync.reader import PostgresLogReader
 from chronik.stores.postgres._sync.schema import applied_migrations
 from chronik.stores.postgres._sync.writing import PostgresTransaction
-from chronik.subscriptions import Subscribes
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
 

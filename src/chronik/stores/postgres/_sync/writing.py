@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from chronik._append import (
+from chronik.backend import (
+    AppendHook,
+    LogPage,
     PreparedWrite,
     prepare_write,
     prepare_writes,
@@ -34,7 +36,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.store import AppendHook, LogPage
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import KIND, MAX_VERSION, checkpoint_start, record, translate
 from chronik.stores.postgres._decide import (

@@ -1,0 +1,26 @@
+"""The shape of the package: modules stay small, and every backend folder has the same files."""
+
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "chronik"
+LIMIT = 800
+LAYOUT = {"__init__.py", "store.py", "writing.py", "reader.py", "projection_state.py"}
+
+
+def test_no_module_is_over_800_lines() -> None:
+    long = {
+        str(path.relative_to(SRC)): n
+        for path in SRC.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > LIMIT
+    }
+    assert long == {}, f"modules over {LIMIT} lines: {long}"
+
+
+@pytest.mark.parametrize(
+    "folder", ["stores/memory", "stores/sqlite", "stores/postgres/_async", "stores/postgres/_sync"]
+)
+def test_every_backend_folder_has_the_same_files(folder: str) -> None:
+    names = {p.name for p in (SRC / folder).glob("*.py")}
+    assert LAYOUT - {"__init__.py"} <= names, f"{folder} lacks {sorted(LAYOUT - names)}"
