@@ -46,9 +46,48 @@ FILES: dict[str, tuple[str, str]] = {
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
         ]
     },
+    "projections/_async_targets.py": (
+        "projections/_targets.py",
+        "Where a projection's read model and checkpoint live, and how they commit (sync).\n\n"
+        + _NOTE.format(source="_async_targets.py")
+        + " The design is described there.",
+    ),
+    "projections/_async_lag.py": (
+        "projections/_lag.py",
+        "How far a projection is behind, and which version serves queries (sync).\n\n"
+        + _NOTE.format(source="_async_lag.py"),
+    ),
+    "projections/_async_runner.py": (
+        "projections/_runner.py",
+        "The projection runner: catch up from the checkpoint, then follow live (sync).\n\n"
+        + _NOTE.format(source="_async_runner.py")
+        + " The design is described there;\nwhat differs between a thread and a task is in"
+        + " ``_concurrency.py``.",
+    ),
+    "projections/_async_inline.py": (
+        "projections/_inline.py",
+        "Inline projections: run inside each append's own transaction, never behind (sync).\n\n"
+        + _NOTE.format(source="_async_inline.py")
+        + " The design, and the guarantee\ninline projections get, are described there.",
+    ),
 }
 
 REPLACEMENTS: list[tuple[str, str]] = [
+    # chronik.store's capability twins, and the projection layer's own (runner, targets,
+    # inline projections and the thread/task helpers of projections/_concurrency.py)
+    (
+        r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
+        r"|Subscribable|AppendHooks)\b",
+        r"\1",
+    ),
+    (
+        r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|Unit"
+        r"|InlineProjection|Background|Progress|StopSignal)\b",
+        r"\1",
+    ),
+    (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
+    (r"\brequire_async_store\b", "require_sync_store"),
+    (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),

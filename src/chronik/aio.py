@@ -20,6 +20,11 @@ hops threads):
   meanwhile (the writer thread waits, so the transaction is used by one thread at a
   time). A hook that raises fails the append and nothing is written.
 
+The adapter has exactly the powers of the store it wraps: for a sync store that is
+not, say, ``Transactional``, the adapter has no ``transaction`` attribute at all (so
+``isinstance(adapter, AsyncTransactional)`` is False, and using it raises an
+``AttributeError`` naming the missing power).
+
 A task that holds the write lock (it is inside ``async with store.transaction()``,
 or it is an append hook running) may not write through the store itself: that
 would wait for its own lock. It gets ``InvalidInputError``, as the sync stores give
@@ -34,7 +39,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, Final, Generic, ParamSpec, TypeVar
+from typing import Any, ClassVar, Final, Generic, ParamSpec, TypeVar
 
 from chronik.errors import ConfigurationError, InvalidInputError, StoreClosedError
 from chronik.events import (
@@ -82,11 +87,16 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
 
     Every call is offloaded to a thread (see the module's docstring), the memory
     store's too: its transactions and append hooks hold a threading lock that the
-    event loop must never wait for. A capability the sync store lacks raises
-    ``ConfigurationError`` when used.
+    event loop must never wait for. A power the sync store lacks is absent here too.
     """
 
     is_async: Final = True
+    _composed: ClassVar[bool] = False  # True on the classes _without makes
+
+    def __new__(cls, store: S) -> AsyncStoreAdapter[S]:
+        if not cls._composed:
+            cls = _without(cls, store)
+        return super().__new__(cls)
 
     def __init__(self, store: S) -> None:
         self.sync = store
@@ -299,6 +309,66 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
 
     def __repr__(self) -> str:
         return f"AsyncStoreAdapter({self.sync!r})"
+
+
+# -- the powers the wrapped store lacks are absent --------------------------------------------
+
+_POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
+    (SnapshotStore, ("save_snapshot", "load_snapshot")),
+    (CheckpointStore, ("save_checkpoint", "load_checkpoint", "delete_checkpoint")),
+    (Subscribable, ("log_reader", "subscribe")),
+    (Transactional, ("transaction",)),
+    (
+        ProjectionStateStore,
+        (
+            "save_projection_state",
+            "projection_states",
+            "delete_projection_state",
+            "park_event",
+            "dead_letters",
+        ),
+    ),
+    (AppendHooks, ("add_append_hook", "remove_append_hook")),
+)
+_FACES: dict[tuple[type, frozenset[type]], type] = {}
+_FACES_LOCK: Final = threading.Lock()
+
+
+def _absent_getattribute(self: Any, name: str) -> Any:
+    """``__getattribute__`` of a face that lacks some powers: their methods are absent."""
+    absent: dict[str, type] = type(self)._absent
+    if name in absent:
+        raise AttributeError(
+            f"{name!r}: {object.__getattribute__(self, 'sync')!r} is not {absent[name].__name__}, "
+            f"so its asyncio face has no {name}"
+        )
+    return object.__getattribute__(self, name)
+
+
+def _without(cls: type[AsyncStoreAdapter[Any]], store: object) -> type[AsyncStoreAdapter[Any]]:
+    """``cls`` without the methods of the powers ``store`` lacks (one class per set).
+
+    Each such method is None in the class, which is how a runtime Protocol check
+    learns that a method is blocked (as ``__hash__ = None`` does), and reading it from
+    an instance raises an ``AttributeError`` that names the missing power.
+    """
+    missing = frozenset(power for power, _ in _POWERS if not isinstance(store, power))
+    if not missing:
+        return cls
+    with _FACES_LOCK:
+        face = _FACES.get((cls, missing))
+        if face is None:
+            absent = {name: power for power, names in _POWERS if power in missing for name in names}
+            namespace: dict[str, Any] = dict.fromkeys(absent)
+            namespace.update(
+                __module__=cls.__module__,
+                __qualname__=cls.__qualname__,
+                _composed=True,
+                _absent=absent,
+                __getattribute__=_absent_getattribute,
+            )
+            face = _FACES[(cls, missing)] = type(cls.__name__, (cls,), namespace)
+        return face
 
 
 class _ThreadPool:

@@ -128,7 +128,7 @@ def test_seat_availability_matches_the_write_side_under_concurrent_bookings(stor
     handler = CommandHandler(store, conference_decider, retries=50)
     for name, capacity in conferences.items():
         handler.handle(f"conference-{name}", ScheduleConference(name, capacity))
-    runner = ProjectionRunner(store, seat_availability).start()
+    runner = ProjectionRunner(store, seat_availability).run_in_background()
     refused: list[str] = []
     lock = threading.Lock()
 

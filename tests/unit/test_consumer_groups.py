@@ -90,7 +90,7 @@ def test_members_as_projection_runners_on_threads() -> None:
         group.member(i).runner(store, projection(i), CheckpointedTarget(None, store)) for i in (2, 0, 1)
     ]
     for r in runners:
-        r.start()
+        r.run_in_background()
     try:
         for round_ in range(1, 4):
             _write_round(store, round_)

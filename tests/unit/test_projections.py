@@ -141,7 +141,7 @@ def test_follow_live_on_a_thread() -> None:
     store = _store()
     _add(store, "acc-1", 1)
     model: Model = {}
-    runner = ProjectionRunner(store, _totals(), CheckpointedTarget(model, store)).start()
+    runner = ProjectionRunner(store, _totals(), CheckpointedTarget(model, store)).run_in_background()
     try:
         for i in range(20):
             _add(store, f"acc-{i % 3}", i)
@@ -388,7 +388,24 @@ def test_inline_handler_failure_fails_the_append() -> None:
 def test_an_asyncio_store_is_refused_clearly() -> None:
     store = chronik.connect_async("memory://")
     projection = Projection("counts", {"Placed": lambda event, tx: None})
-    with pytest.raises(chronik.ConfigurationError, match="asyncio store"):
+    with pytest.raises(chronik.ConfigurationError, match="asyncio store: use AsyncProjectionRunner"):
         ProjectionRunner(store, projection)  # type: ignore[arg-type]
-    with pytest.raises(chronik.ConfigurationError, match="asyncio store"):
+    with pytest.raises(chronik.ConfigurationError, match="asyncio store: use add_inline_projection_async"):
         add_inline_projection(store, projection)
+
+
+def test_a_coroutine_handler_is_refused_by_the_sync_runner() -> None:
+    store = _store()
+    _add(store, "acc-1", 1)
+
+    async def added(event: RecordedEvent, model: Model) -> None:
+        model[event.stream_id] = event.data["amount"]
+
+    model: Model = {}
+    runner = ProjectionRunner(store, Projection("coro", {"Added": added}), CheckpointedTarget(model, store))
+    with pytest.raises(chronik.ConfigurationError, match=r"Projection\('coro'.*the handler of 'Added'"):
+        runner.run_until_caught_up()
+    assert model == {}
+    assert store.load_checkpoint("projection:coro:v1") is None  # not taken as handled
+    with pytest.raises(chronik.ConfigurationError, match="the handler of 'Added'"):
+        add_inline_projection(store, Projection("coro", {"Added": added}))

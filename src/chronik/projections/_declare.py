@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -12,13 +12,17 @@ from chronik.errors import InvalidInputError
 from chronik.events import RecordedEvent
 from chronik.projections.errors import DuplicateProjectionError
 
-__all__ = ["Handler", "Projection", "Projections"]
+__all__ = ["Handler", "Hook", "Projection", "Projections"]
 
 C = TypeVar("C")
-Handler = Callable[[RecordedEvent, C], None]
+Handler = Callable[[RecordedEvent, C], Awaitable[None] | None]
 """A handler: the event, and the context of the read model (a SQL transaction, a
 Redis pipeline, a dict...). For read models that are not committed with the
-checkpoint it must be idempotent by ``event.position``."""
+checkpoint it must be idempotent by ``event.position``. On an asyncio runner it may
+be a coroutine function (its result is awaited); a sync runner refuses one."""
+Hook = Callable[[C], Awaitable[None] | None]
+"""``setup``, ``teardown`` or ``activate``: given the read model's context; a coroutine
+function on an asyncio runner, as handlers."""
 
 
 def _check_name(name: object) -> str:
@@ -48,9 +52,9 @@ class Projection(Generic[C]):
     name: str
     handlers: Mapping[str, Handler[C]]
     version: int = 1
-    setup: Callable[[C], None] | None = None
-    teardown: Callable[[C], None] | None = None
-    activate: Callable[[C], None] | None = None
+    setup: Hook[C] | None = None
+    teardown: Hook[C] | None = None
+    activate: Hook[C] | None = None
     categories: tuple[str, ...] | None = None
     """Only events of these stream categories (default: every category)."""
     description: str = field(default="", compare=False)
@@ -89,11 +93,14 @@ class Projection(Generic[C]):
         """The name its checkpoint is stored under: ``projection:<name>:v<version>``."""
         return f"projection:{self.name}:v{self.version}"
 
-    def handle(self, event: RecordedEvent, context: C) -> None:
-        """Apply ``event`` to the read model (events of types it does not handle are ignored)."""
+    def handle(self, event: RecordedEvent, context: C) -> Awaitable[None] | None:
+        """Apply ``event`` to the read model (events of types it does not handle are ignored).
+
+        Returns what the handler returned: an awaitable for a coroutine function."""
         handler = self.handlers.get(event.type)
         if handler is not None:
-            handler(event, context)
+            return handler(event, context)
+        return None
 
     def __repr__(self) -> str:
         return f"Projection({self.name!r}, version={self.version}, types={list(self.types)})"

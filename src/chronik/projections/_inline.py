@@ -1,16 +1,8 @@
-"""Inline projections: run inside each append's own transaction, never behind.
+"""Inline projections: run inside each append's own transaction, never behind (sync).
 
-An inline projection is an append hook (``chronik.store.AppendHooks``). Installing
-it catches it up on the events already stored, under the store's write lock, so no
-append can slip between its catch-up and its first call. From then on every append
-of that store object runs the handlers in its transaction: when a handler raises,
-the append fails and nothing is written (:class:`ProjectionFailedError` says which
-event); when the append commits, so do the handlers' writes and the checkpoint.
-
-Appends by other store objects or processes do not run the hook. Rather than miss
-them, each call first handles any events between the projection's checkpoint and
-its own (written by someone without the hook), so the read model never skips one;
-install the projection in every writer to keep it exactly in step.
+GENERATED from ``_async_inline.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design, and the guarantee
+inline projections get, are described there.
 """
 
 from __future__ import annotations
@@ -21,9 +13,10 @@ from typing import Any, Generic, TypeVar
 
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint, FailedEvent, ProjectionState, RecordedEvent
+from chronik.projections._concurrency import AwaitableRefusedError, require_sync_store, settle
 from chronik.projections._declare import Projection
 from chronik.projections.errors import ProjectionFailedError
-from chronik.store import AppendHooks, ProjectionStateStore, is_async
+from chronik.store import AppendHooks, ProjectionStateStore
 
 __all__ = ["InlineProjection", "add_inline_projection", "remove_inline_projection"]
 
@@ -54,7 +47,9 @@ class InlineProjection(Generic[C]):
         if projection.categories is not None and event.category not in projection.categories:
             return
         try:
-            projection.handle(event, context)
+            settle(projection.handle(event, context), repr(projection), f"the handler of {event.type!r}")
+        except AwaitableRefusedError:
+            raise
         except Exception as err:
             failure = FailedEvent.of(event, err, 1)
             raise ProjectionFailedError(
@@ -98,7 +93,7 @@ class InlineProjection(Generic[C]):
             )
         )
         if fresh and self.projection.setup is not None:
-            self.projection.setup(context)
+            settle(self.projection.setup(context), repr(self.projection), "setup")
         reached = self._catch_up(tx, context, checkpoint, None)
         if reached is not None and reached != checkpoint:
             tx.save_checkpoint(self.name, reached)
@@ -130,11 +125,7 @@ def add_inline_projection(
     ``context`` is what handlers write to; None gives them the append's transaction
     (``tx.execute(...)`` on SQL stores).
     """
-    if is_async(store):
-        raise ConfigurationError(
-            f"{store!r} is an asyncio store: add inline projections to the sync store "
-            "(chronik.connect(...)) of the same URL"
-        )
+    require_sync_store(store, "add_inline_projection")
     if not isinstance(store, AppendHooks):
         raise ConfigurationError(f"{store!r} cannot run inline projections (it has no append hooks)")
     hook = InlineProjection(projection, context)

@@ -1,33 +1,18 @@
-"""The projection runner: catch up from the checkpoint, then follow live.
+"""The projection runner: catch up from the checkpoint, then follow live (sync).
 
-Each batch of events is one *unit* of the target: the handlers' writes and the
-checkpoint after the batch. On a transactional target (a read model in the event
-store's database) that is one transaction, so a crash anywhere neither loses nor
-doubles an effect; elsewhere the checkpoint follows the writes (at-least-once).
-
-Inside each unit the runner first checks that the stored checkpoint is still the
-one it started the batch from. A second runner of the same projection (another
-process, a deploy overlap) that got there first makes the check fail and the batch
-roll back, instead of applying it twice.
-
-When a handler raises, the batch is abandoned and its events are taken again one
-at a time, retrying the failing one with exponential backoff. If it still fails,
-the policy decides: ``stop`` records the failure (stream, version, type, error) in
-the projection's state and raises :class:`ProjectionFailedError`, leaving the
-checkpoint before the event; ``park`` records a dead letter in the same unit as the
-checkpoint that moves past it, and goes on. Either way the event is accounted for.
+GENERATED from ``_async_runner.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design is described there;
+what differs between a thread and a task is in ``_concurrency.py``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -40,156 +25,42 @@ from chronik.events import (
     ProjectionStatus,
     RecordedEvent,
 )
+from chronik.projections._common import FailurePolicy, HandlerFailed, Lag, Stopped, checkpoint_name
+from chronik.projections._concurrency import (
+    AwaitableRefusedError,
+    Background,
+    Progress,
+    StopSignal,
+    require_sync_store,
+    settle,
+)
 from chronik.projections._declare import Projection
-from chronik.projections._targets import ProjectionTarget, TransactionalTarget, Unit
+from chronik.projections._lag import exists, projection_lag, subscribable
+from chronik.projections._targets import ProjectionTarget, Unit, default_target
 from chronik.projections.errors import (
     ProjectionConflictError,
     ProjectionFailedError,
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.store import EventStore, LogReader, ProjectionStateStore, Subscribable, Transactional, is_async
+from chronik.store import EventStore, ProjectionStateStore
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription, validate_batch_size
 
-__all__ = [
-    "FailurePolicy",
-    "Lag",
-    "ProjectionRunner",
-    "active_version",
-    "blue_green",
-    "checkpoint_name",
-    "projection_lag",
-]
+__all__ = ["ProjectionRunner", "blue_green"]
 
 C = TypeVar("C")
 logger = logging.getLogger("chronik.projections")
 
 
-@dataclass(frozen=True)
-class FailurePolicy:
-    """What a runner does when a handler raises.
-
-    The event is tried ``1 + retries`` times, waiting ``backoff`` seconds before the
-    first retry and twice as long before each next one (at most ``max_backoff``).
-    Then ``on_failure="stop"`` stops the projection on the event, or ``"park"``
-    records it as a dead letter and goes on.
-    """
-
-    retries: int = 3
-    backoff: float = 0.1
-    max_backoff: float = 10.0
-    on_failure: Literal["stop", "park"] = "stop"
-
-    def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise InvalidInputError(f"retries must be an int >= 0, got {self.retries!r}")
-        if self.backoff < 0 or self.max_backoff < 0:
-            raise InvalidInputError("backoff and max_backoff must be >= 0")
-        if self.on_failure not in ("stop", "park"):
-            raise InvalidInputError(f"on_failure must be 'stop' or 'park', got {self.on_failure!r}")
-
-
-class Lag(msgspec.Struct, frozen=True):
-    """How far a projection is behind the log: ``events`` not yet handled (of the types
-    it handles) and ``seconds`` since the oldest of them was recorded (0 when none)."""
-
-    events: int
-    seconds: float
-    checkpoint: Checkpoint | None
-    head: Checkpoint | None
-
-
-def checkpoint_name(projection: Projection[Any], partition: Partition | None = None) -> str:
-    """``projection:<name>:v<version>``, plus ``:p<index>of<count>`` for a group member."""
-    name = projection.checkpoint_name
-    return name if partition is None else f"{name}:p{partition}"
-
-
-def _subscribable(store: object) -> Subscribable:
-    if not isinstance(store, Subscribable):
-        raise ConfigurationError(f"{store!r} cannot run projections: it does not support subscriptions")
-    return store
-
-
-def projection_lag(
-    store: EventStore,
-    projection: Projection[Any],
-    target: ProjectionTarget[Any] | None = None,
-    *,
-    partition: Partition | None = None,
-) -> Lag:
-    """The lag of ``projection`` as its stored checkpoint says; works without a runner."""
-    target = target if target is not None else _default_target(store)
-    checkpoint = target.load_checkpoint(checkpoint_name(projection, partition))
-    reader = _subscribable(store).log_reader()
-    try:
-        return _lag(reader, store, projection, checkpoint, partition)
-    finally:
-        reader.close()
-
-
-def _lag(
-    reader: LogReader,
-    store: EventStore,
-    projection: Projection[Any],
-    checkpoint: Checkpoint | None,
-    partition: Partition | None,
-) -> Lag:
-    head = store.head()
-    cats, kinds = projection.categories, projection.types
-    oldest: RecordedEvent | None = None
-    if partition is None:
-        events = reader.count_events(checkpoint, cats, kinds)
-        after = checkpoint
-        while events and oldest is None:
-            page = reader.read_page(after, DEFAULT_BATCH_SIZE, cats, kinds)
-            oldest = page.events[0] if page.events else None
-            if page.checkpoint == after:
-                break
-            after = page.checkpoint
-    else:
-        events, after = 0, checkpoint
-        while True:
-            page = reader.read_page(after, DEFAULT_BATCH_SIZE, cats, kinds)
-            owned = [e for e in page.events if partition.owns(e.stream_id)]
-            events += len(owned)
-            if oldest is None and owned:
-                oldest = owned[0]
-            if page.checkpoint == after:
-                break
-            after = page.checkpoint
-    seconds = 0.0
-    if oldest is not None:
-        seconds = max(0.0, (datetime.now(UTC) - oldest.recorded_at).total_seconds())
-    return Lag(events, seconds, checkpoint, head)
-
-
-def _default_target(store: object) -> ProjectionTarget[Any]:
-    if isinstance(store, Transactional):
-        return TransactionalTarget(store)
-    raise ConfigurationError(
-        f"{store!r} has no transactions to keep a read model in: pass target=CheckpointedTarget(...)"
-    )
-
-
-class _HandlerFailed(Exception):
-    def __init__(self, event: RecordedEvent) -> None:
-        self.event = event
-
-
-class _Stopped(Exception):
-    pass
-
-
 class ProjectionRunner(Generic[C]):
     """Feeds one projection from a subscription and stores its checkpoint.
 
-    ``target`` defaults to a :class:`TransactionalTarget` on ``store`` (a read model
-    in the same database). ``partition`` makes the runner one member of a consumer
-    group with a checkpoint of its own.
+    ``target`` defaults to a transactional target (:class:`TransactionalTarget`)
+    on ``store`` (a read model in the same database). ``partition`` makes the runner one member of a
+    consumer group with a checkpoint of its own.
 
-    Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or on a
-    thread of its own (:meth:`start`, :meth:`stop`).
+    Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
+    background (:meth:`run_in_background`, :meth:`stop`).
     """
 
     def __init__(
@@ -209,9 +80,9 @@ class ProjectionRunner(Generic[C]):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
         require_sync_store(store, "ProjectionRunner")
         self.store = store
-        self._subscribable = _subscribable(store)
+        self._subscribable = subscribable(store)
         self.projection = projection
-        self.target: ProjectionTarget[C] = target if target is not None else _default_target(store)
+        self.target: ProjectionTarget[C] = target if target is not None else default_target(store)
         self.policy = policy if policy is not None else FailurePolicy()
         self.batch_size = validate_batch_size(batch_size)
         self.partition = partition
@@ -225,15 +96,15 @@ class ProjectionRunner(Generic[C]):
         self._warn_unknown_types = warn_unknown_types
         self._checkpoint: Checkpoint | None = None
         self._live = False
-        self._stop = threading.Event()
-        self._progress = threading.Condition()
+        self._stop = StopSignal()
+        self._progress = Progress()
         self._subscription: Subscription | None = None
-        self._thread: threading.Thread | None = None
+        self._background = Background()
         self.handled = 0
         """Events handled by this runner object (replays after a conflict included)."""
         self.parked = 0
         self.error: BaseException | None = None
-        """Why a runner started with :meth:`start` stopped, if it failed."""
+        """Why a runner started with :meth:`run_in_background` stopped, if it failed."""
 
     # -- running ------------------------------------------------------------------------
 
@@ -250,55 +121,52 @@ class ProjectionRunner(Generic[C]):
         return self.handled - before
 
     def run(self) -> None:
-        """Catch up, then follow live events until :meth:`stop` is called (from another thread)."""
+        """Catch up, then follow live events until :meth:`stop` is called (from elsewhere)."""
         self._loop(follow=True)
 
-    def start(self) -> ProjectionRunner[C]:
-        """Run on a daemon thread of its own; :attr:`error` says why it stopped, if it failed."""
-        if self._thread is not None and self._thread.is_alive():
+    def run_in_background(self) -> ProjectionRunner[C]:
+        """Run in the background (asyncio: a task; sync: a daemon thread) until :meth:`stop`;
+        :attr:`error` says why it stopped, if it failed."""
+        if self._background.alive:
             raise InvalidInputError(f"runner of {self.projection!r} is already running")
         self._stop.clear()
         self.error = None
-
-        def target() -> None:
-            try:
-                self.run()
-            except BaseException as err:
-                self.error = err
-                logger.error("projection %s stopped: %s", self.projection.name, err)
-                with self._progress:
-                    self._progress.notify_all()
-
-        self._thread = threading.Thread(
-            target=target, name=f"chronik-projection-{self.projection.name}", daemon=True
-        )
-        self._thread.start()
+        self._background.start(self._run_in_background, f"chronik-projection-{self.projection.name}")
         return self
 
+    def _run_in_background(self) -> None:
+        try:
+            self.run()
+        except BaseException as err:
+            self.error = err
+            logger.error("projection %s stopped: %s", self.projection.name, err)
+            self._progress.notify()
+            if not isinstance(err, Exception):
+                raise
+
     def stop(self, timeout: float | None = None) -> None:
-        """Stop following (wakes a waiting runner); with :meth:`start`, wait for the thread."""
+        """Stop following (wakes a waiting runner); in the background, wait for it to end."""
         self._stop.set()
         subscription = self._subscription
         if subscription is not None:
             subscription.close()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._background.join(timeout)
 
     def wait_for(self, checkpoint: Checkpoint | None, timeout: float | None = None) -> bool:
-        """Block until this runner has committed up to ``checkpoint`` (or stopped); True if it has."""
+        """Wait until this runner has committed up to ``checkpoint`` (or stopped); True if it has."""
         if checkpoint is None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._progress:
-            while self._checkpoint is None or self._checkpoint < checkpoint:
-                if self.error is not None or (self._thread is not None and not self._thread.is_alive()):
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._progress.wait(0.1 if remaining is None else min(remaining, 0.1))
-        return True
+        while True:
+            seen = self._progress.count
+            if self._checkpoint is not None and self._checkpoint >= checkpoint:
+                return True
+            if self.error is not None or (self._background.started and not self._background.alive):
+                return False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._progress.wait(seen, 0.1 if remaining is None else min(remaining, 0.1))
 
     def _loop(self, *, follow: bool) -> None:
         while True:
@@ -308,7 +176,7 @@ class ProjectionRunner(Generic[C]):
             except ProjectionConflictError as err:
                 # Another runner moved the checkpoint: start again from where it is.
                 logger.warning("%s; resuming from the stored checkpoint", err)
-            except _Stopped:
+            except Stopped:
                 return
 
     def _run_once(self, *, follow: bool) -> None:
@@ -357,6 +225,11 @@ class ProjectionRunner(Generic[C]):
                 return state
         return None
 
+    def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
+        """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
+        if hook is not None:
+            settle(hook(context), repr(self.projection), what)
+
     def _prepare(self) -> None:
         projection = self.projection
         self._checkpoint = self.target.load_checkpoint(self.checkpoint_name)
@@ -370,8 +243,7 @@ class ProjectionRunner(Generic[C]):
         if self._checkpoint is None and state is None:
             with self.target.unit() as unit:
                 self._guard(unit)
-                if projection.setup is not None:
-                    projection.setup(unit.context)
+                self._call(projection.setup, unit.context, "setup")
                 self._save_state(unit, "building", active=False)
         elif state is not None and state.status == "failed":
             with self.target.unit() as unit:
@@ -422,7 +294,7 @@ class ProjectionRunner(Generic[C]):
         reader = self._subscribable.log_reader()
         try:
             for type_name in unknown:
-                if not _exists(reader, type_name):
+                if not exists(reader, type_name):
                     warnings.warn(
                         f"projection {self.projection.name!r} handles {type_name!r}, but no event of "
                         "that type is registered or stored: is the name misspelt?",
@@ -444,15 +316,20 @@ class ProjectionRunner(Generic[C]):
 
     def _handle(self, event: RecordedEvent, context: C) -> None:
         try:
-            self.projection.handle(event, context)
+            settle(
+                self.projection.handle(event, context),
+                repr(self.projection),
+                f"the handler of {event.type!r}",
+            )
+        except AwaitableRefusedError:
+            raise
         except Exception as err:
-            raise _HandlerFailed(event) from err
+            raise HandlerFailed(event) from err
 
     def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
-        with self._progress:
-            self._checkpoint = checkpoint
-            self.handled += handled
-            self._progress.notify_all()
+        self._checkpoint = checkpoint
+        self.handled += handled
+        self._progress.notify()
         if self.on_progress is not None and handled:
             self.on_progress(self)
 
@@ -466,7 +343,7 @@ class ProjectionRunner(Generic[C]):
                     unit.save_checkpoint(self.checkpoint_name, bound)
             self._committed(bound, len(batch))
             return
-        except _HandlerFailed:
+        except HandlerFailed:
             pass  # rolled back (or, at-least-once, partly applied): go one by one
         for event in batch:
             self._process_one(event)
@@ -488,7 +365,7 @@ class ProjectionRunner(Generic[C]):
                     unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
                 self._committed(event.checkpoint, 1)
                 return
-            except _HandlerFailed as failed:
+            except HandlerFailed as failed:
                 error = failed.__cause__
                 assert error is not None
             if attempts > self.policy.retries:
@@ -502,7 +379,7 @@ class ProjectionRunner(Generic[C]):
                 error,
             )
             if self._stop.wait(min(delay, self.policy.max_backoff)):
-                raise _Stopped
+                raise Stopped
             delay *= 2
         failure = FailedEvent.of(event, error, attempts)
         if self.policy.on_failure == "park":
@@ -551,9 +428,9 @@ class ProjectionRunner(Generic[C]):
                 someone_active = any(s.active for s in others if s.version != self.projection.version)
                 was_active = mine is not None and mine.active
                 active = was_active or not someone_active
-                if active and not was_active and self.projection.activate is not None:
+                if active and not was_active:
                     # The first version of a projection serves as soon as it is caught up.
-                    self.projection.activate(unit.context)
+                    self._call(self.projection.activate, unit.context, "activate")
                 if mine is None or mine.status != "live" or mine.active != active:
                     self._save_state(unit, "live", active=active)
 
@@ -593,8 +470,7 @@ class ProjectionRunner(Generic[C]):
         """Tear the read model down and forget checkpoint and state; the next run rebuilds it."""
         projection = self.projection
         with self.target.unit() as unit:
-            if projection.teardown is not None:
-                projection.teardown(unit.context)
+            self._call(projection.teardown, unit.context, "teardown")
             unit.delete_checkpoint(self.checkpoint_name)
             if unit.states is not None:
                 unit.states.delete_projection_state(projection.name, projection.version)
@@ -617,8 +493,7 @@ class ProjectionRunner(Generic[C]):
         if retire is not None and (retire.name != projection.name or retire.version >= projection.version):
             raise InvalidInputError(f"{retire!r} is not an older version of {projection!r}")
         with self.target.unit() as unit:
-            if projection.activate is not None:
-                projection.activate(unit.context)
+            self._call(projection.activate, unit.context, "activate")
             states = unit.states or self._states
             if states is not None:
                 for other in states.projection_states(projection.name):
@@ -637,23 +512,11 @@ class ProjectionRunner(Generic[C]):
             self._save_state(unit, "live", active=True)
         if retire is not None:
             with self.target.unit() as unit:
-                if retire.teardown is not None:
-                    retire.teardown(unit.context)
+                self._call(retire.teardown, unit.context, "teardown")
                 unit.delete_checkpoint(retire.checkpoint_name)
 
     def __repr__(self) -> str:
-        return f"ProjectionRunner({self.projection!r}, target={self.target!r})"
-
-
-def _exists(reader: LogReader, type_name: str) -> bool:
-    after: Checkpoint | None = None
-    while True:
-        page = reader.read_page(after, 5000, None, (type_name,))
-        if page.events:
-            return True
-        if page.checkpoint == after:
-            return False
-        after = page.checkpoint
+        return f"{type(self).__name__}({self.projection!r}, target={self.target!r})"
 
 
 def blue_green(
@@ -669,7 +532,7 @@ def blue_green(
     ``new`` has caught up; then one unit makes ``new`` active and ``old`` retired,
     and ``old``'s read model is torn down. A runner of ``old`` still running notices
     at its next batch and stops with :class:`ProjectionVersionError`. Returns the
-    new version's runner, caught up; call its ``run``/``start`` to keep it live.
+    new version's runner, caught up; call its ``run``/``run_in_background`` to keep it live.
     """
     if old.name != new.name or new.version <= old.version:
         raise InvalidInputError(f"{new!r} must be a newer version of {old!r}")
@@ -677,19 +540,3 @@ def blue_green(
     runner.run_until_caught_up()
     runner.activate(retire=old)
     return runner
-
-
-def active_version(store: EventStore, name: str) -> int | None:
-    """The version of projection ``name`` that serves queries, if any."""
-    if not isinstance(store, ProjectionStateStore):
-        raise ConfigurationError(f"{store!r} does not record projection state")
-    return next((s.version for s in store.projection_states(name) if s.active), None)
-
-
-def require_sync_store(store: object, what: str) -> None:
-    """Refuse an asyncio store clearly, rather than with 'coroutine never awaited'."""
-    if is_async(store):
-        raise ConfigurationError(
-            f"{what} runs on a sync store, and {store!r} is an asyncio store: open the same "
-            "URL with chronik.connect(...) and run it on a thread of its own (start())"
-        )

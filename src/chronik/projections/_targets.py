@@ -1,30 +1,23 @@
-"""Where a projection's read model and checkpoint live, and how they commit.
+"""Where a projection's read model and checkpoint live, and how they commit (sync).
 
-A target opens *units*: one batch of events, the handlers' writes and the checkpoint
-that moves past them. Two built-in targets:
-
-- :class:`TransactionalTarget`: the read model is in the event store's own database
-  (SQLite, PostgreSQL). A unit is one store transaction, so the writes and the
-  checkpoint commit together: a crash at any point neither loses nor doubles an
-  effect.
-- :class:`CheckpointedTarget`: any other read model (a dict, a search index, an
-  HTTP service). The checkpoint is saved after the handlers ran, so a crash in
-  between replays those events: at-least-once, and handlers must be idempotent by
-  ``event.position``.
-
-A read store that has transactions of its own can do better than at-least-once by
-writing its checkpoint in them; see ``chronik.examples.redis_read_model``.
+GENERATED from ``_async_targets.py`` by ``tools/unasync.py``: do not edit; edit
+the async module and run the script. The design is described there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint
-from chronik.store import CheckpointStore, ProjectionStateStore, StoreTransaction, Transactional
+from chronik.store import (
+    CheckpointStore,
+    ProjectionStateStore,
+    StoreTransaction,
+    Transactional,
+)
 
 __all__ = ["CheckpointedTarget", "ProjectionTarget", "TransactionalTarget", "Unit"]
 
@@ -101,7 +94,7 @@ class TransactionalTarget:
         if not isinstance(store, Transactional):
             raise ConfigurationError(
                 f"{store!r} has no transactions for a read model to share (it is not Transactional); "
-                "use a CheckpointedTarget"
+                "use CheckpointedTarget(context, store)"
             )
         self.store = store
 
@@ -115,7 +108,7 @@ class TransactionalTarget:
             yield _TransactionUnit(tx)
 
     def __repr__(self) -> str:
-        return f"TransactionalTarget({self.store!r})"
+        return f"{type(self).__name__}({self.store!r})"
 
 
 class _CheckpointedUnit(Generic[C]):
@@ -155,7 +148,7 @@ class CheckpointedTarget(Generic[C]):
     def __init__(self, context: C, checkpoints: CheckpointStore) -> None:
         if not isinstance(checkpoints, CheckpointStore):
             raise ConfigurationError(
-                f"{checkpoints!r} cannot store checkpoints (it is not a CheckpointStore)"
+                f"{checkpoints!r} cannot store checkpoints (it lacks the CheckpointStore methods)"
             )
         self.context = context
         self.checkpoints = checkpoints
@@ -175,4 +168,13 @@ class CheckpointedTarget(Generic[C]):
                 self.checkpoints.delete_checkpoint(name)
 
     def __repr__(self) -> str:
-        return f"CheckpointedTarget({self.context!r}, {self.checkpoints!r})"
+        return f"{type(self).__name__}({self.context!r}, {self.checkpoints!r})"
+
+
+def default_target(store: object) -> ProjectionTarget[Any]:
+    """The target a runner uses when given none: the store's own transactions."""
+    if isinstance(store, Transactional):
+        return TransactionalTarget(store)
+    raise ConfigurationError(
+        f"{store!r} has no transactions to keep a read model in: pass target=CheckpointedTarget(...)"
+    )

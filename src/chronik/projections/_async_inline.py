@@ -1,0 +1,157 @@
+"""Inline projections: run inside each append's own transaction, never behind (asyncio).
+
+An inline projection is an append hook (``chronik.store.AsyncAppendHooks``).
+Installing it catches it up on the events already stored, under the store's write
+lock, so no append can slip between its catch-up and its first call. From then on
+every append of that store object runs the handlers in its transaction: when a
+handler raises, the append fails and nothing is written
+(:class:`ProjectionFailedError` says which event); when the append commits, so do
+the handlers' writes and the checkpoint.
+
+Appends by other store objects or processes do not run the hook. Rather than miss
+them, each call first handles any events between the projection's checkpoint and
+its own (written by someone without the hook), so the read model never skips one;
+install the projection in every writer to keep it exactly in step.
+
+Handlers may be coroutine functions here (their results are awaited). The sync
+module ``_inline.py`` is generated from this one (``tools/unasync.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from chronik.errors import ConfigurationError
+from chronik.events import Checkpoint, FailedEvent, ProjectionState, RecordedEvent
+from chronik.projections._concurrency import AwaitableRefusedError, require_async_store, settle_async
+from chronik.projections._declare import Projection
+from chronik.projections.errors import ProjectionFailedError
+from chronik.store import AsyncAppendHooks, AsyncProjectionStateStore
+
+__all__ = ["AsyncInlineProjection", "add_inline_projection_async", "remove_inline_projection"]
+
+C = TypeVar("C")
+_PAGE = 500
+
+
+class AsyncInlineProjection(Generic[C]):
+    """A projection run as an append hook. Handlers get ``context``, or the append's
+    transaction when ``context`` is None (SQL read models in the same database)."""
+
+    def __init__(self, projection: Projection[C], context: C | None = None) -> None:
+        self.projection = projection
+        self.context = context
+
+    @property
+    def name(self) -> str:
+        return self.projection.checkpoint_name
+
+    def _context(self, tx: Any) -> C:
+        context: C = tx if self.context is None else self.context
+        return context
+
+    async def _handle(self, event: RecordedEvent, context: C) -> None:
+        projection = self.projection
+        if event.type not in projection.handlers:
+            return
+        if projection.categories is not None and event.category not in projection.categories:
+            return
+        try:
+            await settle_async(
+                projection.handle(event, context), repr(projection), f"the handler of {event.type!r}"
+            )
+        except AwaitableRefusedError:
+            raise
+        except Exception as err:
+            failure = FailedEvent.of(event, err, 1)
+            raise ProjectionFailedError(
+                projection.name,
+                projection.version,
+                stream_id=event.stream_id,
+                version=event.version,
+                type=event.type,
+                position=event.position,
+                error=failure.error,
+                attempts=1,
+            ) from err
+
+    async def _catch_up(
+        self, tx: Any, context: C, after: Checkpoint | None, before: Checkpoint | None
+    ) -> Checkpoint | None:
+        """Handle the stored events after ``after`` (and before ``before``)."""
+        projection = self.projection
+        start = after
+        while True:
+            page = await tx.read_page(start, _PAGE, projection.categories, projection.types)
+            if page.checkpoint is None or page.checkpoint == start:
+                return after
+            for event in page.events:
+                if before is not None and event.checkpoint >= before:
+                    return after
+                await self._handle(event, context)
+                after = event.checkpoint
+            if before is not None and page.checkpoint >= before:
+                return after
+            after = start = page.checkpoint
+
+    async def installed(self, tx: Any) -> None:
+        context = self._context(tx)
+        checkpoint = await tx.load_checkpoint(self.name)
+        states = tx if isinstance(tx, AsyncProjectionStateStore) else None
+        fresh = checkpoint is None and (
+            states is None
+            or not any(
+                s.version == self.projection.version
+                for s in await states.projection_states(self.projection.name)
+            )
+        )
+        if fresh and self.projection.setup is not None:
+            await settle_async(self.projection.setup(context), repr(self.projection), "setup")
+        reached = await self._catch_up(tx, context, checkpoint, None)
+        if reached is not None and reached != checkpoint:
+            await tx.save_checkpoint(self.name, reached)
+        if states is not None:
+            await states.save_projection_state(_live(self.projection))
+
+    async def appended(self, tx: Any, events: Sequence[RecordedEvent]) -> None:
+        context = self._context(tx)
+        checkpoint = await tx.load_checkpoint(self.name)
+        first = events[0].checkpoint
+        if checkpoint is None or checkpoint < first:
+            await self._catch_up(tx, context, checkpoint, first)
+        for event in events:
+            await self._handle(event, context)
+        await tx.save_checkpoint(self.name, events[-1].checkpoint)
+
+
+def _live(projection: Projection[Any]) -> ProjectionState:
+    return ProjectionState(
+        projection.name, projection.version, "live", active=True, updated_at=datetime.now(UTC)
+    )
+
+
+async def add_inline_projection_async(
+    store: object, projection: Projection[C], context: C | None = None
+) -> AsyncInlineProjection[C]:
+    """Run ``projection`` inside every append of ``store`` from now on (after catching up).
+
+    ``context`` is what handlers write to; None gives them the append's transaction
+    (``tx.execute(...)`` on SQL stores).
+    """
+    require_async_store(store, "add_inline_projection_async")
+    if not isinstance(store, AsyncAppendHooks):
+        raise ConfigurationError(f"{store!r} cannot run inline projections (it has no append hooks)")
+    hook = AsyncInlineProjection(projection, context)
+    await store.add_append_hook(hook)
+    if isinstance(store, AsyncProjectionStateStore) and not await store.projection_states(projection.name):
+        await store.save_projection_state(_live(projection))
+    return hook
+
+
+def remove_inline_projection(store: object, projection: Projection[Any]) -> None:
+    """Stop running ``projection`` inside appends (its read model and checkpoint stay)."""
+    if not isinstance(store, AsyncAppendHooks):
+        raise ConfigurationError(f"{store!r} has no append hooks")
+    store.remove_append_hook(projection.checkpoint_name)

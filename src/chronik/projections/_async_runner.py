@@ -1,0 +1,562 @@
+"""The projection runner: catch up from the checkpoint, then follow live (asyncio).
+
+Each batch of events is one *unit* of the target: the handlers' writes and the
+checkpoint after the batch. On a transactional target (a read model in the event
+store's database) that is one transaction, so a crash anywhere neither loses nor
+doubles an effect; elsewhere the checkpoint follows the writes (at-least-once).
+
+Inside each unit the runner first checks that the stored checkpoint is still the
+one it started the batch from. A second runner of the same projection (another
+process, a deploy overlap) that got there first makes the check fail and the batch
+roll back, instead of applying it twice.
+
+When a handler raises, the batch is abandoned and its events are taken again one
+at a time, retrying the failing one with exponential backoff. If it still fails,
+the policy decides: ``stop`` records the failure (stream, version, type, error) in
+the projection's state and raises :class:`ProjectionFailedError`, leaving the
+checkpoint before the event; ``park`` records a dead letter in the same unit as the
+checkpoint that moves past it, and goes on. Either way the event is accounted for.
+
+Handlers (and setup, teardown, activate) may be coroutine functions: their results
+are awaited. The sync runner (``_runner.py``) is generated from this module by
+``tools/unasync.py``; what differs between a thread and a task is in
+``_concurrency.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
+from chronik.events import (
+    Checkpoint,
+    DeadLetter,
+    FailedEvent,
+    ProjectionState,
+    ProjectionStatus,
+    RecordedEvent,
+)
+from chronik.projections._async_lag import exists, projection_lag_async, subscribable
+from chronik.projections._async_targets import AsyncProjectionTarget, AsyncUnit, default_target
+from chronik.projections._common import FailurePolicy, HandlerFailed, Lag, Stopped, checkpoint_name
+from chronik.projections._concurrency import (
+    AsyncBackground,
+    AsyncProgress,
+    AsyncStopSignal,
+    AwaitableRefusedError,
+    require_async_store,
+    settle_async,
+)
+from chronik.projections._declare import Projection
+from chronik.projections.errors import (
+    ProjectionConflictError,
+    ProjectionFailedError,
+    ProjectionVersionError,
+    ProjectionWarning,
+)
+from chronik.store import AsyncEventStore, AsyncProjectionStateStore
+from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition, validate_batch_size
+
+__all__ = ["AsyncProjectionRunner", "blue_green_async"]
+
+C = TypeVar("C")
+logger = logging.getLogger("chronik.projections")
+
+
+class AsyncProjectionRunner(Generic[C]):
+    """Feeds one projection from a subscription and stores its checkpoint.
+
+    ``target`` defaults to a transactional target (:class:`AsyncTransactionalTarget`)
+    on ``store`` (a read model in the same database). ``partition`` makes the runner one member of a
+    consumer group with a checkpoint of its own.
+
+    Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
+    background (:meth:`run_in_background`, :meth:`stop`).
+    """
+
+    def __init__(
+        self,
+        store: AsyncEventStore,
+        projection: Projection[C],
+        target: AsyncProjectionTarget[C] | None = None,
+        *,
+        policy: FailurePolicy | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        partition: Partition | None = None,
+        idle_timeout: float = 1.0,
+        warn_unknown_types: bool = True,
+        on_progress: Callable[[AsyncProjectionRunner[C]], None] | None = None,
+    ) -> None:
+        if not isinstance(projection, Projection):
+            raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
+        require_async_store(store, "AsyncProjectionRunner")
+        self.store = store
+        self._subscribable = subscribable(store)
+        self.projection = projection
+        self.target: AsyncProjectionTarget[C] = target if target is not None else default_target(store)
+        self.policy = policy if policy is not None else FailurePolicy()
+        self.batch_size = validate_batch_size(batch_size)
+        self.partition = partition
+        self.idle_timeout = idle_timeout
+        self.on_progress = on_progress
+        """Called after each committed batch (for progress bars): ``on_progress(runner)``."""
+        self.checkpoint_name = checkpoint_name(projection, partition)
+        self._states: AsyncProjectionStateStore | None = (
+            store if isinstance(store, AsyncProjectionStateStore) else None
+        )
+        if self.policy.on_failure == "park" and self._states is None:
+            raise ConfigurationError(f"{store!r} cannot keep dead letters; use on_failure='stop'")
+        self._warn_unknown_types = warn_unknown_types
+        self._checkpoint: Checkpoint | None = None
+        self._live = False
+        self._stop = AsyncStopSignal()
+        self._progress = AsyncProgress()
+        self._subscription: AsyncSubscription | None = None
+        self._background = AsyncBackground()
+        self.handled = 0
+        """Events handled by this runner object (replays after a conflict included)."""
+        self.parked = 0
+        self.error: BaseException | None = None
+        """Why a runner started with :meth:`run_in_background` stopped, if it failed."""
+
+    # -- running ------------------------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """After the last event this runner committed."""
+        return self._checkpoint
+
+    async def run_until_caught_up(self) -> int:
+        """Handle every event up to the head, then return how many were handled."""
+        before = self.handled
+        self._stop.clear()
+        await self._loop(follow=False)
+        return self.handled - before
+
+    async def run(self) -> None:
+        """Catch up, then follow live events until :meth:`stop` is called (from elsewhere)."""
+        await self._loop(follow=True)
+
+    def run_in_background(self) -> AsyncProjectionRunner[C]:
+        """Run in the background (asyncio: a task; sync: a daemon thread) until :meth:`stop`;
+        :attr:`error` says why it stopped, if it failed."""
+        if self._background.alive:
+            raise InvalidInputError(f"runner of {self.projection!r} is already running")
+        self._stop.clear()
+        self.error = None
+        self._background.start(self._run_in_background, f"chronik-projection-{self.projection.name}")
+        return self
+
+    async def _run_in_background(self) -> None:
+        try:
+            await self.run()
+        except BaseException as err:
+            self.error = err
+            logger.error("projection %s stopped: %s", self.projection.name, err)
+            self._progress.notify()
+            if not isinstance(err, Exception):
+                raise
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop following (wakes a waiting runner); in the background, wait for it to end."""
+        self._stop.set()
+        subscription = self._subscription
+        if subscription is not None:
+            await subscription.close()
+        await self._background.join(timeout)
+
+    async def wait_for(self, checkpoint: Checkpoint | None, timeout: float | None = None) -> bool:
+        """Wait until this runner has committed up to ``checkpoint`` (or stopped); True if it has."""
+        if checkpoint is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            seen = self._progress.count
+            if self._checkpoint is not None and self._checkpoint >= checkpoint:
+                return True
+            if self.error is not None or (self._background.started and not self._background.alive):
+                return False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            await self._progress.wait(seen, 0.1 if remaining is None else min(remaining, 0.1))
+
+    async def _loop(self, *, follow: bool) -> None:
+        while True:
+            try:
+                await self._run_once(follow=follow)
+                return
+            except ProjectionConflictError as err:
+                # Another runner moved the checkpoint: start again from where it is.
+                logger.warning("%s; resuming from the stored checkpoint", err)
+            except Stopped:
+                return
+
+    async def _run_once(self, *, follow: bool) -> None:
+        await self._prepare()
+        # Caught up means up to the head as of now. A log whose newest events can be
+        # held back from readers for a moment (PostgreSQL: until older transactions
+        # end) would otherwise look caught up before they show.
+        head = None if follow else await self.store.head()
+        subscription = self._subscribable.subscribe(
+            self._checkpoint,
+            categories=self.projection.categories,
+            types=self.projection.types,
+            partition=self.partition,
+            batch_size=self.batch_size,
+        )
+        self._subscription = subscription
+        try:
+            if self._stop.is_set() and follow:
+                return
+            while not (follow and self._stop.is_set()):
+                at = subscription.checkpoint
+                behind = head is not None and (at is None or at < head)
+                batch = await subscription.next_batch(self.idle_timeout if follow or behind else 0)
+                if batch:
+                    await self._process(batch, subscription.checkpoint)
+                    continue
+                if subscription.closed:
+                    return
+                if behind and not follow:
+                    continue
+                await self._reached_head(subscription.checkpoint)
+                if not follow:
+                    return
+        finally:
+            self._subscription = None
+            await subscription.close()
+
+    # -- start-up checks ------------------------------------------------------------------
+
+    async def _state(self, states: AsyncProjectionStateStore | None = None) -> ProjectionState | None:
+        states = states or self._states
+        if states is None:
+            return None
+        for state in await states.projection_states(self.projection.name):
+            if state.version == self.projection.version:
+                return state
+        return None
+
+    async def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
+        """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
+        if hook is not None:
+            await settle_async(hook(context), repr(self.projection), what)
+
+    async def _prepare(self) -> None:
+        projection = self.projection
+        self._checkpoint = await self.target.load_checkpoint(self.checkpoint_name)
+        self._live = False
+        await self._check_versions()
+        await self._check_checkpoint(self._checkpoint)
+        if self._warn_unknown_types:
+            self._warn_unknown_types = False
+            await self._check_types()
+        state = await self._state()
+        if self._checkpoint is None and state is None:
+            async with self.target.unit() as unit:
+                await self._guard(unit)
+                await self._call(projection.setup, unit.context, "setup")
+                await self._save_state(unit, "building", active=False)
+        elif state is not None and state.status == "failed":
+            async with self.target.unit() as unit:
+                await self._save_state(unit, "building", active=state.active)
+
+    async def _check_versions(self) -> None:
+        if self._states is None:
+            return
+        name, version = self.projection.name, self.projection.version
+        states = await self._states.projection_states(name)
+        newer = [s.version for s in states if s.version > version and s.active]
+        mine = next((s for s in states if s.version == version), None)
+        if newer or (mine is not None and mine.status == "retired"):
+            active = newer[0] if newer else max(s.version for s in states)
+            raise ProjectionVersionError(
+                f"projection {name!r} v{version} was replaced by v{active} in this store; "
+                f"this code is older than the store's projection (deploy the newer code, or reset v{active})"
+            )
+
+    async def _check_checkpoint(self, checkpoint: Checkpoint | None) -> None:
+        if checkpoint is None:
+            return
+        where = f"projection {self.projection.name!r} v{self.projection.version}"
+        reader = self._subscribable.log_reader()
+        try:
+            await reader.read_page(checkpoint, 1, None, None)
+        except InvalidCheckpointError as err:
+            raise InvalidCheckpointError(
+                f"{where}: its stored checkpoint {checkpoint} is unusable: {err}"
+            ) from err
+        finally:
+            await reader.close()
+        head = await self.store.head()
+        if head is None or checkpoint > head:
+            raise InvalidCheckpointError(
+                f"{where}: its stored checkpoint {checkpoint} is ahead of this store's head ({head}): "
+                "it was made by another store (or this one was replaced); reset the projection to rebuild it"
+            )
+
+    async def _check_types(self) -> None:
+        registered = set(self.store.codec.registry.names)
+        unknown = [t for t in self.projection.types if t not in registered]
+        if not unknown:
+            return
+        # head() returns once what committed before it is readable (PostgreSQL can
+        # hold new events back while older transactions run): no false alarm.
+        await self.store.head()
+        reader = self._subscribable.log_reader()
+        try:
+            for type_name in unknown:
+                if not await exists(reader, type_name):
+                    warnings.warn(
+                        f"projection {self.projection.name!r} handles {type_name!r}, but no event of "
+                        "that type is registered or stored: is the name misspelt?",
+                        ProjectionWarning,
+                        stacklevel=4,
+                    )
+        finally:
+            await reader.close()
+
+    # -- batches ------------------------------------------------------------------------
+
+    async def _guard(self, unit: AsyncUnit[C]) -> None:
+        stored = await unit.load_checkpoint(self.checkpoint_name)
+        if stored != self._checkpoint:
+            raise ProjectionConflictError(
+                f"projection {self.projection.name!r} v{self.projection.version}: its checkpoint "
+                f"moved from {self._checkpoint} to {stored} under this runner (another runner?)"
+            )
+
+    async def _handle(self, event: RecordedEvent, context: C) -> None:
+        try:
+            await settle_async(
+                self.projection.handle(event, context),
+                repr(self.projection),
+                f"the handler of {event.type!r}",
+            )
+        except AwaitableRefusedError:
+            raise
+        except Exception as err:
+            raise HandlerFailed(event) from err
+
+    def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
+        self._checkpoint = checkpoint
+        self.handled += handled
+        self._progress.notify()
+        if self.on_progress is not None and handled:
+            self.on_progress(self)
+
+    async def _process(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
+        try:
+            async with self.target.unit() as unit:
+                await self._guard(unit)
+                for event in batch:
+                    await self._handle(event, unit.context)
+                if bound is not None:
+                    await unit.save_checkpoint(self.checkpoint_name, bound)
+            self._committed(bound, len(batch))
+            return
+        except HandlerFailed:
+            pass  # rolled back (or, at-least-once, partly applied): go one by one
+        for event in batch:
+            await self._process_one(event)
+        if bound is not None and bound != self._checkpoint:
+            async with self.target.unit() as unit:
+                await self._guard(unit)
+                await unit.save_checkpoint(self.checkpoint_name, bound)
+            self._committed(bound, 0)
+
+    async def _process_one(self, event: RecordedEvent) -> None:
+        attempts = 0
+        delay = self.policy.backoff
+        while True:
+            attempts += 1
+            try:
+                async with self.target.unit() as unit:
+                    await self._guard(unit)
+                    await self._handle(event, unit.context)
+                    await unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
+                self._committed(event.checkpoint, 1)
+                return
+            except HandlerFailed as failed:
+                error = failed.__cause__
+                assert error is not None
+            if attempts > self.policy.retries:
+                break
+            logger.warning(
+                "projection %s: attempt %d on stream %s version %d failed (%s); retrying",
+                self.projection.name,
+                attempts,
+                event.stream_id,
+                event.version,
+                error,
+            )
+            if await self._stop.wait(min(delay, self.policy.max_backoff)):
+                raise Stopped
+            delay *= 2
+        failure = FailedEvent.of(event, error, attempts)
+        if self.policy.on_failure == "park":
+            await self._park(event, failure)
+            return
+        async with self.target.unit() as unit:
+            await self._save_state(unit, "failed", failure=failure)
+        raise ProjectionFailedError(
+            self.projection.name,
+            self.projection.version,
+            stream_id=event.stream_id,
+            version=event.version,
+            type=event.type,
+            position=event.position,
+            error=failure.error,
+            attempts=attempts,
+        ) from error
+
+    async def _park(self, event: RecordedEvent, failure: FailedEvent) -> None:
+        letter = DeadLetter(self.projection.name, self.projection.version, failure, datetime.now(UTC))
+        async with self.target.unit() as unit:
+            await self._guard(unit)
+            # In the unit's own transaction when it has one; otherwise before the
+            # checkpoint is saved, so a crash parks it again (a no-op) rather than lose it.
+            states = unit.states or self._states
+            assert states is not None
+            await states.park_event(letter)
+            await unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
+        self.parked += 1
+        self._committed(event.checkpoint, 0)
+        logger.error("projection %s parked %s", self.projection.name, failure.describe())
+
+    async def _reached_head(self, bound: Checkpoint | None) -> None:
+        if bound is not None and bound != self._checkpoint:
+            # Events past the checkpoint were all filtered out: move past them too.
+            async with self.target.unit() as unit:
+                await self._guard(unit)
+                await unit.save_checkpoint(self.checkpoint_name, bound)
+            self._committed(bound, 0)
+        if not self._live:
+            self._live = True
+            async with self.target.unit() as unit:
+                states = unit.states or self._states
+                others = [] if states is None else await states.projection_states(self.projection.name)
+                mine = next((s for s in others if s.version == self.projection.version), None)
+                someone_active = any(s.active for s in others if s.version != self.projection.version)
+                was_active = mine is not None and mine.active
+                active = was_active or not someone_active
+                if active and not was_active:
+                    # The first version of a projection serves as soon as it is caught up.
+                    await self._call(self.projection.activate, unit.context, "activate")
+                if mine is None or mine.status != "live" or mine.active != active:
+                    await self._save_state(unit, "live", active=active)
+
+    async def _save_state(
+        self,
+        unit: AsyncUnit[C],
+        status: ProjectionStatus,
+        *,
+        active: bool | None = None,
+        failure: FailedEvent | None = None,
+    ) -> None:
+        states = unit.states or self._states
+        if states is None:
+            return
+        current = await self._state(states)
+        state = ProjectionState(
+            self.projection.name,
+            self.projection.version,
+            status,
+            active=active if active is not None else (current is not None and current.active),
+            failure=failure,
+            updated_at=datetime.now(UTC),
+        )
+        await states.save_projection_state(state)
+
+    # -- inspection and maintenance -----------------------------------------------------
+
+    async def lag(self) -> Lag:
+        """Events behind the head and seconds behind, from the stored checkpoint."""
+        return await projection_lag_async(self.store, self.projection, self.target, partition=self.partition)
+
+    async def state(self) -> ProjectionState | None:
+        """The stored state of this version (None before the first run)."""
+        return await self._state()
+
+    async def reset(self) -> None:
+        """Tear the read model down and forget checkpoint and state; the next run rebuilds it."""
+        projection = self.projection
+        async with self.target.unit() as unit:
+            await self._call(projection.teardown, unit.context, "teardown")
+            await unit.delete_checkpoint(self.checkpoint_name)
+            if unit.states is not None:
+                await unit.states.delete_projection_state(projection.name, projection.version)
+        if unit.states is None and self._states is not None:
+            await self._states.delete_projection_state(projection.name, projection.version)
+        self._committed(None, 0)
+
+    async def rebuild(self) -> int:
+        """:meth:`reset`, then :meth:`run_until_caught_up`; returns the events handled."""
+        await self.reset()
+        return await self.run_until_caught_up()
+
+    async def activate(self, retire: Projection[C] | None = None) -> None:
+        """Make this version the one that serves queries, in one unit.
+
+        Any other active version is deactivated; ``retire`` (an older version) is
+        marked retired, then torn down and its checkpoint forgotten.
+        """
+        projection = self.projection
+        if retire is not None and (retire.name != projection.name or retire.version >= projection.version):
+            raise InvalidInputError(f"{retire!r} is not an older version of {projection!r}")
+        async with self.target.unit() as unit:
+            await self._call(projection.activate, unit.context, "activate")
+            states = unit.states or self._states
+            if states is not None:
+                for other in await states.projection_states(projection.name):
+                    if other.version == projection.version:
+                        continue
+                    retiring = retire is not None and other.version == retire.version
+                    if other.active or retiring:
+                        await states.save_projection_state(
+                            msgspec.structs.replace(
+                                other,
+                                active=False,
+                                status="retired" if retiring else other.status,
+                                updated_at=datetime.now(UTC),
+                            )
+                        )
+            await self._save_state(unit, "live", active=True)
+        if retire is not None:
+            async with self.target.unit() as unit:
+                await self._call(retire.teardown, unit.context, "teardown")
+                await unit.delete_checkpoint(retire.checkpoint_name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.projection!r}, target={self.target!r})"
+
+
+async def blue_green_async(
+    store: AsyncEventStore,
+    old: Projection[C],
+    new: Projection[C],
+    target: AsyncProjectionTarget[C] | None = None,
+    **options: Any,
+) -> AsyncProjectionRunner[C]:
+    """Build ``new`` beside ``old`` from the start of the log, then switch to it.
+
+    ``old`` keeps serving queries (and its runner, if any, keeps running) until
+    ``new`` has caught up; then one unit makes ``new`` active and ``old`` retired,
+    and ``old``'s read model is torn down. A runner of ``old`` still running notices
+    at its next batch and stops with :class:`ProjectionVersionError`. Returns the
+    new version's runner, caught up; call its ``run``/``run_in_background`` to keep it live.
+    """
+    if old.name != new.name or new.version <= old.version:
+        raise InvalidInputError(f"{new!r} must be a newer version of {old!r}")
+    runner = AsyncProjectionRunner(store, new, target, **options)
+    await runner.run_until_caught_up()
+    await runner.activate(retire=old)
+    return runner
