@@ -61,11 +61,6 @@ def test_the_plugin_uses_only_the_backend_api() -> None:
     assert imported <= {"chronik.backend", "chronik.codec", "chronik.errors", "chronik.events"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AsyncStoreAdapter has every power's methods whatever its sync store has (they raise "
-    "ConfigurationError), so isinstance credits it with them; chronik_dictstore sets them to None",
-)
 def test_the_adapter_declares_only_the_powers_of_its_store() -> None:
     from chronik.backend import AsyncStoreAdapter
 

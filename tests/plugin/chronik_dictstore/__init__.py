@@ -56,7 +56,7 @@ from chronik.events import (
     StreamWrite,
 )
 
-__all__ = ["AsyncDictEventStore", "DictEventStore", "backend"]
+__all__ = ["DictEventStore", "backend"]
 
 KIND: Final = "dict"
 
@@ -359,28 +359,11 @@ def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]
     return DictEventStore(data, codec)
 
 
-class AsyncDictEventStore(AsyncStoreAdapter[DictEventStore]):
-    """The asyncio face: ``AsyncStoreAdapter`` over the sync store, without the powers
-    the dict store lacks. The adapter has every power's methods (raising
-    ``ConfigurationError`` when the sync store lacks it), so ``isinstance`` would
-    credit the face with transactions, append hooks and projection state; a method
-    set to None is absent for a runtime-checkable Protocol."""
-
-    transaction = None  # type: ignore[assignment]
-    add_append_hook = None  # type: ignore[assignment]
-    remove_append_hook = None  # type: ignore[assignment]
-    save_projection_state = None  # type: ignore[assignment]
-    projection_states = None  # type: ignore[assignment]
-    delete_projection_state = None  # type: ignore[assignment]
-    park_event = None  # type: ignore[assignment]
-    dead_letters = None  # type: ignore[assignment]
-
-
 def open_async_store(
     url: str, registry: EventRegistry | None, options: dict[str, Any]
-) -> AsyncDictEventStore:
-    """The asyncio face of :func:`open_store`."""
-    return AsyncDictEventStore(open_store(url, registry, options))
+) -> AsyncStoreAdapter[DictEventStore]:
+    """The asyncio face: ``AsyncStoreAdapter`` over the sync store (with exactly its powers)."""
+    return AsyncStoreAdapter(open_store(url, registry, options))
 
 
 backend = Backend("dict", open=open_store, open_async=open_async_store)
