@@ -144,32 +144,6 @@ def test_transaction_cannot_append_behind_a_newer_writer(store: PostgresEventSto
     assert log == [("cart-2", 1), ("cart-1", 1)]
 
 
-def test_transaction_commits_appends_checkpoints_and_own_sql_together(
-    store: PostgresEventStore, postgres_schema: str
-) -> None:
-    table = sql.Identifier(postgres_schema, "balances")
-    with store.transaction() as tx:
-        tx.execute(sql.SQL("CREATE TABLE {} (account text PRIMARY KEY, amount int)").format(table))
-    first = store.append("account-1", [_event(10)])
-    with pytest.raises(RuntimeError), store.transaction() as tx:
-        tx.execute(sql.SQL("INSERT INTO {} VALUES ('a', 10)").format(table))
-        tx.append("account-1", [_event(20)], 1)
-        tx.save_checkpoint("balances", first.checkpoint)
-        raise RuntimeError("the read model failed")
-    assert store.stream_info("account-1").version == 1
-    assert store.load_checkpoint("balances") is None
-    with store.transaction() as tx:
-        tx.execute(sql.SQL("INSERT INTO {} VALUES ('a', 10)").format(table))
-        result = tx.append("account-1", [_event(20)], 1)
-        assert [e.version for e in tx.read_stream("account-1")] == [1, 2]
-        tx.save_checkpoint("balances", first.checkpoint)
-    assert result.version == 2
-    assert store.load_checkpoint("balances") == first.checkpoint
-    with store.transaction() as tx:
-        rows = tx.execute(sql.SQL("SELECT account, amount FROM {}").format(table)).fetchall()
-    assert rows == [("a", 10)]
-
-
 def test_a_stricter_server_default_isolation_changes_nothing(postgres_store_url: str) -> None:
     url = f"{postgres_store_url}&options=-c%20default_transaction_isolation%3Dserializable"
     with PostgresEventStore(url) as store:

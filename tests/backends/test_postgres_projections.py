@@ -3,13 +3,14 @@ and dead letters, blue/green rebuilds, inline projections in step with concurren
 (threads and processes, with and without the projection), and process managers.
 
 The PostgreSQL twins of ``tests/integration/test_projections_sqlite.py``, ``test_saga.py``
-and ``test_read_model_examples.py``, where they apply. Each test has a schema of its own;
+and ``test_read_model_examples.py``, where they apply; projection state, dead letters,
+append hooks and inline projections as every store has them are in the conformance
+suite (``test_postgres_conformance.py``). Each test has a schema of its own;
 read models live in it, and handlers use ``%s`` placeholders.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import importlib.util
@@ -17,19 +18,17 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import msgspec
 import psycopg
 import pytest
 
 import chronik
-from chronik import Checkpoint, ConcurrencyError, InvalidInputError, NewEvent, OperationalError, RecordedEvent
+from chronik import Checkpoint, ConcurrencyError, NewEvent, OperationalError, RecordedEvent
 from chronik.errors import InvalidCheckpointError, PendingMigrationsError
 from chronik.examples import registry
 from chronik.examples.orders import AddItem, CreateOrder, SubmitOrder, order_decider
@@ -37,7 +36,6 @@ from chronik.examples.saga import WAREHOUSE, AddStock, checkout_saga, warehouse_
 from chronik.handling import CommandHandler
 from chronik.process_managers import ProcessContext, ProcessManager, process_manager_runner
 from chronik.projections import (
-    DeadLetter,
     FailedEvent,
     FailurePolicy,
     Projection,
@@ -49,12 +47,9 @@ from chronik.projections import (
     add_inline_projection,
     blue_green,
     projection_lag,
-    remove_inline_projection,
 )
-from chronik.store import AppendHooks, AsyncHookTransaction, ProjectionStateStore, StoreTransaction
+from chronik.store import ProjectionStateStore, StoreTransaction
 from chronik.stores.postgres import (
-    AsyncPostgresEventStore,
-    AsyncPostgresTransaction,
     PostgresEventStore,
     check_schema,
 )
@@ -304,103 +299,6 @@ def test_blue_green_rebuild(store: PostgresEventStore, postgres_store_url: str, 
 # -- projection state and dead letters ----------------------------------------------------
 
 
-def _letter(event: RecordedEvent, projection: str = "p", version: int = 1) -> DeadLetter:
-    failure = FailedEvent.of(event, ValueError("no"), 3)
-    return DeadLetter(projection, version, failure, datetime(2030, 1, 2, tzinfo=UTC))
-
-
-def test_projection_state_and_dead_letters(store: PostgresEventStore) -> None:
-    _add(store, "acc-1", 1, 2, 3)
-    one, two, three = store.read_stream("acc-1")
-    when = datetime(2030, 1, 1, 12, tzinfo=UTC)
-    failed = ProjectionState("b", 1, "failed", failure=FailedEvent.of(two, KeyError("x"), 4), updated_at=when)
-    store.save_projection_state(ProjectionState("b", 2, "building", updated_at=when))
-    store.save_projection_state(failed)
-    store.save_projection_state(ProjectionState("a", 1, "building"))
-    store.save_projection_state(ProjectionState("a", 1, "live", active=True, updated_at=when))
-    assert [(s.name, s.version, s.status, s.active) for s in store.projection_states()] == [
-        ("a", 1, "live", True),
-        ("b", 1, "failed", False),
-        ("b", 2, "building", False),
-    ]
-    assert store.projection_states("b")[0] == failed
-    assert store.projection_states("c") == []
-
-    # Parked in the order they came, whatever their time; the same event again is a no-op.
-    store.park_event(_letter(three, "b"))
-    store.park_event(_letter(one, "b", 2))
-    store.park_event(_letter(two, "a"))
-    store.park_event(_letter(three, "b"))
-    assert [(d.projection, d.projection_version, d.event.version) for d in store.dead_letters()] == [
-        ("b", 1, 3),
-        ("b", 2, 1),
-        ("a", 1, 2),
-    ]
-    assert store.dead_letters("a") == [_letter(two, "a")]
-
-    # In a transaction, with the checkpoint that moves past the event, or not at all.
-    with pytest.raises(RuntimeError), store.transaction() as tx:
-        tx.park_event(_letter(one, "c"))
-        tx.save_checkpoint("projection:c:v1", one.checkpoint)
-        assert [d.projection for d in tx.dead_letters("c")] == ["c"]
-        raise RuntimeError("rolled back")
-    assert store.dead_letters("c") == []
-    with store.transaction() as tx:
-        tx.park_event(_letter(one, "c"))
-        tx.save_checkpoint("projection:c:v1", one.checkpoint)
-        tx.save_projection_state(ProjectionState("c", 1, "building"))
-        assert [s.name for s in tx.projection_states("c")] == ["c"]
-    assert len(store.dead_letters("c")) == 1
-
-    # Forgetting a version forgets its dead letters, not the other versions'.
-    store.delete_projection_state("b", 1)
-    assert [(s.name, s.version) for s in store.projection_states("b")] == [("b", 2)]
-    assert [d.projection_version for d in store.dead_letters("b")] == [2]
-    with store.transaction() as tx:
-        tx.delete_projection_state("c", 1)
-        tx.delete_checkpoint("projection:c:v1")
-    assert store.dead_letters("c") == []
-    assert store.load_checkpoint("projection:c:v1") is None
-    store.save_checkpoint("gone", one.checkpoint)
-    store.delete_checkpoint("gone")
-    assert store.load_checkpoint("gone") is None
-
-    # Bad input is refused before anything is written.
-    with pytest.raises(InvalidInputError):
-        store.save_projection_state(ProjectionState("", 1, "live"))
-    with pytest.raises(InvalidInputError):
-        store.save_projection_state(ProjectionState("a", 0, "live"))
-    with pytest.raises(InvalidInputError, match="status"):
-        store.save_projection_state(ProjectionState("a", 1, "sleeping"))  # type: ignore[arg-type]
-    foreign = msgspec.structs.replace(
-        FailedEvent.of(one, ValueError("no"), 1), checkpoint=Checkpoint("sqlite", (1,))
-    )
-    with pytest.raises(InvalidCheckpointError):
-        store.park_event(DeadLetter("a", 1, foreign))
-    assert store.dead_letters("a") == [_letter(two, "a")]
-    with pytest.raises(InvalidInputError):
-        store.delete_projection_state("a", -1)
-
-
-def test_async_store_keeps_projection_state(postgres_store_url: str) -> None:
-    async def main() -> None:
-        async with AsyncPostgresEventStore(postgres_store_url) as store:
-            await store.append("acc-1", [NewEvent("Added", {"amount": 1})])
-            [event] = await store.read_stream("acc-1")
-            await store.save_projection_state(ProjectionState("a", 1, "live", active=True))
-            await store.park_event(_letter(event, "a"))
-            await store.park_event(_letter(event, "a"))
-            assert [s.status for s in await store.projection_states("a")] == ["live"]
-            assert await store.dead_letters() == [_letter(event, "a")]
-            async with store.transaction() as tx:
-                assert await tx.dead_letters("a") == [_letter(event, "a")]
-                await tx.delete_projection_state("a", 1)
-            assert await store.projection_states() == []
-            assert await store.dead_letters() == []
-
-    asyncio.run(main())
-
-
 def test_a_schema_of_the_previous_migration_is_upgraded(postgres_url: str, postgres_schema: str) -> None:
     _open(postgres_url, schema=postgres_schema).close()
     s = postgres_schema
@@ -419,44 +317,6 @@ def test_a_schema_of_the_previous_migration_is_upgraded(postgres_url: str, postg
 
 
 # -- inline projections -------------------------------------------------------------------
-
-
-def test_inline_projection_commits_with_the_append(
-    store: PostgresEventStore, postgres_store_url: str, postgres_schema: str
-) -> None:
-    assert isinstance(store, AppendHooks)
-    table = f"{postgres_schema}.counter"
-    _add(store, "acc-1", 1)
-    add_inline_projection(store, _counter(postgres_schema))
-    assert _rows(postgres_store_url, table) == {"acc-1": (1, 1)}  # caught up when installed
-    _add(store, "acc-1", 2)
-    assert _rows(postgres_store_url, table) == {"acc-1": (2, 3)}
-    with pytest.raises(ProjectionFailedError, match="'acc-1' version 3"):
-        _add(store, "acc-1", 13)
-    assert store.stream_info("acc-1").version == 2  # the append was rolled back with it
-    with store.transaction() as tx:  # appends in a transaction run it too
-        tx.append("acc-2", [NewEvent("Added", {"amount": 7})])
-        tx.append("acc-2", [NewEvent("Added", {"amount": 1})])
-    assert _rows(postgres_store_url, table) == {"acc-1": (2, 3), "acc-2": (2, 8)}
-    [state] = store.projection_states("counter")
-    assert (state.status, state.active) == ("live", True)
-
-    # A writer without the hook does not skip the projection: the next hooked
-    # append catches up on its events first.
-    with contextlib.closing(_open(postgres_store_url)) as other:
-        _add(other, "acc-3", 100)
-    _add(store, "acc-1", 4)
-    assert _rows(postgres_store_url, table) == {"acc-1": (3, 7), "acc-2": (2, 8), "acc-3": (1, 100)}
-    assert projection_lag(store, _counter(postgres_schema)).events == 0
-    assert store.load_checkpoint("projection:counter:v1") == store.head()
-
-    # Re-sending stored events writes nothing, and so runs nothing.
-    [last] = store.read_stream("acc-1", 3)
-    store.append("acc-1", [NewEvent("Added", {"amount": 4}, event_id=last.event_id)])
-    assert _rows(postgres_store_url, table)["acc-1"] == (3, 7)
-    remove_inline_projection(store, _counter(postgres_schema))
-    _add(store, "acc-1", 5)
-    assert _rows(postgres_store_url, table)["acc-1"] == (3, 7)
 
 
 def _applied(url: str, schema: str) -> list[int]:
@@ -619,58 +479,6 @@ def test_inline_projection_stays_in_step_with_concurrent_writers(
     assert len(log) == len(committed) + 1
     hooked.close()
     plain.close()
-
-
-class _AsyncTally:
-    """An async append hook: the positions it was given, in a table."""
-
-    name = "async-tally"
-
-    def __init__(self, schema: str) -> None:
-        self.table = f"{schema}.async_tally"
-
-    async def installed(self, tx: AsyncHookTransaction) -> None:
-        assert isinstance(tx, AsyncPostgresTransaction)
-        await tx.execute(f"CREATE TABLE {self.table} (position bigint PRIMARY KEY)")
-        page = await tx.read_page(None, 1000, None, None)
-        await self._insert(tx, page.events)
-
-    async def appended(self, tx: AsyncHookTransaction, events: Sequence[RecordedEvent]) -> None:
-        assert isinstance(tx, AsyncPostgresTransaction)
-        if any(e.type == "Boom" for e in events):
-            raise ValueError("boom")
-        await self._insert(tx, events)
-
-    async def _insert(self, tx: AsyncPostgresTransaction, events: Sequence[RecordedEvent]) -> None:
-        if events:
-            await tx.executemany(f"INSERT INTO {self.table} VALUES (%s)", [(e.position,) for e in events])
-
-
-def test_async_store_runs_async_hooks_in_its_appends(postgres_store_url: str, postgres_schema: str) -> None:
-    async def main() -> list[int]:
-        async with AsyncPostgresEventStore(postgres_store_url, visibility_timeout=PATIENCE) as store:
-            await store.append("acc-0", _added(2))
-            await store.add_append_hook(_AsyncTally(postgres_schema))
-            with pytest.raises(InvalidInputError, match="already installed"):
-                await store.add_append_hook(_AsyncTally(postgres_schema))
-
-            async def write(n: int) -> None:
-                for k in range(5):
-                    await store.append(f"acc-{n}", _added(1 + k % 2))
-
-            await asyncio.gather(*(write(n) for n in range(1, 5)))
-            with pytest.raises(ValueError, match="boom"):
-                await store.append("acc-1", [NewEvent("Boom", {})])
-            store.remove_append_hook("async-tally")
-            return [e.position async for e in store.read_all()]
-
-    positions = asyncio.run(main())
-    assert len(positions) == 2 + 4 * 7
-    assert _applied_async(postgres_store_url, postgres_schema) == positions
-
-
-def _applied_async(url: str, schema: str) -> list[int]:
-    return [r[0] for r in _query(url, f"SELECT position FROM {schema}.async_tally ORDER BY position")]
 
 
 # -- process managers ------------------------------------------------------------------------

@@ -19,8 +19,6 @@ from chronik.projections import (
     Projection,
     ProjectionFailedError,
     ProjectionRunner,
-    add_inline_projection,
-    projection_lag,
 )
 from chronik.store import StoreTransaction, Transactional
 from chronik.stores.sqlite import SQLiteEventStore
@@ -144,32 +142,6 @@ def test_reset_rebuilds_one_projection(tmp_path: Path) -> None:
     assert _rows(path) == {"acc-1": (2, 3)}
     assert _rows(path, "other") == {"acc-1": (2, 3)}
     assert other.lag().events == 0
-    store.close()
-
-
-def test_inline_projection_commits_with_the_append(tmp_path: Path) -> None:
-    path = tmp_path / "events.db"
-    store = _open(path)
-    _add(store, "acc-1", 1)
-    add_inline_projection(store, _counter())
-    assert _rows(path) == {"acc-1": (1, 1)}  # caught up when installed
-    _add(store, "acc-1", 2)
-    assert _rows(path) == {"acc-1": (2, 3)}
-    with pytest.raises(ProjectionFailedError, match="'acc-1' version 3"):
-        _add(store, "acc-1", 13)
-    assert store.stream_info("acc-1").version == 2  # the append was rolled back with it
-    with store.transaction() as tx:  # appends in a transaction run it too
-        tx.append("acc-2", [NewEvent("Added", {"amount": 7})])
-    assert _rows(path) == {"acc-1": (2, 3), "acc-2": (1, 7)}
-
-    # A writer without the hook (another store object) does not skip the projection:
-    # the next hooked append catches up on its events first.
-    other = _open(path)
-    _add(other, "acc-3", 100)
-    other.close()
-    _add(store, "acc-1", 4)
-    assert _rows(path) == {"acc-1": (3, 7), "acc-2": (1, 7), "acc-3": (1, 100)}
-    assert projection_lag(store, _counter()).events == 0
     store.close()
 
 

@@ -100,39 +100,6 @@ def test_a_stored_payload_that_no_longer_decodes(tmp_path: Path) -> None:
             _ = event.data
 
 
-def test_transaction_commits_read_model_and_checkpoint_together(tmp_path: Path) -> None:
-    with _open(tmp_path / "t.db") as store:
-        store.append("order-1", [NewEvent("Created", {})])
-        checkpoint = next(store.read_all()).checkpoint
-        with store.transaction() as tx:
-            tx.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
-        with pytest.raises(RuntimeError), store.transaction() as tx:
-            tx.execute("INSERT INTO orders VALUES ('order-1')")
-            tx.save_checkpoint("orders", checkpoint)
-            tx.append("audit-1", [NewEvent("Seen", {})])
-            raise RuntimeError("handler crashed")
-        assert store.load_checkpoint("orders") is None
-        assert store.stream_info("audit-1").version == 0
-        assert store._conn().execute("SELECT count(*) FROM orders").fetchone()[0] == 0
-        with store.transaction() as tx:
-            tx.execute("INSERT INTO orders VALUES ('order-1')")
-            tx.save_checkpoint("orders", checkpoint)
-            result = tx.append("audit-1", [NewEvent("Seen", {})])
-            assert tx.load_checkpoint("orders") == checkpoint
-        assert result.version == 1
-        assert store.load_checkpoint("orders") == checkpoint
-        assert store._conn().execute("SELECT count(*) FROM orders").fetchone()[0] == 1
-
-
-def test_store_append_inside_a_transaction_is_a_clear_error(tmp_path: Path) -> None:
-    with (
-        _open(tmp_path / "n.db") as store,
-        store.transaction(),
-        pytest.raises(chronik.InvalidInputError, match="transaction is already open"),
-    ):
-        store.append("a-1", [NewEvent("X", {})])
-
-
 def test_bad_input_never_corrupts_the_file(tmp_path: Path) -> None:
     path = tmp_path / "i.db"
     with _open(path, max_event_size=100) as store:

@@ -1,58 +1,90 @@
-"""The conformance suite every chronik store must pass.
+"""The conformance suite every chronik store must pass, and the capability suites.
 
-A store's test module implements one fixture, ``store_url``, and inherits every
-test; each runs against the sync face and the asyncio face::
+A backend's test module implements one fixture, ``store_factory``, returning a
+:class:`StoreFactory` that opens a fresh store for each test, and inherits every
+test; each runs on every face the factory offers (sync, asyncio or both; the asyncio
+face is driven through :class:`chronik.testing.bridge.BlockingStore`, or natively
+where the bridge would hide what is tested)::
 
-    from chronik.testing.conformance import EventStoreConformance
+    from chronik.testing.conformance import EventStoreConformance, StoreFactory
 
     class TestMyStore(EventStoreConformance):
-        supports_processes = True   # the URL can be opened by several processes
-
         @pytest.fixture
-        def store_url(self, tmp_path):
-            return f"sqlite:///{tmp_path}/events.db"
+        def store_factory(self, tmp_path):
+            # processes=True: other processes can open the URL (those tests skip otherwise)
+            return StoreFactory.from_url(f"sqlite:///{tmp_path}/events.db", processes=True)
 
-The URL must name a fresh, empty store for each test.
+The capability suites (:class:`SnapshotTests`, :class:`CheckpointTests`,
+:class:`SubscriptionTests`, :class:`TransactionTests`, :class:`AppendHookTests`,
+:class:`ProjectionStateTests`) are part of :class:`EventStoreConformance`; each runs
+wherever the store on the face under test declares its capability (``isinstance``
+against the ``chronik.store`` Protocols, see :func:`capabilities`) and skips
+elsewhere. Pin what each face declares in a test of your own, so that losing a
+capability fails loudly instead of skipping quietly.
 """
 
-from chronik.testing.conformance._append import (
-    AppendTests,
-    AtomicityTests,
-    CapabilityTests,
-    IdempotencyTests,
-)
+from chronik.testing.conformance._append import AppendTests, AtomicityTests, IdempotencyTests
 from chronik.testing.conformance._base import (
+    CAPABILITIES,
     ConformanceBase,
     Deposited,
     Renamed,
+    StoreFactory,
+    capabilities,
     event,
     make_registry,
     new_stream,
 )
 from chronik.testing.conformance._concurrency import ConcurrencyTests
+from chronik.testing.conformance._faces import FaceTests
+from chronik.testing.conformance._hooks import AppendHookTests
+from chronik.testing.conformance._projection_state import ProjectionStateTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests
+from chronik.testing.conformance._snapshots import CheckpointTests, SnapshotTests
 from chronik.testing.conformance._subscriptions import SubscriptionTests
+from chronik.testing.conformance._transactions import TransactionTests
 
 __all__ = [
+    "CAPABILITIES",
+    "AppendHookTests",
     "AppendTests",
     "AtomicityTests",
     "CapabilityTests",
+    "CheckpointTests",
     "ConcurrencyTests",
     "ConformanceBase",
     "Deposited",
     "EventStoreConformance",
+    "FaceTests",
     "IdempotencyTests",
+    "ProjectionStateTests",
     "PropertyTests",
     "ReadAllTests",
     "ReadStreamTests",
     "Renamed",
+    "SnapshotTests",
+    "StoreFactory",
     "StreamInfoTests",
     "SubscriptionTests",
+    "TransactionTests",
+    "capabilities",
     "event",
     "make_registry",
     "new_stream",
 ]
+
+
+class CapabilityTests(
+    FaceTests,
+    SnapshotTests,
+    CheckpointTests,
+    SubscriptionTests,
+    TransactionTests,
+    AppendHookTests,
+    ProjectionStateTests,
+):
+    """Every capability suite; each skips where the face under test lacks its capability."""
 
 
 class EventStoreConformance(
@@ -62,9 +94,8 @@ class EventStoreConformance(
     ReadStreamTests,
     ReadAllTests,
     StreamInfoTests,
-    CapabilityTests,
     ConcurrencyTests,
     PropertyTests,
-    SubscriptionTests,
+    CapabilityTests,
 ):
-    """Every conformance test. Subclass it and provide the ``store_url`` fixture."""
+    """Every conformance test. Subclass it and provide the ``store_factory`` fixture."""

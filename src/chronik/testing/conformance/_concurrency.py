@@ -15,7 +15,7 @@ import chronik
 from chronik import NO_STREAM, Checkpoint, WrongExpectedVersionError
 from chronik.store import EventStore
 from chronik.testing._workers import append_worker
-from chronik.testing.conformance._base import ConformanceBase, OpenStore, event, new_stream
+from chronik.testing.conformance._base import ConformanceBase, OpenStore, StoreFactory, event, new_stream
 
 
 class _Follower:
@@ -165,14 +165,12 @@ class ConcurrencyTests(ConformanceBase):
         assert versions == list(range(1, 6 * per_writer + 1))
         assert store.stream_info(stream).version == 6 * per_writer
 
-    def test_writer_processes_while_a_reader_follows(self, store: EventStore, store_url: str) -> None:
-        if not self.supports_processes:
-            pytest.skip("this store cannot be shared between processes")
+    def test_writer_processes_while_a_reader_follows(self, store: EventStore, process_url: str) -> None:
         category = f"proc{uuid.uuid4().hex[:8]}"
         follower = _Follower(store, category)
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(3) as pool:
-            results = pool.starmap(append_worker, [(store_url, category, i, 40) for i in range(3)])
+            results = pool.starmap(append_worker, [(process_url, category, i, 40) for i in range(3)])
         committed = {uuid.UUID(i) for ids in results for i in ids}
         assert len(committed) > 3 * 40
         seen = follower.finish()
@@ -180,11 +178,13 @@ class ConcurrencyTests(ConformanceBase):
         hot = [e.version for e in store.read_stream(f"{category}-hot")]
         assert hot == list(range(1, len(hot) + 1))
 
-    def test_process_safe_open_of_a_new_store(self, open_store: OpenStore) -> None:
-        # Opening the same URL twice (a second handle) sees the same data when the
-        # store is shared; for private stores it is simply a second store.
-        if not self.supports_processes:
-            pytest.skip("this store cannot be shared")
+    def test_a_second_handle_sees_the_same_store(
+        self, open_store: OpenStore, store_factory: StoreFactory
+    ) -> None:
+        # Opening the store twice (a second handle) sees the same data when the
+        # factory says so; for private stores it is simply a second store.
+        if not store_factory.shared:
+            pytest.skip("each open of this store is a store of its own")
         first = open_store()
         second = open_store()
         stream = new_stream()

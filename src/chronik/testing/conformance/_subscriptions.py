@@ -1,7 +1,7 @@
 """Conformance: subscriptions, catching up then following live, exactly once.
 
-A store passes when it is ``Subscribable`` (sync face) and ``AsyncSubscribable``
-(async face). The tests never assert on time: waits have generous limits that only
+They run on each face whose store declares ``Subscribable`` (sync face) or
+``AsyncSubscribable`` (asyncio face). The tests never assert on time: waits have generous limits that only
 turn a hang into a failure.
 """
 
@@ -25,7 +25,7 @@ from chronik.store import AsyncSubscribable, EventStore, Subscribable
 from chronik.subscriptions import AsyncSubscription, Partition, Subscription
 from chronik.testing._workers import append_worker
 from chronik.testing.bridge import BlockingStore
-from chronik.testing.conformance._base import ConformanceBase, event, new_stream
+from chronik.testing.conformance._base import ConformanceBase, event, needs, new_stream
 
 __all__ = ["SubscriptionTests"]
 
@@ -154,15 +154,9 @@ def _drain_to_head(feed: _Feed, store: EventStore) -> None:
     assert feed.checkpoint == head
 
 
+@needs("subscriptions")
 class SubscriptionTests(ConformanceBase):
     """subscribe(): history in batches, then live, no gap and no duplicate at the seam."""
-
-    supports_subscriptions = True
-
-    @pytest.fixture(autouse=True)
-    def _needs_subscriptions(self) -> None:
-        if not self.supports_subscriptions:
-            pytest.skip("this store does not support subscriptions")
 
     def test_store_is_subscribable(self, store: EventStore) -> None:
         if isinstance(store, BlockingStore):
@@ -296,9 +290,7 @@ class SubscriptionTests(ConformanceBase):
             assert places == list(range(places[0], places[0] + len(batch))), "a batch was interleaved"
         assert all(a.checkpoint < b.checkpoint for a, b in itertools.pairwise(seen))
 
-    def test_writer_processes_while_subscribed(self, store: EventStore, store_url: str) -> None:
-        if not self.supports_processes:
-            pytest.skip("this store cannot be shared between processes")
+    def test_writer_processes_while_subscribed(self, store: EventStore, process_url: str) -> None:
         category = f"proc{uuid.uuid4().hex[:8]}"
         with _Feed(store, categories=[category]) as feed:
             # The subscription is live before the other processes write: their
@@ -306,7 +298,7 @@ class SubscriptionTests(ConformanceBase):
             assert feed.next_batch(0.01) == []
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(3) as pool:
-                results = pool.starmap(append_worker, [(store_url, category, i, 20) for i in range(3)])
+                results = pool.starmap(append_worker, [(process_url, category, i, 20) for i in range(3)])
             committed = {uuid.UUID(i) for ids in results for i in ids}
             seen = feed.collect(len(committed))
         assert set(_ids(seen)) == committed
