@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 
@@ -136,7 +136,10 @@ class AsyncPostgresTransaction:
     """An open transaction on a PostgreSQL store (see ``transaction()``).
 
     ``connection`` is the psycopg connection, for anything the methods here lack.
+    ``paramstyle`` (DB-API's name) says how ``execute`` takes parameters: ``%s``.
     """
+
+    paramstyle: Final = "format"
 
     def __init__(
         self, shared: Connections, connection: Conn, *, fresh: bool = False, inline: bool = False
