@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import (
@@ -21,7 +21,9 @@ from chronik.errors import (
 from chronik.events import (
     AppendResult,
     Checkpoint,
+    DeadLetter,
     ExpectedVersion,
+    ProjectionState,
     StreamWrite,
     category_of,
     check_expected_version,
@@ -37,7 +39,10 @@ __all__ = [
     "prepare_writes",
     "resolve_existing",
     "validate_checkpoint_name",
+    "validate_dead_letter",
     "validate_limit",
+    "validate_projection",
+    "validate_projection_state",
     "validate_read_stream",
 ]
 
@@ -195,3 +200,45 @@ def position_after(after: Checkpoint | None, kind: str) -> int:
             f"checkpoint {after} was made by a {after.kind!r} store; this is a {kind!r} store"
         )
     return after.parts[0]
+
+
+# -- projection records -----------------------------------------------------------------------
+
+_STATUSES: Final = frozenset({"building", "live", "failed", "retired"})
+
+
+def validate_projection(name: object, version: object) -> None:
+    """Refuse a projection name or version that no projection can have."""
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"projection name must be a non-empty str, got {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidInputError(f"projection version must be an int >= 1, got {version!r}")
+
+
+def validate_projection_state(state: ProjectionState) -> ProjectionState:
+    """Return ``state`` if a store may keep it (name, version and status), else raise."""
+    validate_projection(state.name, state.version)
+    if state.status not in _STATUSES:
+        raise InvalidInputError(f"projection status must be one of {sorted(_STATUSES)}, got {state.status!r}")
+    return state
+
+
+def validate_dead_letter(letter: DeadLetter, kind: str) -> DeadLetter:
+    """Return ``letter`` if a store of checkpoint kind ``kind`` may park it, else raise.
+
+    Its event's checkpoint must be one of this kind of store, and end in the event's
+    position (``InvalidCheckpointError`` otherwise).
+    """
+    validate_projection(letter.projection, letter.projection_version)
+    checkpoint = letter.event.checkpoint
+    if not isinstance(checkpoint, Checkpoint) or checkpoint.kind != kind:
+        raise InvalidCheckpointError(
+            f"dead letter of {letter.projection!r} carries the checkpoint {checkpoint} of another kind "
+            f"of store; this is a {kind!r} store"
+        )
+    if not checkpoint.parts or checkpoint.parts[-1] != letter.event.position:
+        raise InvalidInputError(
+            f"dead letter of position {letter.event.position} carries the checkpoint {checkpoint} "
+            "of another event"
+        )
+    return letter

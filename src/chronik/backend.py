@@ -49,7 +49,10 @@ from chronik._append import (
     prepare_writes,
     resolve_existing,
     validate_checkpoint_name,
+    validate_dead_letter,
     validate_limit,
+    validate_projection,
+    validate_projection_state,
     validate_read_stream,
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
@@ -146,8 +149,11 @@ __all__ = [
     "recorded_event",
     "resolve_existing",
     "validate_checkpoint_name",
+    "validate_dead_letter",
     "validate_expected_version",
     "validate_limit",
+    "validate_projection",
+    "validate_projection_state",
     "validate_read_stream",
     "validate_stream_id",
 ]

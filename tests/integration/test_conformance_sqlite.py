@@ -15,10 +15,6 @@ class TestSQLiteConformance(EventStoreConformance):
         "test_dead_letters_in_parking_order_parked_once": (
             "SQLite lists dead letters by parked_at, not in the order they were parked"
         ),
-        "test_an_unknown_status_is_refused": "SQLite: projection status is not validated",
-        "test_a_dead_letter_from_another_kind_of_store_is_refused": (
-            "SQLite: a dead letter's checkpoint is not checked"
-        ),
     }
 
     @pytest.fixture

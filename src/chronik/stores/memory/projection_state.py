@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from chronik.backend import validate_dead_letter, validate_projection, validate_projection_state
 from chronik.events import DeadLetter, ProjectionState
-from chronik.stores.memory.reader import MemoryLog
+from chronik.stores.memory.reader import KIND, MemoryLog
 
 __all__ = ["ProjectionChanges", "dead_letters", "projection_states"]
 
@@ -35,11 +36,13 @@ class ProjectionChanges:
         return other
 
     def save(self, state: ProjectionState) -> None:
+        validate_projection_state(state)
         if state.updated_at is None:
             state = msgspec.structs.replace(state, updated_at=datetime.now(UTC))
         self.states[state.name, state.version] = state
 
     def delete(self, name: str, version: int) -> None:
+        validate_projection(name, version)
         self.states[name, version] = None
         self.forgotten.add((name, version))
         for key in [k for k in self.parked if k[:2] == (name, version)]:
@@ -47,6 +50,7 @@ class ProjectionChanges:
 
     def park(self, log: MemoryLog, letter: DeadLetter) -> None:
         """Park ``letter`` unless the same event is parked already (committed or staged)."""
+        validate_dead_letter(letter, KIND)
         key = (letter.projection, letter.projection_version, letter.event.position)
         if key in self.parked or (key in log.dead_letters and key[:2] not in self.forgotten):
             return

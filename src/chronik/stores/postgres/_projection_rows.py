@@ -8,29 +8,21 @@ from typing import Any, Final
 
 import msgspec
 
-from chronik.errors import InvalidInputError
+from chronik.backend import validate_dead_letter, validate_projection, validate_projection_state
 from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState
 from chronik.stores.postgres._common import KIND, checkpoint_start
 
 __all__ = ["check_projection", "letter_of", "letter_params", "state_of", "state_params"]
 
-_STATUSES: Final = frozenset({"building", "live", "failed", "retired"})
 _failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
 
 
-def check_projection(name: object, version: object) -> None:
-    """Refuse a projection name or version that no projection can have."""
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"projection name must be a non-empty str, got {name!r}")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInputError(f"projection version must be an int >= 1, got {version!r}")
+check_projection = validate_projection
 
 
 def state_params(state: ProjectionState) -> tuple[Any, ...]:
     """Parameters of ``sql._SAVE_PROJECTION_STATE``."""
-    check_projection(state.name, state.version)
-    if state.status not in _STATUSES:
-        raise InvalidInputError(f"projection status must be one of {sorted(_STATUSES)}, got {state.status!r}")
+    validate_projection_state(state)
     failure = None if state.failure is None else msgspec.json.encode(state.failure).decode()
     return (state.name, state.version, state.status, bool(state.active), failure, state.updated_at)
 
@@ -49,13 +41,9 @@ def state_of(row: Sequence[Any]) -> ProjectionState:
 
 def letter_params(letter: DeadLetter) -> tuple[Any, ...]:
     """Parameters of ``sql._PARK_EVENT``; the event must be one of this kind of store."""
-    check_projection(letter.projection, letter.projection_version)
+    validate_dead_letter(letter, KIND)
     e = letter.event
-    xid, position = checkpoint_start(e.checkpoint)
-    if position != e.position:
-        raise InvalidInputError(
-            f"dead letter of position {e.position} carries the checkpoint {e.checkpoint} of another event"
-        )
+    xid, _ = checkpoint_start(e.checkpoint)
     return (
         letter.projection,
         letter.projection_version,

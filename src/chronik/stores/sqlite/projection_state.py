@@ -16,8 +16,13 @@ from typing import Final
 
 import msgspec
 
-from chronik.backend import position_after, validate_checkpoint_name
-from chronik.errors import InvalidInputError
+from chronik.backend import (
+    position_after,
+    validate_checkpoint_name,
+    validate_dead_letter,
+    validate_projection,
+    validate_projection_state,
+)
 from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, Snapshot
 from chronik.stores.sqlite import sql
 
@@ -45,15 +50,8 @@ def _us(when: datetime | None) -> int:
     return (when - _EPOCH) // timedelta(microseconds=1)
 
 
-def _check_name(name: object, version: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"projection name must be a non-empty str, got {name!r}")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidInputError(f"projection version must be an int >= 1, got {version!r}")
-
-
 def save_projection_state(conn: sqlite3.Connection, state: ProjectionState) -> None:
-    _check_name(state.name, state.version)
+    validate_projection_state(state)
     failure = None if state.failure is None else msgspec.json.encode(state.failure).decode()
     conn.execute(
         sql.SAVE_PROJECTION_STATE,
@@ -76,13 +74,13 @@ def projection_states(conn: sqlite3.Connection, name: str | None) -> list[Projec
 
 
 def delete_projection_state(conn: sqlite3.Connection, name: str, version: int) -> None:
-    _check_name(name, version)
+    validate_projection(name, version)
     conn.execute(sql.DELETE_PROJECTION_STATE, (name, version))
     conn.execute(sql.DELETE_DEAD_LETTERS, (name, version))
 
 
 def park_event(conn: sqlite3.Connection, letter: DeadLetter) -> None:
-    _check_name(letter.projection, letter.projection_version)
+    validate_dead_letter(letter, sql.KIND)
     e = letter.event
     conn.execute(
         sql.PARK_EVENT,
