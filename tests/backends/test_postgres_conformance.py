@@ -1,7 +1,6 @@
 """The PostgreSQL store passes the whole conformance suite and its capability suites, sync and async."""
 
 import asyncio
-from typing import ClassVar
 
 import pytest
 
@@ -14,13 +13,6 @@ PATIENCE = 120.0  # hooked appends wait for older writers of the whole server up
 
 
 class TestPostgresConformance(EventStoreConformance):
-    known_deviations: ClassVar[dict[str, str]] = {
-        "test_store_append_inside_a_transaction_is_a_clear_error": (
-            "PostgreSQL: store.append beside an open transaction of the same thread (or task) "
-            "runs on another connection instead of being refused"
-        ),
-    }
-
     @pytest.fixture
     def store_factory(self, postgres_store_url: str) -> StoreFactory:
         return StoreFactory.from_url(postgres_store_url, processes=True, visibility_timeout=PATIENCE)

@@ -2,7 +2,6 @@
 
 import asyncio
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -11,12 +10,6 @@ from chronik.testing.conformance import CAPABILITIES, EventStoreConformance, Sto
 
 
 class TestSQLiteConformance(EventStoreConformance):
-    known_deviations: ClassVar[dict[str, str]] = {
-        "test_dead_letters_in_parking_order_parked_once": (
-            "SQLite lists dead letters by parked_at, not in the order they were parked"
-        ),
-    }
-
     @pytest.fixture
     def store_factory(self, tmp_path: Path) -> StoreFactory:
         return StoreFactory.from_url(f"sqlite:///{tmp_path}/events.db", processes=True)

@@ -3,6 +3,7 @@
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import chronik
 from chronik import NewEvent
 from chronik.errors import NotAChronikStoreError, PendingMigrationsError, SchemaVersionError
+from chronik.events import DeadLetter, FailedEvent
 from chronik.stores.sqlite import SQLiteEventStore, check_schema
 from chronik.stores.sqlite.schema import MIGRATIONS
 
@@ -77,6 +79,31 @@ def test_a_store_migrated_by_a_newer_chronik(tmp_path: Path) -> None:
         _open(path)
     with pytest.raises(SchemaVersionError):
         check_schema(path)
+
+
+def test_dead_letters_parked_before_0003_keep_their_order(tmp_path: Path) -> None:
+    # A file of the previous schema (0002) with dead letters, upgraded on open: the
+    # letters are numbered in the order they were listed, later ones follow them.
+    path = tmp_path / "v2.db"
+    store = _open(path)
+    store.append("acc-1", [NewEvent("Added", {"n": n}) for n in range(3)])
+    one, two, three = store.read_stream("acc-1")
+    for event, projection in ((two, "b"), (one, "a")):
+        failure = FailedEvent.of(event, ValueError("no"), 1)
+        store.park_event(DeadLetter(projection, 1, failure, datetime(2030, 1, 1 + event.version, tzinfo=UTC)))
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE chronik_dead_letters DROP COLUMN parked_seq")
+    conn.execute("DELETE FROM chronik_migrations WHERE name = '0003_dead_letter_order'")
+    conn.commit()
+    conn.close()
+    assert check_schema(path) == ["0003_dead_letter_order"]
+    store = _open(path)
+    store.park_event(
+        DeadLetter("c", 1, FailedEvent.of(three, ValueError("no"), 1), datetime(2029, 1, 1, tzinfo=UTC))
+    )
+    assert [(d.projection, d.event.version) for d in store.dead_letters()] == [("a", 1), ("b", 2), ("c", 3)]
+    store.close()
 
 
 def test_migrate_false_refuses_a_file_that_needs_migrations(tmp_path: Path) -> None:

@@ -117,12 +117,13 @@ DELETE_DEAD_LETTERS: Final = (
 PARK_EVENT: Final = """
 INSERT INTO chronik_dead_letters
     (projection, projection_version, position, stream_id, version, type, event_id, checkpoint,
-     error, attempts, parked_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     error, attempts, parked_at, parked_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+        (SELECT coalesce(max(parked_seq), 0) + 1 FROM chronik_dead_letters))
 ON CONFLICT (projection, projection_version, position) DO NOTHING"""
 DEAD_LETTERS: Final = """
 SELECT projection, projection_version, position, stream_id, version, type, event_id, checkpoint,
        error, attempts, parked_at
 FROM chronik_dead_letters WHERE ?1 IS NULL OR projection = ?1
-ORDER BY parked_at, projection, projection_version, position"""
+ORDER BY parked_seq"""
 DELETE_CHECKPOINT: Final = "DELETE FROM chronik_checkpoints WHERE name = ?"

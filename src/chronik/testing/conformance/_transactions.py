@@ -184,14 +184,18 @@ class TransactionTests(ConformanceBase):
         if "checkpoints" in capabilities(store):
             assert face_of(store).load_checkpoint("tx-conflict") is None
 
-    def test_store_append_inside_a_transaction_is_a_clear_error(self, store: EventStore) -> None:
+    def test_store_append_beside_its_own_transaction_never_deadlocks(self, store: EventStore) -> None:
+        """``store.append`` while the same thread (or task) has a transaction open either
+        is refused with a clear error (SQLite, memory: one writer, which the transaction
+        holds) or commits on its own, apart from the transaction (PostgreSQL: another
+        connection). It never waits for itself."""
         stream = new_stream("txn")
         if isinstance(store, BlockingStore):
             outcome = run(store, _append_inside_async(store.async_store, stream))
         else:
             outcome = _append_inside_sync(store, stream)
-        assert outcome == "refused", outcome
-        assert store.stream_info(stream).version == 0
+        assert outcome in ("refused", "accepted"), outcome
+        assert store.stream_info(stream).version == (0 if outcome == "refused" else 1)
 
     def test_execute_runs_sql_in_the_transaction(self, store: EventStore) -> None:
         style = _paramstyle(store)
@@ -232,7 +236,7 @@ def _append_inside_sync(store: EventStore, stream: str) -> str:
             with transaction(store):
                 try:
                     store.append(stream, [NewEvent("Inside", {})])
-                    outcome.append("accepted: store.append ran beside the open transaction")
+                    outcome.append("accepted")
                 except ChronikError:
                     outcome.append("refused")
         except BaseException as err:
@@ -255,7 +259,7 @@ async def _append_inside_async(store: Any, stream: str) -> str:
                 await store.append(stream, [NewEvent("Inside", {})])
             except ChronikError:
                 return "refused"
-            return "accepted: store.append ran beside the open transaction"
+            return "accepted"
 
     try:
         return await asyncio.wait_for(attempt(), PATIENCE)
