@@ -24,6 +24,7 @@ from chronik.errors import (
     EventDecodeError,
     EventEncodeError,
     EventTooLargeError,
+    EventValidationError,
     InvalidEventError,
     RegistryError,
     UnknownEventTypeError,
@@ -243,6 +244,7 @@ class Codec:
         entry = self.registry._by_class.get(type(event))
         if entry is not None:  # the common case: a registered typed event
             type_name, schema_version = entry.name, entry.version
+            check: _EventType | None = entry
             payload: Any = event
             metadata = None
             event_id = uuid7()
@@ -253,6 +255,9 @@ class Codec:
                 raise InvalidEventError(f"schema_version must be an int >= 1, got {schema_version!r}")
             payload = event.data
             metadata = event.metadata
+            # Checked against its registered type, when it has one (unregistered names
+            # stay free-form): what this store's own readers must be able to decode.
+            check = self.registry._by_name.get(type_name)
             given = event.event_id
             if given is None:
                 event_id = uuid7()
@@ -262,7 +267,7 @@ class Codec:
                 raise InvalidEventError(f"event_id must be a uuid.UUID, got {type(given).__name__}")
         else:
             type_name, schema_version = self.registry.type_of(type(event))  # raises
-            payload, metadata, event_id = event, None, uuid7()
+            payload, metadata, event_id, check = event, None, uuid7(), None
         try:
             data = self._encoder.encode(payload)
             meta = self._encoder.encode(dict(metadata)) if metadata else None
@@ -273,7 +278,35 @@ class Codec:
         size = len(data) + (len(meta) if meta else 0)
         if size > self.max_event_size:
             raise EventTooLargeError(stream_id, type_name, size, self.max_event_size)
+        if check is not None:
+            self._check(stream_id, check, schema_version, data)
         return EncodedEvent(event_id, type_name, schema_version, data, meta)
+
+    def _check(self, stream_id: str, entry: _EventType, schema_version: int, data: bytes) -> None:
+        """Refuse a payload that would not decode into its registered type when read.
+
+        A typed object is no proof: a Struct or dataclass does not check its fields'
+        types when built. So the JSON about to be stored is decoded as a reader
+        would, upcasters included for an older schema version; a newer one than this
+        process knows is left to the readers that know it.
+        """
+        if schema_version > entry.version:
+            return
+        try:
+            if schema_version == entry.version:
+                entry.decoder.decode(data)
+            else:
+                raw = _json_decode(data)
+                if not isinstance(raw, dict):
+                    raise msgspec.ValidationError(f"Expected `object`, got `{type(raw).__name__}`")
+                msgspec.convert(self.registry.upcast(entry.name, schema_version, raw), entry.cls)
+        except (msgspec.DecodeError, msgspec.ValidationError, UpcastError) as err:
+            raise EventValidationError(
+                f"event {entry.name!r} for stream {stream_id!r} does not match its registered type "
+                f"{entry.cls.__qualname__} (schema version {entry.version}): {err}. Nothing was written",
+                stream_id=stream_id,
+                type=entry.name,
+            ) from err
 
     def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
         """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""

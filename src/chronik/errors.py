@@ -8,7 +8,8 @@
     │   ├── InvalidStreamIdError
     │   ├── InvalidExpectedVersionError
     │   ├── InvalidEventError           duplicate ids in one batch, bad type name, ...
-    │   │   └── NotAnEventError         a decider or aggregate produced a non-event
+    │   │   ├── NotAnEventError         a decider or aggregate produced a non-event
+    │   │   └── EventValidationError    a payload that does not fit its registered type
     │   ├── UnregisteredEventError      an object whose class is not in the registry
     │   ├── EventEncodeError            a payload that cannot be encoded as JSON
     │   ├── EventTooLargeError          over the store's size limit
@@ -58,6 +59,7 @@ __all__ = [
     "EventDecodeError",
     "EventEncodeError",
     "EventTooLargeError",
+    "EventValidationError",
     "IntegrityError",
     "InternalError",
     "InvalidCheckpointError",
@@ -113,6 +115,23 @@ class InvalidExpectedVersionError(InvalidInputError):
 
 class InvalidEventError(InvalidInputError):
     """An event that cannot be appended as given."""
+
+
+class EventValidationError(InvalidEventError):
+    """A payload under a registered type name that does not decode into that type.
+
+    Raised before anything is written, so no stored event can be one that its own
+    readers cannot decode. ``stream_id`` and ``type`` say which; the message names
+    the field.
+    """
+
+    def __init__(self, message: str, *, stream_id: str, type: str) -> None:
+        self.stream_id = stream_id
+        self.type = type
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class UnregisteredEventError(InvalidInputError):

@@ -1,6 +1,7 @@
 """Typed events, stable names, schema versions and upcasters."""
 
 import dataclasses
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,3 +213,25 @@ def test_bad_new_events_are_refused(bad: NewEvent) -> None:
 def test_metadata_must_encode() -> None:
     with pytest.raises(chronik.errors.EventEncodeError, match="cannot be encoded"):
         Codec().encode("s-1", NewEvent("T", {}, {"when": object()}))
+
+
+def test_a_payload_is_checked_against_its_registered_type_upcasters_included() -> None:
+    registry = EventRegistry()
+
+    @registry.event("Opened", version=2)
+    class Opened(msgspec.Struct, frozen=True):
+        owner: str
+        currency: str
+
+    @registry.upcaster("Opened", from_version=1)
+    def add_currency(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "currency": "EUR"}
+
+    codec = Codec(registry)
+    codec.encode("acc-1", NewEvent("Opened", {"owner": "ada"}, schema_version=1))  # fits once upcast
+    with pytest.raises(chronik.errors.EventValidationError, match=r"\$\.owner") as caught:
+        codec.encode("acc-1", NewEvent("Opened", {"owner": 1}, schema_version=1))
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert (copy.stream_id, copy.type, str(copy)) == ("acc-1", "Opened", str(caught.value))
+    assert "── EventValidationError " in (chronik.errors.__doc__ or "")
+    codec.encode("acc-1", NewEvent("Opened", {"owner": 1}, schema_version=3))  # newer: its readers check

@@ -26,6 +26,7 @@ from chronik import (
 from chronik.errors import (
     EventEncodeError,
     EventTooLargeError,
+    EventValidationError,
     InvalidEventError,
     InvalidExpectedVersionError,
     InvalidStreamIdError,
@@ -137,6 +138,21 @@ class AppendTests(ConformanceBase):
         with pytest.raises(UnregisteredEventError, match="NotRegistered"):
             store.append(stream, [event(), NotRegistered()])
         assert store.stream_info(stream).version == 0
+
+    def test_a_payload_that_does_not_fit_its_registered_type_is_refused(self, store: EventStore) -> None:
+        # A Struct does not check its fields' types when built, and a NewEvent's data
+        # is free JSON: both are checked against the registered type before writing.
+        stream = new_stream()
+        wrong_typed = Deposited("acc", "ten")  # type: ignore[arg-type]
+        wrong_raw = NewEvent("Deposited", {"account": 7, "amount": 10})
+        for bad in (wrong_typed, wrong_raw):
+            with pytest.raises(EventValidationError, match=r"'Deposited'.*\$\.(amount|account)") as caught:
+                store.append(stream, [event(), bad])
+            assert (caught.value.stream_id, caught.value.type) == (stream, "Deposited")
+        assert store.stream_info(stream).version == 0
+        store.append(stream, [NewEvent("Deposited", {"account": "acc", "amount": 10})])
+        store.append(stream, [NewEvent("Unregistered", {"account": 7})])  # free-form
+        assert [e.data for e in store.read_stream(stream)] == [Deposited("acc", 10), {"account": 7}]
 
     def test_unencodable_payload_is_refused_and_nothing_written(self, store: EventStore) -> None:
         stream = new_stream()
