@@ -26,6 +26,7 @@ from chronik.errors import (
     ProjectionFailedError,
     RetriesExhaustedError,
     StoreClosedError,
+    StreamNotFoundError,
     WrongExpectedVersionError,
 )
 from chronik.events import (
@@ -87,6 +88,7 @@ __all__ = [
     "Store",
     "StoreClosedError",
     "StreamInfo",
+    "StreamNotFoundError",
     "StreamWrite",
     "Subscription",
     "WrongExpectedVersionError",

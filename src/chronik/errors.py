@@ -17,6 +17,7 @@
     │   └── WrongCategoryError          a command sent to a stream of another category
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
+    │   │   └── StreamNotFoundError     a command that needs its stream found none
     │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
@@ -83,6 +84,7 @@ __all__ = [
     "SchemaVersionError",
     "SnapshotDecodeError",
     "StoreClosedError",
+    "StreamNotFoundError",
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -177,6 +179,22 @@ class WrongExpectedVersionError(ConcurrencyError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.stream_id, self.expected, self.actual))
+
+
+class StreamNotFoundError(WrongExpectedVersionError):
+    """A command that needs its stream (``expected_version=STREAM_EXISTS``) found none.
+
+    A ``WrongExpectedVersionError`` whose expected version is ``STREAM_EXISTS`` and
+    actual version 0, so code that handles conflicts handles it too; catch it first
+    to tell "not found" apart (as ``eventsourcing``'s ``AggregateNotFoundError``).
+    """
+
+    def __init__(self, stream_id: str, expected: Any) -> None:
+        super().__init__(stream_id, expected, 0)
+        self.args = (f"stream {stream_id!r} does not exist, and the command needs it to",)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream_id, self.expected))
 
 
 def _describe(expected: Any) -> str:

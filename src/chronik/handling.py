@@ -41,17 +41,22 @@ from chronik.errors import (
     InvalidInputError,
     RetriesExhaustedError,
     SnapshotDecodeError,
+    StreamNotFoundError,
     WrongExpectedVersionError,
 )
 from chronik.events import (
+    ANY,
     NO_STREAM,
+    STREAM_EXISTS,
     AppendResult,
     Checkpoint,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
     Snapshot,
+    check_expected_version,
     uuid7,
+    validate_expected_version,
     validate_stream_id,
 )
 from chronik.snapshots import SnapshotPolicy, Snapshotter
@@ -350,8 +355,10 @@ class _Plan(Generic[C, S]):
         command_id: str | uuid.UUID | None,
         metadata: Mapping[str, Any] | None,
         caused_by: RecordedEvent | None,
+        expected_version: ExpectedVersion = ANY,
     ) -> _Flow[CommandResult[S]]:
         stream_id, stamp = self._refuse_early(stream_id, command, command_id, metadata, caused_by)
+        expected = validate_expected_version(expected_version)
         conflict: WrongExpectedVersionError | None = None
         for attempt in range(1, self.retries + 2):
             current = yield from self._load_current(stream_id)
@@ -366,6 +373,11 @@ class _Plan(Generic[C, S]):
                         attempts=attempt,
                         already_handled=True,
                     )
+            if expected is STREAM_EXISTS and current.version == 0:
+                raise StreamNotFoundError(stream_id, expected)
+            if not check_expected_version(expected, current.version):
+                # The caller's expectation, not a race: deciding again cannot help.
+                raise WrongExpectedVersionError(stream_id, expected, current.version)
             decided = check_decision(
                 self.model.decide(command, current.state),
                 self.model,
@@ -604,6 +616,7 @@ class CommandHandler(Generic[C, S]):
         command_id: str | uuid.UUID | None = None,
         metadata: Mapping[str, Any] | None = None,
         caused_by: RecordedEvent | None = None,
+        expected_version: ExpectedVersion = ANY,
     ) -> CommandResult[S]:
         """Load ``stream_id``, decide ``command``, append what it decided; retry on conflict.
 
@@ -612,8 +625,14 @@ class CommandHandler(Generic[C, S]):
         A command with an id already handled on this stream is not applied again.
         ``caused_by``: the event this command reacts to; its correlation id is
         carried forward and its id is the command's id unless one is given.
+
+        ``expected_version`` is what the stream must be at when loaded: ``ANY`` (the
+        default: a new stream starts from the initial state), ``STREAM_EXISTS`` (else
+        :class:`~chronik.errors.StreamNotFoundError`, nothing appended), ``NO_STREAM``,
+        or an exact version (a client's optimistic lock: a stream that moved on is a
+        ``WrongExpectedVersionError`` at once, never retried).
         """
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
+        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
         return _drive(self.store, self._snapshot_store, flow)
 
     def start(
@@ -708,9 +727,10 @@ class AsyncCommandHandler(Generic[C, S]):
         command_id: str | uuid.UUID | None = None,
         metadata: Mapping[str, Any] | None = None,
         caused_by: RecordedEvent | None = None,
+        expected_version: ExpectedVersion = ANY,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.handle`."""
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by)
+        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
         return await _drive_async(self.store, self._snapshot_store, flow)
 
     async def start(

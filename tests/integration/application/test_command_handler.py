@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from chronik import (
     NewEvent,
     RetriesExhaustedError,
     SnapshotPolicy,
+    StreamNotFoundError,
     WrongExpectedVersionError,
     applies,
 )
@@ -452,3 +454,43 @@ def test_an_aggregate_recording_an_unregistered_event_writes_nothing(app: App) -
     ):
         app.handler(Sloppy).handle("counter-1", lambda c: c.record(NotRegistered()))
     assert not app.store.stream_info("counter-1").exists
+
+
+# -- commands that need their stream, or a version the caller saw ---------------------
+
+
+def test_a_command_that_needs_its_stream_fails_on_none_and_appends_nothing(
+    app: App, model: tuple[Any, Callable[[int], Any]]
+) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    with pytest.raises(StreamNotFoundError, match="'counter-1' does not exist") as caught:
+        handler.handle("counter-1", increment(2), expected_version=chronik.STREAM_EXISTS)
+    assert isinstance(caught.value, WrongExpectedVersionError)
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == (
+        "counter-1",
+        chronik.STREAM_EXISTS,
+        0,
+    )
+    assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
+    assert not app.store.stream_info("counter-1").exists
+    handler.handle("counter-1", increment(2))  # by default a new stream starts from scratch
+    done = handler.handle("counter-1", increment(3), expected_version=chronik.STREAM_EXISTS)
+    assert (done.version, _total(done.state)) == (2, 5)
+
+
+def test_a_command_at_a_version_the_caller_saw_is_not_retried_when_it_moved(
+    app: App, model: tuple[Any, Callable[[int], Any]]
+) -> None:
+    definition, increment = model
+    handler = app.handler(definition)
+    handler.handle("counter-1", increment(1))
+    seen = handler.handle("counter-1", increment(1)).version  # what a client read: 2
+    handler.handle("counter-1", increment(1))  # someone else moved it on to 3
+    with pytest.raises(WrongExpectedVersionError) as caught:
+        handler.handle("counter-1", increment(10), expected_version=seen)
+    assert (caught.value.expected, caught.value.actual) == (2, 3)
+    assert app.store.stream_info("counter-1").version == 3
+    assert handler.handle("counter-1", increment(10), expected_version=3).version == 4
+    with pytest.raises(InvalidInputError, match="expected version"):
+        handler.handle("counter-1", increment(1), expected_version=-1)
