@@ -39,7 +39,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Final, Generic, ParamSpec, TypeVar
+from typing import Any, ClassVar, Final, Generic, ParamSpec, TypeVar, cast
 
 from chronik.errors import ConfigurationError, InvalidInputError, StoreClosedError
 from chronik.events import (
@@ -131,43 +131,8 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         if task is not None and task in self._writing:
             raise InvalidInputError(_IN_OWN_TRANSACTION)
 
-    # The capabilities of the sync store; one it lacks raises ConfigurationError.
-
-    def _snapshots(self) -> SnapshotStore:
-        store = self.sync
-        if not isinstance(store, SnapshotStore):
-            raise _lacks(store, "snapshots")
-        return store
-
-    def _checkpoints(self) -> CheckpointStore:
-        store = self.sync
-        if not isinstance(store, CheckpointStore):
-            raise _lacks(store, "checkpoints")
-        return store
-
-    def _projection_state(self) -> ProjectionStateStore:
-        store = self.sync
-        if not isinstance(store, ProjectionStateStore):
-            raise _lacks(store, "projection state")
-        return store
-
-    def _transactional(self) -> Transactional:
-        store = self.sync
-        if not isinstance(store, Transactional):
-            raise _lacks(store, "transactions")
-        return store
-
-    def _hooks(self) -> AppendHooks:
-        store = self.sync
-        if not isinstance(store, AppendHooks):
-            raise _lacks(store, "append hooks")
-        return store
-
-    def _subscribable(self) -> Subscribable:
-        store = self.sync
-        if not isinstance(store, Subscribable):
-            raise _lacks(store, "subscriptions")
-        return store
+    # A power the sync store lacks is absent from this class (see _without), so the
+    # methods below only run when the sync store has theirs.
 
     # -- the contract --------------------------------------------------------------------
 
@@ -226,36 +191,36 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     # -- snapshots and checkpoints ---------------------------------------------------------
 
     async def save_snapshot(self, snapshot: Snapshot) -> None:
-        await self._write(self._snapshots().save_snapshot, snapshot)
+        await self._write(cast(SnapshotStore, self.sync).save_snapshot, snapshot)
 
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
-        return await self._read(self._snapshots().load_snapshot, stream_id)
+        return await self._read(cast(SnapshotStore, self.sync).load_snapshot, stream_id)
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        await self._write(self._checkpoints().save_checkpoint, name, checkpoint)
+        await self._write(cast(CheckpointStore, self.sync).save_checkpoint, name, checkpoint)
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        return await self._read(self._checkpoints().load_checkpoint, name)
+        return await self._read(cast(CheckpointStore, self.sync).load_checkpoint, name)
 
     async def delete_checkpoint(self, name: str) -> None:
-        await self._write(self._checkpoints().delete_checkpoint, name)
+        await self._write(cast(CheckpointStore, self.sync).delete_checkpoint, name)
 
     # -- projection state ------------------------------------------------------------------
 
     async def save_projection_state(self, state: ProjectionState) -> None:
-        await self._write(self._projection_state().save_projection_state, state)
+        await self._write(cast(ProjectionStateStore, self.sync).save_projection_state, state)
 
     async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
-        return await self._read(self._projection_state().projection_states, name)
+        return await self._read(cast(ProjectionStateStore, self.sync).projection_states, name)
 
     async def delete_projection_state(self, name: str, version: int) -> None:
-        await self._write(self._projection_state().delete_projection_state, name, version)
+        await self._write(cast(ProjectionStateStore, self.sync).delete_projection_state, name, version)
 
     async def park_event(self, letter: DeadLetter) -> None:
-        await self._write(self._projection_state().park_event, letter)
+        await self._write(cast(ProjectionStateStore, self.sync).park_event, letter)
 
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
-        return await self._read(self._projection_state().dead_letters, projection)
+        return await self._read(cast(ProjectionStateStore, self.sync).dead_letters, projection)
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -263,27 +228,27 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         """``async with store.transaction() as tx``: the sync store's transaction, run on a
         thread of its own for its whole life; commits when the block ends, rolls back
         if it raises (a cancelled task's transaction too)."""
-        return _TransactionBlock(self, self._transactional())
+        return _TransactionBlock(self, cast(Transactional, self.sync))
 
     # -- append hooks ----------------------------------------------------------------------
 
     async def add_append_hook(self, hook: AsyncAppendHook) -> None:
         """Run ``hook`` inside every append of the sync store (``hook.installed`` first,
         under its write lock), on this event loop; see the module's docstring."""
-        store = self._hooks()
+        store = cast(AppendHooks, self.sync)
         shim = _HookShim(self, hook, asyncio.get_running_loop())
         await self._write(store.add_append_hook, shim)
 
     def remove_append_hook(self, name: str) -> None:
         # Never waits for the write lock (the stores swap their hook table), so it may
         # run on the loop even while an append on the writer runs a hook there.
-        self._hooks().remove_append_hook(name)
+        cast(AppendHooks, self.sync).remove_append_hook(name)
 
     # -- subscriptions ---------------------------------------------------------------------
 
     def log_reader(self) -> AsyncLogReaderAdapter:
         """A reader for subscriptions (``chronik.store.AsyncLogReader``)."""
-        store = self._subscribable()
+        store = cast(Subscribable, self.sync)
         self._check_open()
         return AsyncLogReaderAdapter(store.log_reader())
 
@@ -696,10 +661,6 @@ class AsyncLogReaderAdapter:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync.close)
         self._executor.shutdown(wait=False)
-
-
-def _lacks(store: object, what: str) -> ConfigurationError:
-    return ConfigurationError(f"{store!r} does not support {what}")
 
 
 def _take(iterator: Iterator[Any], n: int) -> list[Any]:
