@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, get_args
 
 from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import (
@@ -24,6 +24,7 @@ from chronik.events import (
     DeadLetter,
     ExpectedVersion,
     ProjectionState,
+    ProjectionStatus,
     StreamWrite,
     category_of,
     check_expected_version,
@@ -204,7 +205,7 @@ def position_after(after: Checkpoint | None, kind: str) -> int:
 
 # -- projection records -----------------------------------------------------------------------
 
-_STATUSES: Final = frozenset({"building", "live", "failed", "retired"})
+_STATUSES: Final = frozenset(get_args(ProjectionStatus))
 
 
 def validate_projection(name: object, version: object) -> None:

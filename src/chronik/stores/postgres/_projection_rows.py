@@ -8,16 +8,13 @@ from typing import Any, Final
 
 import msgspec
 
-from chronik.backend import validate_dead_letter, validate_projection, validate_projection_state
+from chronik.backend import validate_dead_letter, validate_projection_state
 from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState
 from chronik.stores.postgres._common import KIND, checkpoint_start
 
-__all__ = ["check_projection", "letter_of", "letter_params", "state_of", "state_params"]
+__all__ = ["letter_of", "letter_params", "state_of", "state_params"]
 
 _failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
-
-
-check_projection = validate_projection
 
 
 def state_params(state: ProjectionState) -> tuple[Any, ...]:

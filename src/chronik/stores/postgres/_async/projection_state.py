@@ -63,13 +63,12 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec
+from chronik.backend import Codec, validate_projection
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._projection_rows import (
-    check_projection,
     letter_of,
     letter_params,
     state_of,
@@ -104,7 +103,7 @@ async def projection_states(
 
 
 async def delete_projection_state(conn: Conn, statements: sql.Statements, name: str, version: int) -> None:
-    check_projection(name, version)
+    validate_projection(name, version)
     await conn.execute(statements.delete_projection_state, {"name": name, "version": version})
 
 

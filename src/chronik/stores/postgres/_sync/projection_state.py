@@ -11,13 +11,12 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec
+from chronik.backend import Codec, validate_projection
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._projection_rows import (
-    check_projection,
     letter_of,
     letter_params,
     state_of,
@@ -50,7 +49,7 @@ def projection_states(conn: Conn, statements: sql.Statements, name: str | None) 
 
 
 def delete_projection_state(conn: Conn, statements: sql.Statements, name: str, version: int) -> None:
-    check_projection(name, version)
+    validate_projection(name, version)
     conn.execute(statements.delete_projection_state, {"name": name, "version": version})
 
 
