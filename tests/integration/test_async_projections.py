@@ -261,9 +261,7 @@ def test_consumer_group_members_on_an_asyncio_store() -> None:
 def test_transactional_target_on_asyncio_sqlite(tmp_path: Path) -> None:
     async def main() -> None:
         store = chronik.connect_async(f"sqlite:///{tmp_path / 'events.db'}")
-        if not isinstance(store, AsyncTransactional):
-            await store.close()
-            pytest.skip("the asyncio SQLite store has no transactions yet (AsyncStoreAdapter.transaction)")
+        assert isinstance(store, AsyncTransactional)
 
         async def setup(tx: AsyncStoreTransaction) -> None:
             await tx.execute("CREATE TABLE totals (stream_id TEXT PRIMARY KEY, total INTEGER)")

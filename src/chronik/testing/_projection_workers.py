@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlsplit
 import chronik
 from chronik.events import Checkpoint, NewEvent, RecordedEvent
 from chronik.projections import AsyncProjectionRunner, Projection, ProjectionRunner
-from chronik.store import AsyncStoreTransaction, AsyncTransactional, StoreTransaction
+from chronik.store import AsyncStoreTransaction, StoreTransaction
 
 __all__ = ["CHECKPOINT", "async_counter_projection", "check_killed_runner", "counter_projection", "main"]
 
@@ -104,19 +104,6 @@ def main(url: str, face: str, batch_size: int) -> None:
     runner = ProjectionRunner(store, counter_projection(url), batch_size=batch_size, idle_timeout=0.1)
     print("ready", flush=True)
     runner.run()
-
-
-def async_transactions(url: str) -> bool:
-    """Whether the asyncio store at ``url`` can share its transactions with a read model."""
-
-    async def check() -> bool:
-        store = chronik.connect_async(url)
-        try:
-            return isinstance(store, AsyncTransactional)
-        finally:
-            await store.close()
-
-    return asyncio.run(check())
 
 
 def _append(store: chronik.EventStore, rng: random.Random, count: int) -> None:

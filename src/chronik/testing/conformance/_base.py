@@ -237,9 +237,15 @@ class ConformanceBase:
     ``known_deviations``: tests the store is known to fail, by name (``"test_x"``, or
     ``"test_x[sync]"`` for one face), with the reason. They are marked as expected
     failures (strict: one that starts passing fails, so the entry gets removed).
+
+    ``append_beside_own_transaction``: what ``store.append`` does while the same thread
+    (or task) has a transaction open: ``"refused"`` (``InvalidInputError``: a store with
+    one writer, which the transaction holds) or ``"accepted"`` (it commits apart, on
+    another connection, as on PostgreSQL). Never a deadlock either way.
     """
 
     known_deviations: ClassVar[Mapping[str, str]] = {}
+    append_beside_own_transaction: ClassVar[str] = "refused"
 
     @pytest.fixture(autouse=True)
     def _applies(self, request: pytest.FixtureRequest) -> None:
