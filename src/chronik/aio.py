@@ -630,8 +630,14 @@ class AsyncLogReaderAdapter:
     def __init__(self, reader: LogReader) -> None:
         self.sync = reader
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="chronik-subscription")
+        self._closed = False
 
     async def _run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._closed:
+            # A closed sync reader answers at once (an empty page, no wait), and the
+            # worker is gone: a subscription closed under a task still reading ends
+            # quietly, as the sync face's does.
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
@@ -660,6 +666,7 @@ class AsyncLogReaderAdapter:
         # of the connection: run it on the default executor, not on the loop.
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.sync.close)
+        self._closed = True
         self._executor.shutdown(wait=False)
 
 

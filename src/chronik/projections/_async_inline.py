@@ -59,9 +59,9 @@ class AsyncInlineProjection(Generic[C]):
         if projection.categories is not None and event.category not in projection.categories:
             return
         try:
-            await settle_async(
-                projection.handle(event, context), repr(projection), f"the handler of {event.type!r}"
-            )
+            result = projection.handle(event, context)
+            if result is not None:
+                await settle_async(result, projection, f"the handler of {event.type!r}")
         except AwaitableRefusedError:
             raise
         except Exception as err:
@@ -108,7 +108,7 @@ class AsyncInlineProjection(Generic[C]):
             )
         )
         if fresh and self.projection.setup is not None:
-            await settle_async(self.projection.setup(context), repr(self.projection), "setup")
+            await settle_async(self.projection.setup(context), self.projection, "setup")
         reached = await self._catch_up(tx, context, checkpoint, None)
         if reached is not None and reached != checkpoint:
             await tx.save_checkpoint(self.name, reached)

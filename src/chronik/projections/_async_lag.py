@@ -12,6 +12,7 @@ from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.projections._async_targets import AsyncProjectionTarget, default_target
 from chronik.projections._common import Lag, checkpoint_name
+from chronik.projections._concurrency import require_async_store
 from chronik.projections._declare import Projection
 from chronik.store import AsyncEventStore, AsyncLogReader, AsyncProjectionStateStore, AsyncSubscribable
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition
@@ -33,6 +34,7 @@ async def projection_lag_async(
     partition: Partition | None = None,
 ) -> Lag:
     """The lag of ``projection`` as its stored checkpoint says; works without a runner."""
+    require_async_store(store, "projection_lag_async")
     target = target if target is not None else default_target(store)
     checkpoint = await target.load_checkpoint(checkpoint_name(projection, partition))
     reader = subscribable(store).log_reader()
@@ -92,6 +94,7 @@ async def exists(reader: AsyncLogReader, type_name: str) -> bool:
 
 async def active_version_async(store: AsyncEventStore, name: str) -> int | None:
     """The version of projection ``name`` that serves queries, if any."""
+    require_async_store(store, "active_version_async")
     if not isinstance(store, AsyncProjectionStateStore):
         raise ConfigurationError(f"{store!r} does not record projection state")
     return next((s.version for s in await store.projection_states(name) if s.active), None)

@@ -248,7 +248,7 @@ class AsyncProjectionRunner(Generic[C]):
     async def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
         """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
         if hook is not None:
-            await settle_async(hook(context), repr(self.projection), what)
+            await settle_async(hook(context), self.projection, what)
 
     async def _prepare(self) -> None:
         projection = self.projection
@@ -336,11 +336,10 @@ class AsyncProjectionRunner(Generic[C]):
 
     async def _handle(self, event: RecordedEvent, context: C) -> None:
         try:
-            await settle_async(
-                self.projection.handle(event, context),
-                repr(self.projection),
-                f"the handler of {event.type!r}",
-            )
+            # Most handlers return None: only a result is settled (this runs per event).
+            result = self.projection.handle(event, context)
+            if result is not None:
+                await settle_async(result, self.projection, f"the handler of {event.type!r}")
         except AwaitableRefusedError:
             raise
         except Exception as err:

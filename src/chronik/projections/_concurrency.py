@@ -39,20 +39,23 @@ class AwaitableRefusedError(ConfigurationError):
     """A sync runner got an awaitable from a handler (a coroutine function)."""
 
 
-def settle(result: object, owner: str, what: str) -> None:
-    """A sync runner's handler returned ``result``: refuse an awaitable clearly."""
+def settle(result: object, owner: object, what: str) -> None:
+    """A sync runner's handler returned ``result``: refuse an awaitable clearly.
+
+    ``owner`` (the projection) is only formatted when refusing: this runs per event.
+    """
     if isawaitable(result):
         close = getattr(result, "close", None)
         if callable(close):
             close()  # no "coroutine was never awaited" warning
         raise AwaitableRefusedError(
-            f"{owner}: {what} returned an awaitable (a coroutine function?); a sync runner "
+            f"{owner!r}: {what} returned an awaitable (a coroutine function?); a sync runner "
             "cannot await it: run it with the asyncio twin (AsyncProjectionRunner, "
             "add_inline_projection_async) on an asyncio store, or make the handler a plain function"
         )
 
 
-async def settle_async(result: object, owner: str, what: str) -> None:
+async def settle_async(result: object, owner: object, what: str) -> None:
     """An asyncio runner's handler returned ``result``: await it when it is awaitable."""
     if isawaitable(result):
         await result

@@ -47,7 +47,9 @@ class InlineProjection(Generic[C]):
         if projection.categories is not None and event.category not in projection.categories:
             return
         try:
-            settle(projection.handle(event, context), repr(projection), f"the handler of {event.type!r}")
+            result = projection.handle(event, context)
+            if result is not None:
+                settle(result, projection, f"the handler of {event.type!r}")
         except AwaitableRefusedError:
             raise
         except Exception as err:
@@ -93,7 +95,7 @@ class InlineProjection(Generic[C]):
             )
         )
         if fresh and self.projection.setup is not None:
-            settle(self.projection.setup(context), repr(self.projection), "setup")
+            settle(self.projection.setup(context), self.projection, "setup")
         reached = self._catch_up(tx, context, checkpoint, None)
         if reached is not None and reached != checkpoint:
             tx.save_checkpoint(self.name, reached)

@@ -12,6 +12,7 @@ from typing import Any
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.projections._common import Lag, checkpoint_name
+from chronik.projections._concurrency import require_sync_store
 from chronik.projections._declare import Projection
 from chronik.projections._targets import ProjectionTarget, default_target
 from chronik.store import EventStore, LogReader, ProjectionStateStore, Subscribable
@@ -34,6 +35,7 @@ def projection_lag(
     partition: Partition | None = None,
 ) -> Lag:
     """The lag of ``projection`` as its stored checkpoint says; works without a runner."""
+    require_sync_store(store, "projection_lag")
     target = target if target is not None else default_target(store)
     checkpoint = target.load_checkpoint(checkpoint_name(projection, partition))
     reader = subscribable(store).log_reader()
@@ -93,6 +95,7 @@ def exists(reader: LogReader, type_name: str) -> bool:
 
 def active_version(store: EventStore, name: str) -> int | None:
     """The version of projection ``name`` that serves queries, if any."""
+    require_sync_store(store, "active_version")
     if not isinstance(store, ProjectionStateStore):
         raise ConfigurationError(f"{store!r} does not record projection state")
     return next((s.version for s in store.projection_states(name) if s.active), None)

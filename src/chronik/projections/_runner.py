@@ -228,7 +228,7 @@ class ProjectionRunner(Generic[C]):
     def _call(self, hook: Callable[[C], object] | None, context: C, what: str) -> None:
         """Run ``setup``, ``teardown`` or ``activate``; its result is settled as a handler's is."""
         if hook is not None:
-            settle(hook(context), repr(self.projection), what)
+            settle(hook(context), self.projection, what)
 
     def _prepare(self) -> None:
         projection = self.projection
@@ -316,11 +316,10 @@ class ProjectionRunner(Generic[C]):
 
     def _handle(self, event: RecordedEvent, context: C) -> None:
         try:
-            settle(
-                self.projection.handle(event, context),
-                repr(self.projection),
-                f"the handler of {event.type!r}",
-            )
+            # Most handlers return None: only a result is settled (this runs per event).
+            result = self.projection.handle(event, context)
+            if result is not None:
+                settle(result, self.projection, f"the handler of {event.type!r}")
         except AwaitableRefusedError:
             raise
         except Exception as err:
