@@ -93,6 +93,7 @@ def test_dead_letters_parked_before_0003_keep_their_order(tmp_path: Path) -> Non
         store.park_event(DeadLetter(projection, 1, failure, datetime(2030, 1, 1 + event.version, tzinfo=UTC)))
     store.close()
     conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX chronik_dead_letters_by_parked_seq")
     conn.execute("ALTER TABLE chronik_dead_letters DROP COLUMN parked_seq")
     conn.execute("DELETE FROM chronik_migrations WHERE name = '0003_dead_letter_order'")
     conn.commit()

@@ -13,3 +13,6 @@ UPDATE chronik_dead_letters SET parked_seq = (
        <= (chronik_dead_letters.parked_at, chronik_dead_letters.projection,
            chronik_dead_letters.projection_version, chronik_dead_letters.position)
 );
+
+-- Listing in parking order, and the next number, read this index instead of the table.
+CREATE INDEX chronik_dead_letters_by_parked_seq ON chronik_dead_letters (parked_seq);
