@@ -34,21 +34,28 @@
     ├── StoreClosedError                the store was used after close()
     ├── ProjectionError                 projections, consumer groups, process managers
     │   ├── DuplicateProjectionError    two projections, one name (also a ConfigurationError)
-    │   ├── ProjectionFailedError       a handler kept failing: stream, version, type, position
+    │   ├── ProjectionFailedError       a handler failed for good: stream, version, type, position
     │   ├── ProjectionVersionError      code older than the store's active version
     │   └── ProjectionConflictError     another runner moved the checkpoint (also a ConcurrencyError)
     └── PersistenceError                driver failures, shaped like PEP 249 and
         ├── OperationalError            translated at the transaction boundary from
-        ├── IntegrityError              the driver's own error codes
-        └── InternalError
+        ├── IntegrityError              the driver's own error codes, which also set
+        └── InternalError               their ``transient`` flag (see is_transient)
 
 Driver errors are translated with ``raise ... from err`` so the original stays on
 ``__cause__``.
+
+Some errors go away when the same work is tried again a moment later: a lost
+connection, a server shutting down, a serialization failure or a deadlock, a lock
+that was not free, a busy SQLite file. :func:`is_transient` tells them from the
+rest (a bug, an SQL syntax error, an event that no longer decodes), which trying
+again cannot fix; projection runners retry only the former.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Final
 
 __all__ = [
     "ChronikError",
@@ -92,11 +99,15 @@ __all__ = [
     "WrongCategoryError",
     "WrongExpectedVersionError",
     "_Located",
+    "is_transient",
 ]
 
 
 class ChronikError(Exception):
     """Root of every error raised by chronik."""
+
+    transient: bool = False
+    """Whether the same work may succeed when tried again later (see :func:`is_transient`)."""
 
 
 class ConfigurationError(ChronikError):
@@ -268,11 +279,26 @@ class StoreClosedError(ChronikError):
 
 
 class PersistenceError(ChronikError):
-    """The database driver failed (PEP 249 shaped)."""
+    """The database driver failed (PEP 249 shaped).
+
+    ``transient`` says whether trying again later may succeed; a backend sets it
+    from the driver's own codes when it translates the error (see :func:`is_transient`).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class OperationalError(PersistenceError):
-    """Connection lost, database locked, disk full, server gone."""
+    """Connection lost, database locked, disk full, server gone; on SQLite also SQL errors.
+
+    Most are ``transient``; an SQL syntax error (SQLite reports those as operational
+    errors too) is not.
+    """
 
 
 class IntegrityError(PersistenceError):
@@ -338,6 +364,8 @@ class RetriesExhaustedError(_Located, ConcurrencyError):
     :class:`WrongExpectedVersionError` is the ``__cause__``. Nothing was written.
     """
 
+    transient = True  # the writers it lost to will have moved on: try again later
+
     def __init__(self, stream_id: str, attempts: int, *, version: int, type: str) -> None:
         self.stream_id = stream_id
         self.attempts = attempts
@@ -388,10 +416,12 @@ class DuplicateProjectionError(ProjectionError, ConfigurationError):
 
 
 class ProjectionFailedError(ProjectionError):
-    """A handler raised on an event and kept raising through every retry.
+    """A handler raised on an event: an error retrying cannot fix, or a transient one
+    through every retry.
 
-    Names the projection and its version, and the event: ``stream_id``, ``version``,
-    ``type``, ``position``. The handler's last exception is the ``__cause__``. The
+    Names the projection (``kind`` says what it is: ``"projection"``, ``"process
+    manager"``) and its version, and the event: ``stream_id``, ``version``, ``type``,
+    ``position``. The handler's last exception is the ``__cause__``. The
     projection's checkpoint stays before the event, so nothing is skipped.
     """
 
@@ -406,8 +436,10 @@ class ProjectionFailedError(ProjectionError):
         position: int,
         error: str,
         attempts: int,
+        kind: str = "projection",
     ) -> None:
         self.projection = projection
+        self.kind = kind
         self.projection_version = projection_version
         self.stream_id = stream_id
         self.version = version
@@ -417,7 +449,7 @@ class ProjectionFailedError(ProjectionError):
         self.attempts = attempts
         tries = f"{attempts} attempt{'' if attempts == 1 else 's'}"
         super().__init__(
-            f"projection {projection!r} v{projection_version} stopped at stream {stream_id!r} "
+            f"{kind} {projection!r} v{projection_version} stopped at stream {stream_id!r} "
             f"version {version} (type {type!r}, position {position}) after {tries}: {error}"
         )
 
@@ -435,3 +467,68 @@ class ProjectionConflictError(ProjectionError, ConcurrencyError):
 
 class ProjectionWarning(UserWarning):
     """A projection that may not do what it says, e.g. it handles a type nobody emits."""
+
+
+# -- which errors trying again may fix ----------------------------------------------
+
+# SQLSTATE (the SQL standard's error code; PostgreSQL's list is at
+# https://www.postgresql.org/docs/current/errcodes-appendix.html). Classes: 08
+# connection exception, 53 insufficient resources (disk full, out of memory, too
+# many connections). Codes: 40001 serialization failure, 40P01 deadlock detected,
+# 55P03 lock not available (lock_timeout, NOWAIT), 57P01-03 the server shutting
+# down, crashed or not accepting connections yet.
+_TRANSIENT_SQLSTATE_CLASSES: Final = ("08", "53")
+_TRANSIENT_SQLSTATES: Final = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
+# SQLite primary result codes (https://sqlite.org/rescode.html): BUSY ("database is
+# locked": another connection holds the write lock), LOCKED, IOERR, FULL.
+_TRANSIENT_SQLITE_CODES: Final = frozenset({5, 6, 10, 13})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` may go away if the same work is tried again a moment later.
+
+    True for a lost or refused connection, a server shutting down or restarting, a
+    serialization failure, a deadlock, a lock that was not available, too few
+    resources (a full disk), a busy or locked SQLite database, and a command that
+    kept conflicting with other writers (:class:`RetriesExhaustedError`). False for
+    everything else: a bug, an SQL syntax error, a constraint violation, an event
+    that no longer decodes, refused input.
+
+    It decides by chronik's own errors (their ``transient`` flag, set by the
+    backends from the driver's codes), by the driver errors a handler's own SQL
+    raises (PostgreSQL's SQLSTATE, SQLite's result code) and by the builtin
+    ``ConnectionError`` and ``TimeoutError``. An error it cannot classify is judged
+    by its ``__cause__`` (so ``raise MyError(...) from err`` keeps ``err``'s verdict),
+    and is not transient when it has none.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        verdict = _transient(current)
+        if verdict is not None:
+            return verdict
+        current = current.__cause__
+    return False
+
+
+def _transient(error: BaseException) -> bool | None:
+    """The verdict on one error, or None when it is not one this knows."""
+    if isinstance(error, ChronikError):
+        return error.transient
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    state = getattr(error, "sqlstate", None)  # psycopg, asyncpg
+    if isinstance(state, str) and len(state) == 5:
+        return state.startswith(_TRANSIENT_SQLSTATE_CLASSES) or state in _TRANSIENT_SQLSTATES
+    code = getattr(error, "sqlite_errorcode", None)  # sqlite3: the extended result code
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code & 0xFF in _TRANSIENT_SQLITE_CODES
+    # Looked up, not imported: the core does not depend on a driver, and an error of
+    # psycopg's exists only if psycopg was imported.
+    psycopg: Any = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(error, psycopg.Error):
+        # No SQLSTATE: the server never said why. An operational error then means the
+        # connection could not be made, broke, or was closed under the caller.
+        return isinstance(error, psycopg.OperationalError)
+    return None

@@ -171,7 +171,7 @@ def test_failed_batch_rolls_back_and_parks_in_the_same_transaction(
     failing = store.read_stream("acc-1")[1]
     assert (letter.projection, letter.projection_version) == ("counter", 1)
     assert letter.event == FailedEvent(
-        "acc-1", 2, failing.position, failing.checkpoint, failing.event_id, "Added", "ValueError: thirteen", 2
+        "acc-1", 2, failing.position, failing.checkpoint, failing.event_id, "Added", "ValueError: thirteen", 1
     )
     assert store.load_checkpoint("projection:counter:v1") == store.head()
     store.park_event(letter)  # a runner that crashed between parking and its checkpoint

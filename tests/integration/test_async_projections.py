@@ -105,7 +105,7 @@ def test_catch_up_follow_live_lag_and_rebuild_on_memory() -> None:
     asyncio.run(main())
 
 
-def test_failure_retries_then_stops_on_the_event() -> None:
+def test_a_transient_failure_is_retried_then_stops_on_the_event() -> None:
     async def main() -> None:
         store = chronik.connect_async("memory://")
         await _add(store, "acc-1", 1)
@@ -115,7 +115,7 @@ def test_failure_retries_then_stops_on_the_event() -> None:
         async def added(event: RecordedEvent, model: Model) -> None:
             calls.append(event.position)
             if event.data["amount"] == 13:
-                raise ValueError("unlucky")
+                raise ConnectionError("the read model's server is away")
             model[event.stream_id] = event.data["amount"]
 
         model: Model = {}
@@ -124,7 +124,7 @@ def test_failure_retries_then_stops_on_the_event() -> None:
         with pytest.raises(ProjectionFailedError) as caught:
             await runner.run_until_caught_up()
         assert (caught.value.stream_id, caught.value.attempts) == ("acc-bad", 3)
-        assert calls.count(2) == 1 + 3
+        assert calls.count(2) == 1 + 2  # in the batch, then alone after each of 2 waits
         assert await store.load_checkpoint(projection.checkpoint_name) == Checkpoint("memory", (1,))
         assert model == {"acc-1": 1}
 
@@ -144,7 +144,7 @@ def test_stop_interrupts_a_backoff() -> None:
         await _add(store, "acc-1", 1)
 
         async def broken(event: RecordedEvent, model: Model) -> None:
-            raise RuntimeError("down")
+            raise ConnectionError("down")  # transient: retried after a backoff
 
         policy = FailurePolicy(retries=5, backoff=30.0)
         runner = AsyncProjectionRunner(
@@ -311,7 +311,7 @@ def test_default_target_and_dead_letters_on_the_asyncio_memory_store() -> None:
         await runner.run_until_caught_up()
         assert runner.parked == 1
         [letter] = await store.dead_letters("parking")
-        assert (letter.event.stream_id, letter.event.attempts) == ("acc-bad", 2)
+        assert (letter.event.stream_id, letter.event.attempts) == ("acc-bad", 1)  # a bug: not retried
         assert runner.checkpoint == await store.head()
         assert "acc-1" in seen and "acc-2" in seen
         await store.close()

@@ -9,7 +9,7 @@ import pytest
 
 import chronik
 from chronik import Checkpoint, EventRegistry, InvalidInputError, NewEvent, RecordedEvent
-from chronik.errors import InvalidCheckpointError
+from chronik.errors import InvalidCheckpointError, is_transient
 from chronik.projections import (
     CheckpointedTarget,
     DuplicateProjectionError,
@@ -152,7 +152,7 @@ def test_follow_live_on_a_thread() -> None:
     assert sum(_view(model).values()) == 1 + sum(range(20))
 
 
-def test_handler_failure_stops_with_the_event_recorded() -> None:
+def test_handler_failure_stops_with_the_event_recorded(caplog: pytest.LogCaptureFixture) -> None:
     store = _store()
     _add(store, "acc-1", 1)
     _add(store, "acc-bad", 13)
@@ -167,14 +167,21 @@ def test_handler_failure_stops_with_the_event_recorded() -> None:
 
     model: Model = {}
     projection = Projection("fragile", {"Added": added})
-    runner = ProjectionRunner(store, projection, CheckpointedTarget(model, store), policy=FAST)
-    with pytest.raises(ProjectionFailedError) as caught:
+    policy = FailurePolicy(retries=5, backoff=0.0)
+    runner = ProjectionRunner(store, projection, CheckpointedTarget(model, store), policy=policy)
+    with (
+        caplog.at_level("WARNING", logger="chronik.projections"),
+        pytest.raises(ProjectionFailedError) as caught,
+    ):
         runner.run_until_caught_up()
     err = caught.value
-    assert (err.stream_id, err.version, err.type, err.position, err.attempts) == ("acc-bad", 1, "Added", 2, 3)
+    assert (err.stream_id, err.version, err.type, err.position, err.attempts) == ("acc-bad", 1, "Added", 2, 1)
+    assert str(err).startswith("projection 'fragile' v1 stopped at stream 'acc-bad' version 1")
     assert "unlucky" in str(err)
     assert isinstance(err.__cause__, ValueError)
-    assert calls.count(2) == 1 + 3  # once in the batch, then 1 + retries alone
+    # A bug fails the same way every time: tried once (in its batch), never waited for.
+    assert calls.count(2) == 1
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]
     # The checkpoint stays before the failing event; nothing after it was kept.
     assert store.load_checkpoint(projection.checkpoint_name) == Checkpoint("memory", (1,))
     state = runner.state()
@@ -187,6 +194,95 @@ def test_handler_failure_stops_with_the_event_recorded() -> None:
     assert model == {"acc-1": 1, "acc-bad": 4, "acc-2": 2}
     state = store.projection_states("fragile")[0]
     assert (state.status, state.failure) == ("live", None)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionError("connection reset"),
+        TimeoutError("timed out"),
+        chronik.OperationalError("the server is restarting", transient=True),
+        chronik.RetriesExhaustedError("acc-1", 4, version=9, type="decider 'account'"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_transient_failure_is_retried_and_then_succeeds(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = _store()
+    _add(store, "acc-1", 1)
+    calls: list[int] = []
+
+    def added(event: RecordedEvent, model: Model) -> None:
+        calls.append(event.position)
+        if len(calls) < 3:
+            raise error
+        model[event.stream_id] = event.data["amount"]
+
+    model: Model = {}
+    runner = ProjectionRunner(
+        store, Projection("flaky", {"Added": added}), CheckpointedTarget(model, store), policy=FAST
+    )
+    with caplog.at_level("WARNING", logger="chronik.projections"):
+        assert runner.run_until_caught_up() == 1
+    assert model == {"acc-1": 1} and len(calls) == 3
+    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == 2
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        chronik.OperationalError('near "%": syntax error'),  # what SQLite calls an SQL error
+        chronik.errors.EventDecodeError("no longer decodes", stream_id="acc-1", version=1, type="Added"),
+        chronik.WrongExpectedVersionError("acc-1", 3, 4),
+        KeyError("total"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_error_retrying_cannot_fix_is_parked_after_one_attempt(error: Exception) -> None:
+    store = _store()
+    _add(store, "acc-1", 1)
+    calls: list[int] = []
+
+    def added(event: RecordedEvent, model: Model) -> None:
+        calls.append(event.position)
+        raise error
+
+    policy = FailurePolicy(retries=5, backoff=0.0, on_failure="park")
+    runner = ProjectionRunner(
+        store, Projection("parked", {"Added": added}), CheckpointedTarget({}, store), policy=policy
+    )
+    runner.run_until_caught_up()
+    [letter] = store.dead_letters("parked")
+    assert letter.event.attempts == 1 and len(calls) == 1
+
+
+def test_the_policy_says_which_errors_are_transient() -> None:
+    store = _store()
+    _add(store, "acc-1", 1)
+    calls: list[int] = []
+
+    class MailerDown(Exception):
+        pass
+
+    def added(event: RecordedEvent, model: Model) -> None:
+        calls.append(event.position)
+        if len(calls) == 1:
+            raise MailerDown("503 from the mailer")
+        # Raised from a transient error, an error of one's own is transient too.
+        if len(calls) == 2:
+            raise LookupError("no mailer") from ConnectionRefusedError("refused")
+
+    policy = FailurePolicy(
+        retries=2, backoff=0.0, transient=lambda e: isinstance(e, MailerDown) or is_transient(e)
+    )
+    runner = ProjectionRunner(
+        store, Projection("mails", {"Added": added}), CheckpointedTarget({}, store), policy=policy
+    )
+    assert runner.run_until_caught_up() == 1
+    assert len(calls) == 3
+    with pytest.raises(InvalidInputError, match="transient must be a function"):
+        FailurePolicy(transient=True)  # type: ignore[arg-type]
 
 
 def test_park_policy_records_a_dead_letter_and_goes_on() -> None:
@@ -209,7 +305,7 @@ def test_park_policy_records_a_dead_letter_and_goes_on() -> None:
     assert runner.parked == 1
     [letter] = store.dead_letters("parking")
     assert (letter.event.stream_id, letter.event.version, letter.event.type) == ("acc-bad", 1, "Added")
-    assert letter.event.attempts == 2
+    assert letter.event.attempts == 1  # a KeyError is a bug: not retried
     assert "KeyError" in letter.event.error
     assert runner.checkpoint == store.head()
 

@@ -11,8 +11,10 @@ process, a deploy overlap) that got there first makes the check fail and the bat
 roll back, instead of applying it twice.
 
 When a handler raises, the batch is abandoned and its events are taken again one
-at a time, retrying the failing one with exponential backoff. If it still fails,
-the policy decides: ``stop`` records the failure (stream, version, type, error) in
+at a time. An error that trying again may fix (``FailurePolicy.transient``: a lost
+connection, a deadlock, a lock timeout, ...) is retried with exponential backoff;
+any other goes to the policy at once, as does a transient one that outlasts the
+retries: ``stop`` records the failure (stream, version, type, error) in
 the projection's state and raises :class:`ProjectionFailedError`, leaving the
 checkpoint before the event; ``park`` records a dead letter in the same unit as the
 checkpoint that moves past it, and goes on. Either way the event is accounted for.
@@ -75,7 +77,8 @@ class AsyncProjectionRunner(Generic[C]):
 
     ``target`` defaults to a transactional target (:class:`AsyncTransactionalTarget`)
     on ``store`` (a read model in the same database). ``partition`` makes the runner one member of a
-    consumer group with a checkpoint of its own.
+    consumer group with a checkpoint of its own. ``kind`` is what its messages and errors
+    call what it runs (``"process manager"`` for one).
 
     Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
     background (:meth:`run_in_background`, :meth:`stop`).
@@ -93,13 +96,18 @@ class AsyncProjectionRunner(Generic[C]):
         idle_timeout: float = 1.0,
         warn_unknown_types: bool = True,
         on_progress: Callable[[AsyncProjectionRunner[C]], None] | None = None,
+        kind: str = "projection",
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
         require_async_store(store, "AsyncProjectionRunner")
         self.store = store
         self._subscribable = subscribable(store)
+        if not isinstance(kind, str) or not kind or not kind.isprintable():
+            raise InvalidInputError(f"kind must be a non-empty printable str, got {kind!r}")
         self.projection = projection
+        self.kind = kind
+        self._named = f"{kind} {projection.name!r}"
         self.target: AsyncProjectionTarget[C] = target if target is not None else default_target(store)
         self.policy = policy if policy is not None else FailurePolicy()
         self.batch_size = validate_batch_size(batch_size)
@@ -159,7 +167,7 @@ class AsyncProjectionRunner(Generic[C]):
             await self.run()
         except BaseException as err:
             self.error = err
-            logger.error("projection %s stopped: %s", self.projection.name, err)
+            logger.error("%s stopped: %s", self._named, err)
             self._progress.notify()
             if not isinstance(err, Exception):
                 raise
@@ -279,14 +287,14 @@ class AsyncProjectionRunner(Generic[C]):
         if newer or (mine is not None and mine.status == "retired"):
             active = newer[0] if newer else max(s.version for s in states)
             raise ProjectionVersionError(
-                f"projection {name!r} v{version} was replaced by v{active} in this store; "
-                f"this code is older than the store's projection (deploy the newer code, or reset v{active})"
+                f"{self._named} v{version} was replaced by v{active} in this store; "
+                f"this code is older than the store's {self.kind} (deploy the newer code, or reset v{active})"
             )
 
     async def _check_checkpoint(self, checkpoint: Checkpoint | None) -> None:
         if checkpoint is None:
             return
-        where = f"projection {self.projection.name!r} v{self.projection.version}"
+        where = f"{self._named} v{self.projection.version}"
         reader = self._subscribable.log_reader()
         try:
             await reader.read_page(checkpoint, 1, None, None)
@@ -316,7 +324,7 @@ class AsyncProjectionRunner(Generic[C]):
             for type_name in unknown:
                 if not await exists(reader, type_name):
                     warnings.warn(
-                        f"projection {self.projection.name!r} handles {type_name!r}, but no event of "
+                        f"{self._named} handles {type_name!r}, but no event of "
                         "that type is registered or stored: is the name misspelt?",
                         ProjectionWarning,
                         stacklevel=4,
@@ -330,7 +338,7 @@ class AsyncProjectionRunner(Generic[C]):
         stored = await unit.load_checkpoint(self.checkpoint_name)
         if stored != self._checkpoint:
             raise ProjectionConflictError(
-                f"projection {self.projection.name!r} v{self.projection.version}: its checkpoint "
+                f"{self._named} v{self.projection.version}: its checkpoint "
                 f"moved from {self._checkpoint} to {stored} under this runner (another runner?)"
             )
 
@@ -362,20 +370,39 @@ class AsyncProjectionRunner(Generic[C]):
                     await unit.save_checkpoint(self.checkpoint_name, bound)
             self._committed(bound, len(batch))
             return
-        except HandlerFailed:
-            pass  # rolled back (or, at-least-once, partly applied): go one by one
+        except HandlerFailed as failed:
+            # Rolled back (or, at-least-once, partly applied): go one by one. The
+            # failing event's try counts as its first attempt.
+            first = failed
         for event in batch:
-            await self._process_one(event)
+            await self._process_one(event, first.__cause__ if event is first.event else None)
         if bound is not None and bound != self._checkpoint:
             async with self.target.unit() as unit:
                 await self._guard(unit)
                 await unit.save_checkpoint(self.checkpoint_name, bound)
             self._committed(bound, 0)
 
-    async def _process_one(self, event: RecordedEvent) -> None:
-        attempts = 0
-        delay = self.policy.backoff
+    async def _process_one(self, event: RecordedEvent, error: BaseException | None = None) -> None:
+        """Handle one event in a unit of its own, retrying what may be retried; ``error``:
+        how the event failed in its batch (its first attempt)."""
+        attempts = 0 if error is None else 1
         while True:
+            if error is not None:
+                # Only an error that trying again may fix is retried: a bug, or a
+                # payload that no longer decodes, fails the same way every time.
+                delay = self.policy.retry_delay(error, attempts)
+                if delay is None:
+                    break
+                logger.warning(
+                    "%s: attempt %d on stream %s version %d failed (%s); retrying",
+                    self._named,
+                    attempts,
+                    event.stream_id,
+                    event.version,
+                    error,
+                )
+                if await self._stop.wait(delay):
+                    raise Stopped
             attempts += 1
             try:
                 async with self.target.unit() as unit:
@@ -386,25 +413,16 @@ class AsyncProjectionRunner(Generic[C]):
                 return
             except HandlerFailed as failed:
                 error = failed.__cause__
-                assert error is not None
-            if attempts > self.policy.retries:
-                break
-            logger.warning(
-                "projection %s: attempt %d on stream %s version %d failed (%s); retrying",
-                self.projection.name,
-                attempts,
-                event.stream_id,
-                event.version,
-                error,
-            )
-            if await self._stop.wait(min(delay, self.policy.max_backoff)):
-                raise Stopped
-            delay *= 2
+        assert error is not None
         failure = FailedEvent.of(event, error, attempts)
         if self.policy.on_failure == "park":
             await self._park(event, failure)
             return
         async with self.target.unit() as unit:
+            # A second runner that moved the checkpoint meanwhile may be why the
+            # handler failed (a row it inserted first): then this is a conflict, and
+            # the loop resumes from where that runner got to (``_park`` checks too).
+            await self._guard(unit)
             await self._save_state(unit, "failed", failure=failure)
         raise ProjectionFailedError(
             self.projection.name,
@@ -415,6 +433,7 @@ class AsyncProjectionRunner(Generic[C]):
             position=event.position,
             error=failure.error,
             attempts=attempts,
+            kind=self.kind,
         ) from error
 
     async def _park(self, event: RecordedEvent, failure: FailedEvent) -> None:
@@ -429,7 +448,7 @@ class AsyncProjectionRunner(Generic[C]):
             await unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
         self.parked += 1
         self._committed(event.checkpoint, 0)
-        logger.error("projection %s parked %s", self.projection.name, failure.describe())
+        logger.error("%s parked %s", self._named, failure.describe())
 
     async def _reached_head(self, bound: Checkpoint | None) -> None:
         if bound is not None and bound != self._checkpoint:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 
-from chronik.errors import InvalidInputError
+from chronik.errors import InvalidInputError, is_transient
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.projections._declare import Projection
 from chronik.subscriptions import Partition
@@ -19,16 +20,22 @@ __all__ = ["FailurePolicy", "Lag", "checkpoint_name"]
 class FailurePolicy:
     """What a runner does when a handler raises.
 
-    The event is tried ``1 + retries`` times, waiting ``backoff`` seconds before the
+    An error that trying again may fix (``transient(error)``, by default
+    :func:`chronik.errors.is_transient`: a lost connection, a server shutting down,
+    a serialization failure, a deadlock, a lock timeout, a busy SQLite file) is
+    tried again up to ``retries`` more times, waiting ``backoff`` seconds before the
     first retry and twice as long before each next one (at most ``max_backoff``).
-    Then ``on_failure="stop"`` stops the projection on the event, or ``"park"``
-    records it as a dead letter and goes on.
+    Any other error (a bug, an SQL syntax error, an event that no longer decodes) is
+    not retried. Then ``on_failure="stop"`` stops the projection on the event, or
+    ``"park"`` records it as a dead letter and goes on.
     """
 
     retries: int = 3
     backoff: float = 0.1
     max_backoff: float = 10.0
     on_failure: Literal["stop", "park"] = "stop"
+    transient: Callable[[BaseException], bool] = is_transient
+    """Which errors are worth trying again (e.g. also your HTTP client's timeouts)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
@@ -37,6 +44,16 @@ class FailurePolicy:
             raise InvalidInputError("backoff and max_backoff must be >= 0")
         if self.on_failure not in ("stop", "park"):
             raise InvalidInputError(f"on_failure must be 'stop' or 'park', got {self.on_failure!r}")
+        if not callable(self.transient):
+            raise InvalidInputError(f"transient must be a function of the error, got {self.transient!r}")
+
+    def retry_delay(self, error: BaseException, attempts: int) -> float | None:
+        """How long to wait before trying an event again after ``attempts`` tries failed,
+        the last with ``error``; None when it is not to be tried again."""
+        if attempts > self.retries or not self.transient(error):
+            return None
+        # min() on the exponent too: 2.0 ** 1100 would overflow a float.
+        return min(self.backoff * 2.0 ** min(attempts - 1, 64), self.max_backoff)
 
 
 class Lag(msgspec.Struct, frozen=True):

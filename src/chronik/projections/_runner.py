@@ -57,7 +57,8 @@ class ProjectionRunner(Generic[C]):
 
     ``target`` defaults to a transactional target (:class:`TransactionalTarget`)
     on ``store`` (a read model in the same database). ``partition`` makes the runner one member of a
-    consumer group with a checkpoint of its own.
+    consumer group with a checkpoint of its own. ``kind`` is what its messages and errors
+    call what it runs (``"process manager"`` for one).
 
     Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
     background (:meth:`run_in_background`, :meth:`stop`).
@@ -75,13 +76,18 @@ class ProjectionRunner(Generic[C]):
         idle_timeout: float = 1.0,
         warn_unknown_types: bool = True,
         on_progress: Callable[[ProjectionRunner[C]], None] | None = None,
+        kind: str = "projection",
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
         require_sync_store(store, "ProjectionRunner")
         self.store = store
         self._subscribable = subscribable(store)
+        if not isinstance(kind, str) or not kind or not kind.isprintable():
+            raise InvalidInputError(f"kind must be a non-empty printable str, got {kind!r}")
         self.projection = projection
+        self.kind = kind
+        self._named = f"{kind} {projection.name!r}"
         self.target: ProjectionTarget[C] = target if target is not None else default_target(store)
         self.policy = policy if policy is not None else FailurePolicy()
         self.batch_size = validate_batch_size(batch_size)
@@ -139,7 +145,7 @@ class ProjectionRunner(Generic[C]):
             self.run()
         except BaseException as err:
             self.error = err
-            logger.error("projection %s stopped: %s", self.projection.name, err)
+            logger.error("%s stopped: %s", self._named, err)
             self._progress.notify()
             if not isinstance(err, Exception):
                 raise
@@ -259,14 +265,14 @@ class ProjectionRunner(Generic[C]):
         if newer or (mine is not None and mine.status == "retired"):
             active = newer[0] if newer else max(s.version for s in states)
             raise ProjectionVersionError(
-                f"projection {name!r} v{version} was replaced by v{active} in this store; "
-                f"this code is older than the store's projection (deploy the newer code, or reset v{active})"
+                f"{self._named} v{version} was replaced by v{active} in this store; "
+                f"this code is older than the store's {self.kind} (deploy the newer code, or reset v{active})"
             )
 
     def _check_checkpoint(self, checkpoint: Checkpoint | None) -> None:
         if checkpoint is None:
             return
-        where = f"projection {self.projection.name!r} v{self.projection.version}"
+        where = f"{self._named} v{self.projection.version}"
         reader = self._subscribable.log_reader()
         try:
             reader.read_page(checkpoint, 1, None, None)
@@ -296,7 +302,7 @@ class ProjectionRunner(Generic[C]):
             for type_name in unknown:
                 if not exists(reader, type_name):
                     warnings.warn(
-                        f"projection {self.projection.name!r} handles {type_name!r}, but no event of "
+                        f"{self._named} handles {type_name!r}, but no event of "
                         "that type is registered or stored: is the name misspelt?",
                         ProjectionWarning,
                         stacklevel=4,
@@ -310,7 +316,7 @@ class ProjectionRunner(Generic[C]):
         stored = unit.load_checkpoint(self.checkpoint_name)
         if stored != self._checkpoint:
             raise ProjectionConflictError(
-                f"projection {self.projection.name!r} v{self.projection.version}: its checkpoint "
+                f"{self._named} v{self.projection.version}: its checkpoint "
                 f"moved from {self._checkpoint} to {stored} under this runner (another runner?)"
             )
 
@@ -342,20 +348,39 @@ class ProjectionRunner(Generic[C]):
                     unit.save_checkpoint(self.checkpoint_name, bound)
             self._committed(bound, len(batch))
             return
-        except HandlerFailed:
-            pass  # rolled back (or, at-least-once, partly applied): go one by one
+        except HandlerFailed as failed:
+            # Rolled back (or, at-least-once, partly applied): go one by one. The
+            # failing event's try counts as its first attempt.
+            first = failed
         for event in batch:
-            self._process_one(event)
+            self._process_one(event, first.__cause__ if event is first.event else None)
         if bound is not None and bound != self._checkpoint:
             with self.target.unit() as unit:
                 self._guard(unit)
                 unit.save_checkpoint(self.checkpoint_name, bound)
             self._committed(bound, 0)
 
-    def _process_one(self, event: RecordedEvent) -> None:
-        attempts = 0
-        delay = self.policy.backoff
+    def _process_one(self, event: RecordedEvent, error: BaseException | None = None) -> None:
+        """Handle one event in a unit of its own, retrying what may be retried; ``error``:
+        how the event failed in its batch (its first attempt)."""
+        attempts = 0 if error is None else 1
         while True:
+            if error is not None:
+                # Only an error that trying again may fix is retried: a bug, or a
+                # payload that no longer decodes, fails the same way every time.
+                delay = self.policy.retry_delay(error, attempts)
+                if delay is None:
+                    break
+                logger.warning(
+                    "%s: attempt %d on stream %s version %d failed (%s); retrying",
+                    self._named,
+                    attempts,
+                    event.stream_id,
+                    event.version,
+                    error,
+                )
+                if self._stop.wait(delay):
+                    raise Stopped
             attempts += 1
             try:
                 with self.target.unit() as unit:
@@ -366,25 +391,16 @@ class ProjectionRunner(Generic[C]):
                 return
             except HandlerFailed as failed:
                 error = failed.__cause__
-                assert error is not None
-            if attempts > self.policy.retries:
-                break
-            logger.warning(
-                "projection %s: attempt %d on stream %s version %d failed (%s); retrying",
-                self.projection.name,
-                attempts,
-                event.stream_id,
-                event.version,
-                error,
-            )
-            if self._stop.wait(min(delay, self.policy.max_backoff)):
-                raise Stopped
-            delay *= 2
+        assert error is not None
         failure = FailedEvent.of(event, error, attempts)
         if self.policy.on_failure == "park":
             self._park(event, failure)
             return
         with self.target.unit() as unit:
+            # A second runner that moved the checkpoint meanwhile may be why the
+            # handler failed (a row it inserted first): then this is a conflict, and
+            # the loop resumes from where that runner got to (``_park`` checks too).
+            self._guard(unit)
             self._save_state(unit, "failed", failure=failure)
         raise ProjectionFailedError(
             self.projection.name,
@@ -395,6 +411,7 @@ class ProjectionRunner(Generic[C]):
             position=event.position,
             error=failure.error,
             attempts=attempts,
+            kind=self.kind,
         ) from error
 
     def _park(self, event: RecordedEvent, failure: FailedEvent) -> None:
@@ -409,7 +426,7 @@ class ProjectionRunner(Generic[C]):
             unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
         self.parked += 1
         self._committed(event.checkpoint, 0)
-        logger.error("projection %s parked %s", self.projection.name, failure.describe())
+        logger.error("%s parked %s", self._named, failure.describe())
 
     def _reached_head(self, bound: Checkpoint | None) -> None:
         if bound is not None and bound != self._checkpoint:

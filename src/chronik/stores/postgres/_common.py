@@ -24,6 +24,7 @@ from chronik.errors import (
     OperationalError,
     PersistenceError,
     StoreClosedError,
+    is_transient,
 )
 from chronik.events import Checkpoint, RecordedEvent
 
@@ -86,29 +87,38 @@ _CONNECTION_LOST: Final = frozenset({"57P01", "57P02", "57P03"})
 
 
 def translate(err: psycopg.Error, where: str) -> ChronikError:
-    """Map a driver error to chronik's persistence branch by SQLSTATE and class."""
+    """Map a driver error to chronik's persistence branch by SQLSTATE and class.
+
+    The error is ``transient`` (see :func:`chronik.errors.is_transient`) when its
+    SQLSTATE says so (a lost connection, a server shutting down, a serialization
+    failure, a deadlock, a lock not available, too few resources), when it has none
+    but is operational (the connection failed before the server could say why), and
+    when the pool had no connection to give in time.
+    """
     if isinstance(err, psycopg_pool.PoolClosed):
         return StoreClosedError(f"the PostgreSQL store at {where} is closed")
     if isinstance(err, psycopg_pool.PoolTimeout):
         return OperationalError(
             f"no connection to {where} within pool_timeout: the server is unreachable or every "
-            f"connection of the pool is busy ({err})"
+            f"connection of the pool is busy ({err})",
+            transient=True,
         )
     state = err.sqlstate or ""
     message = f"PostgreSQL error on {where}: {err}" + (f" (SQLSTATE {state})" if state else "")
+    transient = is_transient(err)
     if state.startswith(_OPERATIONAL_CLASSES) or (not state and isinstance(err, psycopg.OperationalError)):
-        return OperationalError(message)
+        return OperationalError(message, transient=transient)
     if state.startswith("23"):
-        return IntegrityError(message)
+        return IntegrityError(message, transient=transient)
     if state.startswith("XX"):
-        return InternalError(message)
+        return InternalError(message, transient=transient)
     if isinstance(err, psycopg.OperationalError):
-        return OperationalError(message)
+        return OperationalError(message, transient=transient)
     if isinstance(err, psycopg.IntegrityError):
-        return IntegrityError(message)
+        return IntegrityError(message, transient=transient)
     if isinstance(err, psycopg.InternalError):
-        return InternalError(message)
-    return PersistenceError(message)
+        return InternalError(message, transient=transient)
+    return PersistenceError(message, transient=transient)
 
 
 def connection_lost(err: psycopg.Error) -> bool:

@@ -34,6 +34,7 @@ from chronik.errors import (
     PendingMigrationsError,
     PersistenceError,
     StoreClosedError,
+    is_transient,
 )
 from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import notifier_for
@@ -56,18 +57,24 @@ _SQLITE_NOTADB: Final = 26
 
 
 def translate(err: sqlite3.Error, path: str) -> ChronikError:
-    """Map a driver error to chronik's persistence branch by class and result code."""
+    """Map a driver error to chronik's persistence branch by class and result code.
+
+    The error is ``transient`` (see :func:`chronik.errors.is_transient`) when its
+    result code is BUSY or LOCKED (another connection holds the lock), IOERR or FULL;
+    an SQL error (which SQLite also reports as operational) is not.
+    """
     code = getattr(err, "sqlite_errorcode", None)
     if code == _SQLITE_NOTADB:
         return NotAChronikStoreError(f"{path} is not a SQLite database (and so not a chronik store)")
     message = f"SQLite error on {path}: {err} ({getattr(err, 'sqlite_errorname', 'unknown')})"
+    transient = is_transient(err)
     if isinstance(err, sqlite3.OperationalError):
-        return OperationalError(message)
+        return OperationalError(message, transient=transient)
     if isinstance(err, sqlite3.IntegrityError):
-        return IntegrityError(message)
+        return IntegrityError(message, transient=transient)
     if isinstance(err, sqlite3.InternalError):
-        return InternalError(message)
-    return PersistenceError(message)
+        return InternalError(message, transient=transient)
+    return PersistenceError(message, transient=transient)
 
 
 class Closable(Protocol):
@@ -87,7 +94,9 @@ class _WriteLock:
     def __enter__(self) -> None:
         c = self.connections
         if not c.write_lock.acquire(timeout=c.busy_timeout if c.busy_timeout else -1):
-            raise OperationalError(f"SQLite store {c.path}: timed out waiting for the write lock")
+            raise OperationalError(
+                f"SQLite store {c.path}: timed out waiting for the write lock", transient=True
+            )
 
     def __exit__(self, *exc: object) -> None:
         self.connections.write_lock.release()

@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 import psycopg
 
 from chronik.backend import Migration, pending_migrations
-from chronik.errors import NotAChronikStoreError, OperationalError, PendingMigrationsError
+from chronik.errors import NotAChronikStoreError, OperationalError, PendingMigrationsError, is_transient
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import ADAPTERS, MIGRATIONS, check_server, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
@@ -33,7 +33,9 @@ async def connect(config: PostgresConfig) -> Conn:
     try:
         conn = await psycopg.AsyncConnection.connect(config.conninfo, autocommit=True, context=ADAPTERS)
     except psycopg.Error as err:
-        raise OperationalError(f"cannot connect to {config.where}: {err}") from err
+        raise OperationalError(
+            f"cannot connect to {config.where}: {err}", transient=is_transient(err)
+        ) from err
     try:
         check_server(conn.info, config.where)
     except BaseException:

@@ -116,7 +116,8 @@ def _wait_for_older(conn: Conn, statements: sql.Statements, timeout: float, wher
             raise OperationalError(
                 f"inline projections on {where}: transaction {older}, older than this append, was still "
                 f"running after {timeout} s (visibility_timeout); its events would come first in the "
-                "log, so the append cannot run the projections before it ends. Keep write transactions short"
+                "log, so the append cannot run the projections before it ends. Keep write transactions short",
+                transient=True,
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.05)

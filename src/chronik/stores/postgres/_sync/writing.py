@@ -275,7 +275,9 @@ def append_writes(
                 results[index] = result
         return [r for r in results if r is not None]
     raise OperationalError(
-        f"append gave up after {MAX_APPEND_ATTEMPTS} attempts: other writers kept taking the versions it read"
+        f"append gave up after {MAX_APPEND_ATTEMPTS} attempts: other writers kept taking the "
+        "versions it read",
+        transient=True,
     )
 
 
