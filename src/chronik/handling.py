@@ -27,10 +27,17 @@ import dataclasses
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Final, Generic, NamedTuple, TypeVar, overload
+from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
+from chronik._command_io import Append as _Append
+from chronik._command_io import Flow as _Flow
+from chronik._command_io import LoadSnapshot as _LoadSnapshot
+from chronik._command_io import ReadStream as _ReadStream
+from chronik._command_io import SaveSnapshot as _SaveSnapshot
+from chronik._command_io import drive as _drive
+from chronik._command_io import drive_async as _drive_async
 from chronik._model import Model, check_category, check_decision, fold_recorded
 from chronik.aggregate import Aggregate, AggregateModel
 from chronik.codec import EventRegistry
@@ -138,33 +145,6 @@ def as_model(model: object) -> Model[Any, Any]:
     raise ConfigurationError(f"expected a chronik.Decider or a chronik.Aggregate subclass, got {model!r}")
 
 
-# -- the requests the logic yields, performed by the shells ---------------------------
-
-
-class _ReadStream(NamedTuple):
-    stream_id: str
-    from_version: int
-    to_version: int | None
-
-
-class _LoadSnapshot(NamedTuple):
-    stream_id: str
-
-
-class _SaveSnapshot(NamedTuple):
-    snapshot: Snapshot
-
-
-class _Append(NamedTuple):
-    stream_id: str
-    events: list[NewEvent]
-    expected_version: ExpectedVersion
-
-
-_Request = _ReadStream | _LoadSnapshot | _SaveSnapshot | _Append
-_Flow = Generator[_Request, Any, T]
-
-
 @dataclasses.dataclass
 class _Current(Generic[S]):
     """A stream as loaded for a command."""
@@ -223,6 +203,31 @@ class _Stamp:
         if not self.explicit:
             return uuid7()
         return uuid.uuid5(_IDS, f"{self.command_id}\x1f{stream_id}\x1f{index}")
+
+    def earlier(self, stream_id: str, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """The events of ``events`` this command appended before (it has an id), in order."""
+        if not self.explicit:
+            return []
+        return [e for e in events if e.metadata.get("causation_id") == self.command_id]
+
+
+class Stamp(Protocol):
+    """How a command's events are stamped, and how its earlier run is recognised: a
+    :class:`_Stamp`, or a process manager's reaction (``chronik.process_managers``)."""
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the command has an id (so it is applied at most once per stream)."""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The metadata of every event it appends."""
+
+    def event_id(self, stream_id: str, index: int) -> uuid.UUID:
+        """The id of the ``index``-th (0-based) event it appends to ``stream_id``."""
+
+    def earlier(self, stream_id: str, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Its events among ``events`` (a stream read when it is loaded), if it ran before."""
 
 
 class _Plan(Generic[C, S]):
@@ -358,12 +363,18 @@ class _Plan(Generic[C, S]):
         expected_version: ExpectedVersion = ANY,
     ) -> _Flow[CommandResult[S]]:
         stream_id, stamp = self._refuse_early(stream_id, command, command_id, metadata, caused_by)
+        return (yield from self.handle_stamped(stream_id, command, stamp, expected_version))
+
+    def handle_stamped(
+        self, stream_id: str, command: C, stamp: Stamp, expected_version: ExpectedVersion = ANY
+    ) -> _Flow[CommandResult[S]]:
+        """:meth:`handle` with the stamp made, the stream id and command checked."""
         expected = validate_expected_version(expected_version)
         conflict: WrongExpectedVersionError | None = None
         for attempt in range(1, self.retries + 2):
             current = yield from self._load_current(stream_id)
             if stamp.explicit:
-                earlier = [e for e in current.events if e.metadata.get("causation_id") == stamp.command_id]
+                earlier = stamp.earlier(stream_id, current.events)
                 if earlier:
                     return CommandResult(
                         stream_id,
@@ -447,7 +458,7 @@ class _Plan(Generic[C, S]):
         self.model.check_command(command)
         return stream_id, _Stamp.make(command_id, metadata, caused_by)
 
-    def _stamped(self, stream_id: str, stamp: _Stamp, decided: list[object]) -> list[NewEvent]:
+    def _stamped(self, stream_id: str, stamp: Stamp, decided: list[object]) -> list[NewEvent]:
         return [
             self.registry.new_event(event, metadata=stamp.metadata, event_id=stamp.event_id(stream_id, i))
             for i, event in enumerate(decided)
@@ -504,54 +515,28 @@ class _Plan(Generic[C, S]):
 # -- the shells ------------------------------------------------------------------------
 
 
-def _drive(store: EventStore, snapshots: SnapshotStore | None, flow: _Flow[T]) -> T:
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            request = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        try:
-            if isinstance(request, _ReadStream):
-                value = store.read_stream(request.stream_id, request.from_version, request.to_version)
-            elif isinstance(request, _Append):
-                value = store.append(request.stream_id, request.events, request.expected_version)
-            elif isinstance(request, _LoadSnapshot):
-                assert snapshots is not None
-                value = snapshots.load_snapshot(request.stream_id)
-            else:
-                assert snapshots is not None
-                snapshots.save_snapshot(request.snapshot)
-        except Exception as err:
-            error = err
+def command_flow(
+    model: Model[C, S],
+    registry: EventRegistry,
+    stream_id: str,
+    command: C,
+    stamp: Stamp,
+    expected_version: ExpectedVersion = ANY,
+) -> _Flow[CommandResult[S]]:
+    """One command as :meth:`CommandHandler.handle` runs it (without snapshots), its
+    events stamped by ``stamp``, checked now: for a process manager to drive through
+    its transaction (``chronik._command_io.drive``)."""
+    stream_id = validate_stream_id(stream_id)
+    check_category(model, stream_id)
+    model.check_command(command)
+    plan: _Plan[C, S] = _Plan(model, registry, None, DEFAULT_RETRIES)
+    return plan.handle_stamped(stream_id, command, stamp, expected_version)
 
 
-async def _drive_async(store: AsyncEventStore, snapshots: AsyncSnapshotStore | None, flow: _Flow[T]) -> T:
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            request = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        try:
-            if isinstance(request, _ReadStream):
-                value = await store.read_stream(request.stream_id, request.from_version, request.to_version)
-            elif isinstance(request, _Append):
-                value = await store.append(request.stream_id, request.events, request.expected_version)
-            elif isinstance(request, _LoadSnapshot):
-                assert snapshots is not None
-                value = await snapshots.load_snapshot(request.stream_id)
-            else:
-                assert snapshots is not None
-                await snapshots.save_snapshot(request.snapshot)
-        except Exception as err:
-            error = err
+def load_flow(model: Model[C, S], registry: EventRegistry, stream_id: str) -> _Flow[Loaded[S]]:
+    """A stream's current state as :meth:`CommandHandler.load` loads it (without snapshots)."""
+    plan: _Plan[C, S] = _Plan(model, registry, None, DEFAULT_RETRIES)
+    return plan.load(stream_id, None, None)
 
 
 class CommandHandler(Generic[C, S]):

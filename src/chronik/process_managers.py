@@ -1,9 +1,9 @@
 """Process managers: react to events by appending events and deciding commands elsewhere.
 
 A process manager is declared like a projection (a name, a version, handlers by
-event type) and runs on the same runner, from a subscription with a checkpoint.
-Its handlers get a :class:`ProcessContext` that writes where the checkpoint is
-written:
+event type) and runs on the same runner, from a subscription with a checkpoint
+(its messages and errors call it a process manager). Its handlers get a
+:class:`ProcessContext` that writes where the checkpoint is written:
 
 - on a store with transactions (SQLite, PostgreSQL) everything a handler appends
   commits in one transaction with the checkpoint that moves past the event, so a
@@ -15,9 +15,11 @@ written:
 Every appended event carries the reacting event's correlation id (or, when it has
 none, its event id) and the reacting event's id as its causation id.
 
-A handler can also issue commands through the application's ``CommandHandler``
-with ``caused_by=event``: a command handler does not apply the same reaction twice,
-but it commits on its own, outside the process manager's transaction.
+:meth:`ProcessContext.execute` runs a command on a decider or an aggregate class as
+a ``CommandHandler`` does (load the stream, decide, append expecting the version
+loaded, decide again after a conflict), in the reaction's transaction. Its events
+get the reaction's ids, so a reaction handled again after a crash finds its own
+earlier events and does not decide twice.
 
 On an asyncio store :func:`process_manager_runner` gives an
 :class:`~chronik.projections.AsyncProjectionRunner`, and handlers get an
@@ -28,15 +30,19 @@ coroutine functions.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, cast, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 import msgspec
 
+from chronik._command_io import AsyncWriter, Writer, drive, drive_async
+from chronik.aggregate import Aggregate
 from chronik.codec import Codec
+from chronik.decider import Decider
 from chronik.errors import ConfigurationError, InvalidInputError
 from chronik.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
+from chronik.handling import CommandResult, Loaded, as_model, command_flow, load_flow
 from chronik.projections import (
     AsyncCheckpointedTarget,
     AsyncProjectionRunner,
@@ -61,46 +67,14 @@ from chronik.store import (
 
 __all__ = ["AsyncProcessContext", "ProcessContext", "ProcessManager", "process_manager_runner"]
 
+C = TypeVar("C")
+S = TypeVar("S")
+A = TypeVar("A", bound=Aggregate)
+
 _IDS: Final = uuid.UUID("5b0c1c1e-4d0e-4f57-9a8e-6b1b1f2d7c3a")
+KIND: Final = "process manager"
 PROPAGATED: Final = ("user", "tenant")
 """Metadata keys copied from the event a process manager reacts to onto what it appends."""
-
-
-class _Writer(Protocol):
-    """What a process context writes through: a store transaction or the store."""
-
-    def append(
-        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
-    ) -> AppendResult: ...
-
-    def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[Any]: ...
-
-
-class _AsyncWriter(Protocol):
-    """What an asyncio process context writes through."""
-
-    async def append(
-        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
-    ) -> AppendResult: ...
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[Any]: ...
-
-
-class _DeciderLike(Protocol):
-    """A ``chronik.Decider``, or anything with the same three members."""
-
-    @property
-    def initial_state(self) -> Any: ...
-
-    @property
-    def decide(self) -> Callable[[Any, Any], Iterable[Any]]: ...
-
-    @property
-    def evolve(self) -> Callable[[Any, Any], Any]: ...
 
 
 ProcessHandler = Callable[[RecordedEvent, Any], Awaitable[None] | None]
@@ -122,11 +96,13 @@ class _Reaction:
         self.metadata["correlation_id"] = self.correlation_id
         self.metadata["causation_id"] = str(trigger.event_id)
 
+    def event_id(self, stream_id: str, sent: int) -> uuid.UUID:
+        """The id of the ``sent``-th event (from 1) this reaction appends, to ``stream_id``."""
+        return uuid.uuid5(_IDS, f"{self.manager}\x1f{self.trigger.event_id}\x1f{stream_id}\x1f{sent}")
+
     def _stamp(self, stream_id: str, event: object) -> NewEvent:
         self._sent += 1
-        event_id = uuid.uuid5(
-            _IDS, f"{self.manager}\x1f{self.trigger.event_id}\x1f{stream_id}\x1f{self._sent}"
-        )
+        event_id = self.event_id(stream_id, self._sent)
         if isinstance(event, NewEvent):
             metadata = {**self.metadata, **(event.metadata or {})}
             return msgspec.structs.replace(event, metadata=metadata, event_id=event.event_id or event_id)
@@ -137,18 +113,45 @@ class _Reaction:
             raise InvalidInputError(f"append takes a list of events, got {type(events).__name__}")
         return [self._stamp(stream_id, e) for e in events]
 
+    def _command(self) -> _CommandStamp:
+        return _CommandStamp(self, self._sent)
 
-def _decide(decider: _DeciderLike, history: list[RecordedEvent], command: object) -> list[object]:
-    state = decider.initial_state
-    for recorded in history:
-        state = decider.evolve(state, recorded.data)
-    return list(decider.decide(command, state))
+    def _executed(self, result: CommandResult[Any]) -> None:
+        self._sent += len(result.events)
+
+
+class _CommandStamp:
+    """A command's events within a reaction: the next ids of the reaction's sequence."""
+
+    explicit: Final = True
+
+    def __init__(self, reaction: _Reaction, sent: int) -> None:
+        self._reaction = reaction
+        self._sent = sent  # what the reaction had appended before this command
+        self.metadata = reaction.metadata
+
+    def event_id(self, stream_id: str, index: int) -> uuid.UUID:
+        return self._reaction.event_id(stream_id, self._sent + index + 1)
+
+    def earlier(self, stream_id: str, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """This command's events, if a delivery of the same event appended them before:
+        its first id, and then the ids after it (one append: consecutive versions)."""
+        first = self.event_id(stream_id, 0)
+        for start, event in enumerate(events):
+            if event.event_id == first:
+                found = [event]
+                for later in events[start + 1 :]:
+                    if later.event_id != self.event_id(stream_id, len(found)):
+                        break
+                    found.append(later)
+                return found
+        return []
 
 
 class ProcessContext(_Reaction):
     """What a process manager's handler writes through, for one event it reacts to."""
 
-    def __init__(self, manager: str, trigger: RecordedEvent, writer: _Writer, codec: Codec) -> None:
+    def __init__(self, manager: str, trigger: RecordedEvent, writer: Writer, codec: Codec) -> None:
         super().__init__(manager, trigger, codec)
         self._writer = writer
 
@@ -160,29 +163,72 @@ class ProcessContext(_Reaction):
 
     def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """A stream as the reaction's transaction sees it."""
-        events: list[RecordedEvent] = self._writer.read_stream(stream_id)
-        return events
+        return self._writer.read_stream(stream_id)
 
-    def execute(self, decider: _DeciderLike, stream_id: str, command: object) -> list[object]:
-        """Decide ``command`` on ``stream_id``'s state and append what it decides.
+    @overload
+    def execute(
+        self,
+        model: Decider[C, Any, S],
+        stream_id: str,
+        command: C,
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> CommandResult[S]: ...
 
-        The append expects the version the state was read at; inside a transaction
-        nothing can come between. Elsewhere a concurrent writer makes it fail and the
-        runner handles the event again (decide must then see its own earlier
-        reaction and decide nothing new). Returns the events decided.
+    @overload
+    def execute(
+        self,
+        model: type[A],
+        stream_id: str,
+        command: Callable[[A], object],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> CommandResult[A]: ...
+
+    def execute(
+        self, model: Any, stream_id: str, command: Any, *, expected_version: ExpectedVersion = ANY
+    ) -> CommandResult[Any]:
+        """Run ``command`` on ``stream_id`` with a decider or an aggregate class, as
+        ``CommandHandler.handle`` does, in this reaction's transaction.
+
+        For a decider the command is a value for its ``decide``; for an aggregate a
+        function of the aggregate (``lambda account: account.withdraw(10)``). The
+        stream is loaded, the command decided, and its events appended expecting the
+        version loaded; when another writer got there first (possible only outside
+        SQLite's transactions) it loads and decides again. ``expected_version`` is
+        what the stream must be at: ``STREAM_EXISTS`` (else
+        :class:`~chronik.errors.StreamNotFoundError`), ``NO_STREAM`` or an exact
+        version, as for ``CommandHandler.handle``.
+
+        The events carry the reaction's correlation, causation and event ids: when
+        the event is handled again (a store without transactions, after a crash)
+        the command finds what it appended the first time and appends nothing
+        (``already_handled``). Returns the :class:`~chronik.handling.CommandResult`.
         """
-        history = self.read_stream(stream_id)
-        decided = _decide(decider, history, command)
-        if decided:
-            self.append(stream_id, decided, history[-1].version if history else 0)
-        return decided
+        flow = command_flow(
+            as_model(model), self._codec.registry, stream_id, command, self._command(), expected_version
+        )
+        result = drive(self._writer, None, flow)
+        self._executed(result)
+        return result
+
+    @overload
+    def load(self, model: Decider[Any, Any, S], stream_id: str) -> Loaded[S]: ...
+
+    @overload
+    def load(self, model: type[A], stream_id: str) -> Loaded[A]: ...
+
+    def load(self, model: Any, stream_id: str) -> Loaded[Any]:
+        """The state of ``stream_id`` for a decider or an aggregate class, as the reaction's
+        transaction sees it (as ``CommandHandler.load``)."""
+        return drive(self._writer, None, load_flow(as_model(model), self._codec.registry, stream_id))
 
 
 class AsyncProcessContext(_Reaction):
     """The asyncio twin of :class:`ProcessContext`: ``await`` its methods (same event ids,
     correlation and causation)."""
 
-    def __init__(self, manager: str, trigger: RecordedEvent, writer: _AsyncWriter, codec: Codec) -> None:
+    def __init__(self, manager: str, trigger: RecordedEvent, writer: AsyncWriter, codec: Codec) -> None:
         super().__init__(manager, trigger, codec)
         self._writer = writer
 
@@ -194,16 +240,50 @@ class AsyncProcessContext(_Reaction):
 
     async def read_stream(self, stream_id: str) -> list[RecordedEvent]:
         """A stream as the reaction's transaction sees it."""
-        events: list[RecordedEvent] = await self._writer.read_stream(stream_id)
-        return events
+        return await self._writer.read_stream(stream_id)
 
-    async def execute(self, decider: _DeciderLike, stream_id: str, command: object) -> list[object]:
+    @overload
+    async def execute(
+        self,
+        model: Decider[C, Any, S],
+        stream_id: str,
+        command: C,
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> CommandResult[S]: ...
+
+    @overload
+    async def execute(
+        self,
+        model: type[A],
+        stream_id: str,
+        command: Callable[[A], object],
+        *,
+        expected_version: ExpectedVersion = ANY,
+    ) -> CommandResult[A]: ...
+
+    async def execute(
+        self, model: Any, stream_id: str, command: Any, *, expected_version: ExpectedVersion = ANY
+    ) -> CommandResult[Any]:
         """As :meth:`ProcessContext.execute`."""
-        history = await self.read_stream(stream_id)
-        decided = _decide(decider, history, command)
-        if decided:
-            await self.append(stream_id, decided, history[-1].version if history else 0)
-        return decided
+        flow = command_flow(
+            as_model(model), self._codec.registry, stream_id, command, self._command(), expected_version
+        )
+        result = await drive_async(self._writer, None, flow)
+        self._executed(result)
+        return result
+
+    @overload
+    async def load(self, model: Decider[Any, Any, S], stream_id: str) -> Loaded[S]: ...
+
+    @overload
+    async def load(self, model: type[A], stream_id: str) -> Loaded[A]: ...
+
+    async def load(self, model: Any, stream_id: str) -> Loaded[Any]:
+        """As :meth:`ProcessContext.load`."""
+        return await drive_async(
+            self._writer, None, load_flow(as_model(model), self._codec.registry, stream_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -245,7 +325,9 @@ class _StoreWriter:
     ) -> AppendResult:
         return self.store.append(stream_id, events, expected_version)
 
-    def read_stream(self, stream_id: str, from_version: int = 1, to_version: int | None = None) -> list[Any]:
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, to_version: int | None = None
+    ) -> list[RecordedEvent]:
         return self.store.read_stream(stream_id, from_version, to_version)
 
 
@@ -262,7 +344,7 @@ class _AsyncStoreWriter:
 
     async def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[Any]:
+    ) -> list[RecordedEvent]:
         return await self.store.read_stream(stream_id, from_version, to_version)
 
 
@@ -300,7 +382,8 @@ def process_manager_runner(
         target = CheckpointedTarget(_StoreWriter(store), store)
     else:
         raise ConfigurationError(f"{store!r} can neither share transactions nor store checkpoints")
-    return ProjectionRunner(store, manager.projection(store.codec), target, policy=policy, **options)
+    projection = manager.projection(store.codec)
+    return ProjectionRunner(store, projection, target, policy=policy, kind=KIND, **options)
 
 
 def _async_runner(
@@ -314,4 +397,4 @@ def _async_runner(
     else:
         raise ConfigurationError(f"{store!r} can neither share transactions nor store checkpoints")
     projection = manager.projection(store.codec, asyncio=True)
-    return AsyncProjectionRunner(store, projection, target, policy=policy, **options)
+    return AsyncProjectionRunner(store, projection, target, policy=policy, kind=KIND, **options)

@@ -12,7 +12,9 @@ on the next one, with a compensating action when a step fails:
 
 Every step runs in the process manager's transaction on SQL stores, together with
 its checkpoint, and carries the order's correlation id, so the whole checkout of
-one order can be read back by that id. Payments over :data:`CREDIT_LIMIT` are
+one order can be read back by that id. Steps are commands on deciders
+(``context.execute``), which also makes them safe to deliver twice: a command finds
+the events it appended the first time and appends nothing more. Payments over :data:`CREDIT_LIMIT` are
 declined, which is how the tests exercise the compensation.
 """
 
@@ -25,7 +27,7 @@ import msgspec
 from chronik.decider import Decider
 from chronik.events import RecordedEvent
 from chronik.examples import registry
-from chronik.examples.orders import OrderCreated, OrderItemAdded, OrderSubmitted
+from chronik.examples.orders import order_decider
 from chronik.process_managers import ProcessContext, ProcessManager
 
 __all__ = [
@@ -109,7 +111,7 @@ def _decide_stock(command: WarehouseCommand, w: Warehouse) -> list[WarehouseEven
             return [StockAdded(command.sku, command.quantity)]
         case ReserveStock():
             if command.order_id in w.reserved or command.order_id in w.rejected:
-                return []  # decided already: a reaction handled twice acts once
+                return []  # decided already for this order
             short = sorted(s for s, n in command.items.items() if w.on_hand.get(s, 0) < n)
             if short:
                 return [StockReservationRejected(command.order_id, f"out of stock: {', '.join(short)}")]
@@ -210,17 +212,11 @@ def _order_id(stream_id: str) -> str:
 
 def _order(ctx: ProcessContext, order_id: str) -> tuple[str, dict[str, int], int]:
     """The customer, items and total of an order, from its stream."""
-    customer, total = "", 0
+    order = ctx.load(order_decider, f"order-{order_id}").state
     items: dict[str, int] = {}
-    for recorded in ctx.read_stream(f"order-{order_id}"):
-        event = recorded.data
-        if isinstance(event, OrderCreated):
-            customer = event.customer
-        elif isinstance(event, OrderItemAdded):
-            items[event.sku] = items.get(event.sku, 0) + event.quantity
-        elif isinstance(event, OrderSubmitted):
-            total = event.total
-    return customer, items, total
+    for line in order.lines:
+        items[line.sku] = items.get(line.sku, 0) + line.quantity
+    return order.customer, items, order.total
 
 
 def _on_submitted(event: RecordedEvent, ctx: ProcessContext) -> None:
