@@ -26,6 +26,7 @@ from chronik.projections import (
 )
 from chronik.store import StoreTransaction
 from chronik.stores.sqlite.schema import translate
+from chronik.testing import ProjectionSpec
 
 
 def _raised(action: Callable[[], object]) -> sqlite3.Error:
@@ -170,15 +171,28 @@ def test_a_handler_with_an_sql_error_stops_on_its_first_attempt(tmp_path: Path) 
 
     def placed(event: RecordedEvent, tx: StoreTransaction) -> None:
         calls.append(event.position)
-        tx.execute("INSERT INTO seen VALUES (%s)", (event.position,))  # PostgreSQL's placeholder
+        tx.execute("INSERT INTO sen VALUES (?)", (event.position,))  # a typo
 
     runner = ProjectionRunner(
         store,
         Projection("seen", {"Placed": placed}, setup=lambda tx: tx.execute("CREATE TABLE seen (p INTEGER)")),
         policy=FailurePolicy(retries=5, backoff=0.0),
     )
-    with pytest.raises(ProjectionFailedError, match='after 1 attempt: .*near "%": syntax error') as caught:
+    with pytest.raises(ProjectionFailedError, match="after 1 attempt: .*no such table: sen") as caught:
         runner.run_until_caught_up()
     assert caught.value.attempts == 1 and calls == [1]
     assert not is_transient(caught.value.__cause__ or caught.value)
     store.close()
+
+
+def test_a_projection_spec_with_an_sql_error_fails_on_its_first_attempt() -> None:
+    def placed(event: RecordedEvent, tx: StoreTransaction) -> None:
+        tx.execute("INSERT INTO seen (position) VALUES (?)", (event.position,))  # no such column
+
+    projection = Projection(
+        "seen", {"Placed": placed}, setup=lambda tx: tx.execute("CREATE TABLE seen (p INTEGER)")
+    )
+    spec = ProjectionSpec(projection, read=lambda tx: tx.execute("SELECT p FROM seen").fetchall())
+    with pytest.raises(ProjectionFailedError) as caught:
+        spec.given(("order-1", NewEvent("Placed", {}))).then([(1,)])
+    assert caught.value.attempts == 1
