@@ -30,7 +30,7 @@ import dataclasses
 import inspect
 import os
 from collections.abc import Callable
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar, overload
 
 import msgspec
 
@@ -39,13 +39,36 @@ from chronik.errors import ConfigurationError, InvalidInputError, NotAnEventErro
 
 __all__ = ["Aggregate", "applies"]
 
-F = TypeVar("F", bound=Callable[..., None])
 A = TypeVar("A", bound="Aggregate")
+S = TypeVar("S")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
 
 _MARK: Final = "__chronik_applies__"
 
 
-def applies(*event_types: type) -> Callable[[F], F]:
+# Typed so that the method takes what it is marked for: ``@applies(Deposited)`` on a
+# method whose event parameter is a ``Withdrawn`` is an error for type checkers, and
+# ``@applies(A, B)`` wants a method that takes ``A | B``.
+@overload
+def applies(t1: type[T1], /) -> Callable[[Callable[[S, T1], None]], Callable[[S, T1], None]]: ...
+@overload
+def applies(
+    t1: type[T1], t2: type[T2], /
+) -> Callable[[Callable[[S, T1 | T2], None]], Callable[[S, T1 | T2], None]]: ...
+@overload
+def applies(
+    t1: type[T1], t2: type[T2], t3: type[T3], /
+) -> Callable[[Callable[[S, T1 | T2 | T3], None]], Callable[[S, T1 | T2 | T3], None]]: ...
+@overload
+def applies(
+    t1: type[T1], t2: type[T2], t3: type[T3], t4: type[T4], /
+) -> Callable[[Callable[[S, T1 | T2 | T3 | T4], None]], Callable[[S, T1 | T2 | T3 | T4], None]]: ...
+@overload
+def applies(*event_types: type) -> Callable[[Callable[[S, Any], None]], Callable[[S, Any], None]]: ...
+def applies(*event_types: type) -> Callable[[Callable[[S, Any], None]], Callable[[S, Any], None]]:
     """Mark an aggregate method as the one that applies events of these types to the state."""
     if not event_types:
         raise ConfigurationError("@applies needs at least one event class: @applies(Deposited)")
@@ -53,7 +76,7 @@ def applies(*event_types: type) -> Callable[[F], F]:
         if not isinstance(event_type, type):
             raise ConfigurationError(f"@applies takes event classes, got {event_type!r}")
 
-    def mark(method: F) -> F:
+    def mark(method: Callable[[S, Any], None]) -> Callable[[S, Any], None]:
         setattr(method, _MARK, (*getattr(method, _MARK, ()), *event_types))
         return method
 

@@ -15,14 +15,25 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal
 
 import msgspec
 
 from chronik.errors import InvalidExpectedVersionError, InvalidStreamIdError
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeVar
+
     from chronik.codec import Codec
+
+    # For type checkers, a bare ``RecordedEvent`` is ``RecordedEvent[Any]`` (PEP 696), as
+    # it was before the class was generic. Covariant: ``data`` is read-only, so a
+    # ``RecordedEvent[BookAdded]`` is a ``RecordedEvent[object]``.
+    DataT = TypeVar("DataT", covariant=True, default=Any)
+else:  # typing.TypeVar takes a default only from Python 3.13; it is never used at run time.
+    from typing import TypeVar
+
+    DataT = TypeVar("DataT", covariant=True)
 
 __all__ = [
     "ANY",
@@ -258,12 +269,17 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _set_field: Final = msgspec.Struct.__setattr__
 
 
-class RecordedEvent(msgspec.Struct, gc=False):
+class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
     """An event as stored: read-only, and as cheap to build as a tuple.
 
     ``data`` and ``metadata`` are decoded on first access; ``data`` is the registered
     typed object, or the raw JSON value for a type this process did not register
     (strict registries raise instead). ``raw_data`` is the stored JSON as read.
+
+    Generic in its payload for type checkers only: a handler registered for
+    ``BookAdded`` takes a ``RecordedEvent[BookAdded]`` and sees ``event.data`` as a
+    ``BookAdded``; a bare ``RecordedEvent`` is ``RecordedEvent[Any]``. Nothing is
+    checked at run time (``RecordedEvent[BookAdded]`` builds the same objects).
 
     Backends may pass ``event_id`` as its 16 bytes, ``recorded_at`` as microseconds
     since the Unix epoch and ``checkpoint`` as the name of their checkpoint kind (for
@@ -322,9 +338,9 @@ class RecordedEvent(msgspec.Struct, gc=False):
         return recorded_at
 
     @property
-    def data(self) -> Any:
+    def data(self) -> DataT:
         """The payload: a typed event object, or a JSON value for unregistered types."""
-        data = self._data
+        data: DataT = self._data
         if data is _UNSET:
             data = self._codec.decode(self)
             _set_field(self, "_data", data)

@@ -142,7 +142,7 @@ def test_slotted_dataclasses_work_too() -> None:
 
 def test_applies_takes_classes() -> None:
     with pytest.raises(ConfigurationError, match="takes event classes"):
-        applies("Opened")  # type: ignore[arg-type]
+        applies("Opened")  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match="at least one"):
         applies()
 

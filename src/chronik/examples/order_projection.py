@@ -17,13 +17,15 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from chronik.events import RecordedEvent
+from chronik.examples import registry
 from chronik.examples.orders import OrderCreated, OrderItemAdded, OrderSubmitted
 from chronik.examples.saga import OrderCancelled, OrderConfirmed
-from chronik.projections import Projection
+from chronik.projections import EventHandlers, Projection
 
 __all__ = ["LATEST_VERSION", "Executor", "customer_orders", "order_projection", "order_summary"]
 
 LATEST_VERSION = 2
+_STATUS = {OrderSubmitted: "submitted", OrderConfirmed: "confirmed", OrderCancelled: "cancelled"}
 
 
 class Executor(Protocol):
@@ -61,8 +63,12 @@ def order_projection(version: int = LATEST_VERSION) -> Projection[Executor]:
         db.execute("DROP VIEW IF EXISTS customer_orders")
         db.execute(f"CREATE VIEW customer_orders AS SELECT * FROM {index}")
 
-    def created(event: RecordedEvent, db: Executor) -> None:
-        data: OrderCreated = event.data
+    # Registered by class, so each handler sees its event's type (``event.data``).
+    handlers = EventHandlers[Executor](registry)
+
+    @handlers.on(OrderCreated)
+    def created(event: RecordedEvent[OrderCreated], db: Executor) -> None:
+        data = event.data
         order_id = event.stream_id.partition("-")[2]
         db.execute(
             f"INSERT OR IGNORE INTO {orders} (order_id, customer, status, total, last_position) "
@@ -71,9 +77,10 @@ def order_projection(version: int = LATEST_VERSION) -> Projection[Executor]:
         )
         db.execute(f"INSERT OR IGNORE INTO {index} VALUES (?, ?)", (data.customer, order_id))
 
-    def item_added(event: RecordedEvent, db: Executor) -> None:
-        data: OrderItemAdded = event.data
-        params: tuple[Any, ...] = (data.quantity * data.unit_price,)
+    @handlers.on(OrderItemAdded)
+    def item_added(event: RecordedEvent[OrderItemAdded], db: Executor) -> None:
+        data = event.data
+        params: tuple[int, ...] = (data.quantity * data.unit_price,)
         if version >= 2:
             params += (data.quantity,)
         db.execute(
@@ -82,28 +89,20 @@ def order_projection(version: int = LATEST_VERSION) -> Projection[Executor]:
             (*params, event.position, event.stream_id.partition("-")[2], event.position),
         )
 
-    def status(value: str) -> Any:
-        def handle(event: RecordedEvent, db: Executor) -> None:
-            data: OrderSubmitted | OrderConfirmed | OrderCancelled = event.data
-            order_id = (
-                data.order_id if not isinstance(data, OrderSubmitted) else event.stream_id.partition("-")[2]
-            )
-            db.execute(
-                f"UPDATE {orders} SET status = ?, last_position = ? WHERE order_id = ? AND last_position < ?",
-                (value, event.position, order_id, event.position),
-            )
-
-        return handle
+    @handlers.on(OrderSubmitted, OrderConfirmed, OrderCancelled)
+    def status(event: RecordedEvent[OrderSubmitted | OrderConfirmed | OrderCancelled], db: Executor) -> None:
+        data = event.data
+        order_id = (
+            data.order_id if not isinstance(data, OrderSubmitted) else event.stream_id.partition("-")[2]
+        )
+        db.execute(
+            f"UPDATE {orders} SET status = ?, last_position = ? WHERE order_id = ? AND last_position < ?",
+            (_STATUS[type(data)], event.position, order_id, event.position),
+        )
 
     return Projection(
         "orders",
-        {
-            "OrderCreated": created,
-            "OrderItemAdded": item_added,
-            "OrderSubmitted": status("submitted"),
-            "OrderConfirmed": status("confirmed"),
-            "OrderCancelled": status("cancelled"),
-        },
+        handlers,
         version=version,
         setup=setup,
         teardown=teardown,

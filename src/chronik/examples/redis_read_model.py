@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint, RecordedEvent
+from chronik.examples import registry
 from chronik.examples.orders import OrderCreated, OrderItemAdded, OrderSubmitted
-from chronik.projections import Projection, ProjectionConflictError
+from chronik.projections import EventHandlers, Projection, ProjectionConflictError
 from chronik.store import ProjectionStateStore
 
 if TYPE_CHECKING:
@@ -45,11 +46,19 @@ def _redis() -> Any:
     return redis
 
 
+class _Watching(Protocol):
+    """The pipeline as ``WATCH`` is called on it: redis-py leaves ``Pipeline.watch``
+    unannotated, which strict type checking refuses to call; the pipeline satisfies this."""
+
+    def watch(self, *names: str) -> object: ...
+
+
 class _RedisUnit:
     """One batch: the checkpoint is read (and watched) first, then MULTI, then EXEC."""
 
     def __init__(self, pipe: Pipeline, prefix: str) -> None:
         self._pipe = pipe
+        self._watching: _Watching = pipe
         self._prefix = prefix
         self._multi = False
 
@@ -74,7 +83,7 @@ class _RedisUnit:
         if self._multi:
             raise ConfigurationError("the checkpoint must be read before the read model is written")
         key = self._key(name)
-        self._pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves watch unannotated
+        self._watching.watch(key)
         value = self._pipe.get(key)
         return (
             None if value is None else Checkpoint.parse(value.decode() if isinstance(value, bytes) else value)
@@ -139,25 +148,32 @@ def make_redis_orders(prefix: str, version: int = 1) -> Projection[Pipeline]:
     def order_id(event: RecordedEvent) -> str:
         return event.stream_id.partition("-")[2]
 
-    def created(event: RecordedEvent, pipe: Pipeline) -> None:
-        data: OrderCreated = event.data
+    # Registered by class, so each handler sees its event's type (``event.data``). (Pipeline
+    # is imported for type checkers only, so it is named in an annotation, not subscripted.)
+    handlers: EventHandlers[Pipeline] = EventHandlers(registry)
+
+    @handlers.on(OrderCreated)
+    def created(event: RecordedEvent[OrderCreated], pipe: Pipeline) -> None:
+        data = event.data
         key = _order_key(prefix, version, order_id(event))
         pipe.hset(key, mapping={"customer": data.customer, "status": "open", "total": 0})
         pipe.sadd(_customer_key(prefix, version, data.customer), order_id(event))
 
-    def item_added(event: RecordedEvent, pipe: Pipeline) -> None:
-        data: OrderItemAdded = event.data
+    @handlers.on(OrderItemAdded)
+    def item_added(event: RecordedEvent[OrderItemAdded], pipe: Pipeline) -> None:
+        data = event.data
         pipe.hincrby(_order_key(prefix, version, order_id(event)), "total", data.quantity * data.unit_price)
 
-    def submitted(event: RecordedEvent, pipe: Pipeline) -> None:
-        data: OrderSubmitted = event.data
+    @handlers.on(OrderSubmitted)
+    def submitted(event: RecordedEvent[OrderSubmitted], pipe: Pipeline) -> None:
         pipe.hset(
-            _order_key(prefix, version, order_id(event)), mapping={"status": "submitted", "total": data.total}
+            _order_key(prefix, version, order_id(event)),
+            mapping={"status": "submitted", "total": event.data.total},
         )
 
     return Projection(
         "redis_orders",
-        {"OrderCreated": created, "OrderItemAdded": item_added, "OrderSubmitted": submitted},
+        handlers,
         version=version,
         categories=("order",),
     )

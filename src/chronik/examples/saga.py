@@ -29,6 +29,7 @@ from chronik.events import RecordedEvent
 from chronik.examples import registry
 from chronik.examples.orders import order_decider
 from chronik.process_managers import ProcessContext, ProcessManager
+from chronik.projections import EventHandlers
 
 __all__ = [
     "CREDIT_LIMIT",
@@ -219,28 +220,37 @@ def _order(ctx: ProcessContext, order_id: str) -> tuple[str, dict[str, int], int
     return order.customer, items, order.total
 
 
-def _on_submitted(event: RecordedEvent, ctx: ProcessContext) -> None:
+# Registered by class, so each handler sees its event's type (``event.data``).
+_handlers = EventHandlers[ProcessContext](registry)
+
+
+@_handlers.on(OrderSubmitted)
+def _on_submitted(event: RecordedEvent[OrderSubmitted], ctx: ProcessContext) -> None:
     order_id = _order_id(event.stream_id)
     _, items, _ = _order(ctx, order_id)
     ctx.execute(warehouse_decider, WAREHOUSE, ReserveStock(order_id, items))
 
 
-def _on_reserved(event: RecordedEvent, ctx: ProcessContext) -> None:
+@_handlers.on(StockReserved)
+def _on_reserved(event: RecordedEvent[StockReserved], ctx: ProcessContext) -> None:
     order_id = event.data.order_id
     customer, _, total = _order(ctx, order_id)
     ctx.execute(payment_decider, f"payment-{order_id}", ChargePayment(order_id, customer, total))
 
 
-def _on_rejected(event: RecordedEvent, ctx: ProcessContext) -> None:
+@_handlers.on(StockReservationRejected)
+def _on_rejected(event: RecordedEvent[StockReservationRejected], ctx: ProcessContext) -> None:
     data = event.data
     ctx.append(f"checkout-{data.order_id}", [OrderCancelled(data.order_id, data.reason)], 0)
 
 
-def _on_charged(event: RecordedEvent, ctx: ProcessContext) -> None:
+@_handlers.on(PaymentCharged)
+def _on_charged(event: RecordedEvent[PaymentCharged], ctx: ProcessContext) -> None:
     ctx.append(f"checkout-{event.data.order_id}", [OrderConfirmed(event.data.order_id)], 0)
 
 
-def _on_declined(event: RecordedEvent, ctx: ProcessContext) -> None:
+@_handlers.on(PaymentDeclined)
+def _on_declined(event: RecordedEvent[PaymentDeclined], ctx: ProcessContext) -> None:
     data = event.data
     # The compensation: give back what the order had reserved, then cancel it.
     ctx.execute(warehouse_decider, WAREHOUSE, ReleaseStock(data.order_id))
@@ -249,14 +259,5 @@ def _on_declined(event: RecordedEvent, ctx: ProcessContext) -> None:
     )
 
 
-checkout_saga = ProcessManager(
-    "checkout",
-    {
-        "OrderSubmitted": _on_submitted,
-        "StockReserved": _on_reserved,
-        "StockReservationRejected": _on_rejected,
-        "PaymentCharged": _on_charged,
-        "PaymentDeclined": _on_declined,
-    },
-)
+checkout_saga = ProcessManager("checkout", _handlers)
 """The checkout process manager (see the module docstring)."""

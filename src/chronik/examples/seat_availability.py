@@ -11,9 +11,10 @@ applied), so it also passes the replay-twice projection spec.
 from __future__ import annotations
 
 from chronik.events import RecordedEvent
+from chronik.examples import registry
 from chronik.examples.conference import ConferenceScheduled, ReservationCancelled, SeatsReserved
 from chronik.examples.order_projection import Executor
-from chronik.projections import Projection
+from chronik.projections import EventHandlers, Projection
 
 __all__ = ["seat_availability", "seats_available", "seats_table"]
 
@@ -33,8 +34,13 @@ def _conference_id(event: RecordedEvent) -> str:
     return event.stream_id.partition("-")[2]
 
 
-def _scheduled(event: RecordedEvent, db: Executor) -> None:
-    data: ConferenceScheduled = event.data
+# Registered by class, so each handler sees its event's type (``event.data``).
+_handlers = EventHandlers[Executor](registry)
+
+
+@_handlers.on(ConferenceScheduled)
+def _scheduled(event: RecordedEvent[ConferenceScheduled], db: Executor) -> None:
+    data = event.data
     db.execute(
         "INSERT OR IGNORE INTO seat_availability VALUES (?, ?, ?, 0, ?)",
         (_conference_id(event), data.name, data.capacity, event.position),
@@ -49,19 +55,19 @@ def _change(seats: int, event: RecordedEvent, db: Executor) -> None:
     )
 
 
-def _reserved(event: RecordedEvent, db: Executor) -> None:
-    data: SeatsReserved = event.data
-    _change(data.seats, event, db)
+@_handlers.on(SeatsReserved)
+def _reserved(event: RecordedEvent[SeatsReserved], db: Executor) -> None:
+    _change(event.data.seats, event, db)
 
 
-def _cancelled(event: RecordedEvent, db: Executor) -> None:
-    data: ReservationCancelled = event.data
-    _change(-data.seats, event, db)
+@_handlers.on(ReservationCancelled)
+def _cancelled(event: RecordedEvent[ReservationCancelled], db: Executor) -> None:
+    _change(-event.data.seats, event, db)
 
 
 seat_availability = Projection(
     "seat_availability",
-    {"ConferenceScheduled": _scheduled, "SeatsReserved": _reserved, "ReservationCancelled": _cancelled},
+    _handlers,
     setup=_setup,
     teardown=_teardown,
     categories=("conference",),

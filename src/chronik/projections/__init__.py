@@ -22,7 +22,7 @@ from chronik.projections._async_targets import (
     AsyncUnit,
 )
 from chronik.projections._common import FailurePolicy, Lag, checkpoint_name
-from chronik.projections._declare import Handler, Hook, Projection, Projections
+from chronik.projections._declare import EventHandlers, Handler, Hook, Projection, Projections
 from chronik.projections._inline import InlineProjection, add_inline_projection, remove_inline_projection
 from chronik.projections._lag import active_version, projection_lag
 from chronik.projections._runner import ProjectionRunner, blue_green
@@ -46,6 +46,7 @@ __all__ = [
     "CheckpointedTarget",
     "DeadLetter",
     "DuplicateProjectionError",
+    "EventHandlers",
     "FailedEvent",
     "FailurePolicy",
     "Handler",

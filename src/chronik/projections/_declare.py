@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from chronik._append import normalize_filter
+from chronik.codec import EventRegistry
 from chronik.errors import InvalidInputError
 from chronik.events import RecordedEvent
 from chronik.projections.errors import DuplicateProjectionError
 
-__all__ = ["Handler", "Hook", "Projection", "Projections"]
+__all__ = ["EventHandlers", "Handler", "Hook", "Projection", "Projections"]
 
 C = TypeVar("C")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+R = TypeVar("R", bound="Awaitable[None] | None")
 Handler = Callable[[RecordedEvent, C], Awaitable[None] | None]
 """A handler: the event, and the context of the read model (a SQL transaction, a
 Redis pipeline, a dict...). For read models that are not committed with the
@@ -23,6 +29,110 @@ be a coroutine function (its result is awaited); a sync runner refuses one."""
 Hook = Callable[[C], Awaitable[None] | None]
 """``setup``, ``teardown`` or ``activate``: given the read model's context; a coroutine
 function on an asyncio runner, as handlers."""
+
+
+class EventHandlers(Mapping[str, Handler[C]]):
+    """Handlers by event type, registered by class, so that each handler sees its type.
+
+    ``@handlers.on(BookAdded)`` registers a handler under ``BookAdded``'s stored type
+    name (from ``registry``), and type checkers hold the handler to it: it takes a
+    ``RecordedEvent[BookAdded]`` (its ``event.data`` is a ``BookAdded``) and the
+    context ``C``; a handler annotated for another type is an error. Several classes
+    give a union: ``@handlers.on(A, B)`` takes a ``RecordedEvent[A | B]``. A stored
+    type name (an unregistered type) gives a ``RecordedEvent[Any]``. It is a mapping
+    of type names to handlers, so a :class:`Projection` or a process manager takes it
+    as its ``handlers``::
+
+        handlers = EventHandlers[Executor](registry)
+
+        @handlers.on(BookAdded)
+        def added(event: RecordedEvent[BookAdded], db: Executor) -> None:
+            db.execute("INSERT INTO books VALUES (?)", (event.data.isbn,))
+
+        books = Projection("books", handlers)
+    """
+
+    def __init__(self, registry: EventRegistry) -> None:
+        if not isinstance(registry, EventRegistry):
+            raise InvalidInputError(
+                f"EventHandlers takes the EventRegistry its event classes are registered in, "
+                f"got {type(registry).__name__}"
+            )
+        self.registry = registry
+        self._handlers: dict[str, Handler[C]] = {}
+
+    @overload
+    def on(
+        self, t1: type[T1], /
+    ) -> Callable[[Callable[[RecordedEvent[T1], C], R]], Callable[[RecordedEvent[T1], C], R]]: ...
+    @overload
+    def on(
+        self, t1: type[T1], t2: type[T2], /
+    ) -> Callable[[Callable[[RecordedEvent[T1 | T2], C], R]], Callable[[RecordedEvent[T1 | T2], C], R]]: ...
+    @overload
+    def on(
+        self, t1: type[T1], t2: type[T2], t3: type[T3], /
+    ) -> Callable[
+        [Callable[[RecordedEvent[T1 | T2 | T3], C], R]], Callable[[RecordedEvent[T1 | T2 | T3], C], R]
+    ]: ...
+    @overload
+    def on(
+        self, t1: type[T1], t2: type[T2], t3: type[T3], t4: type[T4], /
+    ) -> Callable[
+        [Callable[[RecordedEvent[T1 | T2 | T3 | T4], C], R]],
+        Callable[[RecordedEvent[T1 | T2 | T3 | T4], C], R],
+    ]: ...
+    @overload
+    def on(
+        self, *types: type[Any] | str
+    ) -> Callable[[Callable[[RecordedEvent[Any], C], R]], Callable[[RecordedEvent[Any], C], R]]: ...
+    def on(
+        self, *types: type[Any] | str
+    ) -> Callable[[Callable[[RecordedEvent[Any], C], R]], Callable[[RecordedEvent[Any], C], R]]:
+        """Decorator: register the handler for events of these classes (or stored type names)."""
+        if not types:
+            raise InvalidInputError("on() needs at least one event class: @handlers.on(BookAdded)")
+        names: list[str] = []
+        for event_type in types:
+            if isinstance(event_type, str) and event_type:
+                names.append(event_type)
+            elif isinstance(event_type, type):
+                names.append(self.registry.type_of(event_type)[0])
+            else:
+                raise InvalidInputError(f"on() takes event classes or stored type names, got {event_type!r}")
+
+        def register(handler: Callable[[RecordedEvent[Any], C], R]) -> Callable[[RecordedEvent[Any], C], R]:
+            if not callable(handler):
+                raise InvalidInputError(f"on({', '.join(names)}) decorates a function, got {handler!r}")
+            for name in names:
+                existing = self._handlers.get(name)
+                if existing is not None:
+                    raise InvalidInputError(
+                        f"{name!r} has a handler already ({_name_of(existing)}); "
+                        f"one handler per event type, so {_name_of(handler)} cannot be added"
+                    )
+            for name in names:
+                self._handlers[name] = handler
+            return handler
+
+        return register
+
+    def __getitem__(self, type_name: str) -> Handler[C]:
+        return self._handlers[type_name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
+
+    def __repr__(self) -> str:
+        return f"EventHandlers({ {name: _name_of(h) for name, h in self._handlers.items()} })"
+
+
+def _name_of(handler: object) -> str:
+    name = getattr(handler, "__qualname__", None)
+    return name if isinstance(name, str) else repr(handler)
 
 
 def _check_name(name: object) -> str:
