@@ -27,7 +27,7 @@ import msgspec
 from chronik.decider import Decider
 from chronik.events import RecordedEvent
 from chronik.examples import registry
-from chronik.examples.orders import order_decider
+from chronik.examples.orders import OrderSubmitted, order_decider
 from chronik.process_managers import ProcessContext, ProcessManager
 from chronik.projections import EventHandlers
 
