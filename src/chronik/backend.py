@@ -27,7 +27,8 @@ event ids (:func:`resolve_existing`) and expected versions
 (:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
 of one position (:func:`position_after`), build recorded events
 (:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
-:func:`pending_migrations`), parse URL options (:func:`parse_options`), and give a
+:func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
+portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
 :class:`BlockingStore`: sync over an asyncio store).
 """
@@ -57,6 +58,7 @@ from chronik._append import (
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
+from chronik._params import check_named, named_statement, to_pyformat
 from chronik.aio import AsyncStoreAdapter
 from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -136,9 +138,11 @@ __all__ = [
     "Subscribable",
     "Subscribes",
     "Transactional",
+    "check_named",
     "expected_version_ok",
     "is_async",
     "load_migrations",
+    "named_statement",
     "normalize_filter",
     "parse_bool",
     "parse_options",
@@ -148,6 +152,7 @@ __all__ = [
     "prepare_writes",
     "recorded_event",
     "resolve_existing",
+    "to_pyformat",
     "validate_checkpoint_name",
     "validate_dead_letter",
     "validate_expected_version",
