@@ -16,7 +16,8 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins). A store marks
+``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins, and
+``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
 its face with ``is_async = False`` or ``True``; a subscribable one supplies
 ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
 :class:`AsyncSubscribes`).
@@ -91,6 +92,7 @@ from chronik.store import (
     LogReader,
     ProjectionStateStore,
     SnapshotStore,
+    SQLDatabase,
     Store,
     StoreTransaction,
     Subscribable,
@@ -132,6 +134,7 @@ __all__ = [
     "OpenStore",
     "PreparedWrite",
     "ProjectionStateStore",
+    "SQLDatabase",
     "SnapshotStore",
     "Store",
     "StoreTransaction",
