@@ -22,7 +22,8 @@ Where that transaction comes from depends on ``database``:
   small table of the target's (``chronik_checkpoints``) in that database, read
   ``FOR UPDATE`` at the start of each unit, so a second runner of the projection
   waits and then finds the checkpoint moved (``ProjectionConflictError``) instead
-  of applying the batch twice.
+  of applying the batch twice. (Not an engine on a SQLite store's own file: pass
+  the store, for the reason below.)
 - **the event store** (a :class:`chronik.store.SQLDatabase`): the read model lives
   beside the events. On PostgreSQL the target makes an engine on the store's
   database (``store.connect_dbapi``), so tables land in the store's schema (or its
