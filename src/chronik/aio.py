@@ -65,6 +65,7 @@ from chronik.store import (
     LogReader,
     ProjectionStateStore,
     SnapshotStore,
+    SQLDatabase,
     Subscribable,
     Transactional,
 )
@@ -252,6 +253,17 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         self._check_open()
         return AsyncLogReaderAdapter(store.log_reader())
 
+    # -- the database, for read models of your own -------------------------------------------
+
+    @property
+    def sql_dialect(self) -> str:
+        """The wrapped store's (``chronik.store.SQLDatabase``)."""
+        return cast(SQLDatabase, self.sync).sql_dialect
+
+    def connect_dbapi(self) -> Any:
+        """The wrapped store's: a sync call, for code on a thread of its own."""
+        return cast(SQLDatabase, self.sync).connect_dbapi()
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -294,6 +306,7 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
         ),
     ),
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
+    (SQLDatabase, ("sql_dialect", "connect_dbapi")),
 )
 _FACES: dict[tuple[type, frozenset[type]], type] = {}
 _FACES_LOCK: Final = threading.Lock()
@@ -479,6 +492,11 @@ class AsyncTransactionAdapter:
         if method is None:
             raise ConfigurationError(f"{type(self.sync).__name__} has no {name}()")
         return method  # type: ignore[no-any-return]
+
+    async def run_sync(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` on the transaction's own thread (where its connection
+        lives), for work the methods here do not cover; use :attr:`sync` only in ``fn``."""
+        return await self._run(fn, *args, **kwargs)
 
     # -- your own statements ---------------------------------------------------------------
 

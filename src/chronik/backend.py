@@ -16,7 +16,8 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins). A store marks
+``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins, and
+``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
 its face with ``is_async = False`` or ``True``; a subscribable one supplies
 ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
 :class:`AsyncSubscribes`).
@@ -27,7 +28,8 @@ event ids (:func:`resolve_existing`) and expected versions
 (:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
 of one position (:func:`position_after`), build recorded events
 (:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
-:func:`pending_migrations`), parse URL options (:func:`parse_options`), and give a
+:func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
+portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
 :class:`BlockingStore`: sync over an asyncio store).
 """
@@ -57,6 +59,7 @@ from chronik._append import (
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
+from chronik._params import check_named, named_statement, to_pyformat
 from chronik.aio import AsyncStoreAdapter
 from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -89,6 +92,7 @@ from chronik.store import (
     LogReader,
     ProjectionStateStore,
     SnapshotStore,
+    SQLDatabase,
     Store,
     StoreTransaction,
     Subscribable,
@@ -130,15 +134,18 @@ __all__ = [
     "OpenStore",
     "PreparedWrite",
     "ProjectionStateStore",
+    "SQLDatabase",
     "SnapshotStore",
     "Store",
     "StoreTransaction",
     "Subscribable",
     "Subscribes",
     "Transactional",
+    "check_named",
     "expected_version_ok",
     "is_async",
     "load_migrations",
+    "named_statement",
     "normalize_filter",
     "parse_bool",
     "parse_options",
@@ -148,6 +155,7 @@ __all__ = [
     "prepare_writes",
     "recorded_event",
     "resolve_existing",
+    "to_pyformat",
     "validate_checkpoint_name",
     "validate_dead_letter",
     "validate_expected_version",

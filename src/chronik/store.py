@@ -70,6 +70,7 @@ __all__ = [
     "LogPage",
     "LogReader",
     "ProjectionStateStore",
+    "SQLDatabase",
     "SnapshotStore",
     "Store",
     "StoreTransaction",
@@ -516,6 +517,28 @@ class AsyncTransactional(Protocol):
     """The asyncio twin of :class:`Transactional`: ``async with store.transaction() as tx``."""
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncStoreTransaction]: ...
+
+
+@runtime_checkable
+class SQLDatabase(Protocol):
+    """A store in a SQL database that your own code may connect to as well (read
+    models beside the events: ``chronik.projections.SQLAlchemyTarget``).
+
+    Both faces of a store have it, and on both ``connect_dbapi`` is a plain sync call:
+    it is for code that runs on a thread of its own.
+    """
+
+    @property
+    def sql_dialect(self) -> str:
+        """The database and its DB-API driver, spelt as SQLAlchemy spells them
+        (``"sqlite+pysqlite"``, ``"postgresql+psycopg"``)."""
+        ...
+
+    def connect_dbapi(self) -> Any:
+        """A new DB-API 2 connection to the store's database, the caller's to close,
+        on which table names without a schema resolve where they do in the store's
+        transactions (on PostgreSQL: the store's schema, or its ``read_model_schema``)."""
+        ...
 
 
 # -- append hooks (inline projections) ------------------------------------------------------------

@@ -22,3 +22,11 @@ def test_killed_runner_leaves_an_exact_read_model(postgres_store_url: str) -> No
 
 def test_killed_asyncio_runner_leaves_an_exact_read_model(postgres_store_url: str) -> None:
     check_killed_runner(postgres_store_url, "async")
+
+
+def test_killed_sqlalchemy_runner_leaves_an_exact_read_model(postgres_store_url: str) -> None:
+    check_killed_runner(postgres_store_url, "sqlalchemy")
+
+
+def test_killed_asyncio_sqlalchemy_runner_leaves_an_exact_read_model(postgres_store_url: str) -> None:
+    check_killed_runner(postgres_store_url, "sqlalchemy-async")

@@ -26,3 +26,11 @@ def test_killed_runner_leaves_an_exact_read_model(tmp_path: Path) -> None:
 def test_killed_asyncio_runner_leaves_an_exact_read_model(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'events.db'}"
     check_killed_runner(url, "async")
+
+
+def test_killed_sqlalchemy_runner_leaves_an_exact_read_model(tmp_path: Path) -> None:
+    check_killed_runner(f"sqlite:///{tmp_path / 'events.db'}", "sqlalchemy")
+
+
+def test_killed_asyncio_sqlalchemy_runner_leaves_an_exact_read_model(tmp_path: Path) -> None:
+    check_killed_runner(f"sqlite:///{tmp_path / 'events.db'}", "sqlalchemy-async")

@@ -7,7 +7,9 @@ whose handlers may be coroutine functions) feeds it from a subscription, history
 first, then live, and stores its checkpoint in the same unit as the handlers'
 writes when the read model lives in the event store's database (exactly-once
 effect), or after them elsewhere (at-least-once; handlers idempotent by
-``event.position``). Inline projections run inside the append's own transaction.
+``event.position``). A read model in SQLAlchemy Core tables (:class:`SQLAlchemyTarget`)
+commits with its checkpoint on SQLite, PostgreSQL or any database SQLAlchemy
+supports. Inline projections run inside the append's own transaction.
 See ``docs/projections.md``.
 """
 
@@ -15,6 +17,7 @@ from chronik.events import DeadLetter, FailedEvent, ProjectionState, ProjectionS
 from chronik.projections._async_inline import AsyncInlineProjection, add_inline_projection_async
 from chronik.projections._async_lag import active_version_async, projection_lag_async
 from chronik.projections._async_runner import AsyncProjectionRunner, blue_green_async
+from chronik.projections._async_sqlalchemy import AsyncSQLAlchemyConnection, AsyncSQLAlchemyTarget
 from chronik.projections._async_targets import (
     AsyncCheckpointedTarget,
     AsyncProjectionTarget,
@@ -26,6 +29,7 @@ from chronik.projections._declare import EventHandlers, Handler, Hook, Projectio
 from chronik.projections._inline import InlineProjection, add_inline_projection, remove_inline_projection
 from chronik.projections._lag import active_version, projection_lag
 from chronik.projections._runner import ProjectionRunner, blue_green
+from chronik.projections._sqlalchemy import SQLAlchemyTarget
 from chronik.projections._targets import CheckpointedTarget, ProjectionTarget, TransactionalTarget, Unit
 from chronik.projections.errors import (
     DuplicateProjectionError,
@@ -41,6 +45,8 @@ __all__ = [
     "AsyncInlineProjection",
     "AsyncProjectionRunner",
     "AsyncProjectionTarget",
+    "AsyncSQLAlchemyConnection",
+    "AsyncSQLAlchemyTarget",
     "AsyncTransactionalTarget",
     "AsyncUnit",
     "CheckpointedTarget",
@@ -64,6 +70,7 @@ __all__ = [
     "ProjectionVersionError",
     "ProjectionWarning",
     "Projections",
+    "SQLAlchemyTarget",
     "TransactionalTarget",
     "Unit",
     "active_version",

@@ -8,7 +8,10 @@ unique key, so an event applied twice either shows in the counts or fails the
 worker outright; only a checkpoint committed with the writes keeps it exact.
 
 ``FACE`` is ``sync`` (:class:`ProjectionRunner` on ``chronik.connect``) or ``async``
-(:class:`AsyncProjectionRunner` on ``chronik.connect_async``, coroutine handlers).
+(:class:`AsyncProjectionRunner` on ``chronik.connect_async``, coroutine handlers);
+``sqlalchemy`` and ``sqlalchemy-async`` are the same read model in SQLAlchemy Core
+tables, kept by a :class:`SQLAlchemyTarget` (or its asyncio twin) in the store's
+own database.
 """
 
 from __future__ import annotations
@@ -20,15 +23,32 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import chronik
 from chronik.events import Checkpoint, NewEvent, RecordedEvent
-from chronik.projections import AsyncProjectionRunner, Projection, ProjectionRunner
+from chronik.projections import (
+    AsyncProjectionRunner,
+    AsyncSQLAlchemyConnection,
+    AsyncSQLAlchemyTarget,
+    Projection,
+    ProjectionRunner,
+    SQLAlchemyTarget,
+)
 from chronik.store import AsyncStoreTransaction, StoreTransaction
 
-__all__ = ["CHECKPOINT", "async_counter_projection", "check_killed_runner", "counter_projection", "main"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, MetaData
+
+__all__ = [
+    "CHECKPOINT",
+    "async_counter_projection",
+    "check_killed_runner",
+    "counter_projection",
+    "main",
+    "sqlalchemy_counter_projections",
+]
 
 CHECKPOINT = "projection:crash_totals:v1"
 _TABLES = (
@@ -88,20 +108,84 @@ def async_counter_projection(url: str) -> Projection[AsyncStoreTransaction]:
     return Projection("crash_totals", {"Added": added}, setup=setup)
 
 
-async def _run_async(url: str, batch_size: int) -> None:
+def sqlalchemy_counter_projections() -> tuple[
+    MetaData, Projection[Connection], Projection[AsyncSQLAlchemyConnection]
+]:
+    """The same read model in SQLAlchemy Core tables, written portably (no upsert):
+    the tables, the sync projection and its asyncio twin."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    totals = sa.Table(
+        "crash_totals",
+        metadata,
+        sa.Column("stream_id", sa.String(40), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("total", sa.Integer, nullable=False),
+    )
+    applied = sa.Table(
+        "crash_applied", metadata, sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False)
+    )
+
+    def statements(event: RecordedEvent) -> tuple[Any, Any, Any]:
+        amount = event.data["amount"]
+        return (
+            sa.insert(applied).values(position=event.position),
+            sa.update(totals)
+            .where(totals.c.stream_id == event.stream_id)
+            .values(n=totals.c.n + 1, total=totals.c.total + amount),
+            sa.insert(totals).values(stream_id=event.stream_id, n=1, total=amount),
+        )
+
+    def added(event: RecordedEvent, conn: Connection) -> None:
+        mark, bump, first = statements(event)
+        conn.execute(mark)
+        if not conn.execute(bump).rowcount:
+            conn.execute(first)
+        time.sleep(0.0002)
+
+    async def added_async(event: RecordedEvent, conn: AsyncSQLAlchemyConnection) -> None:
+        mark, bump, first = statements(event)
+        await conn.execute(mark)
+        bumped: Any = await conn.execute(bump)  # no rows: SQLAlchemy's CursorResult, with rowcount
+        if not bumped.rowcount:
+            await conn.execute(first)
+        await asyncio.sleep(0.0002)
+
+    return (
+        metadata,
+        Projection("crash_totals", {"Added": added}),
+        Projection("crash_totals", {"Added": added_async}),
+    )
+
+
+async def _run_async(url: str, face: str, batch_size: int) -> None:
     store = chronik.connect_async(url)
-    projection = async_counter_projection(url)
-    runner = AsyncProjectionRunner(store, projection, batch_size=batch_size, idle_timeout=0.1)
+    if face == "sqlalchemy-async":
+        metadata, _, projection = sqlalchemy_counter_projections()
+        target = AsyncSQLAlchemyTarget(metadata, store)
+        runner: Any = AsyncProjectionRunner(
+            store, projection, target, batch_size=batch_size, idle_timeout=0.1
+        )
+    else:
+        runner = AsyncProjectionRunner(
+            store, async_counter_projection(url), batch_size=batch_size, idle_timeout=0.1
+        )
     print("ready", flush=True)
     await runner.run()
 
 
 def main(url: str, face: str, batch_size: int) -> None:
-    if face == "async":
-        asyncio.run(_run_async(url, batch_size))
+    if face in ("async", "sqlalchemy-async"):
+        asyncio.run(_run_async(url, face, batch_size))
         return
     store = chronik.connect(url)
-    runner = ProjectionRunner(store, counter_projection(url), batch_size=batch_size, idle_timeout=0.1)
+    if face == "sqlalchemy":
+        metadata, projection, _ = sqlalchemy_counter_projections()
+        target = SQLAlchemyTarget(metadata, store)
+        runner: Any = ProjectionRunner(store, projection, target, batch_size=batch_size, idle_timeout=0.1)
+    else:
+        runner = ProjectionRunner(store, counter_projection(url), batch_size=batch_size, idle_timeout=0.1)
     print("ready", flush=True)
     runner.run()
 
@@ -117,6 +201,12 @@ def check_killed_runner(url: str, face: str, *, kills: int = 12, seed: int = 202
     exactly what the log says, every position applied once, checkpoints never backwards."""
     rng = random.Random(seed)
     store = chronik.connect(url)
+    projection: Any = counter_projection(url)
+    target: Any = None
+    if face.startswith("sqlalchemy"):
+        metadata, projection, _ = sqlalchemy_counter_projections()
+        target = SQLAlchemyTarget(metadata, store)
+    checkpoints_of: Any = target or store
     try:
         _append(store, rng, 3000)
         interrupted = 0
@@ -145,7 +235,7 @@ def check_killed_runner(url: str, face: str, *, kills: int = 12, seed: int = 202
                 if worker.stdout is not None:
                     worker.stdout.close()
             assert worker.returncode == -signal.SIGKILL
-            checkpoint = store.load_checkpoint(CHECKPOINT)
+            checkpoint = checkpoints_of.load_checkpoint(CHECKPOINT)
             head = store.head()
             if checkpoint is not None and head is not None and checkpoint < head:
                 interrupted += 1
@@ -155,7 +245,7 @@ def check_killed_runner(url: str, face: str, *, kills: int = 12, seed: int = 202
         assert known == sorted(known), "a checkpoint went backwards"
 
         # Finish the job, then compare with what the log says it must be.
-        ProjectionRunner(store, counter_projection(url)).run_until_caught_up()
+        ProjectionRunner(store, projection, target).run_until_caught_up()
         expected: dict[str, tuple[int, int]] = {}
         positions: list[int] = []
         for event in store.read_all():
@@ -169,6 +259,8 @@ def check_killed_runner(url: str, face: str, *, kills: int = 12, seed: int = 202
         assert applied == positions, "an event was lost or applied twice"
         assert actual == expected
     finally:
+        if target is not None:
+            target.close()
         store.close()
 
 

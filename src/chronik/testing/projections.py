@@ -12,8 +12,13 @@ between a handler and its checkpoint, and checks that the state did not change::
 
 By default the read model lives in a SQLite file of a temporary directory and the
 handlers get its transaction (``tx.execute(...)``), as they do with a
-``TransactionalTarget``. With ``context=dict`` (any factory), handlers write to a
-fresh object instead and ``read`` gets that object.
+``TransactionalTarget``. ``url="postgresql://..."`` runs it on that PostgreSQL
+server instead, in a fresh schema that is dropped afterwards: a projection written
+for PostgreSQL is tested where it runs. With ``context=dict`` (any factory),
+handlers write to a fresh object instead and ``read`` gets that object; with
+``target=`` (a function of the store, such as ``lambda store:
+SQLAlchemyTarget(metadata, store)``) they write wherever that target says, and
+``read`` gets its unit's context.
 
 A projection whose handlers are deliberately not idempotent (they must then only
 run where writes and checkpoint commit together) passes ``idempotent=False``.
@@ -22,13 +27,16 @@ run where writes and checkpoint commit together) passes ``idempotent=False``.
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
+from urllib.parse import urlsplit
 
 import chronik
 from chronik.codec import EventRegistry
+from chronik.errors import ConfigurationError
 from chronik.events import RecordedEvent
 from chronik.projections import (
     CheckpointedTarget,
@@ -39,7 +47,7 @@ from chronik.projections import (
     ProjectionTarget,
     TransactionalTarget,
 )
-from chronik.store import CheckpointStore, EventStore, Transactional
+from chronik.store import CheckpointStore, EventStore, SQLDatabase, Transactional
 
 __all__ = ["ProjectionGiven", "ProjectionSpec"]
 
@@ -58,12 +66,23 @@ class ProjectionSpec(Generic[C]):
         context: Callable[[], C] | None = None,
         registry: EventRegistry | None = None,
         idempotent: bool = True,
+        url: str | None = None,
+        target: Callable[[EventStore], ProjectionTarget[C]] | None = None,
     ) -> None:
+        if context is not None and target is not None:
+            raise ConfigurationError("ProjectionSpec takes a context or a target, not both")
+        if url is not None and urlsplit(url).scheme.lower() not in ("postgresql", "postgres"):
+            raise ConfigurationError(
+                "ProjectionSpec runs on a fresh SQLite file (url=None) or in a fresh schema of a "
+                f"PostgreSQL server (url='postgresql://...'), got url={url!r}"
+            )
         self.projection = projection
         self.read = read
         self.context = context
         self.registry = registry
         self.idempotent = idempotent
+        self.url = url
+        self.target = target
 
     def given(self, *events: tuple[str, object]) -> ProjectionGiven[C]:
         """The events in the log, as ``(stream_id, event)`` pairs, in order."""
@@ -91,9 +110,35 @@ class _Scene(Generic[C]):
             return self.spec.read(unit.context)
 
     def replay(self, events: Sequence[RecordedEvent]) -> None:
-        with self.target.unit() as unit:
-            for event in events:
-                self.spec.projection.handle(event, unit.context)
+        """Hand the events to the handlers once more, in one unit; a failure says so."""
+        projection = self.spec.projection
+        try:
+            with self.target.unit() as unit:
+                for event in events:
+                    try:
+                        projection.handle(event, unit.context)
+                    except Exception as err:
+                        raise _ReplayFailed(
+                            f"the handler of {event.type!r} at {event.stream_id!r} "
+                            f"v{event.version} raised {err!r}"
+                        ) from err
+        except _ReplayFailed as failed:
+            raise AssertionError(_replay_failed(str(failed))) from failed.__cause__
+        except Exception as err:
+            raise AssertionError(_replay_failed(f"committing it raised {err!r}")) from err
+
+
+class _ReplayFailed(Exception):
+    pass
+
+
+def _replay_failed(what: str) -> str:
+    return (
+        "replaying the same events failed (the check that handlers are idempotent: a subscription "
+        "may hand an event over again after a crash between a handler and its checkpoint): "
+        f"{what}. Make the handlers idempotent (an upsert, or by event.position), or pass "
+        "idempotent=False if they only ever run where writes and checkpoint commit together"
+    )
 
 
 class ProjectionGiven(Generic[C]):
@@ -106,24 +151,27 @@ class ProjectionGiven(Generic[C]):
     @contextmanager
     def _scene(self) -> Iterator[_Scene[C]]:
         spec = self._spec
-        with tempfile.TemporaryDirectory(prefix="chronik-spec-") as directory:
+        memory = spec.context is not None and spec.url is None
+        with _fresh_store(spec.url, spec.registry, memory=memory) as store:
             obj: Any = None
             target: ProjectionTarget[C]
-            if spec.context is None:
-                store = chronik.connect(f"sqlite:///{Path(directory) / 'spec.db'}", registry=spec.registry)
-                assert isinstance(store, Transactional)
-                target = cast("ProjectionTarget[C]", TransactionalTarget(store))
-            else:
-                store = chronik.connect("memory://", registry=spec.registry)
+            if spec.target is not None:
+                target = spec.target(store)
+            elif spec.context is not None:
                 obj = spec.context()
                 assert isinstance(store, CheckpointStore)
                 target = CheckpointedTarget(obj, store)
+            else:
+                assert isinstance(store, Transactional)
+                target = cast("ProjectionTarget[C]", TransactionalTarget(store))
             try:
                 for stream_id, event in self._events:
                     store.append(stream_id, [event])
                 yield _Scene(spec, store, target, obj)
             finally:
-                store.close()
+                close = getattr(target, "close", None)
+                if callable(close):
+                    close()
 
     def then(self, expected: object) -> object:
         """Run the projection over the events; the read model must read as ``expected``,
@@ -168,6 +216,35 @@ class ProjectionGiven(Generic[C]):
                     f"expected {error.__name__}, the projection failed with {cause!r}"
                 ) from failed
             raise AssertionError(f"expected {error.__name__}, but every event was handled")
+
+
+@contextmanager
+def _fresh_store(url: str | None, registry: EventRegistry | None, *, memory: bool) -> Iterator[EventStore]:
+    """A store no one else uses: in memory, in a temporary SQLite file, or in a new
+    schema of the PostgreSQL server at ``url``, dropped afterwards."""
+    if url is None:
+        if memory:
+            with chronik.connect("memory://", registry=registry) as store:
+                yield store
+            return
+        with (
+            tempfile.TemporaryDirectory(prefix="chronik-spec-") as directory,
+            chronik.connect(f"sqlite:///{Path(directory) / 'spec.db'}", registry=registry) as store,
+        ):
+            yield store
+        return
+    schema = f"chronik_spec_{uuid.uuid4().hex[:12]}"
+    with chronik.connect(url, registry=registry, schema=schema) as store:
+        try:
+            yield store
+        finally:
+            assert isinstance(store, SQLDatabase)
+            conn = store.connect_dbapi()
+            try:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.commit()
+            finally:
+                conn.close()
 
 
 def _mismatch(title: str, expected: object, actual: object) -> str:

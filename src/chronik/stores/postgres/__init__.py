@@ -17,6 +17,8 @@ go to libpq, e.g. ``sslmode``, ``connect_timeout``):
 ``visibility_timeout``   seconds a read, or an append running inline projections,
                          waits for older transactions (default 5)
 ``max_event_size``       largest encoded event in bytes (default 1 MiB)
+``read_model_schema``    where table names without a schema resolve in the store's
+                         transactions (default: the store's schema; must exist)
 
 Layout (the same files as every backend). The logic is written once, for asyncio,
 in ``_async/``; ``_sync/`` holds the sync twins, generated from it by

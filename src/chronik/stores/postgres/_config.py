@@ -49,6 +49,7 @@ _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "pool_timeout": _seconds,
     "notify": parse_bool,
     "visibility_timeout": _seconds,
+    "read_model_schema": str,
 }
 
 
@@ -71,11 +72,24 @@ class PostgresConfig:
     pool_timeout: float = 30.0
     notify: bool = True
     visibility_timeout: float = 5.0
+    read_model_schema: str | None = None
+    """Where unqualified table names of your own SQL resolve (``None``: the store's schema)."""
 
     @property
     def channel(self) -> str:
         """The LISTEN/NOTIFY channel of this store (one per schema)."""
         return f"chronik_{self.schema}"
+
+    @property
+    def search_path(self) -> str:
+        """Every pooled connection's ``search_path``: the read models' schema, then ``public``.
+
+        A read model's ``CREATE TABLE totals`` in a store transaction lands beside the
+        store's tables (or in ``read_model_schema``); ``public`` stays visible for
+        reading what is there. chronik's own statements name their schema, always.
+        """
+        first = self.read_model_schema or self.schema
+        return "public" if first == "public" else f'"{first}", public'
 
 
 def validate_schema_name(name: object) -> str:
@@ -86,6 +100,13 @@ def validate_schema_name(name: object) -> str:
             f"not starting with pg_), got {name!r}"
         )
     return name
+
+
+def _read_model_schema(name: object) -> str:
+    try:
+        return validate_schema_name(name)
+    except ConfigurationError as err:
+        raise ConfigurationError(f"read_model_schema: {err}") from None
 
 
 def _where(params: dict[str, Any], schema: str) -> str:
@@ -120,6 +141,8 @@ def parse_config(url: str, options: dict[str, Any]) -> PostgresConfig:
     params.setdefault("connect_timeout", 10)
     params.setdefault("fallback_application_name", "chronik")
     schema = validate_schema_name(opts.pop("schema", DEFAULT_SCHEMA))
+    if opts.get("read_model_schema") is not None:
+        opts["read_model_schema"] = _read_model_schema(opts["read_model_schema"])
     config = PostgresConfig(make_conninfo("", **params), _where(params, schema), schema, **opts)
     _check(config)
     return config

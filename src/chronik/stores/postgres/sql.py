@@ -29,6 +29,8 @@ READ_ONLY: Final = "SET TRANSACTION READ ONLY"
 # Serialises chronik processes that open the same schema at once, so migrations run
 # exactly once; a transaction-level lock, released at commit.
 MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(hashtextextended('chronik.migrate.' || %s, 0))"
+# Each pooled connection, once (PostgresConfig.search_path says why); session-wide.
+SET_SEARCH_PATH: Final = "SELECT pg_catalog.set_config('search_path', %s, false)"
 NOTIFY: Final = "SELECT pg_notify(%s, '')"
 NOTIFIER_SETUP: Final = "SET synchronous_commit TO off"
 

@@ -113,6 +113,20 @@ class SQLiteEventStore(Subscribes):
         """The subscription readers open on this store."""
         return self._connections.readers
 
+    # -- the database, for read models of your own (chronik.store.SQLDatabase) ------------
+
+    sql_dialect: Final = "sqlite+pysqlite"
+
+    def connect_dbapi(self) -> sqlite3.Connection:
+        """A new ``sqlite3`` connection to the store's file, yours to close; it waits up to
+        ``busy_timeout`` for the write lock, and may be used from any one thread at a time.
+
+        SQLite has one writer at a time: a write on it waits for the store's writes, and
+        they for it, so do not hold one open across store calls on the same thread.
+        """
+        with self._connections.errors():
+            return sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+
     def check_schema(self) -> list[str]:
         """Names of the migrations this file still needs; reads, never writes."""
         connections = self._connections

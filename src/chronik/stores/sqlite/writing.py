@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -22,7 +22,9 @@ from chronik.backend import (
     ExistingEvent,
     LogPage,
     PreparedWrite,
+    check_named,
     expected_version_ok,
+    named_statement,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -226,18 +228,36 @@ class SQLiteTransaction:
     """
 
     paramstyle: Final = "qmark"
-    """The DB-API placeholder style of :meth:`execute`: ``?`` (and ``?NNN``, ``:name``)."""
+    """The driver's own placeholder style: ``?``. Named parameters (``:name`` with a
+    dict) work too, and unchanged on PostgreSQL: they are the portable style."""
 
     def __init__(self, writer: Writer, connection: sqlite3.Connection) -> None:
         self._writer = writer
         self.connection = connection
 
-    def execute(self, statement: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        """Run your own SQL (a read model's writes) in this transaction."""
-        return self.connection.execute(statement, parameters)
+    def execute(self, statement: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Cursor:
+        """Run your own SQL (a read model's writes) in this transaction.
 
-    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
-        return self.connection.executemany(statement, parameters)
+        ``:name`` parameters with a dict run unchanged on SQLite and PostgreSQL;
+        ``?`` with a sequence is SQLite's own style.
+        """
+        try:
+            return self.connection.execute(statement, parameters)
+        except sqlite3.ProgrammingError:
+            _check_named(statement, parameters)
+            raise
+
+    def executemany(
+        self, statement: str, parameters: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> sqlite3.Cursor:
+        """``execute`` once per set of parameters (``:name`` with dicts, or ``?``)."""
+        rows = parameters if isinstance(parameters, (list, tuple)) else list(parameters)
+        try:
+            return self.connection.executemany(statement, rows)
+        except sqlite3.ProgrammingError:
+            for row in rows:
+                _check_named(statement, row)
+            raise
 
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -305,6 +325,13 @@ class SQLiteTransaction:
 
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return _records.dead_letters(self.connection, projection)
+
+
+def _check_named(statement: str, parameters: object) -> None:
+    """After the driver refused ``parameters``: name a missing ``:name`` clearly (the
+    statement is only scanned then, so the usual path costs nothing)."""
+    if isinstance(parameters, Mapping):
+        check_named(named_statement(statement).names, parameters, statement)
 
 
 def _lookup(conn: sqlite3.Connection, write: PreparedWrite) -> dict[uuid.UUID, ExistingEvent]:

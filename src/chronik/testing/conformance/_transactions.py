@@ -225,6 +225,26 @@ class TransactionTests(ConformanceBase):
             with transaction(store) as tx:
                 tx.execute(f"DROP TABLE {table}")
 
+    def test_execute_takes_named_parameters(self, store: EventStore) -> None:
+        """``:name`` with a dict is the portable style: the same statement on every SQL store,
+        with quoted text, ``%`` signs and a missing parameter handled alike."""
+        if _paramstyle(store) is None:
+            pytest.skip("this store's transactions run no SQL")
+        table = f"chronik_conformance_{uuid.uuid4().hex[:10]}"
+        with transaction(store) as tx:
+            tx.execute(f"CREATE TABLE {table} (k VARCHAR(40) PRIMARY KEY, n INTEGER, note VARCHAR(40))")
+        try:
+            with transaction(store) as tx:
+                tx.execute(f"INSERT INTO {table} VALUES (:k, :n, '100% :kept')", {"k": "a", "n": 1})
+                with pytest.raises(InvalidInputError, match=":n"):
+                    tx.execute(f"INSERT INTO {table} VALUES (:k, :n, NULL)", {"k": "b"})
+            with transaction(store) as tx:
+                rows = tx.execute(f"SELECT k, n, note FROM {table} WHERE n = :n", {"n": 1}).fetchall()
+                assert [tuple(r) for r in rows] == [("a", 1, "100% :kept")]
+        finally:
+            with transaction(store) as tx:
+                tx.execute(f"DROP TABLE {table}")
+
 
 def _append_inside_sync(store: EventStore, stream: str) -> str:
     """Append with the store while this thread's transaction is open, in a thread of

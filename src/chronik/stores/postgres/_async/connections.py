@@ -10,6 +10,7 @@ through nothing else of each other.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
@@ -17,7 +18,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from chronik.backend import AsyncAppendHook, Codec
-from chronik.errors import StoreClosedError
+from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.schema import connect, prepare_schema
@@ -61,6 +62,7 @@ class Connections:
             conn = await connect(self.config)
             try:
                 await prepare_schema(conn, self.config)
+                await _check_read_model_schema(conn, self.config)
             except psycopg.Error as err:
                 raise translate(err, self.where) from err
             finally:
@@ -70,7 +72,7 @@ class Connections:
                 # Autocommit: each statement is its own transaction, and an append is
                 # one statement. transaction() begins READ COMMITTED (_configure).
                 kwargs={"autocommit": True, "context": ADAPTERS},
-                configure=_configure,
+                configure=functools.partial(_configure, search_path=self.config.search_path),
                 min_size=self.config.pool_min_size,
                 max_size=self.config.pool_max_size,
                 timeout=self.config.pool_timeout,
@@ -176,7 +178,24 @@ class Connections:
             await pool.close()
 
 
-async def _configure(conn: Conn) -> None:
+async def _configure(conn: Conn, *, search_path: str) -> None:
     """Each new pooled connection: transactions READ COMMITTED, whatever the server's
-    default_transaction_isolation (set on the client: no round trip)."""
+    default_transaction_isolation (set on the client: no round trip), and the
+    ``search_path`` that puts read models beside the store's tables (one round trip
+    per connection, none per transaction: ``PostgresConfig.search_path``)."""
     await conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+    await conn.execute(sql.SET_SEARCH_PATH, (search_path,))
+
+
+async def _check_read_model_schema(conn: Conn, config: PostgresConfig) -> None:
+    """Refuse a ``read_model_schema`` that does not exist (tables could not be made there)."""
+    name = config.read_model_schema
+    if name is None or name == config.schema:
+        return
+    cursor = await conn.execute(sql.SCHEMA_EXISTS, (name,))
+    row = await cursor.fetchone()
+    if row is None or not row[0]:
+        raise ConfigurationError(
+            f"read_model_schema {name!r} does not exist at {config.where}: create it "
+            f"(CREATE SCHEMA {name}) or leave the option out to keep read models in the store's schema"
+        )

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
+import psycopg
+
 from chronik.backend import (
     AsyncAppendHook,
     AsyncSubscribes,
@@ -26,7 +28,7 @@ from chronik.backend import (
     validate_limit,
 )
 from chronik.codec import Codec, EventRegistry
-from chronik.errors import InvalidInputError
+from chronik.errors import InvalidInputError, OperationalError
 from chronik.events import (
     ANY,
     AppendResult,
@@ -40,12 +42,13 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.stores.postgres import sql
 from chronik.stores.postgres._async import projection_state, reader, writing
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
+from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
@@ -99,6 +102,28 @@ class AsyncPostgresEventStore(AsyncSubscribes):
 
         applied = await self._shared.run(op)
         return [m.name for m in pending_migrations(MIGRATIONS, applied, self.where)]
+
+    # -- the database, for read models of your own (chronik.store.SQLDatabase) ------------
+
+    sql_dialect: Final = "postgresql+psycopg"
+
+    def connect_dbapi(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """A new (sync) psycopg connection to the store's database, yours to close, whose
+        ``search_path`` is the store's transactions' (the store's schema, or its
+        ``read_model_schema``, then ``public``). Sync on the asyncio store too: it is for
+        code on a thread of its own (``chronik.projections.AsyncSQLAlchemyTarget``)."""
+        config = self.config
+        try:
+            conn = psycopg.connect(config.conninfo)
+        except psycopg.Error as err:
+            raise OperationalError(f"cannot connect to {config.where}: {err}") from err
+        try:
+            conn.execute(sql.SET_SEARCH_PATH, (config.search_path,))
+            conn.commit()
+        except psycopg.Error as err:
+            conn.close()
+            raise translate(err, config.where) from err
+        return conn
 
     # -- appending (writing.py) ----------------------------------------------------------
 

@@ -14,7 +14,7 @@ log). Snapshots and checkpoints are written here too, on one connection.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -25,8 +25,11 @@ from chronik.backend import (
     AsyncAppendHook,
     LogPage,
     PreparedWrite,
+    check_named,
+    named_statement,
     prepare_write,
     prepare_writes,
+    to_pyformat,
     validate_checkpoint_name,
     validate_read_stream,
 )
@@ -136,7 +139,8 @@ class AsyncPostgresTransaction:
     """An open transaction on a PostgreSQL store (see ``transaction()``).
 
     ``connection`` is the psycopg connection, for anything the methods here lack.
-    ``paramstyle`` (DB-API's name) says how ``execute`` takes parameters: ``%s``.
+    ``paramstyle`` (DB-API's name) is psycopg's own placeholder style, ``%s``;
+    named parameters (``:name`` with a dict) work too, and unchanged on SQLite.
     """
 
     paramstyle: Final = "format"
@@ -155,14 +159,29 @@ class AsyncPostgresTransaction:
     async def execute(
         self, statement: QueryNoTemplate, parameters: Params | None = None
     ) -> psycopg.AsyncCursor[Any]:
-        """Run your own SQL (a read model's writes) in this transaction."""
+        """Run your own SQL (a read model's writes) in this transaction.
+
+        ``:name`` parameters with a dict run unchanged on PostgreSQL and SQLite (the
+        statement is rewritten to psycopg's ``%(name)s``: see ``chronik._params``);
+        ``%s`` with a sequence, and ``%(name)s`` with a dict, are psycopg's own.
+        """
+        if isinstance(parameters, Mapping) and isinstance(statement, str):
+            statement = to_pyformat(statement, parameters)
         return await self.connection.execute(statement, parameters)
 
     async def executemany(
         self, statement: QueryNoTemplate, parameters: Iterable[Params]
     ) -> psycopg.AsyncCursor[Any]:
+        """``execute`` once per set of parameters (``:name`` with dicts, or ``%s``)."""
+        rows = parameters if isinstance(parameters, (list, tuple)) else list(parameters)
+        if isinstance(statement, str) and rows and isinstance(rows[0], Mapping):
+            named = named_statement(statement)
+            if named.names:
+                for row in rows:
+                    check_named(named.names, row if isinstance(row, Mapping) else {}, statement)
+                statement = named.pyformat
         cursor = self.connection.cursor()
-        await cursor.executemany(statement, parameters)
+        await cursor.executemany(statement, rows)
         return cursor
 
     async def append(

@@ -6,6 +6,7 @@ the async module and run the script. The design is described there.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
@@ -14,7 +15,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from chronik.backend import AppendHook, Codec
-from chronik.errors import StoreClosedError
+from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
@@ -58,6 +59,7 @@ class Connections:
             conn = connect(self.config)
             try:
                 prepare_schema(conn, self.config)
+                _check_read_model_schema(conn, self.config)
             except psycopg.Error as err:
                 raise translate(err, self.where) from err
             finally:
@@ -67,7 +69,7 @@ class Connections:
                 # Autocommit: each statement is its own transaction, and an append is
                 # one statement. transaction() begins READ COMMITTED (_configure).
                 kwargs={"autocommit": True, "context": ADAPTERS},
-                configure=_configure,
+                configure=functools.partial(_configure, search_path=self.config.search_path),
                 min_size=self.config.pool_min_size,
                 max_size=self.config.pool_max_size,
                 timeout=self.config.pool_timeout,
@@ -173,7 +175,24 @@ class Connections:
             pool.close()
 
 
-def _configure(conn: Conn) -> None:
+def _configure(conn: Conn, *, search_path: str) -> None:
     """Each new pooled connection: transactions READ COMMITTED, whatever the server's
-    default_transaction_isolation (set on the client: no round trip)."""
+    default_transaction_isolation (set on the client: no round trip), and the
+    ``search_path`` that puts read models beside the store's tables (one round trip
+    per connection, none per transaction: ``PostgresConfig.search_path``)."""
     conn.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+    conn.execute(sql.SET_SEARCH_PATH, (search_path,))
+
+
+def _check_read_model_schema(conn: Conn, config: PostgresConfig) -> None:
+    """Refuse a ``read_model_schema`` that does not exist (tables could not be made there)."""
+    name = config.read_model_schema
+    if name is None or name == config.schema:
+        return
+    cursor = conn.execute(sql.SCHEMA_EXISTS, (name,))
+    row = cursor.fetchone()
+    if row is None or not row[0]:
+        raise ConfigurationError(
+            f"read_model_schema {name!r} does not exist at {config.where}: create it "
+            f"(CREATE SCHEMA {name}) or leave the option out to keep read models in the store's schema"
+        )

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
+import psycopg
+
 from chronik.backend import (
     AppendHook,
     Subscribes,
@@ -21,7 +23,7 @@ from chronik.backend import (
     validate_limit,
 )
 from chronik.codec import Codec, EventRegistry
-from chronik.errors import InvalidInputError
+from chronik.errors import InvalidInputError, OperationalError
 from chronik.events import (
     ANY,
     AppendResult,
@@ -35,7 +37,8 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start
+from chronik.stores.postgres import sql
+from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 from chronik.stores.postgres._sync import projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
@@ -94,6 +97,28 @@ class PostgresEventStore(Subscribes):
 
         applied = self._shared.run(op)
         return [m.name for m in pending_migrations(MIGRATIONS, applied, self.where)]
+
+    # -- the database, for read models of your own (chronik.store.SQLDatabase) ------------
+
+    sql_dialect: Final = "postgresql+psycopg"
+
+    def connect_dbapi(self) -> psycopg.Connection[tuple[Any, ...]]:
+        """A new (sync) psycopg connection to the store's database, yours to close, whose
+        ``search_path`` is the store's transactions' (the store's schema, or its
+        ``read_model_schema``, then ``public``). Sync on the asyncio store too: it is for
+        code on a thread of its own (``chronik.projections.AsyncSQLAlchemyTarget``)."""
+        config = self.config
+        try:
+            conn = psycopg.connect(config.conninfo)
+        except psycopg.Error as err:
+            raise OperationalError(f"cannot connect to {config.where}: {err}") from err
+        try:
+            conn.execute(sql.SET_SEARCH_PATH, (config.search_path,))
+            conn.commit()
+        except psycopg.Error as err:
+            conn.close()
+            raise translate(err, config.where) from err
+        return conn
 
     # -- appending (writing.py) ----------------------------------------------------------
 

@@ -7,7 +7,7 @@ the async module and run the script. The design is described there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -18,8 +18,11 @@ from chronik.backend import (
     AppendHook,
     LogPage,
     PreparedWrite,
+    check_named,
+    named_statement,
     prepare_write,
     prepare_writes,
+    to_pyformat,
     validate_checkpoint_name,
     validate_read_stream,
 )
@@ -127,7 +130,8 @@ class PostgresTransaction:
     """An open transaction on a PostgreSQL store (see ``transaction()``).
 
     ``connection`` is the psycopg connection, for anything the methods here lack.
-    ``paramstyle`` (DB-API's name) says how ``execute`` takes parameters: ``%s``.
+    ``paramstyle`` (DB-API's name) is psycopg's own placeholder style, ``%s``;
+    named parameters (``:name`` with a dict) work too, and unchanged on SQLite.
     """
 
     paramstyle: Final = "format"
@@ -144,12 +148,27 @@ class PostgresTransaction:
         self._handed = 0  # the last position of its own given to the hooks
 
     def execute(self, statement: QueryNoTemplate, parameters: Params | None = None) -> psycopg.Cursor[Any]:
-        """Run your own SQL (a read model's writes) in this transaction."""
+        """Run your own SQL (a read model's writes) in this transaction.
+
+        ``:name`` parameters with a dict run unchanged on PostgreSQL and SQLite (the
+        statement is rewritten to psycopg's ``%(name)s``: see ``chronik._params``);
+        ``%s`` with a sequence, and ``%(name)s`` with a dict, are psycopg's own.
+        """
+        if isinstance(parameters, Mapping) and isinstance(statement, str):
+            statement = to_pyformat(statement, parameters)
         return self.connection.execute(statement, parameters)
 
     def executemany(self, statement: QueryNoTemplate, parameters: Iterable[Params]) -> psycopg.Cursor[Any]:
+        """``execute`` once per set of parameters (``:name`` with dicts, or ``%s``)."""
+        rows = parameters if isinstance(parameters, (list, tuple)) else list(parameters)
+        if isinstance(statement, str) and rows and isinstance(rows[0], Mapping):
+            named = named_statement(statement)
+            if named.names:
+                for row in rows:
+                    check_named(named.names, row if isinstance(row, Mapping) else {}, statement)
+                statement = named.pyformat
         cursor = self.connection.cursor()
-        cursor.executemany(statement, parameters)
+        cursor.executemany(statement, rows)
         return cursor
 
     def append(
