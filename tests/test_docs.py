@@ -34,3 +34,32 @@ def test_code_samples_run(document: Path, tmp_path: Path, monkeypatch: pytest.Mo
         line = text[: text.index(block)].count("\n") + 1
         code = compile(block, f"{document.name}:{line} (block {index})", "exec")
         exec(code, namespace)
+
+
+# Pages whose samples, put together, are a program that passes mypy --strict.
+TYPED_DOCUMENTS = [ROOT / "docs" / "first-application.md"]
+
+
+@pytest.mark.parametrize("document", TYPED_DOCUMENTS, ids=[p.name for p in TYPED_DOCUMENTS])
+def test_typed_samples_pass_mypy_strict(document: Path, tmp_path: Path) -> None:
+    import chronik
+    from mypy import api as mypy_api
+
+    program = "\n\n".join(BLOCK.findall(document.read_text(encoding="utf-8")))
+    assert "type: ignore" not in program and "cast(" not in program
+    (tmp_path / "sample.py").write_text(program, encoding="utf-8")
+    # The chronik under test, not another one the interpreter may have installed.
+    (tmp_path / "mypy.ini").write_text(
+        f"[mypy]\nstrict = True\npython_version = 3.11\nmypy_path = {Path(chronik.__file__).parents[1]}\n",
+        encoding="utf-8",
+    )
+    report, errors, status = mypy_api.run(
+        [
+            "--config-file",
+            str(tmp_path / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            str(tmp_path / "sample.py"),
+        ]
+    )
+    assert status == 0, report + errors
