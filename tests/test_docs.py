@@ -42,8 +42,9 @@ TYPED_DOCUMENTS = [ROOT / "docs" / "first-application.md"]
 
 @pytest.mark.parametrize("document", TYPED_DOCUMENTS, ids=[p.name for p in TYPED_DOCUMENTS])
 def test_typed_samples_pass_mypy_strict(document: Path, tmp_path: Path) -> None:
-    import chronik
     from mypy import api as mypy_api
+
+    import chronik
 
     program = "\n\n".join(BLOCK.findall(document.read_text(encoding="utf-8")))
     assert "type: ignore" not in program and "cast(" not in program
