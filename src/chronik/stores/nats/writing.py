@@ -20,7 +20,8 @@ How an append commits, and why it is safe:
 5. After the acknowledgement every event id goes into the ids bucket, so re-sends
    are recognised after the duplicate window too. A writer that dies between 3 and 5
    leaves ids unindexed; a re-send of the same batch within the duplicate window is
-   still caught by step 4 and repairs the index.
+   still caught by step 4 (also when its expected version no longer holds: then a
+   publish that cannot be stored asks the server about the id) and repairs the index.
 
 The stream sequence is assigned by the leader in commit order, so the log's order is
 the commit order and a reader never sees a sequence before an earlier one is stored.
@@ -56,6 +57,7 @@ __all__ = ["Writer", "checkpoint_of", "stored_message"]
 _index_value = msgspec.msgpack.Encoder().encode
 _index_decode = msgspec.msgpack.Decoder(tuple[str, int, int]).decode
 _INDEX_CHUNK: Final = 1000  # index entries in flight at once
+_NEVER: Final = 2**63 - 1  # a subject sequence no stream reaches
 
 
 def checkpoint_of(where: ExistingEvent) -> Checkpoint:
@@ -103,6 +105,10 @@ class Writer:
             last = await self.current(subject, stream_id)
             version = 0 if last is None else last.last_version
             if not expected_version_ok(write.expected, version):
+                if given:  # perhaps a re-send whose ids were never indexed (step 5)
+                    original = await self._duplicate_of(subject, events[0].event_id)
+                    if original is not None:
+                        return await self._resend(write, original)
                 raise WrongExpectedVersionError(stream_id, write.expected, version)
             payload = encode_batch(version + 1, events)
             headers = {
@@ -139,6 +145,26 @@ class Writer:
             "(an append is one message so that it is atomic: split the batch, or raise max_payload)",
         )
         raise error
+
+    async def _duplicate_of(self, subject: str, event_id: uuid.UUID) -> int | None:
+        """The sequence of the message published with ``event_id`` as its ``Nats-Msg-Id``
+        within the duplicate window, if any.
+
+        JetStream checks the message id before the expected sequence: a publish whose
+        expected sequence cannot hold is acknowledged as a duplicate when the id is
+        known, and refused (storing nothing) when it is not.
+        """
+        headers = {"Nats-Msg-Id": event_id.hex, "Nats-Expected-Last-Subject-Sequence": str(_NEVER)}
+        js = await self.conn.ready()
+        try:
+            ack = await js.publish(subject, b"", headers=headers)
+        except nats.js.errors.APIError as err:
+            if err.err_code == WRONG_LAST_SEQUENCE:
+                return None
+            raise translate(err, f"appending to {subject!r}") from err
+        except (TimeoutError, nats.errors.Error, OSError) as err:
+            raise translate(err, f"appending to {subject!r}") from err
+        return ack.seq if ack.duplicate else None
 
     async def _resend(self, write: PreparedWrite, seq: int) -> AppendResult:
         """The server dropped the publish as a duplicate of message ``seq``: decide by it."""
