@@ -207,6 +207,18 @@ class Connection:
         except ValueError as err:  # nats-py's own checks of names
             raise ConfigurationError(f"cannot create the {what} at {self.config.url}: {err}") from err
 
+    async def drop(self) -> None:
+        """Delete the stream and the buckets, with everything in them."""
+        js = await self.ready()
+        config = self.config
+        for name in (config.stream, f"KV_{config.ids_bucket}", f"KV_{config.state_bucket}"):
+            try:
+                await js.delete_stream(name)
+            except nats.js.errors.NotFoundError:
+                pass
+            except (TimeoutError, nats.errors.Error, OSError) as err:
+                raise translate(err, f"deleting the JetStream stream {name!r}") from err
+
     async def close(self) -> None:
         self.closed = True
         nc, self._nc, self._js = self._nc, None, None

@@ -270,6 +270,14 @@ class AsyncNatsEventStore(AsyncSubscribes):
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    async def drop(self) -> None:
+        """Delete the store, for good: its JetStream stream and both buckets, then close.
+
+        chronik never deletes anything on its own; this is for tests and samples.
+        """
+        await self._conn.drop()
+        await self.close()
+
     async def close(self) -> None:
         readers, self._readers = list(self._readers), weakref.WeakSet()
         for reader in readers:
@@ -295,6 +303,15 @@ class NatsEventStore(BlockingStore):
         assert isinstance(store, AsyncNatsEventStore)
         self._call(store.open())
         return self
+
+    def drop(self) -> None:
+        """Delete the store, for good (see :meth:`AsyncNatsEventStore.drop`), then close."""
+        store = self.async_store
+        assert isinstance(store, AsyncNatsEventStore)
+        try:
+            self._call(store.drop())
+        finally:
+            self.close()
 
     def __repr__(self) -> str:
         return f"NatsEventStore({self.async_store!r})"
