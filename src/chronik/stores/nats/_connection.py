@@ -40,6 +40,7 @@ WRONG_LAST_SEQUENCE: Final = 10071  # JetStream: Nats-Expected-Last-Subject-Sequ
 NO_MESSAGE: Final = 10037
 STREAM_NOT_FOUND: Final = 10059
 _RETRY_WAIT: Final = 0.25  # seconds between attempts to reach a server on connect
+_FETCH_WAIT: Final = 3.0  # seconds a pull consumer may take to answer
 
 
 def translate(err: BaseException, what: str) -> BaseException:
@@ -147,9 +148,11 @@ class Connection:
             await self._ensure_stream(js)
             for bucket in (config.ids_bucket, config.state_bucket):
                 await self._ensure_bucket(js, bucket)
-        except BaseException:
+        except BaseException as err:
             self._nc = None
             await nc.close()
+            if isinstance(err, (TimeoutError, nats.errors.Error, OSError)):
+                raise translate(err, f"creating the store at {config.url}") from err
             raise
         self.max_payload = nc.max_payload
         self._js = js
@@ -245,6 +248,17 @@ class Connection:
         except (TimeoutError, nats.errors.Error, OSError) as err:
             raise translate(err, f"reading {subject!r}") from err
 
+    async def next_message(self, subject: str, seq: int) -> int | None:
+        """The sequence of the first message on ``subject`` (a filter) at or after ``seq``."""
+        js = await self.ready()
+        try:
+            raw = await js.get_msg(self.config.stream, seq=max(seq, 1), subject=subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (TimeoutError, nats.errors.Error, OSError) as err:
+            raise translate(err, f"reading {subject!r}") from err
+        return raw.seq
+
     async def last_sequence(self) -> int:
         """The sequence of the log's last message (0 when empty)."""
         info = await self.call("reading the stream's state", lambda js: js.stream_info(self.config.stream))
@@ -320,7 +334,9 @@ class Pull:
                 f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self._name}", request, reply=self._inbox
             )
             while len(got) < batch:
-                msg = await sub.next_msg(timeout=self.conn.config.request_timeout)
+                # A no_wait request is answered at once; silence means the server
+                # lost the consumer (a restart), and the reader makes a new one.
+                msg = await sub.next_msg(timeout=min(self.conn.config.request_timeout, _FETCH_WAIT))
                 status = msg.headers.get("Status") if msg.headers else None
                 if status is None:
                     got.append(_delivered(msg))

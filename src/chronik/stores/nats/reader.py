@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Final
 
@@ -31,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from chronik.backend import LogPage, position_after
-from chronik.errors import StoreClosedError
+from chronik.errors import OperationalError, PersistenceError, StoreClosedError
 from chronik.events import Checkpoint, RecordedEvent, category_of
 from chronik.stores.nats._connection import Connection, Delivered, Pull
 from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_message, sequence_of
@@ -40,6 +41,8 @@ from chronik.stores.nats._subjects import encode_token, stream_of_subject
 __all__ = ["AsyncNatsLogReader"]
 
 FETCH: Final = 256  # messages asked for at once
+_PAUSE: Final = 0.25  # seconds between attempts while the server is away
+_AWAY: Final = 30.0  # seconds a reader keeps trying before it gives up
 
 
 class AsyncNatsLogReader:
@@ -68,6 +71,34 @@ class AsyncNatsLogReader:
         position = position_after(after, KIND)
         if self._closed:
             return LogPage([], after)
+        # A server restarting (or a cluster electing a leader) forgets the reader's
+        # consumer and answers nothing for a moment: read the page again from `after`,
+        # on a new consumer, for a while. Nothing is handed out twice, as a page is
+        # only returned whole.
+        deadline = time.monotonic() + max(_AWAY, 3 * self.conn.config.request_timeout)
+        while True:
+            try:
+                return await self._read_page(after, position, size, categories, types)
+            except (OperationalError, PersistenceError):
+                await self._forget()
+                if self._closed or self.conn.closed or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(_PAUSE)
+
+    async def _forget(self) -> None:
+        pull, self._pull = self._pull, None
+        self._buffer.clear()
+        if pull is not None:
+            await pull.close()
+
+    async def _read_page(
+        self,
+        after: Checkpoint | None,
+        position: int,
+        size: int,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+    ) -> LogPage:
         if categories is not None and not categories:  # nothing can match: skip to the end
             last = await self.conn.last_sequence() * SLOT
             return LogPage([], Checkpoint(KIND, (last,)) if last > position else after)
@@ -144,6 +175,12 @@ class AsyncNatsLogReader:
         last = await self.conn.last_sequence()
         if await self._refill(pull):
             return None
+        # The consumer's "nothing" is checked against the stream itself: the next
+        # matching message after what was consumed, read from the stream's leader.
+        assert pull.filter_subject is not None
+        following = await self.conn.next_message(pull.filter_subject, self._consumed + 1)
+        if following is not None and following <= last:
+            raise OperationalError(f"the reader's consumer has not delivered message {following} yet")
         self._consumed = max(self._consumed, last)
         return last * SLOT
 
@@ -171,7 +208,12 @@ class AsyncNatsLogReader:
         self._wake.clear()
         if self._buffer and self._buffer[-1].last_position > position:
             return True
-        if await self.conn.last_sequence() * SLOT > position:
+        try:
+            if await self.conn.last_sequence() * SLOT > position:
+                return True
+        except OperationalError:
+            # The server is away (restarting, electing): let the next read find out.
+            await asyncio.sleep(min(max(timeout, 0.0), _PAUSE))
             return True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(timeout, 0.0))

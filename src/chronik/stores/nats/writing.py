@@ -22,6 +22,9 @@ How an append commits, and why it is safe:
    leaves ids unindexed; a re-send of the same batch within the duplicate window is
    still caught by step 4 (also when its expected version no longer holds: then a
    publish that cannot be stored asks the server about the id) and repairs the index.
+   A cluster's new leader may not know the ids its predecessor deduplicated, so an
+   expected version that no longer holds also looks for the batch's first id among
+   the stream's messages of the last 10,000 in the log.
 
 The stream sequence is assigned by the leader in commit order, so the log's order is
 the commit order and a reader never sees a sequence before an earlier one is stored.
@@ -41,7 +44,7 @@ import nats.js.errors
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import EventTooLargeError, WrongExpectedVersionError
 from chronik.events import AppendResult, Checkpoint
-from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, translate
+from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, Pull, translate
 from chronik.stores.nats._messages import (
     KIND,
     SLOT,
@@ -58,6 +61,7 @@ _index_value = msgspec.msgpack.Encoder().encode
 _index_decode = msgspec.msgpack.Decoder(tuple[str, int, int]).decode
 _INDEX_CHUNK: Final = 1000  # index entries in flight at once
 _NEVER: Final = 2**63 - 1  # a subject sequence no stream reaches
+_RECENT: Final = 10_000  # how far back (in the log) a lost acknowledgement is looked for
 
 
 def checkpoint_of(where: ExistingEvent) -> Checkpoint:
@@ -105,8 +109,10 @@ class Writer:
             last = await self.current(subject, stream_id)
             version = 0 if last is None else last.last_version
             if not expected_version_ok(write.expected, version):
-                if given:  # perhaps a re-send whose ids were never indexed (step 5)
+                if given and last is not None:  # perhaps a re-send whose ids were never indexed
                     original = await self._duplicate_of(subject, events[0].event_id)
+                    if original is None:
+                        original = await self._recent_with(subject, last.seq, events[0].event_id)
                     if original is not None:
                         return await self._resend(write, original)
                 raise WrongExpectedVersionError(stream_id, write.expected, version)
@@ -165,6 +171,25 @@ class Writer:
         except (TimeoutError, nats.errors.Error, OSError) as err:
             raise translate(err, f"appending to {subject!r}") from err
         return ack.seq if ack.duplicate else None
+
+    async def _recent_with(self, subject: str, last: int, event_id: uuid.UUID) -> int | None:
+        """The sequence of a recent message on ``subject`` holding ``event_id``, if any.
+
+        For a re-send whose acknowledgement was lost when a cluster changed leaders: the
+        new leader may not know the message id, but the message is in the stream.
+        """
+        wanted = event_id.bytes
+        async with Pull(self.conn, self.stream, subject, max(1, last - _RECENT)) as pull:
+            while True:
+                delivered = await pull.fetch(256)
+                if not delivered:
+                    return None
+                for message in delivered:
+                    if message.seq > last:
+                        return None
+                    batch = decode_message(message.seq, "", message.data, 0)
+                    if any(entry[0] == wanted for entry in batch.entries):
+                        return message.seq
 
     async def _resend(self, write: PreparedWrite, seq: int) -> AppendResult:
         """The server dropped the publish as a duplicate of message ``seq``: decide by it."""
