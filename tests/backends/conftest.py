@@ -1,4 +1,4 @@
-"""Fixtures for the tests that need a real server (PostgreSQL here).
+"""Fixtures for the tests that need a real server (PostgreSQL, NATS).
 
 PostgreSQL tests read the server from ``CHRONIK_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). When it is unreachable they skip,
@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import pytest
 
-from chronik.testing.services import POSTGRES, unavailable
+from chronik.testing.services import NATS, POSTGRES, reachable, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +76,59 @@ def postgres_store_url(postgres_url: str, postgres_schema: str) -> str:
     """A URL naming a fresh, empty chronik store on the test server."""
     separator = "&" if "?" in postgres_url else "?"
     return f"{postgres_url}{separator}schema={postgres_schema}"
+
+
+# -- NATS JetStream --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server's URL, after checking that it answers (skip or fail if not)."""
+    try:
+        import nats  # noqa: F401
+    except ModuleNotFoundError:  # pragma: no cover - the dev install has it
+        unavailable("nats-py is not installed (pip install 'chronik[nats]')")
+    url = NATS.url
+    if not reachable(url, NATS.port):
+        unavailable(
+            f"NATS is not reachable at {url}. Start nats-server with JetStream (nats-server -js) "
+            f"and set {NATS.variable}=nats://host:port to run these tests."
+        )
+    return url
+
+
+def delete_nats_store(url: str, stream: str) -> None:
+    """Delete the JetStream stream ``stream`` and its buckets (what the store made), if there."""
+    import asyncio
+
+    import nats
+    import nats.js.errors
+
+    async def delete() -> None:
+        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+        try:
+            js = nc.jetstream()
+            for name in (stream, f"KV_{stream}-ids", f"KV_{stream}-state"):
+                try:
+                    await js.delete_stream(name)
+                except nats.js.errors.NotFoundError:
+                    pass
+        finally:
+            await nc.close()
+
+    asyncio.run(delete())
+
+
+@pytest.fixture
+def nats_stream(nats_url: str) -> Iterator[str]:
+    """A JetStream stream name no other test uses; the store made under it is deleted after."""
+    stream = f"chronik_test_{uuid.uuid4().hex[:12]}"
+    yield stream
+    delete_nats_store(nats_url, stream)
+
+
+@pytest.fixture
+def nats_store_url(nats_url: str, nats_stream: str) -> str:
+    """A URL naming a fresh, empty NATS store on the test server."""
+    separator = "&" if "?" in nats_url else "?"
+    return f"{nats_url}{separator}stream={nats_stream}"

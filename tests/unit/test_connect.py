@@ -80,8 +80,13 @@ def test_scheme_whose_backend_is_missing(monkeypatch: pytest.MonkeyPatch) -> Non
     import sys
 
     monkeypatch.setitem(sys.modules, "nats", None)
-    monkeypatch.delitem(sys.modules, "chronik.stores.nats", raising=False)
-    with pytest.raises(ConfigurationError, match=r"nats://"):
+    for name in [
+        m for m in sys.modules if m == "chronik.stores.nats" or m.startswith("chronik.stores.nats.")
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.raises(
+        ConfigurationError, match=r"nats:// stores need 'nats[.\w]*': pip install '[\w-]+\[nats\]'"
+    ):
         chronik.connect("nats://127.0.0.1:4222")
 
 

@@ -19,7 +19,8 @@ def test_no_module_is_over_800_lines() -> None:
 
 
 @pytest.mark.parametrize(
-    "folder", ["stores/memory", "stores/sqlite", "stores/postgres/_async", "stores/postgres/_sync"]
+    "folder",
+    ["stores/memory", "stores/sqlite", "stores/postgres/_async", "stores/postgres/_sync", "stores/nats"],
 )
 def test_every_backend_folder_has_the_same_files(folder: str) -> None:
     names = {p.name for p in (SRC / folder).glob("*.py")}

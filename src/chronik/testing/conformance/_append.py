@@ -32,6 +32,7 @@ from chronik.errors import (
     InvalidStreamIdError,
     UnregisteredEventError,
 )
+from chronik.events import AppendResult
 from chronik.store import EventStore
 from chronik.testing.conformance._base import (
     ConformanceBase,
@@ -309,12 +310,31 @@ class IdempotencyTests(ConformanceBase):
 class AtomicityTests(ConformanceBase):
     """Batches and multi-stream appends commit whole or not at all."""
 
+    def _several(self, store: EventStore, writes: list[StreamWrite]) -> list[AppendResult] | None:
+        """``append_many(writes)`` over several streams, where the store takes several;
+        elsewhere (``append_many_streams = "one"``) it checks the refusal and gives None."""
+        if self.append_many_streams == "several":
+            return store.append_many(writes)
+        assert self.append_many_streams == "one", self.append_many_streams
+        before = _count(store)
+        versions = [store.stream_info(w.stream_id).version for w in writes]
+        with pytest.raises(InvalidInputError, match="atomic"):
+            store.append_many(writes)
+        assert _count(store) == before
+        assert [store.stream_info(w.stream_id).version for w in writes] == versions
+        return None
+
     def test_append_many_commits_every_stream(self, store: EventStore) -> None:
         a, b = new_stream("a"), new_stream("b")
         store.append(b, [event()])
-        results = store.append_many(
-            [StreamWrite(a, [event(), event()], NO_STREAM), StreamWrite(b, [event()], 1)]
+        results = self._several(
+            store, [StreamWrite(a, [event(), event()], NO_STREAM), StreamWrite(b, [event()], 1)]
         )
+        if results is None:  # one stream per call: that one commits whole
+            [result] = store.append_many([StreamWrite(a, [event(), event()], NO_STREAM)])
+            assert (result.stream_id, result.version) == (a, 2)
+            assert store.stream_info(a).version == 2
+            return
         assert [(r.stream_id, r.version) for r in results] == [(a, 2), (b, 2)]
         assert store.stream_info(a).version == 2
         assert store.stream_info(b).version == 2
@@ -325,8 +345,15 @@ class AtomicityTests(ConformanceBase):
         a, b = new_stream("a"), new_stream("b")
         store.append(b, [event()])
         before = _count(store)
-        with pytest.raises(WrongExpectedVersionError) as info:
-            store.append_many([StreamWrite(a, [event()], NO_STREAM), StreamWrite(b, [event()], NO_STREAM)])
+        if self.append_many_streams == "one":
+            self._several(store, [StreamWrite(a, [event()], NO_STREAM), StreamWrite(b, [event()], NO_STREAM)])
+            with pytest.raises(WrongExpectedVersionError) as info:
+                store.append_many([StreamWrite(b, [event()], NO_STREAM)])
+        else:
+            with pytest.raises(WrongExpectedVersionError) as info:
+                store.append_many(
+                    [StreamWrite(a, [event()], NO_STREAM), StreamWrite(b, [event()], NO_STREAM)]
+                )
         assert info.value.stream_id == b
         assert info.value.actual == 1
         assert store.stream_info(a).version == 0
@@ -348,16 +375,25 @@ class AtomicityTests(ConformanceBase):
         taken = event()
         store.append(new_stream(), [taken])
         a, b = new_stream("a"), new_stream("b")
-        with pytest.raises(DuplicateEventError):
-            store.append_many([StreamWrite(a, [event()]), StreamWrite(b, [taken])])
+        if self.append_many_streams == "one":
+            self._several(store, [StreamWrite(a, [event()]), StreamWrite(b, [taken])])
+            with pytest.raises(DuplicateEventError):
+                store.append_many([StreamWrite(b, [event(), taken])])
+        else:
+            with pytest.raises(DuplicateEventError):
+                store.append_many([StreamWrite(a, [event()]), StreamWrite(b, [taken])])
         assert store.stream_info(a).version == 0
+        assert store.stream_info(b).version == 0
         assert _count(store) == 1
 
     def test_append_many_resend_is_idempotent(self, store: EventStore) -> None:
         writes = [StreamWrite(new_stream("a"), [event()], NO_STREAM), StreamWrite(new_stream("b"), [event()])]
+        if self.append_many_streams == "one":
+            self._several(store, writes)
+            writes = writes[:1]
         first = store.append_many(writes)
         assert store.append_many(writes) == first
-        assert _count(store) == 2
+        assert _count(store) == len(writes)
 
     def test_batch_positions_are_contiguous_in_the_log(self, store: EventStore) -> None:
         a, b = new_stream("a"), new_stream("b")

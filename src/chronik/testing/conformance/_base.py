@@ -242,10 +242,17 @@ class ConformanceBase:
     (or task) has a transaction open: ``"refused"`` (``InvalidInputError``: a store with
     one writer, which the transaction holds) or ``"accepted"`` (it commits apart, on
     another connection, as on PostgreSQL). Never a deadlock either way.
+
+    ``append_many_streams``: how many streams one ``append_many`` may write, atomically:
+    ``"several"`` (a SQL store: one transaction) or ``"one"`` (a store that cannot
+    commit several streams atomically, as NATS JetStream before 2.12: it refuses a
+    call naming several with ``InvalidInputError``, mentioning atomicity, before
+    writing anything, and the tests hold it to exactly that).
     """
 
     known_deviations: ClassVar[Mapping[str, str]] = {}
     append_beside_own_transaction: ClassVar[str] = "refused"
+    append_many_streams: ClassVar[str] = "several"
 
     @pytest.fixture(autouse=True)
     def _applies(self, request: pytest.FixtureRequest) -> None:

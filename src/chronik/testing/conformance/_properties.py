@@ -52,8 +52,14 @@ _append_many = st.builds(
 _operations = st.lists(st.one_of(_append, _append, _append_many), min_size=1, max_size=12)
 
 
-def _apply(store: EventStore, category: str, ops: list[Append | AppendMany]) -> list[Any]:
-    """Run ``ops``; event ids are derived from the op index so both stores get the same."""
+def _apply(
+    store: EventStore, category: str, ops: list[Append | AppendMany], *, one_stream: bool = False
+) -> list[Any]:
+    """Run ``ops``; event ids are derived from the op index so both stores get the same.
+
+    ``one_stream``: the reference plays a store that refuses ``append_many`` to several
+    streams (``append_many_streams = "one"``), with ``InvalidInputError``.
+    """
     outcomes: list[Any] = []
     batches: list[tuple[str, list[NewEvent]]] = []
 
@@ -82,6 +88,9 @@ def _apply(store: EventStore, category: str, ops: list[Append | AppendMany]) -> 
                     StreamWrite(f"{category}-{s}", batch(index, part, size), expected)
                     for part, (s, size, expected) in enumerate(op.writes)
                 ]
+                if one_stream and len(writes) > 1:
+                    outcomes.append(("error", "InvalidInputError"))
+                    continue
                 results = store.append_many(writes)
                 batches.extend((w.stream_id, list(w.events)) for w in writes)
                 outcomes.append(("ok", [(r.stream_id, r.version) for r in results]))
@@ -114,7 +123,8 @@ class PropertyTests(ConformanceBase):
         def check(ops: list[Append | AppendMany]) -> None:
             category = f"prop{uuid.uuid4().hex[:10]}"
             reference = MemoryEventStore(make_registry())
-            expected = _apply(reference, category, ops)
+            one_stream = self.append_many_streams == "one"
+            expected = _apply(reference, category, ops, one_stream=one_stream)
             actual = _apply(store, category, ops)
             assert actual == expected
             assert _snapshot(store, category) == _snapshot(reference, category)

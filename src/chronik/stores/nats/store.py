@@ -1,0 +1,317 @@
+"""The NATS JetStream store: asyncio by nature, with a sync face over it.
+
+:class:`AsyncNatsEventStore` is the store; :class:`NatsEventStore` is its sync face,
+``chronik.backend.BlockingStore`` over it (nats-py is asyncio only, so the sync face
+runs the asyncio store on a private event-loop thread, rather than a second client).
+Each method hands over to ``writing`` (appends), ``reader`` (the log) or
+``projection_state`` (the key-value records).
+
+Powers: snapshots, checkpoints, subscriptions and projection state. It has no
+transactions and no append hooks: JetStream has no transaction spanning the log and
+the buckets (so no inline projections either); projections over it run from
+subscriptions and save their checkpoint after their writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Final
+
+from chronik.backend import (
+    BlockingStore,
+    Codec,
+    normalize_filter,
+    position_after,
+    prepare_write,
+    prepare_writes,
+    validate_limit,
+    validate_read_stream,
+    validate_stream_id,
+)
+from chronik.codec import EventRegistry, given_ids
+from chronik.errors import InvalidInputError
+from chronik.events import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    DeadLetter,
+    ExpectedVersion,
+    ProjectionState,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    StreamWrite,
+    category_of,
+)
+from chronik.stores.nats._config import NatsConfig
+from chronik.stores.nats._connection import Connection, Pull
+from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_message
+from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
+from chronik.stores.nats.projection_state import StateBucket
+from chronik.stores.nats.reader import AsyncNatsLogReader
+from chronik.stores.nats.writing import Writer
+from chronik.subscriptions import AsyncSubscribes
+
+__all__ = ["AsyncNatsEventStore", "NatsEventStore"]
+
+PAGE: Final = 1000
+
+
+class AsyncNatsEventStore(AsyncSubscribes):
+    """An event store in a JetStream stream (``chronik.store.AsyncEventStore`` and the
+    powers named in the module docstring). It connects on first use."""
+
+    is_async: Final = True
+
+    def __init__(self, url: str, registry: EventRegistry | None = None, **options: Any) -> None:
+        self.config = NatsConfig.parse(url, options)
+        self.codec = Codec(registry, max_event_size=self.config.max_event_size)
+        self._conn = Connection(self.config, self.codec)
+        self._writer = Writer(self._conn)
+        self._state = StateBucket(self._conn)
+        self._readers: weakref.WeakSet[AsyncNatsLogReader] = weakref.WeakSet()
+
+    async def open(self) -> AsyncNatsEventStore:
+        """Connect now (and create the stream and buckets when missing)."""
+        await self._conn.ready()
+        return self
+
+    # -- appending ------------------------------------------------------------------------
+
+    async def append(
+        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
+    ) -> AppendResult:
+        write = prepare_write(self.codec, stream_id, events, expected_version)
+        return await self._writer.commit(write, given_ids(events))
+
+    async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
+        """Append to one stream (as :meth:`append`); several streams are refused.
+
+        JetStream 2.9 cannot store messages on several subjects atomically (atomic batch
+        publish came in 2.12), and an append to several streams that could half-commit
+        would break the contract, so it is refused before anything is sent.
+        """
+        prepared = prepare_writes(self.codec, writes)
+        if len(prepared) > 1:
+            raise InvalidInputError(
+                f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
+                "is refused by the NATS store: JetStream cannot commit messages of several streams "
+                "atomically, so each stream's append must be a call of its own (nothing was written)"
+            )
+        return [await self._writer.commit(prepared[0], given_ids(writes[0].events))]
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        *,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        stream_id, low, high, limit = validate_read_stream(stream_id, from_version, to_version, limit)
+        subject = subject_of_stream(self.config.prefix, stream_id)
+        last = await self._writer.current(subject, stream_id)
+        if last is None or limit == 0:
+            return []
+        high = last.last_version if high is None else min(high, last.last_version)
+        low = max(low, 1)
+        if low > high:
+            return []
+        if low >= last.first_version:
+            messages = [last]
+        else:
+            messages = await self._messages_of(subject, stream_id, last, low, high, backwards, limit)
+        events = [e for m in messages for e in m.events(self.codec) if low <= e.version <= high]
+        if backwards:
+            events.reverse()
+        return events if limit is None else events[:limit]
+
+    async def _messages_of(
+        self,
+        subject: str,
+        stream_id: str,
+        last: StoredMessage,
+        low: int,
+        high: int,
+        backwards: bool,
+        limit: int | None,
+    ) -> list[StoredMessage]:
+        """The stream's messages up to ``last`` that hold versions ``low..high``."""
+        found: list[StoredMessage] = []
+        count = 0
+        async with Pull(self._conn, self.config.stream, subject) as pull:
+            while True:
+                delivered = await pull.fetch(256)
+                if not delivered:
+                    return [*found, last]
+                for d in delivered:
+                    if d.seq >= last.seq:
+                        return [*found, last]
+                    message = decode_message(d.seq, stream_id, d.data, d.timestamp_ns // 1000)
+                    if message.last_version < low:
+                        continue
+                    found.append(message)
+                    count += min(message.last_version, high) - max(message.first_version, low) + 1
+                    if message.last_version >= high or (
+                        not backwards and limit is not None and count >= limit
+                    ):
+                        return found
+
+    def read_all(
+        self,
+        after: Checkpoint | None = None,
+        *,
+        categories: Iterable[str] | None = None,
+        types: Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        position_after(after, KIND)  # refuse a foreign checkpoint at the call
+        cats = normalize_filter(categories, "categories")
+        kinds = normalize_filter(types, "types")
+        return self._read_all(after, cats, kinds, validate_limit(limit))
+
+    async def _read_all(
+        self,
+        after: Checkpoint | None,
+        categories: tuple[str, ...] | None,
+        types: tuple[str, ...] | None,
+        limit: int | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        if limit == 0:
+            return
+        reader = AsyncNatsLogReader(self._conn)
+        try:
+            left = limit
+            while True:
+                size = PAGE if left is None else min(PAGE, left)
+                page = await reader.read_page(after, size, categories, types)
+                for event in page.events:
+                    yield event
+                if left is not None:
+                    left -= len(page.events)
+                    if left <= 0:
+                        return
+                if page.checkpoint == after:
+                    return
+                after = page.checkpoint
+        finally:
+            await reader.close()
+
+    async def stream_info(self, stream_id: str) -> StreamInfo:
+        stream_id = validate_stream_id(stream_id)
+        last = await self._writer.current(subject_of_stream(self.config.prefix, stream_id), stream_id)
+        return StreamInfo(stream_id, 0 if last is None else last.last_version)
+
+    async def list_streams(
+        self, *, category: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[StreamInfo]:
+        size = validate_limit(limit)
+        if category is not None and not isinstance(category, str):
+            raise InvalidInputError(f"category must be a str, got {category!r}")
+        prefix = self.config.prefix
+        wanted = f"{prefix}.>" if category is None else f"{prefix}.{encode_token(category)}.*"
+        info = await self._conn.call(
+            "listing streams", lambda js: js.stream_info(self.config.stream, subjects_filter=wanted)
+        )
+        ids = sorted(stream_of_subject(prefix, s) for s in (info.state.subjects or {}))
+        chosen = [
+            s
+            for s in ids
+            if (category is None or category_of(s) == category) and (after is None or s > after)
+        ][:size]
+        return list(await asyncio.gather(*(self.stream_info(s) for s in chosen)))
+
+    async def head(self) -> Checkpoint | None:
+        last = await self._conn.last_sequence()
+        return None if last == 0 else Checkpoint(KIND, (last * SLOT,))
+
+    def log_reader(self) -> AsyncNatsLogReader:
+        """A new reader of the log (``chronik.store.AsyncLogReader``) with a consumer of its own."""
+        reader = AsyncNatsLogReader(self._conn)
+        self._readers.add(reader)
+        return reader
+
+    # -- snapshots, checkpoints, projection state ------------------------------------------
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        await self._state.save_snapshot(snapshot)
+
+    async def load_snapshot(self, stream_id: str) -> Snapshot | None:
+        return await self._state.load_snapshot(stream_id)
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        await self._state.save_checkpoint(name, checkpoint)
+
+    async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        return await self._state.load_checkpoint(name)
+
+    async def delete_checkpoint(self, name: str) -> None:
+        await self._state.delete_checkpoint(name)
+
+    async def save_projection_state(self, state: ProjectionState) -> None:
+        await self._state.save_projection_state(state)
+
+    async def projection_states(self, name: str | None = None) -> list[ProjectionState]:
+        return await self._state.projection_states(name)
+
+    async def delete_projection_state(self, name: str, version: int) -> None:
+        await self._state.delete_projection_state(name, version)
+
+    async def park_event(self, letter: DeadLetter) -> None:
+        await self._state.park_event(letter)
+
+    async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
+        return await self._state.dead_letters(projection)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def drop(self) -> None:
+        """Delete the store, for good: its JetStream stream and both buckets, then close.
+
+        chronik never deletes anything on its own; this is for tests and samples.
+        """
+        await self._conn.drop()
+        await self.close()
+
+    async def close(self) -> None:
+        readers, self._readers = list(self._readers), weakref.WeakSet()
+        for reader in readers:
+            await reader.close()
+        await self._conn.close()
+
+    async def __aenter__(self) -> AsyncNatsEventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncNatsEventStore({self.config.url!r}, stream={self.config.stream!r})"
+
+
+class NatsEventStore(BlockingStore):
+    """The sync face: :class:`AsyncNatsEventStore` run on a private event-loop thread."""
+
+    def open(self) -> NatsEventStore:
+        """Connect now (and create the stream and buckets when missing)."""
+        store = self.async_store
+        assert isinstance(store, AsyncNatsEventStore)
+        self._call(store.open())
+        return self
+
+    def drop(self) -> None:
+        """Delete the store, for good (see :meth:`AsyncNatsEventStore.drop`), then close."""
+        store = self.async_store
+        assert isinstance(store, AsyncNatsEventStore)
+        try:
+            self._call(store.drop())
+        finally:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"NatsEventStore({self.async_store!r})"
