@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmarks import validation
 from benchmarks.databases import DEFAULT_POSTGRES_URL
 from benchmarks.report import print_tables, write_outputs
 from benchmarks.runner import Config, run_benchmarks
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         else (lambda message: console.print(message, highlight=False, markup=False)),
     )
     result = run_benchmarks(config)
+    result["validation"] = validation.measure(rounds=5 if args.quick else 15)
     print_tables(result, console)
     if args.out:
         json_path, md_path = write_outputs(result, args.out)

@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from benchmarks import validation
+
 __all__ = ["markdown", "print_tables", "write_outputs"]
 
 PASS: Final = "✓"
@@ -135,6 +137,8 @@ def print_tables(result: dict[str, Any], console: Console | None = None) -> None
     )
     for line in _summary(result):
         console.print(line, highlight=False, markup=False)
+    if "validation" in result:
+        console.print(validation.summary(result["validation"]), highlight=False, markup=False)
 
 
 def _summary(result: dict[str, Any]) -> list[str]:
@@ -211,6 +215,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("")
     for line in _summary(result):
         lines += [line] if line.startswith("- ") else ["", line, ""]
+    if "validation" in result:
+        lines += ["", validation.summary(result["validation"]), ""]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 

@@ -99,6 +99,9 @@ def test_bench_runs_on_sqlite(tmp_path: Path) -> None:
         assert ran["contenders"][name]["info"]["synchronous"] == "FULL", name
     assert any(row["variant"] == "chronik-normal" for row in ran["rows"]), "no labelled NORMAL row"
     assert result["unmeasured"] == []
+    check = result["validation"]
+    assert check["encode_checked_us"] > 0 and check["encode_unchecked_us"] > 0
+    assert "Checking events on write: encoding a Deposited" in markdown
 
 
 def test_figures_beyond_the_issue_are_measured_only_when_asked(tmp_path: Path) -> None:
