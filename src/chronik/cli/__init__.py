@@ -16,6 +16,8 @@ import click
 
 from chronik.cli._app import App
 from chronik.cli._inspect import append, info, log, read, streams, tail
+from chronik.cli._maintain import migrate, verify
+from chronik.cli._projections import dead_letters, projections
 from chronik.cli._transfer import copy, export, import_
 
 __all__ = ["App", "main"]
@@ -47,5 +49,19 @@ def demo(db: Path) -> None:
     run_demo(db)
 
 
-for _command in (info, streams, read, log, tail, append, export, import_, copy):
+for _command in (
+    info,
+    streams,
+    read,
+    log,
+    tail,
+    append,
+    export,
+    import_,
+    copy,
+    verify,
+    migrate,
+    projections,
+    dead_letters,
+):
     main.add_command(_command)

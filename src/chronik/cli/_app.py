@@ -9,6 +9,12 @@ found there (a module, or any object) is read for three attributes, each optiona
 ``registry``          the :class:`~chronik.EventRegistry` of the application's events
 ``projections``       its :class:`~chronik.projections.Projection` values
 ``process_managers``  its :class:`~chronik.ProcessManager` values
+``policies``          a mapping of projection names to their
+                      :class:`~chronik.projections.FailurePolicy` (retries, parking)
+
+The command line runs each projection as ``ProjectionRunner(store, projection,
+policy=...)`` does, its read model in the store's own database (the default
+target), and each process manager as ``process_manager_runner`` does.
 
 :class:`App` is a small record with exactly these, for applications that do not keep
 them as module globals. The current directory is put on ``sys.path`` first, as
@@ -17,11 +23,12 @@ them as module globals. The current directory is put on ``sys.path`` first, as
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +36,7 @@ from typing import Any
 from chronik.cli._common import fail
 from chronik.codec import EventRegistry
 from chronik.process_managers import ProcessManager, process_manager_runner
-from chronik.projections import Projection, ProjectionRunner
+from chronik.projections import FailurePolicy, Projection, ProjectionRunner
 from chronik.store import EventStore
 
 __all__ = ["App", "load_app"]
@@ -46,6 +53,7 @@ class App:
     registry: EventRegistry | None = None
     projections: Iterable[Projection[Any]] = ()
     process_managers: Iterable[ProcessManager] = ()
+    policies: Mapping[str, FailurePolicy] = field(default_factory=dict)
     source: str = field(default="", compare=False)
     """Where it was found (for messages)."""
 
@@ -65,6 +73,9 @@ class App:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise fail(f"{where}: two projections or process managers are named {', '.join(twice)}")
+        for name, policy in dict(self.policies).items():
+            if name not in names or not isinstance(policy, FailurePolicy):
+                raise fail(f"{where}: policies[{name!r}] must be the FailurePolicy of one of its projections")
         object.__setattr__(self, "projections", projections)
         object.__setattr__(self, "process_managers", managers)
 
@@ -87,6 +98,7 @@ class App:
     def runner(self, store: EventStore, name: str, **options: Any) -> ProjectionRunner[Any]:
         """A runner of the projection or process manager ``name`` on ``store``."""
         found = self.find(name)
+        options.setdefault("policy", self.policies.get(name))
         if isinstance(found, ProcessManager):
             return process_manager_runner(store, found, **options)
         return ProjectionRunner(store, found, **options)
@@ -137,13 +149,14 @@ def load_app(ref: str | None, *, required: bool = False) -> App:
             raise fail(f"{where} {ref!r}: {module_name!r} has no attribute {attribute!r}")
         found = getattr(found, part)
     if isinstance(found, App):
-        return found if found.source else App(found.registry, found.projections, found.process_managers, ref)
+        return found if found.source else dataclasses.replace(found, source=ref)
     if not any(hasattr(found, a) for a in ("registry", "projections", "process_managers")):
         raise fail(f"{where} {ref!r} has none of registry, projections, process_managers")
     return App(
         getattr(found, "registry", None),
         _iterable(getattr(found, "projections", ())),
         _iterable(getattr(found, "process_managers", ())),
+        getattr(found, "policies", None) or {},
         ref,
     )
 
