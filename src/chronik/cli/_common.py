@@ -35,6 +35,7 @@ __all__ = [
     "fail",
     "json_option",
     "open_store",
+    "plural",
     "url_option",
 ]
 
@@ -209,6 +210,11 @@ def _indent(text: str) -> str:
 
 def env_url() -> str:
     return os.environ.get("CHRONIK_URL") or DEFAULT_URL
+
+
+def plural(n: int, what: str) -> str:
+    """``1 event``, ``2,000 events``."""
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
 def chunks(items: Iterable[R], size: int) -> Iterator[list[R]]:

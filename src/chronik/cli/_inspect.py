@@ -50,7 +50,7 @@ def _scheme(url: str) -> str:
     return url.partition("://")[0].lower()
 
 
-@click.command()
+@click.command(short_help="Backend, schema, counts by category, head, projections and their lag.")
 @url_option
 @app_option
 @json_option
@@ -288,7 +288,7 @@ def _json_value(text: str, what: str) -> Any:
         raise fail(f"{what} is not JSON: {err}") from None
 
 
-@click.command()
+@click.command(short_help="Append an event, or many as JSON Lines on stdin.")
 @click.argument("stream", required=False)
 @click.argument("type_", metavar="[TYPE]", required=False)
 @click.argument("data", required=False)

@@ -11,7 +11,16 @@ import click
 import chronik
 from chronik._connect import find_backend
 from chronik.cli._app import load_app
-from chronik.cli._common import Output, app_option, fail, handle_errors, json_option, open_store, url_option
+from chronik.cli._common import (
+    Output,
+    app_option,
+    fail,
+    handle_errors,
+    json_option,
+    open_store,
+    plural,
+    url_option,
+)
 from chronik.cli._inspect import all_streams
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
@@ -68,7 +77,7 @@ def _problems(store: EventStore, registry: EventRegistry | None) -> Iterator[dic
     yield {"events": len(positions), "streams": streams}
 
 
-@click.command()
+@click.command(short_help="Check every stream and event; print what is wrong and exit 1.")
 @url_option
 @app_option
 @json_option
@@ -101,21 +110,16 @@ def verify(url: str, app_ref: str | None, as_json: bool) -> None:
             else:
                 at = f"{record['stream_id']} v{record['version']}: " if record["stream_id"] else ""
                 out.console.print(f"{at}{record['problem']}", markup=False)
-    checked = (
-        f"checked {_count(totals.get('events', 0), 'event')} in {_count(totals.get('streams', 0), 'stream')}"
-    )
+    events, streams = plural(totals.get("events", 0), "event"), plural(totals.get("streams", 0), "stream")
+    checked = f"checked {events} in {streams}"
     if len(found) > SHOWN and not as_json:
         out.console.print(f"... and {len(found) - SHOWN:,} more", markup=False)
     if found:
-        raise fail(f"{checked} of {url}: {_count(len(found), 'problem')}")
+        raise fail(f"{checked} of {url}: {plural(len(found), 'problem')}")
     click.echo(f"{checked} of {url}: no problems", err=as_json)
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n:,} {what}{'' if n == 1 else 's'}"
-
-
-@click.command()
+@click.command(short_help="Apply pending schema migrations, or report them with --check.")
 @click.option("--check", is_flag=True, help="Only report pending migrations (exit 1 if there are any).")
 @url_option
 @json_option

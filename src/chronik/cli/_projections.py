@@ -179,7 +179,7 @@ def _progress_bar(runner: ProjectionRunner[Any], what: str) -> Iterator[None]:
         yield
 
 
-@projections.command()
+@projections.command(short_help="Catch projection NAME up (and follow live with --follow).")
 @click.argument("name")
 @click.option("--follow", is_flag=True, help="Then keep following new events until Ctrl-C.")
 @url_option
@@ -357,7 +357,7 @@ def skip(projection: str, positions: tuple[int, ...], url: str) -> None:
         click.echo(f"skipped {e.stream_id} v{e.version} (position {e.position})")
 
 
-@dead_letters.command()
+@dead_letters.command(short_help="Handle parked events again; those that succeed are removed.")
 @click.argument("projection")
 @click.argument("positions", type=int, nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every dead letter of PROJECTION.")

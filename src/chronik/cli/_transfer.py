@@ -39,6 +39,7 @@ from chronik.cli._common import (
     fail,
     handle_errors,
     open_store,
+    plural,
     url_option,
 )
 from chronik.errors import ChronikError
@@ -206,7 +207,7 @@ def _stopped(err: ImportStopped, source: str) -> click.ClickException:
     )
 
 
-@click.command("import")
+@click.command("import", short_help="Append the events of a JSON Lines file, keeping versions and ids.")
 @click.argument("file", type=click.File("rb"))
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True)
 @url_option
@@ -227,7 +228,7 @@ def import_(file: IO[bytes], batch_size: int, url: str, app_ref: str | None) -> 
         except ImportStopped as err:
             raise _stopped(err, file.name if file.name != "<stdin>" else "-") from None
     console(stderr=True).print(
-        f"imported {importer.done:,} events from {lines:,} lines into {url}", markup=False
+        f"imported {plural(importer.done, 'event')} from {plural(lines, 'line')} into {url}", markup=False
     )
 
 
@@ -236,7 +237,7 @@ def _records(events: Iterable[RecordedEvent]) -> Iterator[bytes]:
         yield encode_line(event_record(event))
 
 
-@click.command()
+@click.command(short_help="Write the global log, or part of it, to a JSON Lines file.")
 @click.argument("file", type=click.File("wb", lazy=True))
 @click.option("--after", type=checkpoint_type, help="Only events after this checkpoint.")
 @click.option("--category", multiple=True, help="Only events of this category (repeatable).")
@@ -261,10 +262,10 @@ def export(
                 progress.update(task, completed=count, rate=f"{count:,} events")
     file.flush()
     upto = f", up to checkpoint {last}" if last is not None else ""
-    console(stderr=True).print(f"exported {count:,} events{upto}", markup=False)
+    console(stderr=True).print(f"exported {plural(count, 'event')}{upto}", markup=False)
 
 
-@click.command()
+@click.command(short_help="Copy every event of one store into another, keeping versions and ids.")
 @click.argument("src_url")
 @click.argument("dst_url")
 @click.option("--after", type=checkpoint_type, help="Only events after this checkpoint of SRC_URL.")
@@ -296,4 +297,6 @@ def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int) 
             importer.flush()
         except ImportStopped as err:
             raise fail(f"event {err.line} of {src_url}: {err.why}") from None
-    console(stderr=True).print(f"copied {importer.done:,} events from {src_url} to {dst_url}", markup=False)
+    console(stderr=True).print(
+        f"copied {plural(importer.done, 'event')} from {src_url} to {dst_url}", markup=False
+    )
