@@ -70,3 +70,24 @@ def test_console_examples_run(document: str, tmp_path: Path) -> None:
                 )
             else:
                 assert line in printed, f"{command}: no line {line!r} in\n" + "\n".join(printed)
+
+
+def test_shell_completion_completes_commands_and_subcommands(tmp_path: Path) -> None:
+    def complete(words: str) -> list[str]:
+        env = cli_env(
+            _CHRONIK_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1)
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "chronik"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [line.split(",", 1)[1] for line in done.stdout.decode().splitlines()]
+
+    assert complete("chronik pro") == ["projections"]
+    assert complete("chronik projections re") == ["rebuild", "reset"]
+    assert "--expected-version" in complete("chronik append --ex")
