@@ -84,3 +84,25 @@ def test_tail_follows_appends_from_another_process_and_exits_on_ctrl_c(
     screen = terminal.wait_for(lambda s: "chronik-exited=" in s, "tail exiting")
     assert "chronik-exited=0" in screen
     assert "Traceback" not in screen and "Aborted" not in screen
+
+
+def test_rebuild_shows_a_progress_bar_with_events_per_second_on_a_terminal(
+    cli: Chronik, terminal: Terminal
+) -> None:
+    (terminal.cwd / "shop.py").write_text(
+        "from chronik.projections import Projection\n"
+        "projections = [Projection('counter', {'T': lambda event, tx: None})]\n"
+    )
+    lines = "".join(f'{{"stream_id": "s-{n}", "type": "T", "data": {{}}}}\n' for n in range(300))
+    assert cli("append", stdin=lines).code == 0
+    script = terminal.cwd / "rebuild.sh"
+    script.write_text(
+        f"{shlex.quote(sys.executable)} -m chronik projections rebuild counter --app shop\n"
+        "echo chronik-exited=$?\nsleep 60\n"
+    )
+    terminal.start(f"sh {shlex.quote(str(script))}")
+    screen = terminal.wait_for(lambda s: "chronik-exited=" in s, "the rebuild ending")
+    assert "chronik-exited=0" in screen
+    bar = next(line for line in screen.splitlines() if line.startswith("rebuilding counter"))
+    assert "300/300" in bar and "events/s" in bar
+    assert "counter: rebuilt from 300 events" in screen

@@ -9,6 +9,7 @@ position of its event.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -168,12 +169,13 @@ def _progress_bar(runner: ProjectionRunner[Any], what: str) -> Iterator[None]:
     ]
     with Progress(*columns, console=err) as progress:
         task = progress.add_task(what, total=total or None, rate="")
-        start = runner.handled
+        start, began = runner.handled + runner.parked, time.monotonic()
 
         def advance(r: ProjectionRunner[Any]) -> None:
-            done = r.handled - start
-            speed = progress.tasks[0].speed
-            progress.update(task, completed=done, rate=f"{speed:,.0f} events/s" if speed else "")
+            done = r.handled + r.parked - start  # parked events are behind it too
+            elapsed = time.monotonic() - began
+            rate = f"{done / elapsed:,.0f} events/s" if elapsed > 0 else ""
+            progress.update(task, completed=done, rate=rate)
 
         runner.on_progress = advance
         yield
