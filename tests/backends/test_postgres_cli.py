@@ -108,3 +108,69 @@ def test_a_postgres_url_that_does_not_open_is_one_line(tmp_path: Path, postgres_
     assert "127.0.0.1" in one_error_line(run_cli("streams", "--url", bad, cwd=tmp_path))
     missing = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema=chronik_never_made_here"
     assert "no chronik store" in one_error_line(run_cli("log", "--url", missing, cwd=tmp_path))
+
+
+APP = """
+from chronik.projections import FailurePolicy, Projection
+
+ACCEPT = {accept}
+
+
+def placed(event, tx):
+    if event.data["total"] < 0 and not ACCEPT:
+        raise ValueError("a negative total")
+    tx.append(f"seen-{{event.stream_id}}", [NewEvent("Seen", {{}})])
+
+
+from chronik import NewEvent
+
+projections = [Projection("seen", {{"OrderPlaced": placed}})]
+policies = {{"seen": FailurePolicy(retries=0, on_failure="park")}}
+"""
+
+
+def test_projections_dead_letters_verify_and_migrate_on_postgres(
+    tmp_path: Path, postgres_store_url: str
+) -> None:
+    url = ["--url", postgres_store_url]
+    (tmp_path / "shop.py").write_text(APP.format(accept=False))
+    with chronik.connect(postgres_store_url) as store:
+        for n, total in enumerate([3, -1, -2, 4], 1):
+            store.append(f"order-{n}", [NewEvent("OrderPlaced", {"total": total})])
+
+    ran = run_cli("projections", "run", "seen", "--app", "shop", *url, cwd=tmp_path)
+    assert ran.code == 0, ran.err
+    assert "handled 2 events, parked 2" in ran.out
+    letters = run_cli("dead-letters", "list", "seen", "--json", *url, cwd=tmp_path).json_lines()
+    assert [d["stream_id"] for d in letters] == ["order-2", "order-3"]
+    [status] = run_cli(
+        "projections", "status", "seen", "--json", "--app", "shop", *url, cwd=tmp_path
+    ).json_lines()
+    assert (status["status"], status["dead_letters"], status["lag_events"]) == ("live", 2, 0)
+
+    skip = run_cli("dead-letters", "skip", "seen", str(letters[1]["position"]), *url, cwd=tmp_path)
+    assert skip.code == 0, skip.err
+    (tmp_path / "shop.py").write_text(APP.format(accept=True))
+    replay = run_cli("dead-letters", "replay", "seen", "--all", "--app", "shop", *url, cwd=tmp_path)
+    assert replay.code == 0, replay.err
+    assert run_cli("dead-letters", "list", "--json", *url, cwd=tmp_path).json_lines() == []
+    with chronik.connect(postgres_store_url) as store:
+        assert store.stream_info("seen-order-2").version == 1, "the replayed handler's append committed"
+        assert not store.stream_info("seen-order-3").exists, "the skipped event was not handled"
+
+    rebuilt = run_cli("projections", "rebuild", "seen", "--app", "shop", *url, cwd=tmp_path)
+    assert rebuilt.code == 0, rebuilt.err
+    assert run_cli("projections", "reset", "seen", "--app", "shop", *url, cwd=tmp_path).code == 0
+
+    verified = run_cli("verify", *url, cwd=tmp_path)
+    assert verified.code == 0, verified.err
+    assert "no problems" in verified.out
+    [check] = run_cli("migrate", "--check", "--json", *url, cwd=tmp_path).json_lines()
+    assert check["pending"] == [] and check["applied"]
+
+
+def test_migrate_creates_a_postgres_store(tmp_path: Path, postgres_store_url: str) -> None:
+    check = run_cli("migrate", "--check", "--url", postgres_store_url, cwd=tmp_path)
+    assert check.code == 1 and "needs migrations" in check.out
+    assert "applied" in run_cli("migrate", "--url", postgres_store_url, cwd=tmp_path).out
+    assert run_cli("migrate", "--check", "--url", postgres_store_url, cwd=tmp_path).code == 0
