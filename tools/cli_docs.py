@@ -76,9 +76,13 @@ $ chronik append order-1 OrderPlaced '{}' --expected-version 0
 Error: stream 'order-1': expected version 0, actual version 2
 ```
 
-Moving a store: `export` and `import` keep versions and event ids, and importing
-the same file twice writes nothing the second time; `copy` does both at once (the
-way from an embedded SQLite file to PostgreSQL). `tail` follows the log until Ctrl-C.
+Moving a store: `export` and `import` keep streams, versions, types, schema
+versions, data, metadata and event ids, and the order of the log (events are
+appended in batches, in file order); importing the same file twice writes nothing the
+second time. Positions, checkpoints and `recorded_at` are the destination's own. A
+malformed line stops the import at that line, with everything before it imported.
+`copy` does both at once (the way from an embedded SQLite file to PostgreSQL). `tail`
+follows the log until Ctrl-C.
 
 ```console
 $ chronik export events.jsonl
