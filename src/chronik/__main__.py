@@ -1,5 +1,5 @@
-"""``python -m chronik``: the command line."""
+"""``python -m chronik``: the command line (named ``chronik`` in its help and completion)."""
 
 from chronik.cli import main
 
-main()
+main(prog_name="chronik")

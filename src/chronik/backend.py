@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from chronik._append import (
     ExistingEvent,
@@ -135,6 +135,8 @@ __all__ = [
     "PreparedWrite",
     "ProjectionStateStore",
     "SQLDatabase",
+    "SchemaCheck",
+    "SchemaStatus",
     "SnapshotStore",
     "Store",
     "StoreTransaction",
@@ -172,6 +174,19 @@ OpenAsyncStore = Callable[[str, EventRegistry | None, dict[str, Any]], AsyncEven
 """``open_async(url, registry, options)``: an asyncio store at ``url`` (it may connect lazily)."""
 
 
+class SchemaStatus(NamedTuple):
+    """The migrations of a store's schema: those ``applied`` and those ``pending``, in order."""
+
+    applied: list[str]
+    pending: list[str]
+
+
+SchemaCheck = Callable[[str], SchemaStatus]
+"""``check_schema(url)``: the migration status of the store at ``url``, read-only (it
+neither creates nor changes anything; a store that does not exist yet has every
+migration pending)."""
+
+
 @dataclass(frozen=True)
 class Backend:
     """What a backend registers under the ``chronik.backends`` entry-point group.
@@ -179,12 +194,16 @@ class Backend:
     ``name`` is used in messages; the URL schemes are the entry points' names (one
     backend may be registered under several, as ``postgresql`` and ``postgres``).
     ``options`` are raised as ``ConfigurationError`` by ``open`` when unknown or
-    malformed; :func:`parse_options` does that.
+    malformed; :func:`parse_options` does that. A backend with a migrated schema
+    gives ``check_schema`` (what ``chronik migrate --check`` and ``chronik info``
+    report) and accepts the ``migrate`` option (``migrate=False``: refuse to open a
+    store with pending migrations); one without leaves it None.
     """
 
     name: str
     open: OpenStore
     open_async: OpenAsyncStore
+    check_schema: SchemaCheck | None = None
 
 
 expected_version_ok = check_expected_version

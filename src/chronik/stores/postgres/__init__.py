@@ -51,12 +51,14 @@ the async one awaits hooks whose methods are coroutines.
 
 from typing import Any
 
-from chronik.backend import Backend
+from chronik.backend import Backend, SchemaStatus, pending_migrations
 from chronik.codec import EventRegistry
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.store import AsyncPostgresEventStore, AsyncPostgresTransaction
+from chronik.stores.postgres._common import MIGRATIONS, translate
+from chronik.stores.postgres._config import parse_config
 from chronik.stores.postgres._sync.reader import PostgresLogReader
-from chronik.stores.postgres._sync.schema import check_schema
+from chronik.stores.postgres._sync.schema import applied_migrations, check_schema, connect
 from chronik.stores.postgres._sync.store import PostgresEventStore, PostgresTransaction
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "PostgresTransaction",
     "backend",
     "check_schema",
+    "check_store_schema",
     "open_async_store",
     "open_store",
 ]
@@ -91,5 +94,20 @@ def open_async_store(
     return AsyncPostgresEventStore(url, registry, **options)
 
 
-backend = Backend("postgresql", open=open_store, open_async=open_async_store)
+def check_store_schema(url: str) -> SchemaStatus:
+    """The migrations applied to, and pending for, the schema at ``url``; read-only."""
+    import psycopg
+
+    config = parse_config(url, {})
+    conn = connect(config)
+    try:
+        applied = applied_migrations(conn, config)
+    except psycopg.Error as err:
+        raise translate(err, config.where) from err
+    finally:
+        conn.close()
+    return SchemaStatus(applied, [m.name for m in pending_migrations(MIGRATIONS, applied, config.where)])
+
+
+backend = Backend("postgresql", open=open_store, open_async=open_async_store, check_schema=check_store_schema)
 """The ``postgresql://`` (and ``postgres://``) backend (entry points ``chronik.backends``)."""

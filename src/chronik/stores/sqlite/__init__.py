@@ -3,10 +3,10 @@
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from chronik.backend import AsyncStoreAdapter, Backend, parse_bool, parse_options
+from chronik.backend import AsyncStoreAdapter, Backend, SchemaStatus, parse_bool, parse_options
 from chronik.codec import EventRegistry
 from chronik.errors import ConfigurationError
-from chronik.stores.sqlite.schema import check_schema
+from chronik.stores.sqlite.schema import check_schema, schema_status
 from chronik.stores.sqlite.store import SQLiteEventStore
 from chronik.stores.sqlite.writing import SQLiteTransaction
 
@@ -15,13 +15,13 @@ __all__ = [
     "SQLiteTransaction",
     "backend",
     "check_schema",
+    "check_store_schema",
     "open_async_store",
     "open_store",
 ]
 
 
-def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> SQLiteEventStore:
-    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+def _path(url: str) -> str:
     parts = urlsplit(url)
     if parts.netloc:
         raise ConfigurationError(
@@ -30,6 +30,12 @@ def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]
     path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
     if not path:
         raise ConfigurationError(f"SQLite URL {url!r} names no file")
+    return path
+
+
+def open_store(url: str, registry: EventRegistry | None, options: dict[str, Any]) -> SQLiteEventStore:
+    """``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``."""
+    path = _path(url)
     opts = parse_options(
         url,
         options,
@@ -50,5 +56,10 @@ def open_async_store(
     return AsyncStoreAdapter(open_store(url, registry, options))
 
 
-backend = Backend("sqlite", open=open_store, open_async=open_async_store)
+def check_store_schema(url: str) -> SchemaStatus:
+    """The migrations applied to, and pending for, the file at ``url``; read-only."""
+    return schema_status(_path(url))
+
+
+backend = Backend("sqlite", open=open_store, open_async=open_async_store, check_schema=check_store_schema)
 """The ``sqlite://`` backend (entry point ``chronik.backends:sqlite``)."""

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, Literal, Protocol
 
-from chronik.backend import Migration, load_migrations, pending_migrations
+from chronik.backend import Migration, SchemaStatus, load_migrations, pending_migrations
 from chronik.errors import (
     ChronikError,
     IntegrityError,
@@ -47,6 +47,7 @@ __all__ = [
     "check_schema",
     "open_schema",
     "pending",
+    "schema_status",
     "translate",
 ]
 
@@ -270,16 +271,22 @@ def pending(conn: sqlite3.Connection, path: str) -> list[Migration]:
 
 def check_schema(path: str | os.PathLike[str]) -> list[str]:
     """Pending migrations of the chronik store at ``path``, opened read-only."""
+    return schema_status(path).pending
+
+
+def schema_status(path: str | os.PathLike[str]) -> SchemaStatus:
+    """Applied and pending migrations of the chronik store at ``path``, opened read-only."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        return [m.name for m in MIGRATIONS]
+        return SchemaStatus([], [m.name for m in MIGRATIONS])
     uri = "file:" + path.replace("?", "%3f").replace("#", "%23") + "?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as err:
         raise translate(err, path) from err
     try:
-        return [m.name for m in pending(conn, path)]
+        applied = _applied(conn, path)
+        return SchemaStatus(applied, [m.name for m in pending_migrations(MIGRATIONS, applied, path)])
     except sqlite3.Error as err:
         raise translate(err, path) from err
     finally:

@@ -1,0 +1,399 @@
+"""``projections list|status|run|rebuild|reset`` and ``dead-letters list|show|replay|skip``.
+
+They run the application's projections and process managers (found with ``--app``)
+with chronik's own runner, on the store's transactions, as the application does;
+what is stored about them (state, checkpoints, dead letters) is read through the
+store's ``ProjectionStateStore``. A dead letter is named by its projection and the
+position of its event.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from chronik.cli._app import App, load_app
+from chronik.cli._common import (
+    Output,
+    app_option,
+    console,
+    fail,
+    handle_errors,
+    json_option,
+    open_store,
+    pretty_json,
+    url_option,
+)
+from chronik.events import DeadLetter, ProjectionState
+from chronik.projections import ProjectionRunner, projection_lag
+from chronik.projections._concurrency import settle
+from chronik.store import ProjectionStateStore, Store
+
+__all__ = ["dead_letters", "projections"]
+
+
+def _states(store: Store) -> ProjectionStateStore:
+    if not isinstance(store, ProjectionStateStore):
+        raise fail("this store keeps no projection state (it is not a ProjectionStateStore)")
+    return store
+
+
+def _iso(at: datetime | None) -> str:
+    return "" if at is None else at.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _row(store: Store, app: App, name: str, states: list[ProjectionState]) -> dict[str, Any]:
+    letters = _states(store).dead_letters(name)
+    record: dict[str, Any] = {"name": name, "kind": None, "version": None, "status": "never run"}
+    runner = None
+    if name in app.names:
+        runner = app.runner(store, name)
+        record["kind"] = "process manager" if name not in {p.name for p in app.projections} else "projection"
+        record["version"] = runner.projection.version
+    mine = next((s for s in states if s.version == record["version"]), None)
+    if mine is None and states:
+        mine = next((s for s in states if s.active), states[-1])
+    if mine is not None:
+        record.update(version=mine.version, status=mine.status, active=mine.active)
+        record["updated_at"] = _iso(mine.updated_at)
+        if mine.failure is not None:
+            record["failure"] = mine.failure.describe()
+    record["dead_letters"] = sum(1 for d in letters if d.projection_version == record["version"])
+    if runner is not None and runner.projection.version == record["version"]:
+        lag = projection_lag(store, runner.projection, runner.target)
+        record.update(
+            checkpoint=None if lag.checkpoint is None else str(lag.checkpoint),
+            lag_events=lag.events,
+            lag_seconds=round(lag.seconds, 3),
+        )
+    return record
+
+
+def _rows(store: Store, app: App) -> list[dict[str, Any]]:
+    by_name: dict[str, list[ProjectionState]] = {}
+    for state in _states(store).projection_states():
+        by_name.setdefault(state.name, []).append(state)
+    names = sorted(set(by_name) | set(app.names))
+    return [_row(store, app, name, by_name.get(name, [])) for name in names]
+
+
+@click.group()
+def projections() -> None:
+    """List, inspect, run, rebuild and reset the application's projections."""
+
+
+def _print_rows(out: Output, rows: list[dict[str, Any]]) -> None:
+    if out.as_json:
+        out.lines(rows)
+        return
+    table = Table(
+        "projection", "kind", "version", "status", "active", "lag (events)", "lag (s)", "dead letters"
+    )
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["kind"] or "(not in the app)",
+            "" if r["version"] is None else str(r["version"]),
+            r["status"],
+            "yes" if r.get("active") else "",
+            "" if r.get("lag_events") is None else f"{r['lag_events']:,}",
+            "" if r.get("lag_seconds") is None else f"{r['lag_seconds']:.1f}",
+            str(r["dead_letters"] or ""),
+        )
+    out.console.print(table)
+
+
+@projections.command("list")
+@url_option
+@app_option
+@json_option
+@handle_errors
+def list_(url: str, app_ref: str | None, as_json: bool) -> None:
+    """The application's projections and those the store knows, with status and lag."""
+    app = load_app(app_ref)
+    store = open_store(url, app.registry)
+    _print_rows(Output(as_json), _rows(store, app))
+
+
+@projections.command()
+@click.argument("name")
+@url_option
+@app_option
+@json_option
+@handle_errors
+def status(name: str, url: str, app_ref: str | None, as_json: bool) -> None:
+    """One projection: status, checkpoint, lag, failure and dead letters."""
+    app = load_app(app_ref)
+    store = open_store(url, app.registry)
+    states = _states(store).projection_states(name)
+    if not states and name not in app.names:
+        app.find(name)  # raises: unknown projection
+    record = _row(store, app, name, states)
+    out = Output(as_json)
+    if as_json:
+        out.line(record)
+        return
+    for key, value in record.items():
+        if value is not None:
+            out.console.print(f"{key.replace('_', ' ')}: {value}", markup=False)
+
+
+def _runner(url: str, app_ref: str | None, name: str, **options: Any) -> ProjectionRunner[Any]:
+    app = load_app(app_ref, required=True)
+    app.find(name)
+    store = open_store(url, app.registry)
+    return app.runner(store, name, **options)
+
+
+@contextmanager
+def _progress_bar(runner: ProjectionRunner[Any], what: str) -> Iterator[None]:
+    """A bar of events handled out of the lag at the start, with events/s and time left."""
+    total = runner.lag().events
+    err = console(stderr=True)
+    if not err.is_terminal:
+        yield
+        return
+    columns = [
+        TextColumn(f"{what} {runner.projection.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task(what, total=total or None, rate="")
+        start, began = runner.handled + runner.parked, time.monotonic()
+
+        def advance(r: ProjectionRunner[Any]) -> None:
+            done = r.handled + r.parked - start  # parked events are behind it too
+            elapsed = time.monotonic() - began
+            rate = f"{done / elapsed:,.0f} events/s" if elapsed > 0 else ""
+            progress.update(task, completed=done, rate=rate)
+
+        runner.on_progress = advance
+        yield
+
+
+@projections.command(short_help="Catch projection NAME up (and follow live with --follow).")
+@click.argument("name")
+@click.option("--follow", is_flag=True, help="Then keep following new events until Ctrl-C.")
+@url_option
+@app_option
+@handle_errors
+def run(name: str, follow: bool, url: str, app_ref: str | None) -> None:
+    """Catch projection NAME up from its checkpoint (and follow live with --follow)."""
+    runner = _runner(url, app_ref, name)
+    with _progress_bar(runner, "running"):
+        handled = runner.run_until_caught_up()
+    parked = f", parked {runner.parked:,}" if runner.parked else ""
+    click.echo(f"{name}: handled {handled:,} events{parked}, caught up at {runner.checkpoint}")
+    if follow:
+        click.echo(f"{name}: following (Ctrl-C to stop)")
+        try:
+            runner.run()
+        except KeyboardInterrupt:
+            runner.stop()
+        click.echo(f"{name}: stopped at {runner.checkpoint}")
+
+
+@projections.command()
+@click.argument("name")
+@url_option
+@app_option
+@handle_errors
+def rebuild(name: str, url: str, app_ref: str | None) -> None:
+    """Tear NAME's read model down and build it again from the start of the log."""
+    runner = _runner(url, app_ref, name)
+    runner.reset()
+    with _progress_bar(runner, "rebuilding"):
+        handled = runner.run_until_caught_up()
+    parked = f", parked {runner.parked:,}" if runner.parked else ""
+    click.echo(f"{name}: rebuilt from {handled:,} events{parked}, caught up at {runner.checkpoint}")
+
+
+@projections.command()
+@click.argument("name")
+@url_option
+@app_option
+@handle_errors
+def reset(name: str, url: str, app_ref: str | None) -> None:
+    """Tear NAME's read model down and forget its checkpoint and state (next run rebuilds)."""
+    runner = _runner(url, app_ref, name)
+    runner.reset()
+    click.echo(f"{name}: reset (version {runner.projection.version})")
+
+
+# -- dead letters ---------------------------------------------------------------------------------
+
+
+@click.group("dead-letters")
+def dead_letters() -> None:
+    """The events projections parked after their handlers kept failing."""
+
+
+def _letter_record(letter: DeadLetter) -> dict[str, Any]:
+    e = letter.event
+    return {
+        "projection": letter.projection,
+        "projection_version": letter.projection_version,
+        "position": e.position,
+        "stream_id": e.stream_id,
+        "version": e.version,
+        "type": e.type,
+        "event_id": str(e.event_id),
+        "checkpoint": str(e.checkpoint),
+        "error": e.error,
+        "attempts": e.attempts,
+        "parked_at": _iso(letter.parked_at),
+    }
+
+
+@dead_letters.command("list")
+@click.argument("projection", required=False)
+@url_option
+@json_option
+@handle_errors
+def list_letters(projection: str | None, url: str, as_json: bool) -> None:
+    """Dead letters in the order they were parked, of one projection or of all."""
+    store = open_store(url)
+    letters = _states(store).dead_letters(projection)
+    out = Output(as_json)
+    if as_json:
+        out.lines(_letter_record(d) for d in letters)
+        return
+    table = Table("projection", "position", "stream", "version", "type", "attempts", "parked at", "error")
+    for d in letters:
+        e = d.event
+        error = e.error.splitlines()[0] if e.error else ""
+        table.add_row(
+            f"{d.projection} v{d.projection_version}",
+            str(e.position),
+            e.stream_id,
+            str(e.version),
+            e.type,
+            str(e.attempts),
+            _iso(d.parked_at),
+            error[:80],
+        )
+    out.console.print(table)
+
+
+def _find(store: Store, projection: str, positions: tuple[int, ...]) -> list[DeadLetter]:
+    letters = _states(store).dead_letters(projection)
+    found = []
+    for position in positions:
+        matches = [d for d in letters if d.event.position == position]
+        if not matches:
+            raise fail(f"projection {projection!r} has no dead letter at position {position}")
+        found.append(matches[-1])
+    return found
+
+
+@dead_letters.command()
+@click.argument("projection")
+@click.argument("position", type=int)
+@url_option
+@json_option
+@handle_errors
+def show(projection: str, position: int, url: str, as_json: bool) -> None:
+    """A dead letter in full: the error, and the event it is about."""
+    store = open_store(url)
+    [letter] = _find(store, projection, (position,))
+    e = letter.event
+    stored = store.read_stream(e.stream_id, e.version, e.version)
+    record = _letter_record(letter)
+    if stored:
+        event = stored[0]
+        record["data"] = pretty_json(event.raw_data)
+        record["metadata"] = pretty_json(event.raw_metadata)
+    out = Output(as_json)
+    if as_json:
+        out.line(record)
+        return
+    for key in ("projection", "projection_version", "stream_id", "version", "type", "position", "event_id"):
+        out.console.print(f"{key.replace('_', ' ')}: {record[key]}", markup=False)
+    out.console.print(f"parked at: {record['parked_at']} after {e.attempts} attempts", markup=False)
+    out.console.print(f"error: {e.error}", markup=False)
+    for key in ("data", "metadata"):
+        if key in record:
+            out.console.print(f"{key}:\n{record[key]}", markup=False)
+
+
+def _forget(states: ProjectionStateStore, letter: DeadLetter) -> None:
+    """Remove one dead letter with the store's own operations: forget the projection
+    version's state and letters, then put back the state and the other letters, in
+    order. Called inside a unit (a transaction), so it is all or nothing."""
+    name, version = letter.projection, letter.projection_version
+    kept = [s for s in states.projection_states(name) if s.version == version]
+    others = [
+        d
+        for d in states.dead_letters(name)
+        if d.projection_version == version and d.event.position != letter.event.position
+    ]
+    states.delete_projection_state(name, version)
+    for state in kept:
+        states.save_projection_state(state)
+    for other in others:
+        states.park_event(other)
+
+
+@dead_letters.command()
+@click.argument("projection")
+@click.argument("positions", type=int, nargs=-1, required=True)
+@url_option
+@handle_errors
+def skip(projection: str, positions: tuple[int, ...], url: str) -> None:
+    """Drop dead letters of PROJECTION (by position) without handling their events."""
+    store = open_store(url)
+    for letter in _find(store, projection, positions):
+        with store.transaction() as tx:
+            _forget(tx, letter)
+        e = letter.event
+        click.echo(f"skipped {e.stream_id} v{e.version} (position {e.position})")
+
+
+@dead_letters.command(short_help="Handle parked events again; those that succeed are removed.")
+@click.argument("projection")
+@click.argument("positions", type=int, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every dead letter of PROJECTION.")
+@url_option
+@app_option
+@handle_errors
+def replay(projection: str, positions: tuple[int, ...], every: bool, url: str, app_ref: str | None) -> None:
+    """Handle parked events again (by position, or --all); each one that succeeds is removed,
+    in the same unit as the handler's writes."""
+    app = load_app(app_ref, required=True)
+    app.find(projection)
+    store = open_store(url, app.registry)
+    runner = app.runner(store, projection)
+    if every:
+        positions = tuple(
+            d.event.position
+            for d in _states(store).dead_letters(projection)
+            if d.projection_version == runner.projection.version
+        )
+    elif not positions:
+        raise click.UsageError("give the positions of the dead letters to replay, or --all")
+    failed = 0
+    for letter in _find(store, projection, positions):
+        e = letter.event
+        [event] = store.read_stream(e.stream_id, e.version, e.version)
+        try:
+            with runner.target.unit() as unit:
+                settle(runner.projection.handle(event, unit.context), runner.projection, "a handler")
+                _forget(unit.states or _states(store), letter)
+        except Exception as err:
+            failed += 1
+            where = f"{e.stream_id} v{e.version} (position {e.position})"
+            console(stderr=True).print(f"still failing: {where}: {type(err).__name__}: {err}", markup=False)
+            continue
+        click.echo(f"replayed {e.stream_id} v{e.version} (position {e.position})")
+    if failed:
+        raise fail(f"{failed} of {len(positions)} dead letters still fail; they stay parked")
