@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from chronik.testing.services import NATS, POSTGRES, REDIS
+from tests._mypy import mypy_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -42,25 +43,9 @@ TYPED_DOCUMENTS = [ROOT / "docs" / "first-application.md"]
 
 @pytest.mark.parametrize("document", TYPED_DOCUMENTS, ids=[p.name for p in TYPED_DOCUMENTS])
 def test_typed_samples_pass_mypy_strict(document: Path, tmp_path: Path) -> None:
-    from mypy import api as mypy_api
-
-    import chronik
 
     program = "\n\n".join(BLOCK.findall(document.read_text(encoding="utf-8")))
     assert "type: ignore" not in program and "cast(" not in program
     (tmp_path / "sample.py").write_text(program, encoding="utf-8")
-    # The chronik under test, not another one the interpreter may have installed.
-    (tmp_path / "mypy.ini").write_text(
-        f"[mypy]\nstrict = True\npython_version = 3.11\nmypy_path = {Path(chronik.__file__).parents[1]}\n",
-        encoding="utf-8",
-    )
-    report, errors, status = mypy_api.run(
-        [
-            "--config-file",
-            str(tmp_path / "mypy.ini"),
-            "--cache-dir",
-            str(tmp_path / ".mypy_cache"),
-            str(tmp_path / "sample.py"),
-        ]
-    )
+    report, errors, status = mypy_strict(tmp_path, [tmp_path / "sample.py"])
     assert status == 0, report + errors

@@ -9,13 +9,13 @@ from typing import Any
 
 import msgspec
 import pytest
-from mypy import api as mypy_api
 
 import chronik
 from chronik import EventRegistry, InvalidInputError, NewEvent, RecordedEvent
 from chronik.errors import UnregisteredEventError
 from chronik.process_managers import ProcessContext, ProcessManager, process_manager_runner
 from chronik.projections import CheckpointedTarget, EventHandlers, Projection, ProjectionRunner
+from tests._mypy import mypy_strict
 
 registry = EventRegistry()
 
@@ -189,20 +189,7 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]
     folder = tmp_path_factory.mktemp("typed_handlers")
     for name, body in SNIPPETS.items():
         (folder / f"{name}.py").write_text(_PRELUDE + textwrap.dedent(body), encoding="utf-8")
-    # The chronik under test, not another one the interpreter may have installed.
-    (folder / "mypy.ini").write_text(
-        f"[mypy]\nstrict = True\npython_version = 3.11\nmypy_path = {Path(chronik.__file__).parents[1]}\n",
-        encoding="utf-8",
-    )
-    report, errors, _ = mypy_api.run(
-        [
-            "--config-file",
-            str(folder / "mypy.ini"),
-            "--cache-dir",
-            str(folder / ".mypy_cache"),
-            *(str(folder / f"{name}.py") for name in SNIPPETS),
-        ]
-    )
+    report, errors, _ = mypy_strict(folder, [folder / f"{name}.py" for name in SNIPPETS])
     assert not errors, errors
     lines: dict[str, list[str]] = {name: [] for name in SNIPPETS}
     for line in report.splitlines():
