@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 
 from chronik.errors import (
+    DecodeError,
     EventDecodeError,
     EventEncodeError,
     EventTooLargeError,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Codec", "EncodedEvent", "EventRegistry", "Upcaster"]
 
 T = TypeVar("T", bound=type)
+E = TypeVar("E", bound=DecodeError)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_MAX_EVENT_SIZE: Final = 1024 * 1024
 _MAX_TYPE_LENGTH: Final = 200
@@ -199,8 +201,9 @@ class EventRegistry:
             fn = self._upcasters.get((name, v))
             if fn is None:
                 raise UpcastError(
-                    f"no upcaster for {name!r} from schema version {v} "
-                    f"(registered version is {entry.version})",
+                    f"an upcaster is missing from v{v} to v{v + 1} of {name!r} (its registered "
+                    f"schema version is {entry.version}); register one with "
+                    f"@registry.upcaster({name!r}, from_version={v})",
                     type=name,
                 )
             data = fn(data)
@@ -337,62 +340,69 @@ class Codec:
         return self._decode(event, entry)
 
     def _decode(self, event: RecordedEvent, entry: _EventType | None) -> Any:
-        try:
-            if entry is None:
-                if self.registry.strict:
-                    raise UnknownEventTypeError(
-                        f"event type {event.type!r} at {event.stream_id!r} version {event.version} "
-                        f"is not registered (strict registry)",
-                        stream_id=event.stream_id,
-                        version=event.version,
-                        type=event.type,
-                    )
-                return _json_decode(event.raw_data)
-            if event.schema_version == entry.version:
-                return entry.decoder.decode(event.raw_data)
-            if event.schema_version > entry.version:
-                raise UpcastError(
-                    f"event {event.type!r} at {event.stream_id!r} version {event.version} has "
-                    f"schema version {event.schema_version}, newer than the registered "
-                    f"{entry.version}: it was written by newer code",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
-                )
-            raw = _json_decode(event.raw_data)
-            if not isinstance(raw, dict):
-                raise UpcastError(
-                    f"event {event.type!r} at {event.stream_id!r} version {event.version}: "
-                    f"upcasters need a JSON object, stored payload is {type(raw).__name__}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
-                )
+        # The slow path: anything but a registered type at its current schema version,
+        # and every failure. Each failure says which of three things went wrong: the
+        # payload never fitted the version it was stored at, an upcaster is missing or
+        # incomplete, or the event was written by newer code.
+        where = f"event {event.type!r} at {event.stream_id!r} version {event.version}"
+        if entry is None:
+            if self.registry.strict:
+                raise _about(event, UnknownEventTypeError, f"{where} is not registered (strict registry)")
             try:
-                upcast = self.registry.upcast(event.type, event.schema_version, raw)
-            except UpcastError as err:
-                raise UpcastError(
-                    f"event at {event.stream_id!r} version {event.version}: {err}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
+                return _json_decode(event.raw_data)
+            except msgspec.DecodeError as err:
+                raise _about(
+                    event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
                 ) from err
-            except Exception as err:
-                raise UpcastError(
-                    f"upcasting {event.type!r} at {event.stream_id!r} version {event.version} "
-                    f"from schema version {event.schema_version} failed: {err!r}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
+        current = entry.version
+        stored = event.schema_version
+        if stored == current:
+            try:
+                return entry.decoder.decode(event.raw_data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                name = entry.cls.__qualname__
+                raise _about(
+                    event,
+                    EventDecodeError,
+                    f"{where} was stored with a payload that never fitted {name} v{current}: {err}; "
+                    f"it was written unchecked (by another program, or before chronik checked "
+                    f"payloads on append). If {name} itself has changed since, give it schema "
+                    f"version {current + 1} and an upcaster from v{current}",
                 ) from err
+        where = f"{where} (stored at schema version {stored})"
+        if stored > current:
+            raise _about(
+                event,
+                UpcastError,
+                f"{where} is newer than the registered {current}: it was written by newer code",
+            )
+        try:
+            raw = _json_decode(event.raw_data)
+        except msgspec.DecodeError as err:
+            raise _about(
+                event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
+            ) from err
+        if not isinstance(raw, dict):
+            raise _about(
+                event,
+                UpcastError,
+                f"{where}: upcasters need a JSON object, stored payload is {type(raw).__name__}",
+            )
+        try:
+            upcast = self.registry.upcast(event.type, stored, raw)
+        except UpcastError as err:
+            raise _about(event, UpcastError, f"{where}: {err}") from err
+        except Exception as err:
+            raise _about(event, UpcastError, f"upcasting {where} failed: {err!r}") from err
+        try:
             return msgspec.convert(upcast, entry.cls)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
-            raise EventDecodeError(
-                f"event {event.type!r} at {event.stream_id!r} version {event.version} "
-                f"(schema version {event.schema_version}) no longer decodes: {err}",
-                stream_id=event.stream_id,
-                version=event.version,
-                type=event.type,
+        except msgspec.ValidationError as err:
+            raise _about(
+                event,
+                UpcastError,
+                f"{where} does not fit {entry.cls.__qualname__} v{current} once upcast: {err}; an "
+                f"upcaster is missing or incomplete from v{stored} to v{current} (or the payload "
+                f"was written unchecked at v{stored})",
             ) from err
 
     def decode_metadata(self, event: RecordedEvent) -> dict[str, Any]:
@@ -409,6 +419,10 @@ class Codec:
                 version=event.version,
                 type=event.type,
             ) from err
+
+
+def _about(event: RecordedEvent, cls: type[E], message: str) -> E:
+    return cls(message, stream_id=event.stream_id, version=event.version, type=event.type)
 
 
 def given_ids(events: Iterable[object]) -> list[uuid.UUID]:

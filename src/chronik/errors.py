@@ -23,8 +23,8 @@
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
     ├── DecodeError                     reading back what was stored
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
-    │   ├── UpcastError                 no upcaster path, or an upcaster failed
-    │   ├── EventDecodeError            a stored payload that no longer decodes
+    │   ├── UpcastError                 an upcaster missing, failing, or leaving a payload undecodable
+    │   ├── EventDecodeError            a payload that never fitted the version it was stored at
     │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
     ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
@@ -251,11 +251,24 @@ class UnknownEventTypeError(DecodeError):
 
 
 class UpcastError(DecodeError):
-    """An old payload could not be upcast to the registered schema version."""
+    """An old payload could not be upcast to the registered schema version.
+
+    An upcaster is missing (the message names the step, ``vN`` to ``vN+1``), one
+    raised, or the chain ran but its result does not fit the registered type (the
+    message names the versions it runs between): the chain is incomplete. A payload
+    written by newer code (a higher schema version than this process knows) is one
+    too.
+    """
 
 
 class EventDecodeError(DecodeError):
-    """A stored payload no longer decodes into its registered type."""
+    """A stored payload that does not decode, though nothing needed upcasting.
+
+    The event is at its type's registered schema version (or its type is not
+    registered) and its payload never fitted: it was written unchecked, by another
+    program or before chronik checked payloads on append, or the class changed
+    without a new schema version.
+    """
 
 
 class SchemaError(ChronikError):
