@@ -32,7 +32,7 @@ from chronik.errors import (
     UnregisteredEventError,
     UpcastError,
 )
-from chronik.events import NewEvent, uuid7
+from chronik.events import NewEvent, unprintable, uuid7
 
 if TYPE_CHECKING:
     from chronik.events import RecordedEvent
@@ -50,7 +50,7 @@ def _validate_type_name(name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > _MAX_TYPE_LENGTH:
         raise InvalidEventError(f"event type must be a non-empty str of at most 200 characters, got {name!r}")
     if not name.isprintable():
-        raise InvalidEventError(f"event type {name!r} contains control characters")
+        raise InvalidEventError(f"event type {name!r} is refused: {unprintable(name)}")
     return name
 
 

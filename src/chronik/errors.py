@@ -119,7 +119,11 @@ class InvalidInputError(ChronikError, ValueError):
 
 
 class InvalidStreamIdError(InvalidInputError):
-    """A stream id that is empty, too long or contains control characters."""
+    """A stream id that is empty, only whitespace, too long, or not printable text.
+
+    The message names the first character refused and its index: a control
+    character, an invisible format character, a lone surrogate (not valid Unicode).
+    """
 
 
 class InvalidExpectedVersionError(InvalidInputError):

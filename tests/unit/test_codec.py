@@ -247,6 +247,15 @@ def test_bad_new_events_are_refused(bad: NewEvent) -> None:
         Codec().encode("s-1", bad)
 
 
+def test_an_unprintable_type_name_is_named_for_what_it_is() -> None:
+    with pytest.raises(
+        chronik.errors.InvalidEventError, match=r"lone surrogate \\udc00 at index 3; not valid"
+    ):
+        Codec().encode("s-1", NewEvent("Bad\udc00", {}))
+    with pytest.raises(chronik.errors.InvalidEventError, match=r"control character \\n at index 3"):
+        Codec().encode("s-1", NewEvent("bad\ntype", {}))
+
+
 def test_metadata_must_encode() -> None:
     with pytest.raises(chronik.errors.EventEncodeError, match="cannot be encoded"):
         Codec().encode("s-1", NewEvent("T", {}, {"when": object()}))

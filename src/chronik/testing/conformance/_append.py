@@ -192,8 +192,20 @@ class AppendTests(ConformanceBase):
 
     @pytest.mark.parametrize(
         "bad",
-        ["", "x" * 201, "line\nbreak", "tab\there", "nul\x00", None, 42, b"bytes"],
-        ids=["empty", "too-long", "newline", "tab", "nul", "none", "int", "bytes"],
+        ["", " ", "   ", "x" * 201, "line\nbreak", "tab\there", "nul\x00", "a\ud800", None, 42, b"bytes"],
+        ids=[
+            "empty",
+            "space",
+            "spaces",
+            "too-long",
+            "newline",
+            "tab",
+            "nul",
+            "surrogate",
+            "none",
+            "int",
+            "bytes",
+        ],
     )
     def test_invalid_stream_ids_are_refused(self, store: EventStore, bad: Any) -> None:
         with pytest.raises(InvalidStreamIdError):
