@@ -14,6 +14,7 @@ opened, not when an old event is first read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -273,7 +274,8 @@ class Codec:
             payload, metadata, event_id, check = event, None, uuid7(), None
         try:
             data = self._encoder.encode(payload)
-            meta = self._encoder.encode(dict(metadata)) if metadata else None
+            given_meta = dict(metadata) if metadata else None
+            meta = None if given_meta is None else self._encoder.encode(given_meta)
         except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
             raise EventEncodeError(
                 f"event {type_name!r} for stream {stream_id!r} cannot be encoded as JSON: {err}"
@@ -281,6 +283,11 @@ class Codec:
         size = len(data) + (len(meta) if meta else 0)
         if size > self.max_event_size:
             raise EventTooLargeError(stream_id, type_name, size, self.max_event_size)
+        # Metadata has no declared type to decode into, so a datetime (or a UUID, a
+        # tuple, an int key) would silently come back as a str or a list: refused,
+        # found by reading it back (cheaper than walking it in Python).
+        if meta is not None and _json_decode(meta) != given_meta:
+            self._refuse_metadata(stream_id, type_name, given_meta)
         if check is not None:
             self._check(stream_id, check, schema_version, data)
         return EncodedEvent(event_id, type_name, schema_version, data, meta)
@@ -310,6 +317,29 @@ class Codec:
                 stream_id=stream_id,
                 type=entry.name,
             ) from err
+
+    def _refuse_metadata(self, stream_id: str, type_name: str, metadata: Any) -> None:
+        """Refuse metadata that JSON would not hand back as given, naming the part.
+
+        Refusing is the honest choice: guessing which strings were datetimes on the
+        way back would turn the ISO strings that callers pass on purpose into
+        datetimes.
+        """
+        found = _unfaithful(metadata, "")
+        if found is None:  # unequal for a reason not worth refusing
+            return
+        path, value, is_key = found
+        if is_key:
+            back: Any = next(iter(_json_decode(self._encoder.encode({value: None}))))
+            what, hint = f"metadata key {value!r}{f' in {path}' if path else ''}", "use str keys"
+        else:
+            back = _json_decode(self._encoder.encode(value))
+            what, hint = f"metadata {path}", _HINTS.get(type(value).__name__, "convert it to one of them")
+        raise EventEncodeError(
+            f"{what} of event {type_name!r} for stream {stream_id!r} is {_a(type(value).__name__)}, "
+            f"which would read back as {_a(type(back).__name__)} ({back!r}); {hint}. Metadata holds "
+            f"JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
+        )
 
     def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
         """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
@@ -419,6 +449,44 @@ class Codec:
                 version=event.version,
                 type=event.type,
             ) from err
+
+
+_JSON_SCALARS: Final = (str, int, float, type(None))  # bool is an int; enums of them compare equal
+_HINTS: Final = {
+    "datetime": "pass an ISO string, e.g. .isoformat()",
+    "date": "pass an ISO string, e.g. .isoformat()",
+    "time": "pass an ISO string, e.g. .isoformat()",
+    "UUID": "pass str() of it",
+    "tuple": "pass a list",
+    "float": "pass a finite number, or a str",
+}
+
+
+def _unfaithful(value: object, path: str) -> tuple[str, object, bool] | None:
+    """The first part of ``value`` that JSON would not hand back equal: (path, value, is_key)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value, False  # JSON has no NaN or infinity: it would read back as None
+    if isinstance(value, _JSON_SCALARS):
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unfaithful(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, key, True
+            found = _unfaithful(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    return path, value, False
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiouAEIO' else 'a'} {noun}"
 
 
 def _about(event: RecordedEvent, cls: type[E], message: str) -> E:

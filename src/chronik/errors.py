@@ -11,7 +11,7 @@
     │   │   ├── NotAnEventError         a decider or aggregate produced a non-event
     │   │   └── EventValidationError    a payload that does not fit its registered type
     │   ├── UnregisteredEventError      an object whose class is not in the registry
-    │   ├── EventEncodeError            a payload that cannot be encoded as JSON
+    │   ├── EventEncodeError            a payload or metadata that JSON cannot carry as given
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   └── WrongCategoryError          a command sent to a stream of another category
@@ -156,7 +156,12 @@ class UnregisteredEventError(InvalidInputError):
 
 
 class EventEncodeError(InvalidInputError):
-    """A payload or metadata that cannot be encoded as JSON."""
+    """A payload or metadata that cannot be encoded as JSON.
+
+    Also metadata that JSON would not hand back as given (a ``datetime``, a UUID, a
+    tuple, a key that is not a str): metadata has no type to decode into, so it
+    must be JSON values already. The message names the part and the fix.
+    """
 
 
 class EventTooLargeError(InvalidInputError):

@@ -256,6 +256,30 @@ def test_an_unprintable_type_name_is_named_for_what_it_is() -> None:
         Codec().encode("s-1", NewEvent("bad\ntype", {}))
 
 
+def test_a_datetime_in_metadata_is_refused_with_the_fix() -> None:
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    with pytest.raises(chronik.errors.EventEncodeError) as info:
+        Codec().encode("s-1", NewEvent("T", {}, {"user": "ada", "audit": {"at": [when]}}))
+    assert str(info.value) == (
+        "metadata audit.at[0] of event 'T' for stream 's-1' is a datetime, which would read back "
+        "as a str ('2024-05-01T12:30:00Z'); pass an ISO string, e.g. .isoformat(). Metadata holds "
+        "JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
+    )
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata key 7 .* is an int"):
+        Codec().encode("s-1", NewEvent("T", {}, {7: "x"}))
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata pair .* a tuple, .* list"):
+        Codec().encode("s-1", NewEvent("T", {}, {"pair": (1, 2)}))
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata score .* a float, .* None"):
+        Codec().encode("s-1", NewEvent("T", {}, {"score": float("nan")}))
+
+
+def test_json_metadata_reads_back_as_given() -> None:
+    meta = {"s": "x", "i": 1, "f": 1.5, "b": True, "n": None, "l": [1, {"k": "v"}], "d": {"e": []}}
+    encoded = Codec().encode("s-1", NewEvent("T", {}, meta))
+    assert encoded.metadata is not None
+    assert msgspec.json.decode(encoded.metadata) == meta
+
+
 def test_metadata_must_encode() -> None:
     with pytest.raises(chronik.errors.EventEncodeError, match="cannot be encoded"):
         Codec().encode("s-1", NewEvent("T", {}, {"when": object()}))
