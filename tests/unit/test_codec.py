@@ -266,7 +266,7 @@ def test_a_datetime_in_metadata_is_refused_with_the_fix() -> None:
         "JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
     )
     with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata key 7 .* is an int"):
-        Codec().encode("s-1", NewEvent("T", {}, {7: "x"}))
+        Codec().encode("s-1", NewEvent("T", {}, {7: "x"}))  # type: ignore[dict-item]
     with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata pair .* a tuple, .* list"):
         Codec().encode("s-1", NewEvent("T", {}, {"pair": (1, 2)}))
     with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata score .* a float, .* None"):
