@@ -35,6 +35,16 @@ def test_bad_urls_name_the_problem(
     assert not (tmp_path / "x.db").exists()
 
 
+def test_a_memory_store_says_what_it_holds_in_its_repr() -> None:
+    store = chronik.connect("memory://")
+    assert repr(store) == "MemoryEventStore('memory://', streams=0, events=0)"
+    store.append("order-1", [chronik.NewEvent("X", {}), chronik.NewEvent("X", {})])
+    store.append("order-2", [chronik.NewEvent("X", {})])
+    assert repr(store) == "MemoryEventStore('memory://', streams=2, events=3)"
+    store.close()
+    assert repr(store) == "MemoryEventStore('memory://', streams=2, events=3, closed)"
+
+
 def test_memory_url() -> None:
     store = chronik.connect("memory://")
     assert isinstance(store, MemoryEventStore)
