@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import psycopg
@@ -201,3 +203,26 @@ def test_a_store_left_unclosed_is_cleaned_up_even_when_collected_on_a_pool_threa
         gc.enable()
     assert ignored == []
     _poll(iter(lambda: [] if _backends(postgres_url, application) else [1], None))  # all closed
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(
+    postgres_store_url: str, postgres_url: str, application: str
+) -> None:
+    # The clean-up of an unclosed store runs at exit too; in a forked child it must
+    # not close the pooled connections, whose sockets are the parent's.
+    url = f"{postgres_store_url}&application_name={application}&pool_min_size=2"
+    with PostgresEventStore(url) as store:
+        store.append("order-1", [_event()])
+        pool, abandoned = store._shared._pool, store._shared._abandoned
+        assert pool is not None and abandoned is not None
+        pool.wait(PATIENCE)  # every pooled connection made
+        before = _backends(postgres_url, application)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
+            child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            abandoned()  # what its exit would run
+            os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+        assert set(before) <= set(_backends(postgres_url, application))  # none ended
+        assert store.append("order-1", [_event(1)]).version == 2

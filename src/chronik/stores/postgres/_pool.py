@@ -20,6 +20,7 @@ an unclosed asyncio store's pool ends with its event loop, as before.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from typing import Any
@@ -39,10 +40,15 @@ def close_when_abandoned(
     """Close a sync ``pool`` and ``notifier`` when ``owner`` is collected; detach on close()."""
     if not isinstance(pool, psycopg_pool.ConnectionPool) or isinstance(notifier, AsyncNotifier):
         return None
-    return weakref.finalize(owner, _close_abandoned, pool, notifier)
+    return weakref.finalize(owner, _close_abandoned, pool, notifier, os.getpid())
 
 
-def _close_abandoned(pool: psycopg_pool.ConnectionPool[Any], notifier: Notifier | None) -> None:
+def _close_abandoned(pool: psycopg_pool.ConnectionPool[Any], notifier: Notifier | None, pid: int) -> None:
+    if os.getpid() != pid:
+        # A forked child shares the parent's sockets: closing them would end the
+        # parent's sessions (psycopg leaves a parent's connections alone likewise).
+        return
+
     def close() -> None:
         if notifier is not None:
             notifier.close()
