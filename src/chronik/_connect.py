@@ -10,10 +10,13 @@ becomes an install hint.
 from __future__ import annotations
 
 import functools
+import json
 import os
+from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from chronik.backend import Backend
 from chronik.codec import EventRegistry
@@ -69,16 +72,53 @@ def find_backend(scheme: str) -> Backend:
         missing = err.name or ""
         if missing.split(".")[0] == entry.module.split(".")[0]:
             raise  # the backend package itself is broken: not a missing extra
-        dist = entry.dist.name if entry.dist is not None else entry.module.split(".")[0]
-        extras = ",".join(entry.extras)
-        hint = f"pip install '{dist}[{extras}]'" if extras else f"install what {dist} needs"
-        raise ConfigurationError(f"{scheme}:// stores need {missing!r}: {hint} ({err})") from err
+        raise ConfigurationError(
+            f"{scheme}:// stores need {missing!r}: {_install_hint(entry)} ({err})"
+        ) from err
     if not isinstance(backend, Backend):
         raise ConfigurationError(
             f"the entry point {entry.name} = {entry.value!r} of group {ENTRY_POINT_GROUP} is not a "
             f"chronik.backend.Backend (it is {type(backend).__name__})"
         )
     return backend
+
+
+def _install_hint(entry: EntryPoint) -> str:
+    dist = entry.dist
+    name = dist.name if dist is not None else entry.module.split(".")[0]
+    extras = ",".join(entry.extras)
+    if not extras:
+        return f"install what {name} needs"
+    origin: Any = None
+    try:
+        text = dist.read_text("direct_url.json") if dist is not None else None
+        origin = json.loads(text) if text else None
+    except (OSError, ValueError):  # unreadable: fall back to the index form
+        pass
+    return install_command(name, extras, origin if isinstance(origin, Mapping) else None)
+
+
+def install_command(name: str, extras: str, origin: Mapping[str, Any] | None) -> str:
+    """The pip command that adds ``extras`` to ``name`` from where it was installed.
+
+    ``origin`` is the distribution's ``direct_url.json`` (PEP 610), present when it
+    was installed from a directory, a VCS or an archive URL rather than an index:
+    chronik, not on PyPI yet, is installed that way, and ``pip install
+    'chronik[postgres]'`` would look for it on PyPI in vain.
+    """
+    url = origin.get("url") if origin is not None else None
+    if not isinstance(url, str) or origin is None:
+        return f"pip install '{name}[{extras}]'"
+    vcs = origin.get("vcs_info")
+    if isinstance(vcs, Mapping):
+        commit = vcs.get("commit_id")
+        pinned = f"@{commit}" if isinstance(commit, str) and commit else ""
+        return f"pip install '{name}[{extras}] @ {vcs.get('vcs', 'git')}+{url}{pinned}'"
+    directory = origin.get("dir_info")
+    if isinstance(directory, Mapping) and url.startswith("file:"):
+        editable = "-e " if directory.get("editable") else ""
+        return f"pip install {editable}'{url2pathname(urlsplit(url).path)}[{extras}]'"
+    return f"pip install '{name}[{extras}] @ {url}'"
 
 
 def _resolve(url: str | None) -> tuple[str, Backend]:

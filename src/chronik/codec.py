@@ -14,6 +14,7 @@ opened, not when an old event is first read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 
 from chronik.errors import (
+    DecodeError,
     EventDecodeError,
     EventEncodeError,
     EventTooLargeError,
@@ -31,7 +33,7 @@ from chronik.errors import (
     UnregisteredEventError,
     UpcastError,
 )
-from chronik.events import NewEvent, uuid7
+from chronik.events import NewEvent, unprintable, uuid7
 
 if TYPE_CHECKING:
     from chronik.events import RecordedEvent
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["Codec", "EncodedEvent", "EventRegistry", "Upcaster"]
 
 T = TypeVar("T", bound=type)
+E = TypeVar("E", bound=DecodeError)
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_MAX_EVENT_SIZE: Final = 1024 * 1024
 _MAX_TYPE_LENGTH: Final = 200
@@ -48,7 +51,7 @@ def _validate_type_name(name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > _MAX_TYPE_LENGTH:
         raise InvalidEventError(f"event type must be a non-empty str of at most 200 characters, got {name!r}")
     if not name.isprintable():
-        raise InvalidEventError(f"event type {name!r} contains control characters")
+        raise InvalidEventError(f"event type {name!r} is refused: {unprintable(name)}")
     return name
 
 
@@ -199,8 +202,9 @@ class EventRegistry:
             fn = self._upcasters.get((name, v))
             if fn is None:
                 raise UpcastError(
-                    f"no upcaster for {name!r} from schema version {v} "
-                    f"(registered version is {entry.version})",
+                    f"an upcaster is missing from v{v} to v{v + 1} of {name!r} (its registered "
+                    f"schema version is {entry.version}); register one with "
+                    f"@registry.upcaster({name!r}, from_version={v})",
                     type=name,
                 )
             data = fn(data)
@@ -270,7 +274,8 @@ class Codec:
             payload, metadata, event_id, check = event, None, uuid7(), None
         try:
             data = self._encoder.encode(payload)
-            meta = self._encoder.encode(dict(metadata)) if metadata else None
+            given_meta = dict(metadata) if metadata else None
+            meta = None if given_meta is None else self._encoder.encode(given_meta)
         except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
             raise EventEncodeError(
                 f"event {type_name!r} for stream {stream_id!r} cannot be encoded as JSON: {err}"
@@ -278,6 +283,11 @@ class Codec:
         size = len(data) + (len(meta) if meta else 0)
         if size > self.max_event_size:
             raise EventTooLargeError(stream_id, type_name, size, self.max_event_size)
+        # Metadata has no declared type to decode into, so a datetime (or a UUID, a
+        # tuple, an int key) would silently come back as a str or a list: refused,
+        # found by reading it back (cheaper than walking it in Python).
+        if meta is not None and _json_decode(meta) != given_meta:
+            self._refuse_metadata(stream_id, type_name, given_meta)
         if check is not None:
             self._check(stream_id, check, schema_version, data)
         return EncodedEvent(event_id, type_name, schema_version, data, meta)
@@ -308,6 +318,29 @@ class Codec:
                 type=entry.name,
             ) from err
 
+    def _refuse_metadata(self, stream_id: str, type_name: str, metadata: Any) -> None:
+        """Refuse metadata that JSON would not hand back as given, naming the part.
+
+        Refusing is the honest choice: guessing which strings were datetimes on the
+        way back would turn the ISO strings that callers pass on purpose into
+        datetimes.
+        """
+        found = _unfaithful(metadata, "")
+        if found is None:  # unequal for a reason not worth refusing
+            return
+        path, value, is_key = found
+        if is_key:
+            back: Any = next(iter(_json_decode(self._encoder.encode({value: None}))))
+            what, hint = f"metadata key {value!r}{f' in {path}' if path else ''}", "use str keys"
+        else:
+            back = _json_decode(self._encoder.encode(value))
+            what, hint = f"metadata {path}", _HINTS.get(type(value).__name__, "convert it to one of them")
+        raise EventEncodeError(
+            f"{what} of event {type_name!r} for stream {stream_id!r} is {_a(type(value).__name__)}, "
+            f"which would read back as {_a(type(back).__name__)} ({back!r}); {hint}. Metadata holds "
+            f"JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
+        )
+
     def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
         """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
         if isinstance(events, (str, bytes, NewEvent)) or not isinstance(events, Iterable):
@@ -337,62 +370,69 @@ class Codec:
         return self._decode(event, entry)
 
     def _decode(self, event: RecordedEvent, entry: _EventType | None) -> Any:
-        try:
-            if entry is None:
-                if self.registry.strict:
-                    raise UnknownEventTypeError(
-                        f"event type {event.type!r} at {event.stream_id!r} version {event.version} "
-                        f"is not registered (strict registry)",
-                        stream_id=event.stream_id,
-                        version=event.version,
-                        type=event.type,
-                    )
-                return _json_decode(event.raw_data)
-            if event.schema_version == entry.version:
-                return entry.decoder.decode(event.raw_data)
-            if event.schema_version > entry.version:
-                raise UpcastError(
-                    f"event {event.type!r} at {event.stream_id!r} version {event.version} has "
-                    f"schema version {event.schema_version}, newer than the registered "
-                    f"{entry.version}: it was written by newer code",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
-                )
-            raw = _json_decode(event.raw_data)
-            if not isinstance(raw, dict):
-                raise UpcastError(
-                    f"event {event.type!r} at {event.stream_id!r} version {event.version}: "
-                    f"upcasters need a JSON object, stored payload is {type(raw).__name__}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
-                )
+        # The slow path: anything but a registered type at its current schema version,
+        # and every failure. Each failure says which of three things went wrong: the
+        # payload never fitted the version it was stored at, an upcaster is missing or
+        # incomplete, or the event was written by newer code.
+        where = f"event {event.type!r} at {event.stream_id!r} version {event.version}"
+        if entry is None:
+            if self.registry.strict:
+                raise _about(event, UnknownEventTypeError, f"{where} is not registered (strict registry)")
             try:
-                upcast = self.registry.upcast(event.type, event.schema_version, raw)
-            except UpcastError as err:
-                raise UpcastError(
-                    f"event at {event.stream_id!r} version {event.version}: {err}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
+                return _json_decode(event.raw_data)
+            except msgspec.DecodeError as err:
+                raise _about(
+                    event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
                 ) from err
-            except Exception as err:
-                raise UpcastError(
-                    f"upcasting {event.type!r} at {event.stream_id!r} version {event.version} "
-                    f"from schema version {event.schema_version} failed: {err!r}",
-                    stream_id=event.stream_id,
-                    version=event.version,
-                    type=event.type,
+        current = entry.version
+        stored = event.schema_version
+        if stored == current:
+            try:
+                return entry.decoder.decode(event.raw_data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                name = entry.cls.__qualname__
+                raise _about(
+                    event,
+                    EventDecodeError,
+                    f"{where} was stored with a payload that never fitted {name} v{current}: {err}; "
+                    f"it was written unchecked (by another program, or before chronik checked "
+                    f"payloads on append). If {name} itself has changed since, give it schema "
+                    f"version {current + 1} and an upcaster from v{current}",
                 ) from err
+        where = f"{where} (stored at schema version {stored})"
+        if stored > current:
+            raise _about(
+                event,
+                UpcastError,
+                f"{where} is newer than the registered {current}: it was written by newer code",
+            )
+        try:
+            raw = _json_decode(event.raw_data)
+        except msgspec.DecodeError as err:
+            raise _about(
+                event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
+            ) from err
+        if not isinstance(raw, dict):
+            raise _about(
+                event,
+                UpcastError,
+                f"{where}: upcasters need a JSON object, stored payload is {type(raw).__name__}",
+            )
+        try:
+            upcast = self.registry.upcast(event.type, stored, raw)
+        except UpcastError as err:
+            raise _about(event, UpcastError, f"{where}: {err}") from err
+        except Exception as err:
+            raise _about(event, UpcastError, f"upcasting {where} failed: {err!r}") from err
+        try:
             return msgspec.convert(upcast, entry.cls)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
-            raise EventDecodeError(
-                f"event {event.type!r} at {event.stream_id!r} version {event.version} "
-                f"(schema version {event.schema_version}) no longer decodes: {err}",
-                stream_id=event.stream_id,
-                version=event.version,
-                type=event.type,
+        except msgspec.ValidationError as err:
+            raise _about(
+                event,
+                UpcastError,
+                f"{where} does not fit {entry.cls.__qualname__} v{current} once upcast: {err}; an "
+                f"upcaster is missing or incomplete from v{stored} to v{current} (or the payload "
+                f"was written unchecked at v{stored})",
             ) from err
 
     def decode_metadata(self, event: RecordedEvent) -> dict[str, Any]:
@@ -409,6 +449,48 @@ class Codec:
                 version=event.version,
                 type=event.type,
             ) from err
+
+
+_JSON_SCALARS: Final = (str, int, float, type(None))  # bool is an int; enums of them compare equal
+_HINTS: Final = {
+    "datetime": "pass an ISO string, e.g. .isoformat()",
+    "date": "pass an ISO string, e.g. .isoformat()",
+    "time": "pass an ISO string, e.g. .isoformat()",
+    "UUID": "pass str() of it",
+    "tuple": "pass a list",
+    "float": "pass a finite number, or a str",
+}
+
+
+def _unfaithful(value: object, path: str) -> tuple[str, object, bool] | None:
+    """The first part of ``value`` that JSON would not hand back equal: (path, value, is_key)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, value, False  # JSON has no NaN or infinity: it would read back as None
+    if isinstance(value, _JSON_SCALARS):
+        return None
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unfaithful(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return path, key, True
+            found = _unfaithful(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    return path, value, False
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiouAEIO' else 'a'} {noun}"
+
+
+def _about(event: RecordedEvent, cls: type[E], message: str) -> E:
+    return cls(message, stream_id=event.stream_id, version=event.version, type=event.type)
 
 
 def given_ids(events: Iterable[object]) -> list[uuid.UUID]:

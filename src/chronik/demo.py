@@ -10,6 +10,7 @@ starts from a fresh file.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 import chronik
 from chronik import CommandHandler, CommandResult, NewEvent, RecordedEvent, SnapshotPolicy
@@ -106,7 +108,7 @@ def _orders(store: EventStore, console: Console) -> None:
     for command in commands:
         result = orders.handle(stream, command, metadata={"user": "ada"})
         table.add_row(repr(command), "\n".join(map(repr, result.events)), str(result.version))
-    console.print(table)
+    console.print(_fit(table, console.width))
     order = orders.load(stream).state
     console.print(
         f"Folding the four events gives the order: status [bold]{order.status}[/bold], "
@@ -185,7 +187,7 @@ def _conference(store: EventStore, console: Console) -> None:
         else:
             retried = " after a conflict" if outcome.attempts > 1 else ""
             table.add_row(attendee, str(outcome.attempts), f"reserved{retried}, version {outcome.version}")
-    console.print(table)
+    console.print(_fit(table, console.width))
     loaded_at = store.stream_info(stream).version - 2  # where both loaded, before either appended
     console.print(
         f"Both decided against version {loaded_at}. One append won; the other failed with "
@@ -238,9 +240,8 @@ def _bank(store: EventStore, console: Console) -> None:
     )
     table = _table("stored, and as read", "version", "schema", "stored JSON", "read as")
     for event in store.read_stream(stream):
-        raw = event.raw_data.decode() if isinstance(event.raw_data, bytes) else event.raw_data
-        table.add_row(str(event.version), str(event.schema_version), raw, repr(event.data))
-    console.print(table)
+        table.add_row(str(event.version), str(event.schema_version), _json(event.raw_data), repr(event.data))
+    console.print(_fit(table, console.width))
 
     accounts = CommandHandler(store, BankAccount, snapshots=SnapshotPolicy(every=5))
     console.print(
@@ -264,7 +265,7 @@ def _bank(store: EventStore, console: Console) -> None:
             _money(result.state.balance),
             "saved" if result.snapshot_saved else "",
         )
-    console.print(table)
+    console.print(_fit(table, console.width))
 
     console.print("\nThe overdraft limit refuses a withdrawal:")
     try:
@@ -286,7 +287,7 @@ def _bank(store: EventStore, console: Console) -> None:
     if snapshot is not None:
         console.print(
             f"The snapshot: version {snapshot.version}, type {snapshot.type!r}, schema version "
-            f"{snapshot.schema_version}, data {snapshot.data.decode()}"
+            f"{snapshot.schema_version}, data {_json(snapshot.data)}"
         )
     loaded = accounts.load(stream)
     console.print(
@@ -314,14 +315,22 @@ def _bank(store: EventStore, console: Console) -> None:
             _money(entry.balance),
             entry.user or "",
         )
-    console.print(table)
+    console.print(_fit(table, console.width))
     console.print(f"Each event's metadata says who and why; version 4's: {salary.metadata}")
 
 
 def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+    # No outer edge or padding: four more columns for the cells on an 80-column terminal.
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        title_style="bold",
+    )
     for column in columns:
-        # Short columns never break; long ones (events, JSON) fold when the terminal is narrow.
+        # Short columns never break; long ones (events, JSON) wrap between words.
         short = column in (
             "version",
             "schema",
@@ -335,6 +344,41 @@ def _table(title: str, *columns: str) -> Table:
         )
         table.add_column(column, no_wrap=short, overflow="fold")
     return table
+
+
+def _fit(table: Table, width: int) -> Table:
+    """Fix the columns' widths so that ``table`` fits ``width``, breaking cells between words.
+
+    rich narrows a table that is too wide by taking from its widest columns evenly,
+    without looking at the words in them, and folds a word that no longer fits
+    ("fountain-pe" / "n'"). Here each column gets at least its longest word (a short
+    column its longest line), and what is left goes to the long columns in
+    proportion to how much more they would take. A table that fits as it is, or
+    cannot fit at all, is left to rich.
+    """
+    spacing = 3 * (len(table.columns) - 1)  # a separator and a space each side, between columns
+    least: list[int] = []
+    most: list[int] = []
+    for column in table.columns:
+        texts = [str(column.header), *(Text.from_markup(str(cell)).plain for cell in column.cells)]
+        lines = [line for text in texts for line in text.splitlines()]
+        longest_line = max(map(len, lines), default=0)
+        most.append(longest_line)
+        least.append(
+            longest_line if column.no_wrap else max((len(w) for t in lines for w in t.split()), default=0)
+        )
+    room = width - spacing
+    if sum(most) <= room or sum(least) > room:
+        return table
+    spare, wanted = room - sum(least), sum(most) - sum(least)
+    for column, low, high in zip(table.columns, least, most, strict=True):
+        column.width = low + (high - low) * spare // wanted
+    return table
+
+
+def _json(raw: bytes | str) -> str:
+    """Stored JSON as stored, but with a space after each comma: where a line may break."""
+    return json.dumps(json.loads(raw), separators=(", ", ":"), ensure_ascii=False)
 
 
 def _event_with(store: EventStore, stream: str, reference: str) -> RecordedEvent:

@@ -11,7 +11,7 @@
     │   │   ├── NotAnEventError         a decider or aggregate produced a non-event
     │   │   └── EventValidationError    a payload that does not fit its registered type
     │   ├── UnregisteredEventError      an object whose class is not in the registry
-    │   ├── EventEncodeError            a payload that cannot be encoded as JSON
+    │   ├── EventEncodeError            a payload or metadata that JSON cannot carry as given
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   └── WrongCategoryError          a command sent to a stream of another category
@@ -23,8 +23,8 @@
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
     ├── DecodeError                     reading back what was stored
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
-    │   ├── UpcastError                 no upcaster path, or an upcaster failed
-    │   ├── EventDecodeError            a stored payload that no longer decodes
+    │   ├── UpcastError                 an upcaster missing, failing, or leaving a payload undecodable
+    │   ├── EventDecodeError            a payload that never fitted the version it was stored at
     │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
     ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
@@ -119,7 +119,11 @@ class InvalidInputError(ChronikError, ValueError):
 
 
 class InvalidStreamIdError(InvalidInputError):
-    """A stream id that is empty, too long or contains control characters."""
+    """A stream id that is empty, only whitespace, too long, or not printable text.
+
+    The message names the first character refused and its index: a control
+    character, an invisible format character, a lone surrogate (not valid Unicode).
+    """
 
 
 class InvalidExpectedVersionError(InvalidInputError):
@@ -152,7 +156,12 @@ class UnregisteredEventError(InvalidInputError):
 
 
 class EventEncodeError(InvalidInputError):
-    """A payload or metadata that cannot be encoded as JSON."""
+    """A payload or metadata that cannot be encoded as JSON.
+
+    Also metadata that JSON would not hand back as given (a ``datetime``, a UUID, a
+    tuple, a key that is not a str): metadata has no type to decode into, so it
+    must be JSON values already. The message names the part and the fix.
+    """
 
 
 class EventTooLargeError(InvalidInputError):
@@ -251,11 +260,24 @@ class UnknownEventTypeError(DecodeError):
 
 
 class UpcastError(DecodeError):
-    """An old payload could not be upcast to the registered schema version."""
+    """An old payload could not be upcast to the registered schema version.
+
+    An upcaster is missing (the message names the step, ``vN`` to ``vN+1``), one
+    raised, or the chain ran but its result does not fit the registered type (the
+    message names the versions it runs between): the chain is incomplete. A payload
+    written by newer code (a higher schema version than this process knows) is one
+    too.
+    """
 
 
 class EventDecodeError(DecodeError):
-    """A stored payload no longer decodes into its registered type."""
+    """A stored payload that does not decode, though nothing needed upcasting.
+
+    The event is at its type's registered schema version (or its type is not
+    registered) and its payload never fitted: it was written unchecked, by another
+    program or before chronik checked payloads on append, or the class changed
+    without a new schema version.
+    """
 
 
 class SchemaError(ChronikError):

@@ -12,6 +12,7 @@ import enum
 import random
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -53,6 +54,7 @@ __all__ = [
     "StreamState",
     "StreamWrite",
     "category_of",
+    "unprintable",
     "uuid7",
     "validate_expected_version",
     "validate_stream_id",
@@ -91,8 +93,33 @@ def validate_stream_id(stream_id: object) -> str:
             f"stream id is {len(stream_id)} characters, over the limit of {MAX_STREAM_ID_LENGTH}"
         )
     if not stream_id.isprintable():
-        raise InvalidStreamIdError(f"stream id {stream_id!r} contains control characters")
+        raise InvalidStreamIdError(f"stream id {stream_id!r} is refused: {unprintable(stream_id)}")
+    if stream_id.isspace():  # after isprintable, so only spaces are left to find here
+        raise InvalidStreamIdError(f"stream id {stream_id!r} is only whitespace")
     return stream_id
+
+
+_UNPRINTABLE_KINDS: Final = {
+    "Cc": "control character",
+    "Cf": "invisible format character",
+    "Co": "private-use character",
+    "Cn": "unassigned code point",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+    "Zs": "space character other than ' '",
+}
+
+
+def unprintable(text: str) -> str:
+    """Name the first character of ``text`` that ``str.isprintable`` refuses, and where."""
+    index, char = next((i, c) for i, c in enumerate(text) if not c.isprintable())
+    code = repr(char)[1:-1]
+    category = unicodedata.category(char)
+    if category == "Cs":  # half of a UTF-16 pair on its own: no encoder can write it
+        return f"lone surrogate {code} at index {index}; not valid Unicode"
+    name = unicodedata.name(char, "")
+    kind = _UNPRINTABLE_KINDS.get(category, "unprintable character")
+    return f"{kind} {code}{f' ({name})' if name else ''} at index {index}"
 
 
 def category_of(stream_id: str) -> str:

@@ -8,9 +8,13 @@ restarted by these tests.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import psycopg
@@ -159,3 +163,66 @@ def test_store_and_readers_recover_when_every_connection_dies(
         assert store.append("order-1", [_event(6)]).version == 7
         resumed = store.read_all(after=store.load_checkpoint("reader"))
         assert [e.data["n"] for e in resumed] == [2, 3, 4, 5, 6]
+
+
+class _CollectGarbage:
+    """A task for a pool's worker thread: run the cyclic garbage collector there."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        gc.collect()
+        self.done.set()
+
+
+def test_a_store_left_unclosed_is_cleaned_up_even_when_collected_on_a_pool_thread(
+    postgres_store_url: str, postgres_url: str, application: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pool is in a reference cycle (each pooled connection points back at it), so
+    # the cyclic collector frees it on whatever thread it happens to run: here,
+    # deliberately, one of the pool's own workers. psycopg_pool's __del__ would then
+    # join that very thread ("Exception ignored in ConnectionPool.__del__ ...
+    # cannot join current thread") and leave the connections open.
+    ignored: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: ignored.append(f"{u.exc_value!r} in {u.object!r}"))
+    url = f"{postgres_store_url}&application_name={application}&pool_min_size=2"
+    store = PostgresEventStore(url)
+    store.append("order-1", [_event()])  # the notifier's connection too
+    store.log_reader()  # the store's state and its reader refer to each other
+    pool = store._shared._pool
+    assert pool is not None
+    tasks = pool._tasks  # the workers' queue: psycopg_pool's own, reached only here
+    del store, pool
+    task = _CollectGarbage()
+    gc.disable()  # so that the worker's collection is the one that finds the store
+    try:
+        tasks.put(task)  # type: ignore[arg-type]  # a worker only calls its run()
+        assert task.done.wait(PATIENCE)
+    finally:
+        gc.enable()
+    assert ignored == []
+    _poll(iter(lambda: [] if _backends(postgres_url, application) else [1], None))  # all closed
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(
+    postgres_store_url: str, postgres_url: str, application: str
+) -> None:
+    # The clean-up of an unclosed store runs at exit too; in a forked child it must
+    # not close the pooled connections, whose sockets are the parent's.
+    url = f"{postgres_store_url}&application_name={application}&pool_min_size=2"
+    with PostgresEventStore(url) as store:
+        store.append("order-1", [_event()])
+        pool, abandoned = store._shared._pool, store._shared._abandoned
+        assert pool is not None and abandoned is not None
+        pool.wait(PATIENCE)  # every pooled connection made
+        before = _backends(postgres_url, application)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads, 3.12+
+            child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            abandoned()  # what its exit would run
+            os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+        assert set(before) <= set(_backends(postgres_url, application))  # none ended
+        assert store.append("order-1", [_event(1)]).version == 2

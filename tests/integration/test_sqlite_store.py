@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import chronik
@@ -126,6 +127,27 @@ def test_a_stored_payload_that_no_longer_decodes(tmp_path: Path) -> None:
         [event] = store.read_stream("order-1")
         with pytest.raises(chronik.EventDecodeError, match="'Created' at 'order-1' version 1"):
             _ = event.data
+
+
+class BookAdded(msgspec.Struct, frozen=True):
+    isbn: str
+
+
+def test_an_event_written_unchecked_by_another_program_is_named_as_such(tmp_path: Path) -> None:
+    # Another program (here: a store without the type registered) writes a payload
+    # that never fitted the type; the reader says so, not that an upcaster is missing.
+    with _open(tmp_path / "u.db") as other_program:
+        other_program.append("book-1", [NewEvent("BookAdded", {"isbn": 5})])
+    registry = chronik.EventRegistry()
+    registry.register(BookAdded, "BookAdded")
+    with _open(tmp_path / "u.db", registry=registry) as store:
+        [event] = store.read_stream("book-1")
+        with pytest.raises(chronik.EventDecodeError) as info:
+            _ = event.data
+    assert str(info.value).startswith(
+        "event 'BookAdded' at 'book-1' version 1 was stored with a payload that never fitted "
+        "BookAdded v1: Expected `str`, got `int` - at `$.isbn`; it was written unchecked"
+    )
 
 
 def test_bad_input_never_corrupts_the_file(tmp_path: Path) -> None:

@@ -148,15 +148,52 @@ def test_payload_stored_at_a_version_without_an_upcaster_path() -> None:
     registry.register(Opened, "AccountOpened", version=3)
     registry.add_upcaster("AccountOpened", 2, lambda d: {**d, "limit": 0})
     codec = Codec(registry)
-    with pytest.raises(UpcastError, match="no upcaster for 'AccountOpened' from schema version 1"):
+    with pytest.raises(UpcastError) as info:
         _ = _recorded(codec, "AccountOpened", b'{"owner":"a"}', 1).data
+    message = str(info.value)
+    assert "'AccountOpened' at 'account-1' version 7 (stored at schema version 1)" in message
+    assert "an upcaster is missing from v1 to v2" in message
+    assert "registry.upcaster('AccountOpened', from_version=1)" in message
+    assert (info.value.stream_id, info.value.version, info.value.type) == ("account-1", 7, "AccountOpened")
+
+
+def test_upcasters_that_leave_a_payload_undecodable_are_named_as_incomplete() -> None:
+    # The chain runs, but what it produces still misses a field of the current type:
+    # an upcaster is missing a step, not the payload broken.
+    registry = EventRegistry()
+    registry.register(Opened, "AccountOpened", version=3)
+    registry.add_upcaster("AccountOpened", 1, lambda d: d)
+    registry.add_upcaster("AccountOpened", 2, lambda d: {**d, "limit": 0})
+    event = _recorded(Codec(registry), "AccountOpened", b'{"owner":"a"}', 1)
+    with pytest.raises(UpcastError) as info:
+        _ = event.data
+    message = str(info.value)
+    assert "'AccountOpened' at 'account-1' version 7 (stored at schema version 1)" in message
+    assert "does not fit Opened v3" in message
+    assert "missing required field `currency`" in message
+    assert "an upcaster is missing or incomplete from v1 to v3" in message
+    assert "never fitted" not in message
+    assert (info.value.stream_id, info.value.version, info.value.type) == ("account-1", 7, "AccountOpened")
+
+
+def test_payload_stored_at_the_current_version_that_never_fitted_says_it_was_written_unchecked() -> None:
+    codec = Codec(_v3_registry())
+    event = _recorded(codec, "AccountOpened", b'{"owner":"a","currency":"EUR","limit":"lots"}', 3)
+    with pytest.raises(EventDecodeError) as info:
+        _ = event.data
+    message = str(info.value)
+    assert "'AccountOpened' at 'account-1' version 7" in message
+    assert "was stored with a payload that never fitted Opened v3" in message
+    assert "Expected `int`, got `str` - at `$.limit`" in message
+    assert "it was written unchecked" in message
+    assert not isinstance(info.value, UpcastError)
 
 
 def test_a_failing_upcaster_names_the_event() -> None:
     registry = EventRegistry()
     registry.register(Opened, "AccountOpened", version=2)
     registry.add_upcaster("AccountOpened", 1, lambda d: d["missing"])
-    with pytest.raises(UpcastError, match=r"'account-1' version 7 from schema version 1 failed"):
+    with pytest.raises(UpcastError, match=r"version 7 \(stored at schema version 1\) failed: KeyError"):
         _ = _recorded(Codec(registry), "AccountOpened", b'{"owner":"a"}', 1).data
 
 
@@ -172,8 +209,8 @@ def test_payload_that_no_longer_decodes_names_stream_version_and_type() -> None:
     with pytest.raises(EventDecodeError) as info:
         _ = event.data
     assert (info.value.stream_id, info.value.version, info.value.type) == ("account-1", 7, "AccountOpened")
-    assert "no longer decodes" in str(info.value)
-    with pytest.raises(EventDecodeError):
+    assert "never fitted Opened v3" in str(info.value)
+    with pytest.raises(EventDecodeError, match="'Unregistered' at 'account-1' version 7 .* not JSON"):
         _ = _recorded(codec, "Unregistered", b"{not json", 1).data
 
 
@@ -208,6 +245,39 @@ def test_new_event_wraps_typed_events_with_metadata() -> None:
 def test_bad_new_events_are_refused(bad: NewEvent) -> None:
     with pytest.raises(chronik.errors.InvalidEventError):
         Codec().encode("s-1", bad)
+
+
+def test_an_unprintable_type_name_is_named_for_what_it_is() -> None:
+    with pytest.raises(
+        chronik.errors.InvalidEventError, match=r"lone surrogate \\udc00 at index 3; not valid"
+    ):
+        Codec().encode("s-1", NewEvent("Bad\udc00", {}))
+    with pytest.raises(chronik.errors.InvalidEventError, match=r"control character \\n at index 3"):
+        Codec().encode("s-1", NewEvent("bad\ntype", {}))
+
+
+def test_a_datetime_in_metadata_is_refused_with_the_fix() -> None:
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    with pytest.raises(chronik.errors.EventEncodeError) as info:
+        Codec().encode("s-1", NewEvent("T", {}, {"user": "ada", "audit": {"at": [when]}}))
+    assert str(info.value) == (
+        "metadata audit.at[0] of event 'T' for stream 's-1' is a datetime, which would read back "
+        "as a str ('2024-05-01T12:30:00Z'); pass an ISO string, e.g. .isoformat(). Metadata holds "
+        "JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
+    )
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata key 7 .* is an int"):
+        Codec().encode("s-1", NewEvent("T", {}, {7: "x"}))  # type: ignore[dict-item]
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata pair .* a tuple, .* list"):
+        Codec().encode("s-1", NewEvent("T", {}, {"pair": (1, 2)}))
+    with pytest.raises(chronik.errors.EventEncodeError, match=r"metadata score .* a float, .* None"):
+        Codec().encode("s-1", NewEvent("T", {}, {"score": float("nan")}))
+
+
+def test_json_metadata_reads_back_as_given() -> None:
+    meta = {"s": "x", "i": 1, "f": 1.5, "b": True, "n": None, "l": [1, {"k": "v"}], "d": {"e": []}}
+    encoded = Codec().encode("s-1", NewEvent("T", {}, meta))
+    assert encoded.metadata is not None
+    assert msgspec.json.decode(encoded.metadata) == meta
 
 
 def test_metadata_must_encode() -> None:

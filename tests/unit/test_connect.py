@@ -1,11 +1,14 @@
 """Opening stores by URL, and the errors for URLs that do not work."""
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import chronik
 from chronik import ConfigurationError
+from chronik._connect import install_command
 from chronik.stores.memory import MemoryEventStore
 from chronik.stores.sqlite import SQLiteEventStore
 
@@ -33,6 +36,16 @@ def test_bad_urls_name_the_problem(
     with pytest.raises(ConfigurationError, match=message):
         chronik.connect(url)
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_memory_store_says_what_it_holds_in_its_repr() -> None:
+    store = chronik.connect("memory://")
+    assert repr(store) == "MemoryEventStore('memory://', streams=0, events=0)"
+    store.append("order-1", [chronik.NewEvent("X", {}), chronik.NewEvent("X", {})])
+    store.append("order-2", [chronik.NewEvent("X", {})])
+    assert repr(store) == "MemoryEventStore('memory://', streams=2, events=3)"
+    store.close()
+    assert repr(store) == "MemoryEventStore('memory://', streams=2, events=3, closed)"
 
 
 def test_memory_url() -> None:
@@ -84,8 +97,9 @@ def test_scheme_whose_backend_is_missing(monkeypatch: pytest.MonkeyPatch) -> Non
         m for m in sys.modules if m == "chronik.stores.nats" or m.startswith("chronik.stores.nats.")
     ]:
         monkeypatch.delitem(sys.modules, name)
+    # The install command names chronik as it was installed: by name, or by its clone's path.
     with pytest.raises(
-        ConfigurationError, match=r"nats:// stores need 'nats[.\w]*': pip install '[\w-]+\[nats\]'"
+        ConfigurationError, match=r"nats:// stores need 'nats[.\w]*': pip install (-e )?'[^']+\[nats\]'"
     ):
         chronik.connect("nats://127.0.0.1:4222")
 
@@ -112,5 +126,43 @@ def test_missing_postgres_extra_gives_an_install_hint(monkeypatch: pytest.Monkey
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "psycopg", None)
     monkeypatch.setitem(sys.modules, "psycopg_pool", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'chronik\[postgres\]'"):
+    with pytest.raises(ConfigurationError, match=r"psycopg") as info:
         chronik.connect("postgresql://postgres@127.0.0.1:5432/test")
+    # As this chronik was installed: from an index by name, or from a clone by its path.
+    command = re.search(r"pip install (-e )?'(.+)\[postgres\]'", str(info.value))
+    assert command is not None, str(info.value)
+    assert command[2] == "chronik" or (Path(command[2]) / "pyproject.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("origin", "command"),
+    [
+        (None, "pip install 'chronik[postgres]'"),
+        (
+            {"url": "file:///home/ada/src/chronik", "dir_info": {"editable": True}},
+            "pip install -e '/home/ada/src/chronik[postgres]'",
+        ),
+        (
+            {"url": "file:///home/ada/src/chronik", "dir_info": {}},
+            "pip install '/home/ada/src/chronik[postgres]'",
+        ),
+        (
+            {
+                "url": "https://git.example.com/o/chronik.git",
+                "vcs_info": {"vcs": "git", "commit_id": "abc123"},
+            },
+            "pip install 'chronik[postgres] @ git+https://git.example.com/o/chronik.git@abc123'",
+        ),
+        (
+            {"url": "https://files.example.com/chronik-0.1.0.tar.gz", "archive_info": {}},
+            "pip install 'chronik[postgres] @ https://files.example.com/chronik-0.1.0.tar.gz'",
+        ),
+    ],
+    ids=["index", "editable-clone", "clone", "git", "archive"],
+)
+def test_the_install_hint_installs_the_extra_from_where_chronik_came_from(
+    origin: dict[str, Any] | None, command: str
+) -> None:
+    # chronik is not on PyPI yet: telling a user of a clone to `pip install
+    # 'chronik[postgres]'` sends them to look for a package that is not there.
+    assert install_command("chronik", "postgres", origin) == command

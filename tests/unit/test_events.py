@@ -24,8 +24,12 @@ def test_category_is_the_part_before_the_first_dash(stream_id: str, category: st
     [
         ("", "empty"),
         ("x" * 201, "over the limit of 200"),
-        ("a\x07b", "control characters"),
-        ("a\u2028b", "control characters"),
+        ("a\x07b", r"control character \\x07 at index 1"),
+        ("a\u2028b", r"line separator \\u2028 \(LINE SEPARATOR\) at index 1"),
+        ("ab\ud800", r"lone surrogate \\ud800 at index 2; not valid Unicode"),
+        ("x\u200by", r"invisible format character \\u200b \(ZERO WIDTH SPACE\) at index 1"),
+        (" ", "only whitespace"),
+        ("   ", "only whitespace"),
         (7, "must be a str"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,9 +13,9 @@ from chronik.cli import main
 from chronik.demo import run_demo
 
 
-def _run(path: Path) -> str:
+def _run(path: Path, width: int = 120) -> str:
     out = io.StringIO()
-    run_demo(path, console=Console(file=out, width=120, color_system=None))
+    run_demo(path, console=Console(file=out, width=width, color_system=None))
     return out.getvalue()
 
 
@@ -47,3 +48,19 @@ def test_the_demo_from_the_command_line(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert "The store now holds 15 events in 3 streams" in result.output
     assert path.exists()
+
+
+def _words(text: str) -> set[str]:
+    # Digits vary between runs (times, lag); rules and table borders vary with the width.
+    words = set(re.sub(r"\d+", "0", text).split())
+    return {w for w in words if not all("\u2500" <= c <= "\u257f" for c in w)}
+
+
+def test_the_demo_fits_80_columns_without_splitting_a_word(tmp_path: Path) -> None:
+    # What a word is at 80 columns must be a word of the same demo on a wide terminal:
+    # a word folded across lines ("fountain-pe" / "n'") or cut short ("2,500.0") is not.
+    narrow = _run(tmp_path / "demo.db", width=80)
+    wide = _run(tmp_path / "demo.db", width=200)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    assert sorted(_words(narrow) - _words(wide)) == []
+    assert "…" not in narrow

@@ -266,4 +266,6 @@ class MemoryEventStore(Subscribes):
         self.close()
 
     def __repr__(self) -> str:
-        return f"MemoryEventStore(at {id(self):#x})"
+        log = self._log  # no lock: a repr must not wait for a writer, and len() is atomic
+        closed = ", closed" if log.closed else ""
+        return f"MemoryEventStore('memory://', streams={len(log.streams)}, events={len(log.rows)}{closed})"

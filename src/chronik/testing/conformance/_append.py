@@ -102,6 +102,24 @@ class AppendTests(ConformanceBase):
         assert before <= recorded.recorded_at <= datetime.now(UTC) + timedelta(seconds=5)
         assert recorded.checkpoint == next(e for e in store.read_all() if e.event_id == event_id).checkpoint
 
+    @pytest.mark.parametrize(
+        "meta",
+        [
+            {"when": datetime(2024, 5, 1, 12, tzinfo=UTC)},
+            {"id": uuid.UUID(int=1)},
+            {"nested": {"pair": (1, 2)}},
+            {"by_key": {1: "one"}},
+        ],
+        ids=["datetime", "uuid", "tuple", "int-key"],
+    )
+    def test_metadata_that_would_not_read_back_as_given_is_refused(
+        self, store: EventStore, meta: dict[str, Any]
+    ) -> None:
+        # JSON would hand back a str, a list or a str key: not what was appended.
+        with pytest.raises(EventEncodeError, match="would read back as"):
+            store.append(new_stream(), [NewEvent("X", {}, meta)])
+        assert store.head() is None
+
     def test_event_ids_are_generated_as_uuid7(self, store: EventStore) -> None:
         stream = new_stream()
         store.append(stream, [NewEvent("A", {}), NewEvent("B", {})])
@@ -192,8 +210,20 @@ class AppendTests(ConformanceBase):
 
     @pytest.mark.parametrize(
         "bad",
-        ["", "x" * 201, "line\nbreak", "tab\there", "nul\x00", None, 42, b"bytes"],
-        ids=["empty", "too-long", "newline", "tab", "nul", "none", "int", "bytes"],
+        ["", " ", "   ", "x" * 201, "line\nbreak", "tab\there", "nul\x00", "a\ud800", None, 42, b"bytes"],
+        ids=[
+            "empty",
+            "space",
+            "spaces",
+            "too-long",
+            "newline",
+            "tab",
+            "nul",
+            "surrogate",
+            "none",
+            "int",
+            "bytes",
+        ],
     )
     def test_invalid_stream_ids_are_refused(self, store: EventStore, bad: Any) -> None:
         with pytest.raises(InvalidStreamIdError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
@@ -25,6 +26,7 @@ from chronik.stores.postgres._async.schema import connect, prepare_schema
 from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
 from chronik.stores.postgres._config import PostgresConfig
 from chronik.stores.postgres._notify import AsyncNotifier
+from chronik.stores.postgres._pool import close_when_abandoned
 
 if TYPE_CHECKING:
     from psycopg.abc import Params
@@ -50,6 +52,7 @@ class Connections:
         self.readers: set[AsyncPostgresLogReader] = set()
         self.closed = False
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._abandoned: weakref.finalize[Any, Any] | None = None
         self._open_lock = asyncio.Lock()
         self._notifier = AsyncNotifier(config.conninfo, config.channel) if config.notify else None
 
@@ -81,6 +84,7 @@ class Connections:
             )
             await pool.open(wait=False)
             self._pool = pool
+            self._abandoned = close_when_abandoned(self, pool, self._notifier)  # see _pool.py
 
     def check_open(self) -> None:
         if self.closed:
@@ -175,6 +179,8 @@ class Connections:
         if self._notifier is not None:
             await self._notifier.close()
         if pool is not None:
+            if self._abandoned is not None:
+                self._abandoned.detach()
             await pool.close()
 
 

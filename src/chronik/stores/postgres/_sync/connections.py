@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVar
 
@@ -21,6 +22,7 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
 from chronik.stores.postgres._config import PostgresConfig
 from chronik.stores.postgres._notify import Notifier
+from chronik.stores.postgres._pool import close_when_abandoned
 from chronik.stores.postgres._sync.schema import connect, prepare_schema
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Connections:
         self.readers: set[PostgresLogReader] = set()
         self.closed = False
         self._pool: ConnectionPool[Conn] | None = None
+        self._abandoned: weakref.finalize[Any, Any] | None = None
         self._open_lock = threading.Lock()
         self._notifier = Notifier(config.conninfo, config.channel) if config.notify else None
 
@@ -78,6 +81,7 @@ class Connections:
             )
             pool.open(wait=False)
             self._pool = pool
+            self._abandoned = close_when_abandoned(self, pool, self._notifier)  # see _pool.py
 
     def check_open(self) -> None:
         if self.closed:
@@ -172,6 +176,8 @@ class Connections:
         if self._notifier is not None:
             self._notifier.close()
         if pool is not None:
+            if self._abandoned is not None:
+                self._abandoned.detach()
             pool.close()
 
 
