@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from chronik.aio import _ThreadPool, _wait_for  # the thread-lending of asyncio faces, shared
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint
+from chronik.projections._async_targets import _TransactionUnit
 from chronik.projections._sqlalchemy import CHECKPOINT_TABLE, Tables
-from chronik.store import AsyncProjectionStateStore, AsyncStoreTransaction, SQLDatabase, is_async
+from chronik.store import AsyncProjectionStateStore, SQLDatabase, is_async
 
 if TYPE_CHECKING:
     import sqlite3
@@ -76,31 +77,6 @@ class AsyncSQLAlchemyConnection:
         ``await conn.run_sync(metadata.create_all)``."""
         result: R = await self._run(fn, self.sync_connection, *args, **kwargs)
         return result
-
-
-class _AsyncSharedUnit:
-    """A unit that is an asyncio SQLite store's transaction (see ``_SharedUnit``)."""
-
-    def __init__(self, tx: AsyncStoreTransaction, conn: AsyncSQLAlchemyConnection) -> None:
-        self._tx = tx
-        self._conn = conn
-
-    @property
-    def context(self) -> AsyncSQLAlchemyConnection:
-        return self._conn
-
-    @property
-    def states(self) -> AsyncProjectionStateStore | None:
-        return self._tx
-
-    async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        return await self._tx.load_checkpoint(name)
-
-    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        await self._tx.save_checkpoint(name, checkpoint)
-
-    async def delete_checkpoint(self, name: str) -> None:
-        await self._tx.delete_checkpoint(name)
 
 
 class _AsyncEngineUnit:
@@ -211,7 +187,7 @@ class AsyncSQLAlchemyTarget:
         return await self._in_thread(self._load, name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[_AsyncSharedUnit | _AsyncEngineUnit]:
+    async def unit(self) -> AsyncIterator[_TransactionUnit[AsyncSQLAlchemyConnection] | _AsyncEngineUnit]:
         """One transaction of the read model's database, on a thread of its own."""
         await self._ensure_tables()
         tables = self.tables
@@ -220,7 +196,7 @@ class AsyncSQLAlchemyTarget:
                 run, connection = _on_transaction_thread(tx)
                 sync_connection = await run(tables.lend, connection)
                 try:
-                    yield _AsyncSharedUnit(tx, AsyncSQLAlchemyConnection(sync_connection, run))
+                    yield _TransactionUnit(tx, AsyncSQLAlchemyConnection(sync_connection, run))
                 finally:
                     await run(sync_connection.close)  # the store's transaction commits or rolls back
             return

@@ -74,13 +74,17 @@ class AsyncProjectionTarget(Protocol[C_co]):
         ...
 
 
-class _TransactionUnit:
-    def __init__(self, tx: AsyncStoreTransaction) -> None:
+class _TransactionUnit(Generic[C]):
+    """A unit that is a store transaction; handlers write to ``context``: the
+    transaction itself, or something that works in it (a SQLAlchemy connection)."""
+
+    def __init__(self, tx: AsyncStoreTransaction, context: C) -> None:
         self._tx = tx
+        self._context = context
 
     @property
-    def context(self) -> AsyncStoreTransaction:
-        return self._tx
+    def context(self) -> C:
+        return self._context
 
     @property
     def states(self) -> AsyncProjectionStateStore | None:
@@ -117,9 +121,9 @@ class AsyncTransactionalTarget:
             return await tx.load_checkpoint(name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[_TransactionUnit]:
+    async def unit(self) -> AsyncIterator[_TransactionUnit[AsyncStoreTransaction]]:
         async with self.store.transaction() as tx:
-            yield _TransactionUnit(tx)
+            yield _TransactionUnit(tx, tx)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store!r})"

@@ -52,8 +52,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from chronik.errors import ConfigurationError
 from chronik.events import Checkpoint
+from chronik.projections._targets import _TransactionUnit
 from chronik.projections.errors import ProjectionConflictError
-from chronik.store import ProjectionStateStore, SQLDatabase, StoreTransaction
+from chronik.store import ProjectionStateStore, SQLDatabase
 
 if TYPE_CHECKING:
     import sqlite3
@@ -264,31 +265,6 @@ def _begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class _SharedUnit:
-    """A unit that is a store transaction (SQLite): checkpoint and state are the store's."""
-
-    def __init__(self, tx: StoreTransaction, conn: Connection) -> None:
-        self._tx = tx
-        self._conn = conn
-
-    @property
-    def context(self) -> Connection:
-        return self._conn
-
-    @property
-    def states(self) -> ProjectionStateStore | None:
-        return self._tx
-
-    def load_checkpoint(self, name: str) -> Checkpoint | None:
-        return self._tx.load_checkpoint(name)
-
-    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        self._tx.save_checkpoint(name, checkpoint)
-
-    def delete_checkpoint(self, name: str) -> None:
-        self._tx.delete_checkpoint(name)
-
-
 class _EngineUnit:
     """A unit that is a transaction of the target's engine, with its checkpoint table."""
 
@@ -374,7 +350,7 @@ class SQLAlchemyTarget:
             return tables.load(conn, name, lock=False)
 
     @contextmanager
-    def unit(self) -> Iterator[_SharedUnit | _EngineUnit]:
+    def unit(self) -> Iterator[_TransactionUnit[Connection] | _EngineUnit]:
         """One transaction of the read model's database; commits when the block ends."""
         self._ensure_tables()
         tables = self.tables
@@ -382,7 +358,7 @@ class SQLAlchemyTarget:
             with tables.store.transaction() as tx:
                 conn = tables.lend(tx.connection)
                 try:
-                    yield _SharedUnit(tx, conn)
+                    yield _TransactionUnit(tx, conn)
                 finally:
                     conn.close()  # the store's transaction commits or rolls back
             return

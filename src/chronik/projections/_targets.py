@@ -60,13 +60,17 @@ class ProjectionTarget(Protocol[C_co]):
         ...
 
 
-class _TransactionUnit:
-    def __init__(self, tx: StoreTransaction) -> None:
+class _TransactionUnit(Generic[C]):
+    """A unit that is a store transaction; handlers write to ``context``: the
+    transaction itself, or something that works in it (a SQLAlchemy connection)."""
+
+    def __init__(self, tx: StoreTransaction, context: C) -> None:
         self._tx = tx
+        self._context = context
 
     @property
-    def context(self) -> StoreTransaction:
-        return self._tx
+    def context(self) -> C:
+        return self._context
 
     @property
     def states(self) -> ProjectionStateStore | None:
@@ -103,9 +107,9 @@ class TransactionalTarget:
             return tx.load_checkpoint(name)
 
     @contextmanager
-    def unit(self) -> Iterator[_TransactionUnit]:
+    def unit(self) -> Iterator[_TransactionUnit[StoreTransaction]]:
         with self.store.transaction() as tx:
-            yield _TransactionUnit(tx)
+            yield _TransactionUnit(tx, tx)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store!r})"
