@@ -39,7 +39,12 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    directory: Path, *, token: str | None = None, with_app: bool = True, app: str = "shop:app"
+    directory: Path,
+    *,
+    token: str | None = None,
+    with_app: bool = True,
+    app: str = "shop:app",
+    relative: bool = False,
 ) -> Iterator[Server]:
     """``chronik serve`` on ``directory``/chronik.db (created first unless it is there),
     with the test shop application as ``--app shop:app`` (or ``app``); stopped on exit."""
@@ -54,15 +59,16 @@ def serve(
             capture_output=True,
         )
     port = free_port()
-    args = [sys.executable, "-m", "chronik", "serve", "--url", f"sqlite:///{db}", "--port", str(port)]
+    url = f"sqlite:///{db.name}" if relative else f"sqlite:///{db}"  # relative: to directory
+    args = [sys.executable, "-m", "chronik", "serve", "--url", url, "--port", str(port)]
     if with_app:
         args += ["--app", app]
     env = cli_env(**({"CHRONIK_UI_TOKEN": token} if token else {}))
     process = subprocess.Popen(args, cwd=directory, env=env, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process)
-        yield Server(url, db, process)
+        _wait_until_up(base, process)
+        yield Server(base, db, process)
     finally:
         process.terminate()
         try:
