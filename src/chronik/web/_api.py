@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 import chronik
+from chronik._app import model_name
 from chronik._connect import find_backend
 from chronik._operations import (
     categories,
@@ -43,6 +44,7 @@ from chronik.web._support import (
     context,
     json_response,
     parse_checkpoint,
+    parse_moment,
     query_bool,
     query_checkpoint,
     query_int,
@@ -101,8 +103,6 @@ def _has_states(store: object) -> bool:
 
 
 def _model_names(ctx: Context) -> list[str]:
-    from chronik._app import model_name
-
     return [model_name(m) for m in ctx.app.models]
 
 
@@ -380,7 +380,7 @@ def time_travel(request: Request) -> Response:
         raise ApiError(404, f"the application has no model {name!r}", model=name)
     stream_id = request.path_params["stream_id"]
     version = query_int(request, "version", None)
-    as_of = _moment(request.query_params.get("as_of"))
+    as_of = parse_moment(request.query_params.get("as_of"))
     if version is not None and as_of is not None:
         raise ApiError(400, "give version or as_of, not both", field="as_of")
     if not ctx.store.stream_info(stream_id).exists:
@@ -396,20 +396,6 @@ def travel_or_422(
         return travel(ctx.store, model, stream_id, version, as_of)
     except ChronikError as err:
         raise ApiError(422, f"{type(err).__name__}: {err}", stream_id=stream_id) from None
-
-
-def _moment(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"as_of {text!r} is not an ISO 8601 date and time", field="as_of") from None
-    if at.utcoffset() is None:
-        from datetime import UTC
-
-        at = at.replace(tzinfo=UTC)
-    return at
 
 
 # -- Server-Sent Events -----------------------------------------------------------------------------
@@ -429,7 +415,9 @@ async def subscribe(request: Request) -> Response:
     if resume is None and request.query_params.get("after") in (None, "") and _from_head(request):
         after = store.head()
     cats, types = query_list(request, "category"), query_list(request, "type")
-    subscription = store.subscribe(after, categories=cats, types=types)
+    subscription = await anyio.to_thread.run_sync(
+        lambda: store.subscribe(after, categories=cats, types=types)
+    )
 
     async def stream() -> AsyncIterator[bytes]:
         quiet = 0.0

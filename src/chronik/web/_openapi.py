@@ -342,6 +342,24 @@ def openapi() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/rate": {
+                "get": {
+                    "summary": "Events per second over the last five minutes (the overview's chart)",
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "required": ["seconds", "counts"],
+                                "properties": {
+                                    "seconds": {"type": "array", "items": {"type": "integer"}},
+                                    "counts": {"type": "array", "items": {"type": "integer"}},
+                                },
+                            },
+                            "Unix seconds and the events recorded in each.",
+                        )
+                    },
+                }
+            },
             "/api/subscribe": {
                 "get": {
                     "summary": "Follow the log as Server-Sent Events",

@@ -18,12 +18,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from chronik._app import model_name
-from chronik._operations import all_streams, letter_record, projection_rows, states_of
+from chronik._operations import all_streams, categories, letter_record, projection_rows, states_of
 from chronik.errors import ChronikError
 from chronik.events import RecordedEvent
 from chronik.web._api import info_record, public_url, travel_or_422
 from chronik.web._meter import rate
-from chronik.web._support import ApiError, context, query_checkpoint, query_int, query_limit
+from chronik.web._support import (
+    ApiError,
+    context,
+    json_response,
+    parse_moment,
+    query_checkpoint,
+    query_int,
+    query_limit,
+)
 from chronik.web._travel import find_model, models_for
 
 __all__ = ["page_routes"]
@@ -136,8 +144,6 @@ def streams_page(request: Request) -> Response:
         found = ctx.store.list_streams(category=category, after=after, limit=limit + 1)
         more = len(found) > limit
         found = found[:limit]
-    from chronik._operations import categories
-
     return _render(
         request,
         "streams.html",
@@ -239,9 +245,7 @@ def _travel(request: Request) -> tuple[Any, str, dict[str, Any]]:
         raise ApiError(404, f"stream {stream_id!r} does not exist")
     version = query_int(request, "version", None)
     as_of_text = request.query_params.get("as_of") or None
-    from chronik.web._api import _moment
-
-    as_of = _moment(as_of_text) if version is None else None
+    as_of = parse_moment(as_of_text) if version is None else None
     return model, stream_id, travel_or_422(ctx, model, stream_id, version, as_of)
 
 
@@ -263,8 +267,6 @@ def travel_state(request: Request) -> Response:
 
 
 def rate_fragment(request: Request) -> Response:
-    from chronik.web._support import json_response
-
     return json_response(rate(context(request)))
 
 

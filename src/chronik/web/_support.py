@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -33,6 +34,7 @@ __all__ = [
     "error_response",
     "json_response",
     "parse_checkpoint",
+    "parse_moment",
     "query_bool",
     "query_checkpoint",
     "query_int",
@@ -138,6 +140,17 @@ def parse_checkpoint(text: str | None, name: str) -> Checkpoint | None:
 
 def query_checkpoint(request: Request, name: str = "after") -> Checkpoint | None:
     return parse_checkpoint(request.query_params.get(name), name)
+
+
+def parse_moment(text: str | None, name: str = "as_of") -> datetime | None:
+    """An ISO 8601 moment (UTC when it names no offset), or a 400 naming ``name``."""
+    if not text:
+        return None
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} {text!r} is not an ISO 8601 date and time", field=name) from None
+    return at if at.utcoffset() is not None else at.replace(tzinfo=UTC)
 
 
 def query_list(request: Request, name: str) -> list[str] | None:

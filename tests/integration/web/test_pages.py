@@ -78,3 +78,13 @@ def test_writes_in_the_pages_need_the_token(client: TestClient, readonly: TestCl
     assert 'data-writable="yes"' in client.get("/projections").text
     assert 'id="token"' in client.get("/projections").text
     assert 'data-writable="no"' in readonly.get("/projections").text
+
+
+def test_the_date_picker_shows_the_state_at_that_moment(client: TestClient) -> None:
+    first = client.get("/api/travel/order/order-1?version=1").json()
+    picked = client.get("/travel/order/order-1/state", params={"as_of": first["recorded_at"]}).text
+    assert 'data-version="1"' in picked and "&#34;total&#34;: 30" in picked
+    before = client.get("/travel/order/order-1/state", params={"as_of": "2000-01-01T00:00"}).text
+    assert 'data-version="0"' in before
+    wrong = client.get("/travel/order/order-1/state", params={"as_of": "soon"})
+    assert wrong.status_code == 400 and "as_of" in wrong.text

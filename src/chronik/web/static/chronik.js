@@ -43,6 +43,15 @@
     });
   }
 
+  // A date picked: the slider moves to the version shown.
+  document.body.addEventListener("htmx:afterSwap", function (e) {
+    var shownState = document.querySelector("#state .travel-state");
+    if (e.detail.target.id === "state" && shownState && slider && shown) {
+      slider.value = shownState.dataset.version;
+      shown.textContent = shownState.dataset.version;
+    }
+  });
+
   // The live log: Server-Sent Events from the head of the log.
   var live = document.getElementById("live");
   if (live && window.EventSource) {
