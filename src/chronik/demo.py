@@ -76,6 +76,12 @@ def run_demo(path: Path, console: Console | None = None) -> None:
     finally:
         store.close()
     console.rule("done")
+    console.print(
+        "See it in a browser (the web UI needs the web extra):\n"
+        f"  [bold]chronik serve --url sqlite:///{path} --app chronik.examples.app[/bold]\n"
+        "then open http://127.0.0.1:8000/ (Ctrl-C stops it).",
+        soft_wrap=True,
+    )
 
 
 def _fresh(path: Path, console: Console) -> None:

@@ -20,6 +20,7 @@ from rich.console import Console
 
 import chronik
 from chronik._connect import find_backend
+from chronik._operations import event_record
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
 from chronik.events import Checkpoint, RecordedEvent
@@ -137,26 +138,6 @@ checkpoint_type = _CheckpointType()
 
 def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
-
-
-def event_record(event: RecordedEvent) -> dict[str, Any]:
-    """An event as one JSON object: what ``--json``, ``export`` and ``import`` use.
-
-    ``data`` and ``metadata`` are the stored JSON, as stored (no upcasting), so that
-    an export imports back exactly.
-    """
-    return {
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "position": event.position,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": msgspec.Raw(_raw(event.raw_data)),
-        "metadata": msgspec.Raw(_raw(event.raw_metadata)) if event.raw_metadata else {},
-        "event_id": str(event.event_id),
-        "recorded_at": _iso(event.recorded_at),
-        "checkpoint": str(event.checkpoint),
-    }
 
 
 def _raw(value: bytes | str) -> bytes:

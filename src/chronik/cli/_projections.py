@@ -12,14 +12,23 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from chronik.cli._app import App, load_app
+from chronik._operations import (
+    find_letters,
+    iso,
+    letter_record,
+    projection_row,
+    projection_rows,
+    replay_letter,
+    skip_letter,
+    states_of,
+)
+from chronik.cli._app import load_app
 from chronik.cli._common import (
     Output,
     app_option,
@@ -31,57 +40,23 @@ from chronik.cli._common import (
     pretty_json,
     url_option,
 )
-from chronik.events import DeadLetter, ProjectionState
-from chronik.projections import ProjectionRunner, projection_lag
-from chronik.projections._concurrency import settle
+from chronik.errors import ChronikError
+from chronik.events import DeadLetter
+from chronik.projections import ProjectionRunner
 from chronik.store import ProjectionStateStore, Store
 
 __all__ = ["dead_letters", "projections"]
 
 
 def _states(store: Store) -> ProjectionStateStore:
-    if not isinstance(store, ProjectionStateStore):
-        raise fail("this store keeps no projection state (it is not a ProjectionStateStore)")
-    return store
+    try:
+        return states_of(store)
+    except ChronikError as err:
+        raise fail(str(err)) from err
 
 
-def _iso(at: datetime | None) -> str:
-    return "" if at is None else at.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _row(store: Store, app: App, name: str, states: list[ProjectionState]) -> dict[str, Any]:
-    letters = _states(store).dead_letters(name)
-    record: dict[str, Any] = {"name": name, "kind": None, "version": None, "status": "never run"}
-    runner = None
-    if name in app.names:
-        runner = app.runner(store, name)
-        record["kind"] = "process manager" if name not in {p.name for p in app.projections} else "projection"
-        record["version"] = runner.projection.version
-    mine = next((s for s in states if s.version == record["version"]), None)
-    if mine is None and states:
-        mine = next((s for s in states if s.active), states[-1])
-    if mine is not None:
-        record.update(version=mine.version, status=mine.status, active=mine.active)
-        record["updated_at"] = _iso(mine.updated_at)
-        if mine.failure is not None:
-            record["failure"] = mine.failure.describe()
-    record["dead_letters"] = sum(1 for d in letters if d.projection_version == record["version"])
-    if runner is not None and runner.projection.version == record["version"]:
-        lag = projection_lag(store, runner.projection, runner.target)
-        record.update(
-            checkpoint=None if lag.checkpoint is None else str(lag.checkpoint),
-            lag_events=lag.events,
-            lag_seconds=round(lag.seconds, 3),
-        )
-    return record
-
-
-def _rows(store: Store, app: App) -> list[dict[str, Any]]:
-    by_name: dict[str, list[ProjectionState]] = {}
-    for state in _states(store).projection_states():
-        by_name.setdefault(state.name, []).append(state)
-    names = sorted(set(by_name) | set(app.names))
-    return [_row(store, app, name, by_name.get(name, [])) for name in names]
+_row = projection_row
+_rows = projection_rows
 
 
 @click.group()
@@ -238,21 +213,7 @@ def dead_letters() -> None:
     """The events projections parked after their handlers kept failing."""
 
 
-def _letter_record(letter: DeadLetter) -> dict[str, Any]:
-    e = letter.event
-    return {
-        "projection": letter.projection,
-        "projection_version": letter.projection_version,
-        "position": e.position,
-        "stream_id": e.stream_id,
-        "version": e.version,
-        "type": e.type,
-        "event_id": str(e.event_id),
-        "checkpoint": str(e.checkpoint),
-        "error": e.error,
-        "attempts": e.attempts,
-        "parked_at": _iso(letter.parked_at),
-    }
+_letter_record = letter_record
 
 
 @dead_letters.command("list")
@@ -279,21 +240,17 @@ def list_letters(projection: str | None, url: str, as_json: bool) -> None:
             str(e.version),
             e.type,
             str(e.attempts),
-            _iso(d.parked_at),
+            iso(d.parked_at),
             error[:80],
         )
     out.console.print(table)
 
 
 def _find(store: Store, projection: str, positions: tuple[int, ...]) -> list[DeadLetter]:
-    letters = _states(store).dead_letters(projection)
-    found = []
-    for position in positions:
-        matches = [d for d in letters if d.event.position == position]
-        if not matches:
-            raise fail(f"projection {projection!r} has no dead letter at position {position}")
-        found.append(matches[-1])
-    return found
+    try:
+        return find_letters(store, projection, positions)
+    except ChronikError as err:
+        raise fail(str(err)) from err
 
 
 @dead_letters.command()
@@ -326,24 +283,6 @@ def show(projection: str, position: int, url: str, as_json: bool) -> None:
             out.console.print(f"{key}:\n{record[key]}", markup=False)
 
 
-def _forget(states: ProjectionStateStore, letter: DeadLetter) -> None:
-    """Remove one dead letter with the store's own operations: forget the projection
-    version's state and letters, then put back the state and the other letters, in
-    order. Called inside a unit (a transaction), so it is all or nothing."""
-    name, version = letter.projection, letter.projection_version
-    kept = [s for s in states.projection_states(name) if s.version == version]
-    others = [
-        d
-        for d in states.dead_letters(name)
-        if d.projection_version == version and d.event.position != letter.event.position
-    ]
-    states.delete_projection_state(name, version)
-    for state in kept:
-        states.save_projection_state(state)
-    for other in others:
-        states.park_event(other)
-
-
 @dead_letters.command()
 @click.argument("projection")
 @click.argument("positions", type=int, nargs=-1, required=True)
@@ -353,8 +292,7 @@ def skip(projection: str, positions: tuple[int, ...], url: str) -> None:
     """Drop dead letters of PROJECTION (by position) without handling their events."""
     store = open_store(url)
     for letter in _find(store, projection, positions):
-        with store.transaction() as tx:
-            _forget(tx, letter)
+        skip_letter(store, letter)
         e = letter.event
         click.echo(f"skipped {e.stream_id} v{e.version} (position {e.position})")
 
@@ -384,11 +322,8 @@ def replay(projection: str, positions: tuple[int, ...], every: bool, url: str, a
     failed = 0
     for letter in _find(store, projection, positions):
         e = letter.event
-        [event] = store.read_stream(e.stream_id, e.version, e.version)
         try:
-            with runner.target.unit() as unit:
-                settle(runner.projection.handle(event, unit.context), runner.projection, "a handler")
-                _forget(unit.states or _states(store), letter)
+            replay_letter(store, runner, letter)
         except Exception as err:
             failed += 1
             where = f"{e.stream_id} v{e.version} (position {e.position})"

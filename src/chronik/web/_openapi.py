@@ -1,0 +1,486 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``.
+
+Written out rather than generated: the API is small, and a description kept next to
+the routes says exactly what a client may rely on (schemathesis checks the running
+server against it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chronik
+
+__all__ = ["openapi"]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string", "minLength": 1},
+    }
+
+
+_LIMIT = _query("limit", "Page size (at most 1,000; default 100).", {"type": "integer", "minimum": 1})
+_AFTER = _query("after", "Only events after this checkpoint (opaque: take it from a page or an event).")
+_CATEGORY = _query("category", "Only events of this category (repeatable).")
+_TYPE = _query("type", "Only events of this type (repeatable).")
+_NAME = _path("name", "The projection's name.")
+_POSITION = _path("position", "The position of the parked event.", {"type": "integer", "minimum": 0})
+_WRITE: list[dict[str, list[str]]] = [{"bearer": []}]
+_WRITE_ERRORS = {
+    "401": _error("The write carries no token, or the wrong one."),
+    "403": _error("The UI is read-only (started without a token), or the write is cross-site."),
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
+    },
+    "Event": {
+        "type": "object",
+        "required": [
+            "stream_id",
+            "version",
+            "position",
+            "type",
+            "schema_version",
+            "data",
+            "metadata",
+            "event_id",
+            "recorded_at",
+            "checkpoint",
+        ],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "position": {"type": "integer"},
+            "type": {"type": "string"},
+            "schema_version": {"type": "integer"},
+            "data": {},
+            "metadata": {"type": "object"},
+            "event_id": {"type": "string", "format": "uuid"},
+            "recorded_at": {"type": "string", "format": "date-time"},
+            "checkpoint": {"type": "string"},
+        },
+    },
+    "Events": {
+        "type": "object",
+        "required": ["events", "next"],
+        "properties": {
+            "events": {"type": "array", "items": _ref("Event")},
+            "checkpoint": {"type": ["string", "null"]},
+            "next": {"type": ["string", "null"], "description": "The URL of the next page, or null."},
+        },
+    },
+    "Stream": {
+        "type": "object",
+        "required": ["stream_id", "version", "events", "next"],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer"},
+            "events": {"type": "array", "items": _ref("Event")},
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "Streams": {
+        "type": "object",
+        "required": ["streams", "next"],
+        "properties": {
+            "streams": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["stream_id", "category", "version"],
+                    "properties": {
+                        "stream_id": {"type": "string"},
+                        "category": {"type": "string"},
+                        "version": {"type": "integer"},
+                    },
+                },
+            },
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "Projection": {
+        "type": "object",
+        "required": ["name", "status", "dead_letters"],
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"type": ["string", "null"]},
+            "version": {"type": ["integer", "null"]},
+            "status": {"type": "string"},
+            "active": {"type": "boolean"},
+            "dead_letters": {"type": "integer"},
+            "checkpoint": {"type": ["string", "null"]},
+            "lag_events": {"type": "integer"},
+            "lag_seconds": {"type": "number"},
+            "failure": {"type": "string"},
+            "updated_at": {"type": "string"},
+        },
+    },
+    "DeadLetter": {
+        "type": "object",
+        "required": ["projection", "projection_version", "position", "stream_id", "version", "type"],
+        "properties": {
+            "projection": {"type": "string"},
+            "projection_version": {"type": "integer"},
+            "position": {"type": "integer"},
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer"},
+            "type": {"type": "string"},
+            "event_id": {"type": "string"},
+            "checkpoint": {"type": "string"},
+            "error": {"type": ["string", "null"]},
+            "attempts": {"type": "integer"},
+            "parked_at": {"type": "string"},
+        },
+    },
+    "Info": {
+        "type": "object",
+        "required": ["backend", "events", "streams", "head", "categories", "projections", "writable"],
+        "properties": {
+            "url": {"type": "string"},
+            "backend": {"type": "string"},
+            "events": {"type": "integer"},
+            "streams": {"type": "integer"},
+            "head": {"type": ["string", "null"]},
+            "categories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "category": {"type": "string"},
+                        "streams": {"type": "integer"},
+                        "events": {"type": "integer"},
+                    },
+                },
+            },
+            "projections": {"type": "array", "items": _ref("Projection")},
+            "models": {"type": "array", "items": {"type": "string"}},
+            "writable": {"type": "boolean"},
+            "version": {"type": "string"},
+        },
+    },
+    "NewEvent": {
+        "type": "object",
+        "required": ["type"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "minLength": 1},
+            "data": {},
+            "metadata": {"type": ["object", "null"]},
+            "event_id": {
+                "type": ["string", "null"],
+                "format": "uuid",
+                "description": "Sending the same id again appends nothing (idempotent).",
+            },
+        },
+    },
+    "Append": {
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {
+            "expected_version": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "enum": ["any", "no-stream", "stream-exists"]},
+                    {"type": "null"},
+                ],
+                "description": "The stream's version the append expects (0: no stream); default any.",
+            },
+            "events": {"type": "array", "minItems": 1, "items": _ref("NewEvent")},
+        },
+    },
+    "Appended": {
+        "type": "object",
+        "required": ["stream_id", "version", "position", "checkpoint"],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer"},
+            "position": {"type": "integer"},
+            "checkpoint": {"type": "string"},
+        },
+    },
+    "Conflict": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string"},
+            "stream_id": {"type": "string"},
+            "expected": {},
+            "actual": {"type": "integer"},
+        },
+    },
+    "Travel": {
+        "type": "object",
+        "required": ["model", "stream_id", "version", "stream_version", "state", "event", "changes"],
+        "properties": {
+            "model": {"type": "string"},
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer"},
+            "stream_version": {"type": "integer"},
+            "recorded_at": {"type": ["string", "null"]},
+            "state": {},
+            "event": {"oneOf": [_ref("Event"), {"type": "null"}]},
+            "changes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"}, "before": {}, "after": {}},
+                },
+            },
+        },
+    },
+}
+
+
+def openapi() -> dict[str, Any]:
+    """The description, as a JSON-ready dict."""
+    stream_id = _path("stream_id", "The stream's id, such as order-42.")
+    ok = "200"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "chronik",
+            "version": chronik.__version__,
+            "description": "An event store's streams, global log, projections and live subscription.",
+        },
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": {
+            "/api/info": {
+                "get": {
+                    "summary": "Counts, categories, head and projections",
+                    "responses": {ok: _json(_ref("Info"), "The store at a glance.")},
+                }
+            },
+            "/api/streams": {
+                "get": {
+                    "summary": "Streams by id",
+                    "parameters": [
+                        _query("category", "Only streams of this category."),
+                        _query("after", "Streams after this id (take it from next)."),
+                        _LIMIT,
+                    ],
+                    "responses": {
+                        ok: _json(_ref("Streams"), "A page of streams."),
+                        "400": _error("A query parameter is wrong."),
+                    },
+                }
+            },
+            "/api/streams/{stream_id}": {
+                "get": {
+                    "summary": "A stream's events",
+                    "parameters": [
+                        stream_id,
+                        _query("from", "Lowest version (default 1).", {"type": "integer", "minimum": 1}),
+                        _query("to", "Highest version.", {"type": "integer", "minimum": 1}),
+                        _query("backwards", "Highest version first.", {"type": "boolean"}),
+                        _LIMIT,
+                    ],
+                    "responses": {
+                        ok: _json(_ref("Stream"), "A page of the stream's events."),
+                        "400": _error("A query parameter is wrong."),
+                        "404": _error("The stream does not exist."),
+                    },
+                },
+                "post": {
+                    "summary": "Append events",
+                    "security": _WRITE,
+                    "parameters": [stream_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Append")}},
+                    },
+                    "responses": {
+                        ok: _json(_ref("Appended"), "Appended (or already there: same event ids)."),
+                        "400": _error("The body is wrong; field names the part."),
+                        **_WRITE_ERRORS,
+                        "409": _json(_ref("Conflict"), "The stream is not at the expected version."),
+                        "413": _error("The body is over the size limit."),
+                    },
+                },
+            },
+            "/api/log": {
+                "get": {
+                    "summary": "The global log, in order",
+                    "parameters": [_AFTER, _CATEGORY, _TYPE, _LIMIT],
+                    "responses": {
+                        ok: _json(_ref("Events"), "A page of the log."),
+                        "400": _error("A query parameter is wrong."),
+                    },
+                }
+            },
+            "/api/rate": {
+                "get": {
+                    "summary": "Events per second over the last five minutes (the overview's chart)",
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "required": ["seconds", "counts"],
+                                "properties": {
+                                    "seconds": {"type": "array", "items": {"type": "integer"}},
+                                    "counts": {"type": "array", "items": {"type": "integer"}},
+                                },
+                            },
+                            "Unix seconds and the events recorded in each.",
+                        )
+                    },
+                }
+            },
+            "/api/subscribe": {
+                "get": {
+                    "summary": "Follow the log as Server-Sent Events",
+                    "description": "Each event's SSE id is its checkpoint: reconnecting with Last-Event-ID "
+                    "resumes after it. from=head starts at the end of the log.",
+                    "parameters": [
+                        _AFTER,
+                        _CATEGORY,
+                        _TYPE,
+                        _query(
+                            "from",
+                            "head: only events appended from now on.",
+                            {"type": "string", "enum": ["head"]},
+                        ),
+                        {
+                            "name": "Last-Event-ID",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        ok: {
+                            "description": "An event stream (event: event, data: an Event).",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": _error("A checkpoint is wrong."),
+                    },
+                }
+            },
+            "/api/projections": {
+                "get": {
+                    "summary": "Projections: status, checkpoint, lag, dead letters",
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "properties": {"projections": {"type": "array", "items": _ref("Projection")}},
+                            },
+                            "Every projection.",
+                        )
+                    },
+                }
+            },
+            "/api/projections/{name}/dead-letters": {
+                "get": {
+                    "summary": "A projection's dead letters",
+                    "parameters": [_NAME],
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "dead_letters": {"type": "array", "items": _ref("DeadLetter")}
+                                },
+                            },
+                            "Its dead letters.",
+                        ),
+                        "404": _error("No such projection."),
+                    },
+                }
+            },
+            **{
+                f"/api/projections/{{name}}/{action}": {
+                    "post": {
+                        "summary": summary,
+                        "security": _WRITE,
+                        "parameters": [_NAME],
+                        "responses": {
+                            ok: _json({"type": "object"}, "Done."),
+                            **_WRITE_ERRORS,
+                            "404": _error("No such projection."),
+                            "409": _error("The projection is not in the application (--app)."),
+                        },
+                    }
+                }
+                for action, summary in (
+                    ("rebuild", "Rebuild from the start of the log"),
+                    ("reset", "Forget the read model and checkpoint"),
+                )
+            },
+            **{
+                f"/api/projections/{{name}}/dead-letters/{{position}}/{action}": {
+                    "post": {
+                        "summary": summary,
+                        "security": _WRITE,
+                        "parameters": [_NAME, _POSITION],
+                        "responses": {
+                            ok: _json({"type": "object"}, "Done."),
+                            **_WRITE_ERRORS,
+                            "404": _error("No such projection or dead letter."),
+                            "409": _error("The projection is not in the application (--app)."),
+                            "422": _error("The handler still fails; the letter stays."),
+                        },
+                    }
+                }
+                for action, summary in (
+                    ("replay", "Handle the parked event again"),
+                    ("skip", "Drop the dead letter"),
+                )
+            },
+            "/api/travel/{model}/{stream_id}": {
+                "get": {
+                    "summary": "A model's state at a version or a moment, and the change its event made",
+                    "parameters": [
+                        _path("model", "A model of the application (--app)."),
+                        stream_id,
+                        _query(
+                            "version", "The version (default: the last).", {"type": "integer", "minimum": 0}
+                        ),
+                        _query("as_of", "A moment (ISO 8601).", {"type": "string", "format": "date-time"}),
+                    ],
+                    "responses": {
+                        ok: _json(_ref("Travel"), "The state then."),
+                        "400": _error("A query parameter is wrong."),
+                        "404": _error("No such model or stream."),
+                        "422": _error(
+                            "The stream holds an event the model cannot apply, or is not of its category."
+                        ),
+                    },
+                }
+            },
+        },
+    }
