@@ -51,12 +51,13 @@ from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_mess
 from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
 from chronik.stores.nats.projection_state import StateBucket
 from chronik.stores.nats.reader import AsyncNatsLogReader
-from chronik.stores.nats.writing import Writer
+from chronik.stores.nats.writing import Writer, stored_message
 from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+_FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
 
 class AsyncNatsEventStore(AsyncSubscribes):
@@ -141,26 +142,78 @@ class AsyncNatsEventStore(AsyncSubscribes):
         backwards: bool,
         limit: int | None,
     ) -> list[StoredMessage]:
-        """The stream's messages up to ``last`` that hold versions ``low..high``."""
-        found: list[StoredMessage] = []
-        count = 0
-        async with Pull(self._conn, self.config.stream, subject) as pull:
+        """The stream's messages up to ``last`` that hold versions ``low..high`` (only the
+        last ``limit`` of them backwards, the first ``limit`` forwards)."""
+        start = low
+        if backwards and limit is not None:
+            start = max(low, high - limit + 1)
+        if not backwards and limit is not None:
+            high = min(high, low + limit - 1)
+        first = await self._message_with(subject, stream_id, last, start)
+        if first.seq >= last.seq:
+            return [last]
+        found = [first]
+        if first.last_version >= high:
+            return found
+        if high - first.last_version <= _FEW_GETS:
+            # A few messages at most: direct gets, one after the other, cost less than a consumer.
+            seq = first.seq
+            while found[-1].last_version < high:
+                message = await self._next_message(subject, stream_id, seq + 1)
+                if message is None or message.seq >= last.seq:
+                    return [*found, last]
+                found.append(message)
+                seq = message.seq
+            return found
+        # From the first message, a consumer delivering ALL of the subject is much faster
+        # on nats-server 2.9 than one starting BY_START_SEQUENCE (measured: 3x).
+        begin = 1 if first.first_version == 1 else first.seq + 1
+        async with Pull(self._conn, self.config.stream, subject, begin) as pull:
             while True:
                 delivered = await pull.fetch(256)
                 if not delivered:
                     return [*found, last]
                 for d in delivered:
+                    if d.seq <= first.seq:
+                        continue
                     if d.seq >= last.seq:
                         return [*found, last]
                     message = decode_message(d.seq, stream_id, d.data, d.timestamp_ns // 1000)
-                    if message.last_version < low:
-                        continue
                     found.append(message)
-                    count += min(message.last_version, high) - max(message.first_version, low) + 1
-                    if message.last_version >= high or (
-                        not backwards and limit is not None and count >= limit
-                    ):
+                    if message.last_version >= high:
                         return found
+
+    async def _message_with(
+        self, subject: str, stream_id: str, last: StoredMessage, version: int
+    ) -> StoredMessage:
+        """The message of the stream holding ``version`` (at most ``last``'s).
+
+        A bisection over the log's sequences with "the subject's first message at or
+        after sequence N" (a direct get the stream's leader answers from its
+        per-subject index): a stream's messages have increasing sequences and
+        versions, so about log2(messages in the log) gets find any version, instead of
+        reading the stream from its first message.
+        """
+        low, high = 1, last.seq
+        while True:
+            middle = (low + high) // 2 if version > 1 else 1
+            message = await self._next_message(subject, stream_id, middle)
+            if message is None or message.seq >= last.seq:
+                if low >= middle:
+                    return last
+                high = middle - 1
+            elif message.first_version > version:
+                high = middle - 1
+            elif message.last_version < version:
+                low = message.seq + 1
+            else:
+                return message
+            if low > high:
+                return last  # not reached when the stream is intact: `last` holds the rest
+
+    async def _next_message(self, subject: str, stream_id: str, seq: int) -> StoredMessage | None:
+        raw = await self._conn.message_at_or_after(self.config.stream, subject, seq)
+        return None if raw is None else stored_message(self._conn, raw, stream_id)
 
     def read_all(
         self,
