@@ -139,6 +139,7 @@ __all__ = [
     "SchemaStatus",
     "SnapshotStore",
     "Store",
+    "StoreSize",
     "StoreTransaction",
     "Subscribable",
     "Subscribes",
@@ -186,6 +187,11 @@ SchemaCheck = Callable[[str], SchemaStatus]
 neither creates nor changes anything; a store that does not exist yet has every
 migration pending)."""
 
+StoreSize = Callable[[str], int]
+"""``store_size(url)``: how many bytes the store at ``url`` takes where it lives (a
+file and its write-ahead log, a schema's tables and indexes, a JetStream stream and
+its buckets), read-only."""
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -197,13 +203,15 @@ class Backend:
     malformed; :func:`parse_options` does that. A backend with a migrated schema
     gives ``check_schema`` (what ``chronik migrate --check`` and ``chronik info``
     report) and accepts the ``migrate`` option (``migrate=False``: refuse to open a
-    store with pending migrations); one without leaves it None.
+    store with pending migrations); one without leaves it None. ``store_size`` (also
+    optional) tells how many bytes the store takes where it lives, for ``chronik info``.
     """
 
     name: str
     open: OpenStore
     open_async: OpenAsyncStore
     check_schema: SchemaCheck | None = None
+    store_size: StoreSize | None = None
 
 
 expected_version_ok = check_expected_version

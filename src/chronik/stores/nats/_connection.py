@@ -222,6 +222,21 @@ class Connection:
             except (TimeoutError, nats.errors.Error, OSError) as err:
                 raise translate(err, f"deleting the JetStream stream {name!r}") from err
 
+    async def size(self) -> int:
+        """Bytes the stream and the buckets hold (JetStream's own count)."""
+        js = await self.ready()
+        config = self.config
+        total = 0
+        for name in (config.stream, f"KV_{config.ids_bucket}", f"KV_{config.state_bucket}"):
+            try:
+                info = await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                continue
+            except (TimeoutError, nats.errors.Error, OSError) as err:
+                raise translate(err, f"reading the size of {name!r}") from err
+            total += info.state.bytes
+        return total
+
     async def close(self) -> None:
         self.closed = True
         nc, self._nc, self._js = self._nc, None, None

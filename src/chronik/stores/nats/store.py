@@ -323,6 +323,10 @@ class AsyncNatsEventStore(AsyncSubscribes):
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    async def size(self) -> int:
+        """Bytes the store's JetStream stream and its two buckets hold."""
+        return await self._conn.size()
+
     async def drop(self) -> None:
         """Delete the store, for good: its JetStream stream and both buckets, then close.
 

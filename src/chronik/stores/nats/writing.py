@@ -6,7 +6,9 @@ How an append commits, and why it is safe:
    makes it a re-send, decided by the rule every store shares (``resolve_existing``).
 2. The stream's last message (``get last by subject``, answered by the stream's
    leader) gives its version and that message's sequence. The expected version is
-   checked against that version.
+   checked against that version. A new stream (``NO_STREAM``) and a stream whose end
+   this process last read or wrote at the expected version (or ``ANY``) skip this
+   read: step 3 checks the guess anyway, and a wrong one is read again.
 3. The batch is published as one message with ``Nats-Expected-Last-Subject-Sequence``
    set to that sequence: JetStream's leader stores it only if no message reached the
    subject since step 2 (error 10071 otherwise). So two writers never both write
@@ -44,7 +46,7 @@ import nats.js.errors
 
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import EventTooLargeError, WrongExpectedVersionError
-from chronik.events import AppendResult, Checkpoint
+from chronik.events import ANY, NO_STREAM, AppendResult, Checkpoint, ExpectedVersion
 from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, translate
 from chronik.stores.nats._messages import (
     KIND,
@@ -61,6 +63,7 @@ __all__ = ["Writer", "checkpoint_of", "stored_message"]
 _index_value = msgspec.msgpack.Encoder().encode
 _index_decode = msgspec.msgpack.Decoder(list[str | int]).decode
 _INDEX_CHUNK: Final = 1000  # index entries in flight at once
+_KNOWN: Final = 10_000  # streams whose end a writer remembers
 
 
 def checkpoint_of(where: ExistingEvent) -> Checkpoint:
@@ -103,10 +106,30 @@ class Writer:
         self.ids_stream = f"KV_{config.ids_bucket}"
         self.ids_subject = f"$KV.{config.ids_bucket}"
         self.wake_subject = f"chronik-wake.{config.stream}"
+        self._known: dict[str, tuple[int, int]] = {}  # stream id -> (version, last sequence)
 
     async def current(self, subject: str, stream_id: str) -> StoredMessage | None:
         raw = await self.conn.last_message(self.stream, subject)
-        return None if raw is None else stored_message(self.conn, raw, stream_id)
+        message = None if raw is None else stored_message(self.conn, raw, stream_id)
+        self._remember(stream_id, (0, 0) if message is None else (message.last_version, message.seq))
+        return message
+
+    def _remember(self, stream_id: str, last: tuple[int, int]) -> None:
+        known = self._known
+        known.pop(stream_id, None)
+        known[stream_id] = last
+        if len(known) > _KNOWN:
+            del known[next(iter(known))]
+
+    def _guess(self, stream_id: str, expected: ExpectedVersion) -> tuple[int, int] | None:
+        """The stream's (version, last sequence) as this process last saw them, when they
+        can save reading them: the publish's expected sequence checks them anyway."""
+        if expected is NO_STREAM:
+            return (0, 0)
+        known = self._known.get(stream_id)
+        if known is not None and ((isinstance(expected, int) and known[0] == expected) or expected is ANY):
+            return known
+        return None
 
     async def commit(self, write: PreparedWrite, given: Sequence[uuid.UUID]) -> AppendResult:
         if given:
@@ -117,12 +140,17 @@ class Writer:
         subject = subject_of_stream(self.prefix, stream_id)
         events = write.events
         ids = [e.event_id for e in events]
+        # A guess of the stream's end (a new stream, or the end this process last read or
+        # wrote) saves reading it; a wrong guess only costs a refused publish (10071).
+        guess = self._guess(stream_id, write.expected)
         while True:
-            last = await self.current(subject, stream_id)
-            version = 0 if last is None else last.last_version
-            if not expected_version_ok(write.expected, version):
-                raise WrongExpectedVersionError(stream_id, write.expected, version)
-            after = 0 if last is None else last.seq
+            if guess is None:
+                last = await self.current(subject, stream_id)
+                version, after = (0, 0) if last is None else (last.last_version, last.seq)
+                if not expected_version_ok(write.expected, version):
+                    raise WrongExpectedVersionError(stream_id, write.expected, version)
+            else:
+                (version, after), guess = guess, None
             payload = encode_batch(version + 1, events)
             headers = {
                 "Nats-Msg-Id": events[0].event_id.hex,
@@ -138,10 +166,12 @@ class Writer:
                     continue  # another writer got there first: read again and decide again
                 raise translate(err, f"appending to stream {stream_id!r}") from err
             except (TimeoutError, nats.errors.Error, OSError) as err:
+                self._known.pop(stream_id, None)
                 raise translate(err, f"appending to stream {stream_id!r}") from err
             if ack.duplicate:
                 return await self._resend(write, ack.seq)
             break
+        self._remember(stream_id, (version + len(events), ack.seq))
         await self.wake()
         position = ack.seq * SLOT
         return AppendResult(stream_id, version + len(events), position, Checkpoint(KIND, (position,)))

@@ -25,6 +25,11 @@ SELECT c.relname FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY c.relname"""
+# What the schema's tables take on disk, with their indexes and TOAST (chronik info).
+SCHEMA_SIZE: Final = """
+SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'm')"""
 READ_ONLY: Final = "SET TRANSACTION READ ONLY"
 # Serialises chronik processes that open the same schema at once, so migrations run
 # exactly once; a transaction-level lock, released at commit.
