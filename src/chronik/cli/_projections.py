@@ -327,21 +327,8 @@ def show(projection: str, position: int, url: str, as_json: bool) -> None:
 
 
 def _forget(states: ProjectionStateStore, letter: DeadLetter) -> None:
-    """Remove one dead letter with the store's own operations: forget the projection
-    version's state and letters, then put back the state and the other letters, in
-    order. Called inside a unit (a transaction), so it is all or nothing."""
-    name, version = letter.projection, letter.projection_version
-    kept = [s for s in states.projection_states(name) if s.version == version]
-    others = [
-        d
-        for d in states.dead_letters(name)
-        if d.projection_version == version and d.event.position != letter.event.position
-    ]
-    states.delete_projection_state(name, version)
-    for state in kept:
-        states.save_projection_state(state)
-    for other in others:
-        states.park_event(other)
+    """Remove one dead letter (in the handler's unit, when replaying)."""
+    states.delete_dead_letter(letter.projection, letter.projection_version, letter.event.position)
 
 
 @dead_letters.command()
@@ -353,8 +340,7 @@ def skip(projection: str, positions: tuple[int, ...], url: str) -> None:
     """Drop dead letters of PROJECTION (by position) without handling their events."""
     store = open_store(url)
     for letter in _find(store, projection, positions):
-        with store.transaction() as tx:
-            _forget(tx, letter)
+        _forget(_states(store), letter)
         e = letter.event
         click.echo(f"skipped {e.stream_id} v{e.version} (position {e.position})")
 

@@ -15,6 +15,7 @@ subscriptions and save their checkpoint after their writes.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Final
@@ -57,6 +58,7 @@ from chronik.subscriptions import AsyncSubscribes
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+_IDLE: Final = 20.0  # seconds a page's reader waits for the next page (consumers live 60)
 _FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
 
@@ -73,6 +75,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
         self._writer = Writer(self._conn)
         self._state = StateBucket(self._conn)
         self._readers: weakref.WeakSet[AsyncNatsLogReader] = weakref.WeakSet()
+        self._idle: tuple[AsyncNatsLogReader, float] | None = None  # see _take_reader
 
     async def open(self) -> AsyncNatsEventStore:
         """Connect now (and create the stream and buckets when missing)."""
@@ -237,7 +240,8 @@ class AsyncNatsEventStore(AsyncSubscribes):
     ) -> AsyncIterator[RecordedEvent]:
         if limit == 0:
             return
-        reader = AsyncNatsLogReader(self._conn)
+        reader = await self._take_reader()
+        done = False
         try:
             left = limit
             while True:
@@ -248,11 +252,34 @@ class AsyncNatsEventStore(AsyncSubscribes):
                 if left is not None:
                     left -= len(page.events)
                     if left <= 0:
-                        return
+                        break
                 if page.checkpoint == after:
-                    return
+                    break
                 after = page.checkpoint
+            done = True
         finally:
+            if done:
+                await self._give_back(reader)
+            else:
+                await reader.close()
+
+    # A caller reading the log page by page (read_all(after, limit=N) again and again,
+    # as the sync face's users and the CLI do) finds the reader the previous page left:
+    # its consumer stands where that page ended and its buffer holds the rest of the
+    # messages it fetched, so no page makes a consumer or fetches a message again.
+    async def _take_reader(self) -> AsyncNatsLogReader:
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            reader, since = idle
+            if time.monotonic() - since < _IDLE:
+                return reader
+            await reader.close()
+        return AsyncNatsLogReader(self._conn)
+
+    async def _give_back(self, reader: AsyncNatsLogReader) -> None:
+        if self._idle is None and not self._conn.closed:
+            self._idle = (reader, time.monotonic())
+        else:
             await reader.close()
 
     async def stream_info(self, stream_id: str) -> StreamInfo:
@@ -321,6 +348,9 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return await self._state.dead_letters(projection)
 
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        await self._state.delete_dead_letter(projection, version, position)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def size(self) -> int:
@@ -336,6 +366,9 @@ class AsyncNatsEventStore(AsyncSubscribes):
         await self.close()
 
     async def close(self) -> None:
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            await idle[0].close()
         readers, self._readers = list(self._readers), weakref.WeakSet()
         for reader in readers:
             await reader.close()

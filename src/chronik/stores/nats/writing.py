@@ -4,6 +4,10 @@ How an append commits, and why it is safe:
 
 1. Event ids the caller chose are looked up in the ``<stream>-ids`` bucket. Any found
    makes it a re-send, decided by the rule every store shares (``resolve_existing``).
+   The lookup is folded into step 4: a reservation that must create its key (the
+   ``Nats-Expected-Last-Subject-Sequence: 0`` of its subject) fails only for an id
+   indexed before, and only then are the ids looked up; an expected version that
+   does not hold looks them up too, before saying so.
 2. The stream's last message (``get last by subject``, answered by the stream's
    leader) gives its version and that message's sequence. The expected version is
    checked against that version. A new stream (``NO_STREAM``) and a stream whose end
@@ -132,10 +136,6 @@ class Writer:
         return None
 
     async def commit(self, write: PreparedWrite, given: Sequence[uuid.UUID]) -> AppendResult:
-        if given:
-            stored = await self.lookup(given)
-            if stored:
-                return resolve_existing(write, stored, checkpoint_of)
         stream_id = write.stream_id
         subject = subject_of_stream(self.prefix, stream_id)
         events = write.events
@@ -143,11 +143,15 @@ class Writer:
         # A guess of the stream's end (a new stream, or the end this process last read or
         # wrote) saves reading it; a wrong guess only costs a refused publish (10071).
         guess = self._guess(stream_id, write.expected)
+        js = await self.conn.ready()  # connected: max_payload known
+        looked = not given  # whether the ids were looked up (ids the caller did not give are new)
         while True:
             if guess is None:
                 last = await self.current(subject, stream_id)
                 version, after = (0, 0) if last is None else (last.last_version, last.seq)
                 if not expected_version_ok(write.expected, version):
+                    if not looked and (stored := await self.lookup(given)):
+                        return resolve_existing(write, stored, checkpoint_of)
                     raise WrongExpectedVersionError(stream_id, write.expected, version)
             else:
                 (version, after), guess = guess, None
@@ -157,8 +161,16 @@ class Writer:
                 "Nats-Expected-Last-Subject-Sequence": str(after),
             }
             self._check_size(write, len(payload) + _header_size(headers))
-            await self.reserve(stream_id, after, ids)
-            js = await self.conn.ready()
+            # Step 1 and 4 in one round trip when the ids are new: a reservation that
+            # must create its key fails only for an id indexed before.
+            if looked:
+                await self.reserve(stream_id, after, ids)
+            else:
+                looked = True
+                if not await self.reserve(stream_id, after, ids, only_new=True):
+                    if stored := await self.lookup(given):
+                        return resolve_existing(write, stored, checkpoint_of)
+                    await self.reserve(stream_id, after, ids)
             try:
                 ack = await js.publish(subject, payload, headers=headers)
             except nats.js.errors.APIError as err:
@@ -237,17 +249,32 @@ class Writer:
         raw = await self.conn.message_at_or_after(self.stream, subject, after + 1)
         return None if raw is None else stored_message(self.conn, raw, stream_id)
 
-    async def reserve(self, stream_id: str, after: int, ids: Sequence[uuid.UUID]) -> None:
-        """Index ``ids`` as published to ``stream_id`` expecting ``after`` (step 4)."""
+    async def reserve(
+        self, stream_id: str, after: int, ids: Sequence[uuid.UUID], *, only_new: bool = False
+    ) -> bool:
+        """Index ``ids`` as published to ``stream_id`` expecting ``after`` (step 4).
+
+        With ``only_new``, each key is written only if it has never been (False if one
+        had been: that id may be stored already, and is looked up).
+        """
         js = await self.conn.ready()
         value = _index_value((stream_id, after))
         keys = [f"{self.ids_subject}.{event_id.hex}" for event_id in ids]
-        try:
-            for start in range(0, len(keys), _INDEX_CHUNK):
-                chunk = keys[start : start + _INDEX_CHUNK]
-                await asyncio.gather(*(js.publish(key, value) for key in chunk))
-        except (TimeoutError, nats.errors.Error, OSError) as err:
-            raise translate(err, f"indexing the event ids of stream {stream_id!r}") from err
+        headers = {"Nats-Expected-Last-Subject-Sequence": "0"} if only_new else None
+        new = True
+        for start in range(0, len(keys), _INDEX_CHUNK):
+            chunk = keys[start : start + _INDEX_CHUNK]
+            results = await asyncio.gather(
+                *(js.publish(key, value, headers=headers) for key in chunk), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, nats.js.errors.APIError) and result.err_code == WRONG_LAST_SEQUENCE:
+                    new = False
+                elif isinstance(result, (TimeoutError, nats.errors.Error, OSError)):
+                    raise translate(result, f"indexing the event ids of stream {stream_id!r}") from result
+                elif isinstance(result, BaseException):
+                    raise result
+        return new
 
     async def wake(self) -> None:
         """Tell waiting readers (any process) that the log grew; only a hint, never the truth."""

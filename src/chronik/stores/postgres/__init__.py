@@ -53,9 +53,9 @@ from typing import Any
 
 from chronik.backend import Backend, SchemaStatus, pending_migrations
 from chronik.codec import EventRegistry
+from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.store import AsyncPostgresEventStore, AsyncPostgresTransaction
-from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import MIGRATIONS, translate
 from chronik.stores.postgres._config import parse_config
 from chronik.stores.postgres._sync.reader import PostgresLogReader

@@ -292,6 +292,9 @@ WHERE %(name)s::text IS NULL OR name = %(name)s::text ORDER BY name, version"""
 _DELETE_PROJECTION_STATE = """
 WITH state AS (DELETE FROM {schema}.projections WHERE name = %(name)s AND version = %(version)s)
 DELETE FROM {schema}.dead_letters WHERE projection = %(name)s AND projection_version = %(version)s"""
+_DELETE_DEAD_LETTER = """
+DELETE FROM {schema}.dead_letters
+WHERE projection = %(projection)s AND projection_version = %(version)s AND position = %(position)s"""
 _PARK_EVENT = """
 INSERT INTO {schema}.dead_letters
     (projection, projection_version, position, transaction_id, stream_id, version, type, event_id,
@@ -373,6 +376,7 @@ class Statements:
     delete_projection_state: str
     park_event: str
     dead_letters: str
+    delete_dead_letter: str
     inline_enter: str
     inline_try_enter: str
     has_xid: str
