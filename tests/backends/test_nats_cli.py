@@ -13,6 +13,7 @@ import pytest
 
 import chronik
 from chronik import NewEvent, StreamWrite
+from chronik.projections import CheckpointedTarget, FailurePolicy, Projection, ProjectionRunner
 from tests.e2e._cli import Result, run_cli
 
 pytestmark = pytest.mark.nats
@@ -152,3 +153,32 @@ def test_a_nats_url_that_does_not_open_is_one_line(tmp_path: Path) -> None:
         run_cli("streams", "--url", "nats://127.0.0.1:1?stream=x&connect_timeout=1", cwd=tmp_path)
     )
     assert "127.0.0.1:1" in line
+
+
+def test_dead_letters_listed_shown_and_skipped_on_nats(tmp_path: Path, nats_store_url: str) -> None:
+    # A store with no transactions: the dead letters live in its key-value bucket, and
+    # skip deletes one on its own.
+    url = ["--url", nats_store_url]
+
+    def placed(event: chronik.RecordedEvent, context: dict[str, int]) -> None:
+        if event.data["total"] < 0:
+            raise ValueError("a negative total")
+
+    projection = Projection("seen", {"OrderPlaced": placed})
+    with chronik.connect(nats_store_url) as store:
+        for n, total in enumerate([3, -1, -2, 4], 1):
+            store.append(f"order-{n}", [NewEvent("OrderPlaced", {"total": total})])
+        policy = FailurePolicy(retries=0, on_failure="park")
+        runner = ProjectionRunner(store, projection, CheckpointedTarget({}, store), policy=policy)
+        runner.run_until_caught_up()
+    letters = run_cli("dead-letters", "list", "seen", "--json", *url, cwd=tmp_path).json_lines()
+    assert [d["stream_id"] for d in letters] == ["order-2", "order-3"]
+    shown = run_cli("dead-letters", "show", "seen", str(letters[1]["position"]), *url, cwd=tmp_path)
+    assert shown.code == 0 and "a negative total" in shown.out and '"total": -2' in shown.out
+
+    skip = run_cli("dead-letters", "skip", "seen", str(letters[0]["position"]), *url, cwd=tmp_path)
+    assert skip.code == 0, skip.err
+    left = run_cli("dead-letters", "list", "--json", *url, cwd=tmp_path).json_lines()
+    assert left == letters[1:]
+    again = run_cli("dead-letters", "skip", "seen", str(letters[0]["position"]), *url, cwd=tmp_path)
+    assert "no dead letter at position" in one_error_line(again)
