@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks import validation
-from benchmarks.databases import DEFAULT_POSTGRES_URL
+from benchmarks.databases import DEFAULT_NATS_URL, DEFAULT_POSTGRES_URL
 from benchmarks.report import print_tables, write_outputs
 from benchmarks.runner import Config, run_benchmarks
 from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
@@ -47,7 +47,8 @@ def _positive_float(text: str) -> float:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="chronik against eventsourcing and the raw drivers, on SQLite and PostgreSQL (issue 6).",
+        description="chronik against eventsourcing and the raw drivers, on SQLite, PostgreSQL and NATS "
+        "(issues 6 and 13).",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
@@ -67,6 +68,14 @@ def parser() -> argparse.ArgumentParser:
         or DEFAULT_POSTGRES_URL,
         help="server for the PostgreSQL runs; each job gets a fresh schema, dropped afterwards "
         "(default: $CHRONIK_BENCH_POSTGRES_URL, $CHRONIK_TEST_POSTGRES_URL, or %(default)s)",
+    )
+    p.add_argument(
+        "--nats-url",
+        default=os.environ.get("CHRONIK_BENCH_NATS_URL")
+        or os.environ.get("CHRONIK_TEST_NATS_URL")
+        or DEFAULT_NATS_URL,
+        help="NATS server (JetStream) for the NATS runs; each job gets a fresh stream, deleted afterwards "
+        "(default: $CHRONIK_BENCH_NATS_URL, $CHRONIK_TEST_NATS_URL, or %(default)s)",
     )
     p.add_argument("--workdir", type=Path, help="where the SQLite files go (default: a temporary directory)")
     p.add_argument(
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat=repeat,
         workdir=args.workdir,
         postgres_url=args.postgres_url,
+        nats_url=args.nats_url,
         normal=not args.no_normal,
         extras=args.extras,
         timeout=600.0 if args.quick else 3600.0,

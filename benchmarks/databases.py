@@ -1,4 +1,5 @@
-"""Fresh databases for each repetition: a new SQLite file, or a new PostgreSQL schema.
+"""Fresh databases for each repetition: a new SQLite file, a new PostgreSQL schema, or a
+new JetStream stream (NATS: the contender creates it; its buckets go with it).
 
 The runner creates a location before a job and removes it afterwards, so no run
 sees another's data and nothing is left behind (also when a job fails).
@@ -6,6 +7,7 @@ sees another's data and nothing is left behind (also when a job fails).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -17,16 +19,20 @@ from urllib.parse import urlsplit
 from benchmarks.spec import Backend
 
 __all__ = [
+    "DEFAULT_NATS_URL",
     "DEFAULT_POSTGRES_URL",
     "Location",
     "analyze",
     "create_location",
     "drop_location",
+    "nats_reachable",
+    "nats_server_version",
     "postgres_reachable",
     "postgres_server_version",
 ]
 
 DEFAULT_POSTGRES_URL: Final = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 _SAFE: Final = re.compile(r"[^a-z0-9_]")
 
 
@@ -35,9 +41,10 @@ class Location:
     """Where one contender's store lives for one job."""
 
     backend: Backend
-    name: str  # unique within the run: a file stem or a schema name
+    name: str  # unique within the run: a file stem, a schema or a JetStream stream name
     sqlite_path: str = ""
     postgres_url: str = ""
+    nats_url: str = ""
 
     @property
     def schema(self) -> str:
@@ -51,9 +58,15 @@ class Location:
         return cls(**data)
 
 
-def create_location(backend: Backend, name: str, *, workdir: Path, postgres_url: str) -> Location:
+def create_location(
+    backend: Backend, name: str, *, workdir: Path, postgres_url: str, nats_url: str = DEFAULT_NATS_URL
+) -> Location:
     """A fresh, empty place for a store: nothing exists there yet."""
     name = _SAFE.sub("_", name.lower())[:60]
+    if backend == "nats":
+        location = Location("nats", name, nats_url=nats_url)
+        drop_location(location)
+        return location
     if backend == "sqlite":
         path = workdir / f"{name}.db"
         _remove_sqlite(path)
@@ -71,6 +84,9 @@ def drop_location(location: Location) -> None:
     """Remove the store at ``location`` and everything in it."""
     if location.backend == "sqlite":
         _remove_sqlite(Path(location.sqlite_path))
+        return
+    if location.backend == "nats":
+        asyncio.run(_delete_streams(location.nats_url, nats_streams(location.name)))
         return
     import psycopg
     from psycopg import sql
@@ -94,6 +110,55 @@ def analyze(location: Location) -> None:
             conn.execute(
                 sql.SQL("ANALYZE {}.{}").format(sql.Identifier(location.schema), sql.Identifier(table))
             )
+
+
+def nats_streams(name: str) -> list[str]:
+    """The JetStream streams a store named ``name`` may have made: chronik's stream and
+    its two buckets, or raw's stream and its snapshot bucket."""
+    return [name, f"KV_{name}-ids", f"KV_{name}-state", f"KV_{name}-snapshots"]
+
+
+async def _delete_streams(url: str, names: list[str]) -> None:
+    import nats
+    import nats.js.errors
+
+    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
+    try:
+        js = nc.jetstream()
+        for name in names:
+            try:
+                await js.delete_stream(name)
+            except nats.js.errors.NotFoundError:
+                pass
+    finally:
+        await nc.close()
+
+
+def nats_reachable(url: str) -> str | None:
+    """None when a NATS server with JetStream answers at ``url``, else why not."""
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        return "nats-py is not installed (pip install 'chronik[nats]')"
+    try:
+        nats_server_version(url)
+    except Exception as err:
+        return f"NATS with JetStream at {url} is not reachable: {type(err).__name__}: {err}"
+    return None
+
+
+def nats_server_version(url: str) -> str:
+    import nats
+
+    async def ask() -> str:
+        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=1)
+        try:
+            await nc.jetstream().account_info()
+            return f"nats-server {nc.connected_server_version}"
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
 
 
 def _remove_sqlite(path: Path) -> None:

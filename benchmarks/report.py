@@ -24,6 +24,7 @@ MISS: Final = "✗"
 _TITLES: Final = {
     "sqlite": "SQLite: one file, WAL, synchronous=FULL for every contender",
     "postgres": "PostgreSQL",
+    "nats": "NATS JetStream (chronik against raw nats-py; eventsourcing has no NATS store)",
 }
 _COLUMNS: Final = ("chronik", "eventsourcing", "raw")
 
@@ -97,7 +98,7 @@ def print_tables(result: dict[str, Any], console: Console | None = None) -> None
     meta = result["meta"]
     for backend in result["backends"]:
         title = _TITLES[backend["backend"]]
-        if backend["backend"] == "postgres" and backend["extra"].get("server"):
+        if backend["backend"] in ("postgres", "nats") and backend["extra"].get("server"):
             title += f" {backend['extra']['server']}"
         if backend["status"] != "ran":
             console.print(f"[bold]{escape(title)}[/bold]: skipped — {escape(str(backend['reason']))}")
@@ -195,7 +196,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for backend in result["backends"]:
         title = _TITLES[backend["backend"]]
-        if backend["backend"] == "postgres" and backend["extra"].get("server"):
+        if backend["backend"] in ("postgres", "nats") and backend["extra"].get("server"):
             title += f" {backend['extra']['server']}"
         lines.append(f"### {title}")
         lines.append("")

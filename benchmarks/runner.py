@@ -35,10 +35,13 @@ from benchmarks.databases import (
     Location,
     create_location,
     drop_location,
+    nats_reachable,
+    nats_server_version,
     postgres_reachable,
     postgres_server_version,
 )
 from benchmarks.spec import (
+    BACKEND_WORKLOADS,
     CONTENDERS,
     FIGURE_BY_KEY,
     FIGURES,
@@ -48,6 +51,7 @@ from benchmarks.spec import (
     WORKLOADS,
     Backend,
     Sizes,
+    sizes_for,
     speed_ratio,
 )
 from benchmarks.stats import median
@@ -80,6 +84,7 @@ class Config:
     repeat: int
     workdir: Path | None = None
     postgres_url: str = ""
+    nats_url: str = ""
     normal: bool = True  # the labelled chronik synchronous=NORMAL row on SQLite
     extras: bool = False  # the figures beyond the issue's (Figure.extra)
     timeout: float = 3600.0
@@ -118,6 +123,7 @@ class _Run:
         self.config = config
         self.workdir = workdir
         self.counter = 0
+        self.sizes = config.sizes  # the sizes of the backend running (see spec.sizes_for)
 
     # -- workers -------------------------------------------------------------------
 
@@ -134,7 +140,7 @@ class _Run:
             "contender": "chronik" if contender == NORMAL else contender,
             "locations": {role: loc.to_json() for role, loc in locations.items()},
             "options": {**(options or {}), **({"synchronous": "NORMAL"} if contender == NORMAL else {})},
-            "sizes": dataclasses.asdict(self.config.sizes),
+            "sizes": dataclasses.asdict(self.sizes),
             "params": params or {},
         }
         env = dict(os.environ)
@@ -169,6 +175,7 @@ class _Run:
             f"bench_{self.counter}_{name}_{os.getpid()}",
             workdir=self.workdir,
             postgres_url=self.config.postgres_url,
+            nats_url=self.config.nats_url,
         )
         try:
             yield location
@@ -195,7 +202,7 @@ class _Run:
     def job_options(self, job: str) -> dict[str, Any]:
         options = dict(_JOB_OPTIONS.get(job, {}))
         if job in ("w2s", "w2c"):
-            options["snapshot_every"] = self.config.sizes.w2_snapshot_every
+            options["snapshot_every"] = self.sizes.w2_snapshot_every
         return options
 
     def record_error(self, b: _Backend, workload: int, contender: str, job: str, err: WorkerError) -> None:
@@ -245,7 +252,7 @@ class _Run:
                     )
 
     def w5(self, b: _Backend) -> None:
-        sizes = self.config.sizes
+        sizes = self.sizes
         params = {"events": sizes.w5_events, "events_per_stream": sizes.w5_events_per_stream}
         for rep in range(self.config.repeat):
             for name in self.contenders_for(b, 5, "w5", rep):
@@ -266,7 +273,7 @@ class _Run:
 
     def build_w7(self, b: _Backend, name: str, location: Location, events: int) -> list[str]:
         """Fill one of workload 7's stores; the ids of the aggregates to load from it."""
-        sizes = self.config.sizes
+        sizes = self.sizes
         params = {
             "events": events,
             "events_per_stream": sizes.w7_aggregate_events,
@@ -280,7 +287,7 @@ class _Run:
         return sample
 
     def w7(self, b: _Backend) -> None:
-        sizes = self.config.sizes
+        sizes = self.sizes
         stores: dict[str, tuple[Location, Location, list[str], list[str]]] = {}
         with ExitStack() as stack:
             for name in self.contenders_for(b, 7, "w7", 0):
@@ -322,6 +329,14 @@ class _Run:
 
     def backend(self, backend: Backend) -> _Backend:
         b = _Backend(backend)
+        self.sizes = sizes_for(backend, self.config.sizes)
+        if backend == "nats":
+            reason = nats_reachable(self.config.nats_url)
+            if reason is not None:
+                b.status, b.reason = "skipped", reason
+                self.config.progress(f"[nats] skipped: {reason}")
+                return b
+            b.extra["server"] = nats_server_version(self.config.nats_url)
         if backend == "postgres":
             reason = postgres_reachable(self.config.postgres_url)
             if reason is not None:
@@ -331,7 +346,7 @@ class _Run:
             b.extra["server"] = postgres_server_version(self.config.postgres_url)
         self.config.progress(f"[{backend}] probing contenders")
         self.probe(b)
-        for workload in self.config.workloads:
+        for workload in _workloads(backend, self.config.workloads):
             started = time.perf_counter()
             self.config.progress(f"[{backend}] workload {workload}: {WORKLOADS[workload]}")
             if workload == 5:
@@ -377,7 +392,13 @@ def _machine() -> dict[str, Any]:
     return machine
 
 
+def _workloads(backend: str, workloads: Sequence[int]) -> list[int]:
+    return [w for w in workloads if w in BACKEND_WORKLOADS[backend]]
+
+
 def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int], extras: bool) -> list[dict[str, Any]]:
+    sizes = sizes_for(b.backend, sizes)
+    workloads = _workloads(b.backend, workloads)
     rows: list[dict[str, Any]] = []
     for figure in FIGURES:
         if figure.workload not in workloads or (figure.extra and not extras):
@@ -475,6 +496,7 @@ def run_benchmarks(config: Config) -> dict[str, Any]:
                     "errors": b.errors,
                     "extra": b.extra,
                     "seconds": b.seconds,
+                    "sizes": dataclasses.asdict(sizes_for(backend, config.sizes)),
                 }
             )
     finally:

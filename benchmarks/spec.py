@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_WORKLOADS",
     "CONTENDERS",
     "FIGURES",
     "FULL",
@@ -22,11 +23,12 @@ __all__ = [
     "Figure",
     "Sizes",
     "Target",
+    "sizes_for",
     "speed_ratio",
 ]
 
-Backend = Literal["sqlite", "postgres"]
-BACKENDS: Final[tuple[Backend, ...]] = ("sqlite", "postgres")
+Backend = Literal["sqlite", "postgres", "nats"]
+BACKENDS: Final[tuple[Backend, ...]] = ("sqlite", "postgres", "nats")
 # The columns of the table, in order. "chronik-normal" is chronik on SQLite with
 # synchronous=NORMAL: a separate, labelled row, never mixed into chronik's figures.
 CONTENDERS: Final = ("chronik", "eventsourcing", "raw")
@@ -42,6 +44,13 @@ WORKLOADS: Final[dict[int, str]] = {
     5: "read the whole global log in pages, undecoded and decoded",
     6: "threads writing new single-event aggregates to one shared store",
     7: "scaling: load a small aggregate from a small and a large store; RSS reading the large log",
+}
+# The workloads each backend runs. NATS (chronik on JetStream against raw nats-py; no
+# NATS store in eventsourcing) runs the writes and the log read of issue 13.
+BACKEND_WORKLOADS: Final[dict[str, tuple[int, ...]]] = {
+    "sqlite": tuple(WORKLOADS),
+    "postgres": tuple(WORKLOADS),
+    "nats": (1, 2, 3, 5, 6),
 }
 
 
@@ -106,6 +115,12 @@ QUICK: Final = Sizes(
     w7_loads=5,
     bulk_chunk=1_000,
 )
+
+
+def sizes_for(backend: str, sizes: Sizes) -> Sizes:
+    """The sizes a backend runs at. NATS runs at a fifth of the others' event counts
+    (its round trips are the slowest), which keeps the whole run within its time."""
+    return sizes.scaled(0.2) if backend == "nats" and sizes != QUICK else sizes
 
 
 Better = Literal["higher", "lower"]

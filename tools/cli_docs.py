@@ -81,8 +81,13 @@ versions, data, metadata and event ids, and the order of the log (events are
 appended in batches, in file order); importing the same file twice writes nothing the
 second time. Positions, checkpoints and `recorded_at` are the destination's own. A
 malformed line stops the import at that line, with everything before it imported.
-`copy` does both at once (the way from an embedded SQLite file to PostgreSQL). `tail`
-follows the log until Ctrl-C.
+`copy` does both at once (the way from an embedded SQLite file to PostgreSQL or
+NATS). On a terminal the three show a progress bar with the events so far, their
+rate, and (when the total is known) the percentage done and the time left: `export`
+and `copy` count the events first (one query on SQLite and PostgreSQL), `import` of
+a file goes by its bytes (from stdin it has no total). `tail` follows the log until
+Ctrl-C. `info` adds the store's size where it lives (SQLite's file and write-ahead
+log, PostgreSQL's tables and indexes, the JetStream stream and its buckets).
 
 ```console
 $ chronik export events.jsonl

@@ -20,13 +20,25 @@ H = TypeVar("H")
 
 # contender name -> (module, backends it supports)
 MODULES: dict[str, dict[str, str]] = {
-    "chronik": {"sqlite": "benchmarks.contenders.chronik", "postgres": "benchmarks.contenders.chronik"},
+    "chronik": {
+        "sqlite": "benchmarks.contenders.chronik",
+        "postgres": "benchmarks.contenders.chronik",
+        "nats": "benchmarks.contenders.chronik",
+    },
     "chronik-normal": {"sqlite": "benchmarks.contenders.chronik"},
     "eventsourcing": {
         "sqlite": "benchmarks.contenders.eventsourcing",
         "postgres": "benchmarks.contenders.eventsourcing",
     },
-    "raw": {"sqlite": "benchmarks.contenders.raw_sqlite", "postgres": "benchmarks.contenders.raw_postgres"},
+    "raw": {
+        "sqlite": "benchmarks.contenders.raw_sqlite",
+        "postgres": "benchmarks.contenders.raw_postgres",
+        "nats": "benchmarks.contenders.raw_nats",
+    },
+}
+# Why a contender has no module for a backend (shown in the table's notes).
+MISSING: dict[tuple[str, str], str] = {
+    ("eventsourcing", "nats"): "eventsourcing has no NATS store",
 }
 
 
@@ -100,6 +112,10 @@ class Contender(Protocol[H]):
 
 def open_contender(name: str, location: Location, options: Options) -> Contender[Any]:
     """Import the contender's module and open it on ``location``."""
+    if location.backend not in MODULES[name]:
+        raise RuntimeError(
+            MISSING.get((name, location.backend), f"{name} does not run on {location.backend}")
+        )
     module = importlib.import_module(MODULES[name][location.backend])
     contender: Contender[Any] = module.open_contender(location, options)
     return contender

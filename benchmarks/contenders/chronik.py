@@ -93,6 +93,9 @@ def _new_stream_id() -> str:
 def _location_url(location: Location) -> str:
     if location.backend == "sqlite":
         return f"sqlite:///{location.sqlite_path}"
+    if location.backend == "nats":
+        separator = "&" if "?" in location.nats_url else "?"
+        return f"{location.nats_url}{separator}stream={location.name}"
     separator = "&" if "?" in location.postgres_url else "?"
     return f"{location.postgres_url}{separator}schema={location.schema}"
 
@@ -118,6 +121,9 @@ class _Common:
             kwargs["synchronous"] = options.synchronous
         self.store = chronik.connect(_location_url(location), registry=registry, **kwargs)
         self.log_lags_commits = location.backend == "postgres"
+        # JetStream commits one stream per message: append_many takes one stream there,
+        # so saving several streams is an append each (as raw's publish each).
+        self.one_stream_per_call = location.backend == "nats"
         self.location = location
         self.options = options
         self.snapshot_every = options.snapshot_every
@@ -138,6 +144,10 @@ class _Common:
         account.account.deposit(amount, MEMO)
 
     def save(self, accounts: Sequence[Held]) -> None:
+        if len(accounts) > 1 and self.one_stream_per_call:
+            for held in accounts:
+                self.save([held])
+            return
         if len(accounts) == 1:
             held = accounts[0]
             events = held.account.pending_events[held.saved :]
@@ -191,7 +201,7 @@ class _Common:
     def bulk_build(self, streams: int, events_per_stream: int, chunk: int) -> list[str]:
         # The fastest path: append_many, many streams of typed events per transaction.
         ids: list[str] = []
-        per_call = max(1, chunk // events_per_stream)
+        per_call = 1 if self.one_stream_per_call else max(1, chunk // events_per_stream)
         for start in range(0, streams, per_call):
             writes = []
             for _ in range(min(per_call, streams - start)):

@@ -41,6 +41,7 @@ __all__ = [
     "resolve_existing",
     "validate_checkpoint_name",
     "validate_dead_letter",
+    "validate_dead_letter_key",
     "validate_limit",
     "validate_projection",
     "validate_projection_state",
@@ -222,6 +223,13 @@ def validate_projection_state(state: ProjectionState) -> ProjectionState:
     if state.status not in _STATUSES:
         raise InvalidInputError(f"projection status must be one of {sorted(_STATUSES)}, got {state.status!r}")
     return state
+
+
+def validate_dead_letter_key(projection: object, version: object, position: object) -> None:
+    """Refuse what names no dead letter: a projection, its version, an event's position."""
+    validate_projection(projection, version)
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+        raise InvalidInputError(f"a dead letter's position must be an int >= 0, got {position!r}")
 
 
 def validate_dead_letter(letter: DeadLetter, kind: str) -> DeadLetter:

@@ -169,27 +169,13 @@ def find_letters(store: Store, projection: str, positions: tuple[int, ...]) -> l
 
 
 def forget_letter(states: ProjectionStateStore, letter: DeadLetter) -> None:
-    """Remove one dead letter with the store's own operations: forget the projection
-    version's state and letters, then put back the state and the other letters, in
-    order. Called inside a unit (a transaction), so it is all or nothing."""
-    name, version = letter.projection, letter.projection_version
-    kept = [s for s in states.projection_states(name) if s.version == version]
-    others = [
-        d
-        for d in states.dead_letters(name)
-        if d.projection_version == version and d.event.position != letter.event.position
-    ]
-    states.delete_projection_state(name, version)
-    for state in kept:
-        states.save_projection_state(state)
-    for other in others:
-        states.park_event(other)
+    """Remove one dead letter (inside the handler's unit, when replaying)."""
+    states.delete_dead_letter(letter.projection, letter.projection_version, letter.event.position)
 
 
 def skip_letter(store: Store, letter: DeadLetter) -> None:
     """Drop a dead letter without handling its event."""
-    with store.transaction() as tx:
-        forget_letter(tx, letter)
+    forget_letter(states_of(store), letter)
 
 
 def replay_letter(store: Store, runner: ProjectionRunner[Any], letter: DeadLetter) -> None:

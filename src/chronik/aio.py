@@ -223,6 +223,10 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return await self._read(cast(ProjectionStateStore, self.sync).dead_letters, projection)
 
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        store = cast(ProjectionStateStore, self.sync)
+        await self._write(store.delete_dead_letter, projection, version, position)
+
     # -- transactions ----------------------------------------------------------------------
 
     def transaction(self) -> _TransactionBlock:
@@ -579,6 +583,9 @@ class AsyncTransactionAdapter:
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = await self._run(self._method("dead_letters"), projection)
         return letters
+
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        await self._run(self._method("delete_dead_letter"), projection, version, position)
 
 
 class _HookShim:

@@ -52,6 +52,7 @@ from chronik._append import (
     resolve_existing,
     validate_checkpoint_name,
     validate_dead_letter,
+    validate_dead_letter_key,
     validate_limit,
     validate_projection,
     validate_projection_state,
@@ -139,6 +140,7 @@ __all__ = [
     "SchemaStatus",
     "SnapshotStore",
     "Store",
+    "StoreSize",
     "StoreTransaction",
     "Subscribable",
     "Subscribes",
@@ -160,6 +162,7 @@ __all__ = [
     "to_pyformat",
     "validate_checkpoint_name",
     "validate_dead_letter",
+    "validate_dead_letter_key",
     "validate_expected_version",
     "validate_limit",
     "validate_projection",
@@ -186,6 +189,11 @@ SchemaCheck = Callable[[str], SchemaStatus]
 neither creates nor changes anything; a store that does not exist yet has every
 migration pending)."""
 
+StoreSize = Callable[[str], int]
+"""``store_size(url)``: how many bytes the store at ``url`` takes where it lives (a
+file and its write-ahead log, a schema's tables and indexes, a JetStream stream and
+its buckets), read-only."""
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -197,13 +205,15 @@ class Backend:
     malformed; :func:`parse_options` does that. A backend with a migrated schema
     gives ``check_schema`` (what ``chronik migrate --check`` and ``chronik info``
     report) and accepts the ``migrate`` option (``migrate=False``: refuse to open a
-    store with pending migrations); one without leaves it None.
+    store with pending migrations); one without leaves it None. ``store_size`` (also
+    optional) tells how many bytes the store takes where it lives, for ``chronik info``.
     """
 
     name: str
     open: OpenStore
     open_async: OpenAsyncStore
     check_schema: SchemaCheck | None = None
+    store_size: StoreSize | None = None
 
 
 expected_version_ok = check_expected_version

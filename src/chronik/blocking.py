@@ -310,6 +310,11 @@ class _ProjectionState(BlockingStore):
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return self._call(cast(AsyncProjectionStateStore, self.async_store).dead_letters(projection))
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        self._check_not_writing()
+        store = cast(AsyncProjectionStateStore, self.async_store)
+        self._call(store.delete_dead_letter(projection, version, position))
+
 
 class _Subscriptions(Subscribes, BlockingStore):
     def log_reader(self) -> BlockingLogReader:
@@ -462,6 +467,9 @@ class BlockingTransaction:
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         letters: list[DeadLetter] = self._do("dead_letters", projection)
         return letters
+
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        self._do("delete_dead_letter", projection, version, position)
 
 
 class _AsyncHook:

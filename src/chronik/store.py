@@ -441,6 +441,11 @@ class ProjectionStateStore(Protocol):
         """Dead letters in the order they were parked, of one projection or of all."""
         ...
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        """Forget one dead letter: version ``version`` of ``projection``'s letter for the
+        event at ``position`` (replayed or skipped); one that is not there changes nothing."""
+        ...
+
 
 @runtime_checkable
 class AsyncProjectionStateStore(Protocol):
@@ -455,6 +460,8 @@ class AsyncProjectionStateStore(Protocol):
     async def park_event(self, letter: DeadLetter) -> None: ...
 
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]: ...
+
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None: ...
 
 
 # -- transactions -------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def test_commands_on_postgres(tmp_path: Path, postgres_store_url: str) -> None:
     info = run_cli("info", "--json", *url, cwd=tmp_path).json_lines()[0]
     assert (info["backend"], info["events"], info["streams"]) == ("postgresql", 2, 2)
     assert info["schema"]["pending"] == []
+    assert info["size_bytes"] > 8192  # the schema's tables and indexes, a page each at least
 
     exported = run_cli("export", "-", *url, cwd=tmp_path)
     assert [json.loads(line)["event_id"] for line in exported.out.splitlines()] == [

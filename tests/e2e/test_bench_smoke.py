@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chronik.testing.services import POSTGRES
+from chronik.testing.services import NATS, POSTGRES, reachable
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = {1, 2, 3, 4, 5, 6, 7}
@@ -32,7 +32,7 @@ def _needs_eventsourcing() -> None:
 
 def _python_m(module: str, *args: str, timeout: int) -> str:
     """Run ``python -m module args`` in the checkout; its standard output, or fail with both."""
-    env = {**os.environ, "CHRONIK_BENCH_POSTGRES_URL": POSTGRES.url}
+    env = {**os.environ, "CHRONIK_BENCH_POSTGRES_URL": POSTGRES.url, "CHRONIK_BENCH_NATS_URL": NATS.url}
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -123,6 +123,40 @@ def test_bench_runs_on_postgres(tmp_path: Path) -> None:
     assert chronik["available"], chronik["reason"]
     assert all(row["values"]["chronik"] is not None for row in ran["rows"] if row["variant"] is None)
     assert result["unmeasured"] == []
+
+
+@pytest.mark.nats
+def test_bench_runs_on_nats(tmp_path: Path) -> None:
+    # chronik on NATS against raw nats-py, for the workloads of issue 13 (eventsourcing
+    # has no NATS store: its column says so, and no ratio is made with it).
+    _needs_eventsourcing()
+    if not reachable(NATS.url, NATS.port):
+        pytest.skip(f"NATS is not reachable at {NATS.url}")
+    result, markdown = _run("nats", tmp_path)
+    (ran,) = result["backends"]
+    assert (ran["backend"], ran["status"]) == ("nats", "ran"), ran["reason"]
+    assert ran["errors"] == [], ran["errors"]
+    contenders = ran["contenders"]
+    assert contenders["chronik"]["available"], contenders["chronik"]["reason"]
+    assert contenders["raw"]["available"], contenders["raw"]["reason"]
+    assert contenders["eventsourcing"] == {
+        "available": False,
+        "reason": "RuntimeError: eventsourcing has no NATS store",
+        "info": {},
+    }
+    rows = [row for row in ran["rows"] if row["variant"] is None]
+    assert {row["workload"] for row in rows} == {1, 2, 3, 5, 6}
+    for row in rows:
+        for name in ("chronik", "raw"):
+            assert isinstance(row["values"][name], (int, float)) and row["values"][name] >= 0, (
+                row["key"],
+                name,
+            )
+        assert row["values"]["eventsourcing"] is None
+        assert row["ratios"]["eventsourcing"] is None
+        assert (row["ratios"]["raw"] is not None) == (row["unit"] in ("events/s", "ms")), row["key"]
+    assert "### NATS JetStream" in markdown
+    assert "| 1. 40 single-event commands | events/s |" in markdown
 
 
 def _probe(*args: str) -> str:

@@ -167,8 +167,14 @@ def test_streams_log_and_info(cli: Chronik, tmp_path: Path) -> None:
         {"category": "order", "streams": 2, "events": 3},
     ]
     assert info["schema"]["pending"] == [] and info["schema"]["applied"]
+    db = tmp_path / "chronik.db"
+    on_disk = db.stat().st_size + (
+        db.with_name("chronik.db-wal").stat().st_size if db.with_name("chronik.db-wal").exists() else 0
+    )
+    assert info["size_bytes"] == on_disk > 0
     people = cli("info")
     assert people.code == 0 and "order" in people.out and "up to date" in people.out
+    assert "size: " in people.out and "KiB" in people.out
 
 
 def test_the_url_comes_from_the_option_then_the_environment(cli: Chronik, tmp_path: Path) -> None:

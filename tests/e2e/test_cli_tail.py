@@ -106,3 +106,25 @@ def test_rebuild_shows_a_progress_bar_with_events_per_second_on_a_terminal(
     bar = next(line for line in screen.splitlines() if line.startswith("rebuilding counter"))
     assert "300/300" in bar and "events/s" in bar
     assert "counter: rebuilt from 300 events" in screen
+
+
+def test_export_import_and_copy_show_how_far_they_are_on_a_terminal(cli: Chronik, terminal: Terminal) -> None:
+    lines = "".join(f'{{"stream_id": "s-{n % 7}", "type": "T", "data": {{"n": {n}}}}}\n' for n in range(2500))
+    assert cli("append", stdin=lines).code == 0
+    python = shlex.quote(sys.executable)
+    script = terminal.cwd / "move.sh"
+    script.write_text(
+        f"{python} -m chronik export events.jsonl\n"
+        f"{python} -m chronik import events.jsonl --url sqlite:///imported.db\n"
+        f"{python} -m chronik copy sqlite:///chronik.db sqlite:///copied.db\n"
+        "echo chronik-exited=$?\nsleep 60\n"
+    )
+    terminal.start(f"sh {shlex.quote(str(script))}")
+    screen = terminal.wait_for(lambda s: "chronik-exited=" in s, "the copy ending")
+    assert "chronik-exited=0" in screen
+    # The total is known (the events counted first; the file's bytes): a percentage and
+    # the time left, with the events so far and their rate.
+    for what in ("exporting", "importing", "copying"):
+        bar = next(line for line in screen.splitlines() if line.startswith(what))
+        assert "100%" in bar and "2,500 events" in bar and "/s" in bar and "left" in bar, bar
+    assert "imported 2,500 events" in screen and "copied 2,500 events" in screen

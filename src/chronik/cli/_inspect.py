@@ -50,6 +50,16 @@ def _scheme(url: str) -> str:
     return url.partition("://")[0].lower()
 
 
+def _bytes(size: int) -> str:
+    """``size`` bytes for people: 512 B, 1.5 KiB, 12.3 MiB, 2.0 GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size:,} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 @click.command(short_help="Backend, schema, counts by category, head, projections and their lag.")
 @url_option
 @app_option
@@ -70,6 +80,7 @@ def info(url: str, app_ref: str | None, as_json: bool) -> None:
         streams_by_category[stream.category] += 1
     head = store.head()
     schema = backend.check_schema(url) if backend.check_schema is not None else None
+    size = backend.store_size(url) if backend.store_size is not None else None
     projections: list[dict[str, Any]] = []
     if isinstance(store, ProjectionStateStore):
         letters = Counter((d.projection, d.projection_version) for d in store.dead_letters())
@@ -103,6 +114,7 @@ def info(url: str, app_ref: str | None, as_json: bool) -> None:
         "events": events,
         "streams": streams,
         "head": None if head is None else str(head),
+        "size_bytes": size,
         "categories": categories,
         "projections": projections,
     }
@@ -117,6 +129,8 @@ def info(url: str, app_ref: str | None, as_json: bool) -> None:
         pending = f", pending: {', '.join(schema.pending)}" if schema.pending else " (up to date)"
         c.print(f"schema: {current}{pending}")
     c.print(f"events: {events:,}  streams: {streams:,}  head: {record['head'] or 'empty'}")
+    if size is not None:
+        c.print(f"size: {_bytes(size)}")
     if by_category:
         table = Table("category", "streams", "events", title="categories", title_justify="left")
         for item in categories:

@@ -11,7 +11,11 @@ destination's own.
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -22,8 +26,8 @@ import click
 import msgspec
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -44,7 +48,7 @@ from chronik.cli._common import (
 )
 from chronik.errors import ChronikError
 from chronik.events import Checkpoint, NewEvent, RecordedEvent, StreamWrite
-from chronik.store import EventStore
+from chronik.store import EventStore, Subscribable
 
 __all__ = ["Importer", "copy", "export", "import_"]
 
@@ -168,19 +172,75 @@ def _decode_line(text: bytes, number: int) -> _Line:
         raise ImportStopped(number, f"not an exported event: {err}") from None
 
 
-def _progress(total: int | None, what: str) -> AbstractContextManager[Progress | None]:
+def _progress(what: str) -> AbstractContextManager[Progress | None]:
+    """A progress bar on a terminal (nothing when stderr is not one): the percentage and
+    the time left when the task has a total, the events so far and their rate always."""
     if not sys.stderr.isatty():
         return nullcontext()
-    columns: list[Any] = [TextColumn(what), BarColumn(), MofNCompleteColumn() if total else TextColumn("")]
-    columns += [TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns: list[Any] = [
+        TextColumn(what),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("elapsed,"),
+        TimeRemainingColumn(),
+        TextColumn("left"),
+    ]
     return Progress(*columns, console=console(stderr=True), transient=False)
 
 
-def import_lines(importer: Importer, lines: Iterable[bytes], progress: Progress | None = None) -> int:
-    """Import JSON Lines; returns the number of lines read. Raises :class:`ImportStopped`."""
-    task = progress.add_task("import", total=None, rate="") if progress is not None else None
-    number = 0
+class _Meter:
+    """Feeds a progress bar: events done, their rate, and how far along the total is."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self.progress = progress
+        self.began = time.monotonic()
+        self.task = progress.add_task("", total=total, rate="") if progress is not None else None
+
+    def update(self, events: int, completed: int | None = None) -> None:
+        if self.progress is None or self.task is None:
+            return
+        elapsed = time.monotonic() - self.began
+        rate = f"{events:,} events" + (f", {events / elapsed:,.0f}/s" if elapsed > 0 else "")
+        self.progress.update(self.task, completed=events if completed is None else completed, rate=rate)
+
+
+def _count(
+    store: EventStore, after: Checkpoint | None, categories: list[str] | None, types: list[str] | None
+) -> int | None:
+    """How many events a read of the log will give, counted by the store's log reader
+    (one query on SQL stores), for the progress bar; None when the store cannot say."""
+    if not isinstance(store, Subscribable):
+        return None
+    reader = store.log_reader()
+    try:
+        return reader.count_events(
+            after, None if categories is None else tuple(categories), None if types is None else tuple(types)
+        )
+    finally:
+        reader.close()
+
+
+def _file_size(file: IO[bytes]) -> int | None:
+    """The size of a regular file (None for stdin and pipes): an import's progress is in bytes."""
+    try:
+        info = os.fstat(file.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) and info.st_size > 0 else None
+
+
+def import_lines(
+    importer: Importer, lines: Iterable[bytes], progress: Progress | None = None, size: int | None = None
+) -> int:
+    """Import JSON Lines; returns the number of lines read. Raises :class:`ImportStopped`.
+
+    ``size``: the bytes of the file, when known, for the progress bar's percentage."""
+    meter = _Meter(progress, size)
+    number = read = 0
     for number, text in enumerate(lines, 1):
+        read += len(text)
         if not text.strip():
             continue
         try:
@@ -190,11 +250,10 @@ def import_lines(importer: Importer, lines: Iterable[bytes], progress: Progress 
         except ImportStopped:
             importer.flush()  # every line before the bad one is imported
             raise
-        if progress is not None and task is not None and number % 1000 == 0:
-            progress.update(task, completed=importer.done, rate=f"{importer.done:,} events")
+        if number % 1000 == 0:
+            meter.update(importer.done, read if size else None)
     importer.flush()
-    if progress is not None and task is not None:
-        progress.update(task, completed=importer.done, rate=f"{importer.done:,} events")
+    meter.update(importer.done, read if size else None)
     return number
 
 
@@ -222,9 +281,9 @@ def import_(file: IO[bytes], batch_size: int, url: str, app_ref: str | None) -> 
     app = load_app(app_ref)
     store = open_store(url, app.registry, create=True)
     importer = Importer(store, batch_size)
-    with _progress(None, "importing") as progress:
+    with _progress("importing") as progress:
         try:
-            lines = import_lines(importer, file, progress)
+            lines = import_lines(importer, file, progress, _file_size(file))
         except ImportStopped as err:
             raise _stopped(err, file.name if file.name != "<stdin>" else "-") from None
     console(stderr=True).print(
@@ -249,17 +308,18 @@ def export(
 ) -> None:
     """Write the global log (or part of it) to FILE (- for stdout) as JSON Lines."""
     store = open_store(url)
-    events = store.read_all(after, categories=list(category) or None, types=list(type_) or None)
+    categories, types = list(category) or None, list(type_) or None
     count = 0
     last: Checkpoint | None = None
-    with _progress(None, "exporting") as progress:
-        task = progress.add_task("export", total=None, rate="") if progress is not None else None
-        for event in events:
+    with _progress("exporting") as progress:
+        meter = _Meter(progress, _count(store, after, categories, types) if progress is not None else None)
+        for event in store.read_all(after, categories=categories, types=types):
             file.write(encode_line(event_record(event)))
             count += 1
             last = event.checkpoint
-            if progress is not None and task is not None and count % 1000 == 0:
-                progress.update(task, completed=count, rate=f"{count:,} events")
+            if count % 1000 == 0:
+                meter.update(count)
+        meter.update(count)
     file.flush()
     upto = f", up to checkpoint {last}" if last is not None else ""
     console(stderr=True).print(f"exported {plural(count, 'event')}{upto}", markup=False)
@@ -280,8 +340,8 @@ def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int) 
     source = open_store(src_url)
     target = open_store(dst_url, create=True)
     importer = Importer(target, batch_size)
-    with _progress(None, "copying") as progress:
-        task = progress.add_task("copy", total=None, rate="") if progress is not None else None
+    with _progress("copying") as progress:
+        meter = _Meter(progress, _count(source, after, None, None) if progress is not None else None)
         for n, event in enumerate(source.read_all(after), 1):
             metadata = msgspec.json.decode(event.raw_metadata) if event.raw_metadata else None
             data = msgspec.Raw(event.raw_data.encode() if isinstance(event.raw_data, str) else event.raw_data)
@@ -291,12 +351,13 @@ def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int) 
             except ImportStopped as err:
                 importer.flush()
                 raise fail(f"event {n} of {src_url}: {err.why}") from None
-            if progress is not None and task is not None and n % 1000 == 0:
-                progress.update(task, completed=importer.done, rate=f"{importer.done:,} events")
+            if n % 1000 == 0:
+                meter.update(importer.done)
         try:
             importer.flush()
         except ImportStopped as err:
             raise fail(f"event {err.line} of {src_url}: {err.why}") from None
+        meter.update(importer.done)
     console(stderr=True).print(
         f"copied {plural(importer.done, 'event')} from {src_url} to {dst_url}", markup=False
     )

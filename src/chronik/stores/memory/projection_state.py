@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from chronik.backend import validate_dead_letter, validate_projection, validate_projection_state
+from chronik.backend import (
+    validate_dead_letter,
+    validate_dead_letter_key,
+    validate_projection,
+    validate_projection_state,
+)
 from chronik.events import DeadLetter, ProjectionState
 from chronik.stores.memory.reader import KIND, MemoryLog
 
@@ -27,12 +32,14 @@ class ProjectionChanges:
         self.states: dict[_Version, ProjectionState | None] = {}  # None: deleted
         self.forgotten: set[_Version] = set()  # versions whose committed dead letters go
         self.parked: dict[tuple[str, int, int], DeadLetter] = {}
+        self.removed: set[tuple[str, int, int]] = set()  # committed dead letters that go
 
     def copy(self) -> ProjectionChanges:
         other = ProjectionChanges()
         other.states = dict(self.states)
         other.forgotten = set(self.forgotten)
         other.parked = dict(self.parked)
+        other.removed = set(self.removed)
         return other
 
     def save(self, state: ProjectionState) -> None:
@@ -52,11 +59,18 @@ class ProjectionChanges:
         """Park ``letter`` unless the same event is parked already (committed or staged)."""
         validate_dead_letter(letter, KIND)
         key = (letter.projection, letter.projection_version, letter.event.position)
-        if key in self.parked or (key in log.dead_letters and key[:2] not in self.forgotten):
+        committed = key in log.dead_letters and key[:2] not in self.forgotten and key not in self.removed
+        if key in self.parked or committed:
             return
         if letter.parked_at is None:
             letter = msgspec.structs.replace(letter, parked_at=datetime.now(UTC))
         self.parked[key] = letter
+
+    def remove(self, projection: str, version: int, position: int) -> None:
+        validate_dead_letter_key(projection, version, position)
+        key = (projection, version, position)
+        self.parked.pop(key, None)
+        self.removed.add(key)
 
     def apply(self, log: MemoryLog) -> None:
         """Make the changes part of ``log``; the caller holds ``log.lock``."""
@@ -68,6 +82,8 @@ class ProjectionChanges:
         if self.forgotten:
             for letter in [k for k in log.dead_letters if k[:2] in self.forgotten]:
                 del log.dead_letters[letter]
+        for removed in self.removed:
+            log.dead_letters.pop(removed, None)
         log.dead_letters.update(self.parked)
 
 
@@ -87,6 +103,6 @@ def dead_letters(
     """Dead letters in the order they were parked, as committed (and as ``changes`` leave them)."""
     letters = list(log.dead_letters.items())
     if changes is not None:
-        letters = [(k, d) for k, d in letters if k[:2] not in changes.forgotten]
+        letters = [(k, d) for k, d in letters if k[:2] not in changes.forgotten and k not in changes.removed]
         letters.extend(changes.parked.items())
     return [d for _, d in letters if projection is None or d.projection == projection]

@@ -221,6 +221,10 @@ class MemoryEventStore(Subscribes):
             self._log.check_open()
             return projection_state.dead_letters(self._log, projection)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        with write(self._log) as tx:
+            tx.delete_dead_letter(projection, version, position)
+
     # -- snapshots and checkpoints --------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:

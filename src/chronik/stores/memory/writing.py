@@ -259,6 +259,10 @@ class MemoryTransaction:
         self._check_usable()
         return projection_state.dead_letters(self._log, projection, self._projections)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        self._check_usable()
+        self._projections.remove(projection, version, position)
+
     # -- the end ------------------------------------------------------------------------------
 
     def commit(self) -> None:

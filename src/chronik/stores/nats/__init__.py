@@ -27,6 +27,7 @@ ids as subjects), ``_messages.py`` (the stored batch, positions); ``_connection.
 guaranteed, under which server settings.
 """
 
+import asyncio
 from typing import Any
 
 from chronik.backend import Backend
@@ -41,6 +42,7 @@ __all__ = [
     "backend",
     "open_async_store",
     "open_store",
+    "store_size",
 ]
 
 
@@ -62,5 +64,18 @@ def open_async_store(
     return AsyncNatsEventStore(url, registry, **options)
 
 
-backend = Backend("nats", open=open_store, open_async=open_async_store)
+def store_size(url: str) -> int:
+    """Bytes the JetStream stream at ``url`` and its two buckets hold (read-only)."""
+
+    async def measure() -> int:
+        store = AsyncNatsEventStore(url, create=False)
+        try:
+            return await store.size()
+        finally:
+            await store.close()
+
+    return asyncio.run(measure())
+
+
+backend = Backend("nats", open=open_store, open_async=open_async_store, store_size=store_size)
 """The ``nats://`` backend (entry point ``chronik.backends:nats``)."""

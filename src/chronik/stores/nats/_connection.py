@@ -222,6 +222,21 @@ class Connection:
             except (TimeoutError, nats.errors.Error, OSError) as err:
                 raise translate(err, f"deleting the JetStream stream {name!r}") from err
 
+    async def size(self) -> int:
+        """Bytes the stream and the buckets hold (JetStream's own count)."""
+        js = await self.ready()
+        config = self.config
+        total = 0
+        for name in (config.stream, f"KV_{config.ids_bucket}", f"KV_{config.state_bucket}"):
+            try:
+                info = await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                continue
+            except (TimeoutError, nats.errors.Error, OSError) as err:
+                raise translate(err, f"reading the size of {name!r}") from err
+            total += info.state.bytes
+        return total
+
     async def close(self) -> None:
         self.closed = True
         nc, self._nc, self._js = self._nc, None, None
@@ -248,16 +263,20 @@ class Connection:
         except (TimeoutError, nats.errors.Error, OSError) as err:
             raise translate(err, f"reading {subject!r}") from err
 
-    async def next_message(self, subject: str, seq: int) -> int | None:
-        """The sequence of the first message on ``subject`` (a filter) at or after ``seq``."""
+    async def message_at_or_after(self, stream: str, subject: str, seq: int) -> api.RawStreamMsg | None:
+        """The first message on ``subject`` (a filter) of ``stream`` at or after ``seq``."""
         js = await self.ready()
         try:
-            raw = await js.get_msg(self.config.stream, seq=max(seq, 1), subject=subject, next=True)
+            return await js.get_msg(stream, seq=max(seq, 1), subject=subject, next=True)
         except nats.js.errors.NotFoundError:
             return None
         except (TimeoutError, nats.errors.Error, OSError) as err:
             raise translate(err, f"reading {subject!r}") from err
-        return raw.seq
+
+    async def next_message(self, subject: str, seq: int) -> int | None:
+        """The sequence of the first message on ``subject`` (a filter) at or after ``seq``."""
+        raw = await self.message_at_or_after(self.config.stream, subject, seq)
+        return None if raw is None else raw.seq
 
     async def last_sequence(self) -> int:
         """The sequence of the log's last message (0 when empty)."""

@@ -31,6 +31,7 @@ from chronik.backend import (
     position_after,
     validate_checkpoint_name,
     validate_dead_letter,
+    validate_dead_letter_key,
     validate_projection,
     validate_projection_state,
     validate_stream_id,
@@ -153,6 +154,10 @@ class StateBucket:
         await self._purge(f"proj.{token}.{version}")
         for key, _ in await self._list(f"dead.{token}.{version}"):
             await self._purge(key)
+
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        validate_dead_letter_key(projection, version, position)
+        await self._purge(f"dead.{encode_token(projection)}.{version}.{position}")
 
     async def park_event(self, letter: DeadLetter) -> None:
         validate_dead_letter(letter, KIND)

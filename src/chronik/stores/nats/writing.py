@@ -4,27 +4,34 @@ How an append commits, and why it is safe:
 
 1. Event ids the caller chose are looked up in the ``<stream>-ids`` bucket. Any found
    makes it a re-send, decided by the rule every store shares (``resolve_existing``).
+   The lookup is folded into step 4: a reservation that must create its key (the
+   ``Nats-Expected-Last-Subject-Sequence: 0`` of its subject) fails only for an id
+   indexed before, and only then are the ids looked up; an expected version that
+   does not hold looks them up too, before saying so.
 2. The stream's last message (``get last by subject``, answered by the stream's
    leader) gives its version and that message's sequence. The expected version is
-   checked against that version.
+   checked against that version. A new stream (``NO_STREAM``) and a stream whose end
+   this process last read or wrote at the expected version (or ``ANY``) skip this
+   read: step 3 checks the guess anyway, and a wrong one is read again.
 3. The batch is published as one message with ``Nats-Expected-Last-Subject-Sequence``
    set to that sequence: JetStream's leader stores it only if no message reached the
    subject since step 2 (error 10071 otherwise). So two writers never both write
    version N+1; the loser reads again and either retries (``ANY``, or an expected
    version that still holds) or gets ``WrongExpectedVersionError`` with the version
    it lost to.
-4. ``Nats-Msg-Id`` (the first event's id) makes a publish retried after a lost
-   acknowledgement a duplicate the server drops, within the stream's duplicate
-   window; the acknowledgement then names the original message, which decides the
-   re-send as in step 1.
-5. After the acknowledgement every event id goes into the ids bucket, so re-sends
-   are recognised after the duplicate window too. A writer that dies between 3 and 5
-   leaves ids unindexed; a re-send of the same batch within the duplicate window is
-   still caught by step 4 (also when its expected version no longer holds: then a
-   publish that cannot be stored asks the server about the id) and repairs the index.
-   A cluster's new leader may not know the ids its predecessor deduplicated, so an
-   expected version that no longer holds also looks for the batch's first id among
-   the stream's messages of the last 10,000 in the log.
+4. Before publishing, every event id goes into the ids bucket as a *reservation*:
+   the stream and the subject sequence the publish expects (step 3). If the message
+   is stored at all, it is the subject's very next message after that sequence, so
+   one direct get ("the first message on the subject after sequence S") tells
+   whether a reserved id was stored, and where. A lookup (step 1) resolves
+   reservations that way and ignores those whose publish never stored anything. So
+   a writer that retries an append whose acknowledgement was lost (a timeout, a
+   cluster's leader killed) finds its first attempt, whatever its expected version
+   (``ANY`` included), and whether or not the server still knows the message id; a
+   writer dying after the publish leaves no event unindexed.
+5. ``Nats-Msg-Id`` (the first event's id) also makes a publish re-sent within the
+   stream's duplicate window a duplicate the server drops; the acknowledgement then
+   names the original message, which decides the re-send as in step 1.
 
 The stream sequence is assigned by the leader in commit order, so the log's order is
 the commit order and a reader never sees a sequence before an earlier one is stored.
@@ -43,8 +50,8 @@ import nats.js.errors
 
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import EventTooLargeError, WrongExpectedVersionError
-from chronik.events import AppendResult, Checkpoint
-from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, Pull, translate
+from chronik.events import ANY, NO_STREAM, AppendResult, Checkpoint, ExpectedVersion
+from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, translate
 from chronik.stores.nats._messages import (
     KIND,
     SLOT,
@@ -58,10 +65,9 @@ from chronik.stores.nats._subjects import stream_of_subject, subject_of_stream
 __all__ = ["Writer", "checkpoint_of", "stored_message"]
 
 _index_value = msgspec.msgpack.Encoder().encode
-_index_decode = msgspec.msgpack.Decoder(tuple[str, int, int]).decode
+_index_decode = msgspec.msgpack.Decoder(list[str | int]).decode
 _INDEX_CHUNK: Final = 1000  # index entries in flight at once
-_NEVER: Final = 2**63 - 1  # a subject sequence no stream reaches
-_RECENT: Final = 10_000  # how far back (in the log) a lost acknowledgement is looked for
+_KNOWN: Final = 10_000  # streams whose end a writer remembers
 
 
 def checkpoint_of(where: ExistingEvent) -> Checkpoint:
@@ -75,6 +81,18 @@ def stored_message(conn: Connection, raw: object, stream_id: str) -> StoredMessa
     when = getattr(raw, "time", None)
     micros = int(when.timestamp() * 1_000_000) if when is not None else 0
     return decode_message(seq, stream_id, data, micros)
+
+
+def _place(message: StoredMessage | None, event_id: uuid.UUID) -> ExistingEvent | None:
+    """Where ``event_id`` is in ``message``, if it is there."""
+    if message is None:
+        return None
+    wanted = event_id.bytes
+    for i, entry in enumerate(message.entries):
+        if entry[0] == wanted:
+            base = first_position(message.seq, len(message.entries))
+            return ExistingEvent(message.stream_id, message.first_version + i, base + i)
+    return None
 
 
 def _header_size(headers: dict[str, str]) -> int:
@@ -92,37 +110,67 @@ class Writer:
         self.ids_stream = f"KV_{config.ids_bucket}"
         self.ids_subject = f"$KV.{config.ids_bucket}"
         self.wake_subject = f"chronik-wake.{config.stream}"
+        self._known: dict[str, tuple[int, int]] = {}  # stream id -> (version, last sequence)
 
     async def current(self, subject: str, stream_id: str) -> StoredMessage | None:
         raw = await self.conn.last_message(self.stream, subject)
-        return None if raw is None else stored_message(self.conn, raw, stream_id)
+        message = None if raw is None else stored_message(self.conn, raw, stream_id)
+        self._remember(stream_id, (0, 0) if message is None else (message.last_version, message.seq))
+        return message
+
+    def _remember(self, stream_id: str, last: tuple[int, int]) -> None:
+        known = self._known
+        known.pop(stream_id, None)
+        known[stream_id] = last
+        if len(known) > _KNOWN:
+            del known[next(iter(known))]
+
+    def _guess(self, stream_id: str, expected: ExpectedVersion) -> tuple[int, int] | None:
+        """The stream's (version, last sequence) as this process last saw them, when they
+        can save reading them: the publish's expected sequence checks them anyway."""
+        if expected is NO_STREAM:
+            return (0, 0)
+        known = self._known.get(stream_id)
+        if known is not None and ((isinstance(expected, int) and known[0] == expected) or expected is ANY):
+            return known
+        return None
 
     async def commit(self, write: PreparedWrite, given: Sequence[uuid.UUID]) -> AppendResult:
-        if given:
-            stored = await self.lookup(given)
-            if stored:
-                return resolve_existing(write, stored, checkpoint_of)
         stream_id = write.stream_id
         subject = subject_of_stream(self.prefix, stream_id)
         events = write.events
+        ids = [e.event_id for e in events]
+        # A guess of the stream's end (a new stream, or the end this process last read or
+        # wrote) saves reading it; a wrong guess only costs a refused publish (10071).
+        guess = self._guess(stream_id, write.expected)
+        js = await self.conn.ready()  # connected: max_payload known
+        looked = not given  # whether the ids were looked up (ids the caller did not give are new)
         while True:
-            last = await self.current(subject, stream_id)
-            version = 0 if last is None else last.last_version
-            if not expected_version_ok(write.expected, version):
-                if given and last is not None:  # perhaps a re-send whose ids were never indexed
-                    original = await self._duplicate_of(subject, events[0].event_id)
-                    if original is None:
-                        original = await self._recent_with(subject, last.seq, events[0].event_id)
-                    if original is not None:
-                        return await self._resend(write, original)
-                raise WrongExpectedVersionError(stream_id, write.expected, version)
+            if guess is None:
+                last = await self.current(subject, stream_id)
+                version, after = (0, 0) if last is None else (last.last_version, last.seq)
+                if not expected_version_ok(write.expected, version):
+                    if not looked and (stored := await self.lookup(given)):
+                        return resolve_existing(write, stored, checkpoint_of)
+                    raise WrongExpectedVersionError(stream_id, write.expected, version)
+            else:
+                (version, after), guess = guess, None
             payload = encode_batch(version + 1, events)
             headers = {
                 "Nats-Msg-Id": events[0].event_id.hex,
-                "Nats-Expected-Last-Subject-Sequence": str(0 if last is None else last.seq),
+                "Nats-Expected-Last-Subject-Sequence": str(after),
             }
             self._check_size(write, len(payload) + _header_size(headers))
-            js = await self.conn.ready()
+            # Step 1 and 4 in one round trip when the ids are new: a reservation that
+            # must create its key fails only for an id indexed before.
+            if looked:
+                await self.reserve(stream_id, after, ids)
+            else:
+                looked = True
+                if not await self.reserve(stream_id, after, ids, only_new=True):
+                    if stored := await self.lookup(given):
+                        return resolve_existing(write, stored, checkpoint_of)
+                    await self.reserve(stream_id, after, ids)
             try:
                 ack = await js.publish(subject, payload, headers=headers)
             except nats.js.errors.APIError as err:
@@ -130,11 +178,12 @@ class Writer:
                     continue  # another writer got there first: read again and decide again
                 raise translate(err, f"appending to stream {stream_id!r}") from err
             except (TimeoutError, nats.errors.Error, OSError) as err:
+                self._known.pop(stream_id, None)
                 raise translate(err, f"appending to stream {stream_id!r}") from err
             if ack.duplicate:
                 return await self._resend(write, ack.seq)
             break
-        await self.index(stream_id, ack.seq, version + 1, [e.event_id for e in events])
+        self._remember(stream_id, (version + len(events), ack.seq))
         await self.wake()
         position = ack.seq * SLOT
         return AppendResult(stream_id, version + len(events), position, Checkpoint(KIND, (position,)))
@@ -152,52 +201,12 @@ class Writer:
         )
         raise error
 
-    async def _duplicate_of(self, subject: str, event_id: uuid.UUID) -> int | None:
-        """The sequence of the message published with ``event_id`` as its ``Nats-Msg-Id``
-        within the duplicate window, if any.
-
-        JetStream checks the message id before the expected sequence: a publish whose
-        expected sequence cannot hold is acknowledged as a duplicate when the id is
-        known, and refused (storing nothing) when it is not.
-        """
-        headers = {"Nats-Msg-Id": event_id.hex, "Nats-Expected-Last-Subject-Sequence": str(_NEVER)}
-        js = await self.conn.ready()
-        try:
-            ack = await js.publish(subject, b"", headers=headers)
-        except nats.js.errors.APIError as err:
-            if err.err_code == WRONG_LAST_SEQUENCE:
-                return None
-            raise translate(err, f"appending to {subject!r}") from err
-        except (TimeoutError, nats.errors.Error, OSError) as err:
-            raise translate(err, f"appending to {subject!r}") from err
-        return ack.seq if ack.duplicate else None
-
-    async def _recent_with(self, subject: str, last: int, event_id: uuid.UUID) -> int | None:
-        """The sequence of a recent message on ``subject`` holding ``event_id``, if any.
-
-        For a re-send whose acknowledgement was lost when a cluster changed leaders: the
-        new leader may not know the message id, but the message is in the stream.
-        """
-        wanted = event_id.bytes
-        async with Pull(self.conn, self.stream, subject, max(1, last - _RECENT)) as pull:
-            while True:
-                delivered = await pull.fetch(256)
-                if not delivered:
-                    return None
-                for message in delivered:
-                    if message.seq > last:
-                        return None
-                    batch = decode_message(message.seq, "", message.data, 0)
-                    if any(entry[0] == wanted for entry in batch.entries):
-                        return message.seq
-
     async def _resend(self, write: PreparedWrite, seq: int) -> AppendResult:
         """The server dropped the publish as a duplicate of message ``seq``: decide by it."""
         raw = await self.conn.call(f"reading message {seq}", lambda js: js.get_msg(self.stream, seq=seq))
         original = stored_message(self.conn, raw, write.stream_id)
         original = original._replace(stream_id=stream_of_subject(self.prefix, raw.subject or ""))
         ids = [uuid.UUID(bytes=e[0]) for e in original.entries]
-        await self.index(original.stream_id, seq, original.first_version, ids)  # repair, if it was lost
         base = first_position(seq, len(ids))
         existing = {
             event_id: ExistingEvent(original.stream_id, original.first_version + i, base + i)
@@ -206,30 +215,66 @@ class Writer:
         return resolve_existing(write, existing, checkpoint_of)
 
     async def lookup(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ExistingEvent]:
-        """Where each of ``ids`` is stored, for those that are."""
-        found = await asyncio.gather(*(self._where(event_id) for event_id in ids))
-        return {event_id: where for event_id, where in zip(ids, found, strict=True) if where is not None}
+        """Where each of ``ids`` is stored, for those that are (reservations resolved)."""
+        entries = await asyncio.gather(*(self._entry(event_id) for event_id in ids))
+        messages: dict[tuple[str, int], asyncio.Task[StoredMessage | None]] = {}
+        found: dict[uuid.UUID, ExistingEvent] = {}
+        for event_id, entry in zip(ids, entries, strict=True):
+            if entry is None:
+                continue
+            if len(entry) == 3:  # written after the acknowledgement, by an earlier release
+                stream_id, version, position = entry
+                found[event_id] = ExistingEvent(str(stream_id), int(version), int(position))
+                continue
+            stream_id, after = str(entry[0]), int(entry[1])
+            key = (stream_id, after)
+            if key not in messages:
+                messages[key] = asyncio.ensure_future(self._next_after(stream_id, after))
+            message = await messages[key]
+            where = _place(message, event_id)
+            if where is not None:
+                found[event_id] = where
+        return found
 
-    async def _where(self, event_id: uuid.UUID) -> ExistingEvent | None:
+    async def _entry(self, event_id: uuid.UUID) -> list[str | int] | None:
         raw = await self.conn.last_message(self.ids_stream, f"{self.ids_subject}.{event_id.hex}")
         if raw is None or not raw.data:
             return None
-        stream_id, version, position = _index_decode(raw.data)
-        return ExistingEvent(stream_id, version, position)
+        return _index_decode(raw.data)
 
-    async def index(self, stream_id: str, seq: int, first_version: int, ids: Sequence[uuid.UUID]) -> None:
-        base = first_position(seq, len(ids))
+    async def _next_after(self, stream_id: str, after: int) -> StoredMessage | None:
+        """The stream's first message after sequence ``after``: where a publish that
+        expected ``after`` as the subject's last sequence was stored, if it was."""
+        subject = subject_of_stream(self.prefix, stream_id)
+        raw = await self.conn.message_at_or_after(self.stream, subject, after + 1)
+        return None if raw is None else stored_message(self.conn, raw, stream_id)
+
+    async def reserve(
+        self, stream_id: str, after: int, ids: Sequence[uuid.UUID], *, only_new: bool = False
+    ) -> bool:
+        """Index ``ids`` as published to ``stream_id`` expecting ``after`` (step 4).
+
+        With ``only_new``, each key is written only if it has never been (False if one
+        had been: that id may be stored already, and is looked up).
+        """
         js = await self.conn.ready()
-        entries = [
-            (f"{self.ids_subject}.{event_id.hex}", _index_value((stream_id, first_version + i, base + i)))
-            for i, event_id in enumerate(ids)
-        ]
-        try:
-            for start in range(0, len(entries), _INDEX_CHUNK):
-                chunk = entries[start : start + _INDEX_CHUNK]
-                await asyncio.gather(*(js.publish(key, value) for key, value in chunk))
-        except (TimeoutError, nats.errors.Error, OSError) as err:
-            raise translate(err, f"indexing the event ids of stream {stream_id!r}") from err
+        value = _index_value((stream_id, after))
+        keys = [f"{self.ids_subject}.{event_id.hex}" for event_id in ids]
+        headers = {"Nats-Expected-Last-Subject-Sequence": "0"} if only_new else None
+        new = True
+        for start in range(0, len(keys), _INDEX_CHUNK):
+            chunk = keys[start : start + _INDEX_CHUNK]
+            results = await asyncio.gather(
+                *(js.publish(key, value, headers=headers) for key in chunk), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, nats.js.errors.APIError) and result.err_code == WRONG_LAST_SEQUENCE:
+                    new = False
+                elif isinstance(result, (TimeoutError, nats.errors.Error, OSError)):
+                    raise translate(result, f"indexing the event ids of stream {stream_id!r}") from result
+                elif isinstance(result, BaseException):
+                    raise result
+        return new
 
     async def wake(self) -> None:
         """Tell waiting readers (any process) that the log grew; only a hint, never the truth."""

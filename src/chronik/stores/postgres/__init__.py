@@ -53,6 +53,7 @@ from typing import Any
 
 from chronik.backend import Backend, SchemaStatus, pending_migrations
 from chronik.codec import EventRegistry
+from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.store import AsyncPostgresEventStore, AsyncPostgresTransaction
 from chronik.stores.postgres._common import MIGRATIONS, translate
@@ -73,6 +74,7 @@ __all__ = [
     "check_store_schema",
     "open_async_store",
     "open_store",
+    "store_size",
 ]
 
 
@@ -109,5 +111,26 @@ def check_store_schema(url: str) -> SchemaStatus:
     return SchemaStatus(applied, [m.name for m in pending_migrations(MIGRATIONS, applied, config.where)])
 
 
-backend = Backend("postgresql", open=open_store, open_async=open_async_store, check_schema=check_store_schema)
+def store_size(url: str) -> int:
+    """Bytes the schema at ``url`` takes: its tables with their indexes and TOAST; read-only."""
+    import psycopg
+
+    config = parse_config(url, {})
+    conn = connect(config)
+    try:
+        row = conn.execute(sql.SCHEMA_SIZE, (config.schema,)).fetchone()
+    except psycopg.Error as err:
+        raise translate(err, config.where) from err
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
+
+
+backend = Backend(
+    "postgresql",
+    open=open_store,
+    open_async=open_async_store,
+    check_schema=check_store_schema,
+    store_size=store_size,
+)
 """The ``postgresql://`` (and ``postgres://``) backend (entry points ``chronik.backends``)."""

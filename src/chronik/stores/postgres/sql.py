@@ -25,6 +25,11 @@ SELECT c.relname FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ORDER BY c.relname"""
+# What the schema's tables take on disk, with their indexes and TOAST (chronik info).
+SCHEMA_SIZE: Final = """
+SELECT coalesce(sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'm')"""
 READ_ONLY: Final = "SET TRANSACTION READ ONLY"
 # Serialises chronik processes that open the same schema at once, so migrations run
 # exactly once; a transaction-level lock, released at commit.
@@ -287,6 +292,9 @@ WHERE %(name)s::text IS NULL OR name = %(name)s::text ORDER BY name, version"""
 _DELETE_PROJECTION_STATE = """
 WITH state AS (DELETE FROM {schema}.projections WHERE name = %(name)s AND version = %(version)s)
 DELETE FROM {schema}.dead_letters WHERE projection = %(name)s AND projection_version = %(version)s"""
+_DELETE_DEAD_LETTER = """
+DELETE FROM {schema}.dead_letters
+WHERE projection = %(projection)s AND projection_version = %(version)s AND position = %(position)s"""
 _PARK_EVENT = """
 INSERT INTO {schema}.dead_letters
     (projection, projection_version, position, transaction_id, stream_id, version, type, event_id,
@@ -368,6 +376,7 @@ class Statements:
     delete_projection_state: str
     park_event: str
     dead_letters: str
+    delete_dead_letter: str
     inline_enter: str
     inline_try_enter: str
     has_xid: str

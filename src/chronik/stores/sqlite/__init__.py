@@ -1,5 +1,6 @@
 """The embedded SQLite backend: ``chronik.connect("sqlite:///path.db")``."""
 
+import os
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_store_schema",
     "open_async_store",
     "open_store",
+    "store_size",
 ]
 
 
@@ -61,5 +63,23 @@ def check_store_schema(url: str) -> SchemaStatus:
     return schema_status(_path(url))
 
 
-backend = Backend("sqlite", open=open_store, open_async=open_async_store, check_schema=check_store_schema)
+def store_size(url: str) -> int:
+    """Bytes of the file at ``url`` and of its write-ahead log."""
+    path = _path(url)
+    total = 0
+    for name in (path, f"{path}-wal"):
+        try:
+            total += os.stat(name).st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+backend = Backend(
+    "sqlite",
+    open=open_store,
+    open_async=open_async_store,
+    check_schema=check_store_schema,
+    store_size=store_size,
+)
 """The ``sqlite://`` backend (entry point ``chronik.backends:sqlite``)."""

@@ -20,6 +20,7 @@ from chronik.backend import (
     position_after,
     validate_checkpoint_name,
     validate_dead_letter,
+    validate_dead_letter_key,
     validate_projection,
     validate_projection_state,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "check_checkpoint",
     "dead_letters",
     "delete_checkpoint",
+    "delete_dead_letter",
     "delete_projection_state",
     "load_checkpoint",
     "load_snapshot",
@@ -77,6 +79,11 @@ def delete_projection_state(conn: sqlite3.Connection, name: str, version: int) -
     validate_projection(name, version)
     conn.execute(sql.DELETE_PROJECTION_STATE, (name, version))
     conn.execute(sql.DELETE_DEAD_LETTERS, (name, version))
+
+
+def delete_dead_letter(conn: sqlite3.Connection, projection: str, version: int, position: int) -> None:
+    validate_dead_letter_key(projection, version, position)
+    conn.execute(sql.DELETE_DEAD_LETTER, (projection, version, position))
 
 
 def park_event(conn: sqlite3.Connection, letter: DeadLetter) -> None:

@@ -114,6 +114,9 @@ DELETE_PROJECTION_STATE: Final = "DELETE FROM chronik_projections WHERE name = ?
 DELETE_DEAD_LETTERS: Final = (
     "DELETE FROM chronik_dead_letters WHERE projection = ? AND projection_version = ?"
 )
+DELETE_DEAD_LETTER: Final = (
+    "DELETE FROM chronik_dead_letters WHERE projection = ? AND projection_version = ? AND position = ?"
+)
 PARK_EVENT: Final = """
 INSERT INTO chronik_dead_letters
     (projection, projection_version, position, stream_id, version, type, event_id, checkpoint,

@@ -269,6 +269,10 @@ class SQLiteEventStore(Subscribes):
         with connections.errors():
             return _records.dead_letters(connections.conn(), projection)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        with self._writer.write() as conn:
+            _records.delete_dead_letter(conn, projection, version, position)
+
     # -- snapshots and checkpoints ---------------------------------------------------
 
     def save_snapshot(self, snapshot: Snapshot) -> None:

@@ -326,6 +326,9 @@ class SQLiteTransaction:
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return _records.dead_letters(self.connection, projection)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        _records.delete_dead_letter(self.connection, projection, version, position)
+
 
 def _check_named(statement: str, parameters: object) -> None:
     """After the driver refused ``parameters``: name a missing ``:name`` clearly (the

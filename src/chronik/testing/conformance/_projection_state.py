@@ -82,6 +82,36 @@ class ProjectionStateTests(ConformanceBase):
         assert face.projection_states() == []
         assert face.dead_letters() == []
 
+    def test_one_dead_letter_is_deleted_and_the_others_keep_their_order(self, store: EventStore) -> None:
+        face = face_of(store)
+        stream = new_stream("acc")
+        store.append(stream, [NewEvent("Added", {"n": n}) for n in range(4)])
+        one, two, three, four = store.read_stream(stream)
+        face.save_projection_state(ProjectionState("b", 1, "live", active=True))
+        for event, name, version in (
+            (three, "b", 1),
+            (one, "b", 1),
+            (two, "b", 2),
+            (four, "a", 1),
+            (two, "b", 1),
+        ):
+            face.park_event(letter(event, name, version))
+        face.delete_dead_letter("b", 1, one.position)
+        remaining = [(d.projection, d.projection_version, d.event.version) for d in face.dead_letters()]
+        assert remaining == [("b", 1, 3), ("b", 2, 2), ("a", 1, 4), ("b", 1, 2)]
+        face.delete_dead_letter("b", 1, one.position)  # gone already: no error
+        face.delete_dead_letter("b", 3, two.position)  # another version's letter stays
+        face.delete_dead_letter("b", 1, two.position)
+        assert [(d.projection_version, d.event.version) for d in face.dead_letters("b")] == [(1, 3), (2, 2)]
+        assert [(s.name, s.status) for s in face.projection_states()] == [("b", "live")], "the state stays"
+        # Deleted, the same event may be parked again, and comes last.
+        face.park_event(letter(one, "b", 1))
+        assert [d.event.version for d in face.dead_letters("b")] == [3, 2, 1]
+        with pytest.raises(InvalidInputError):
+            face.delete_dead_letter("", 1, one.position)
+        with pytest.raises(InvalidInputError):
+            face.delete_dead_letter("b", 1, -1)
+
     def test_bad_names_and_versions_are_refused(self, store: EventStore) -> None:
         face = face_of(store)
         stream = new_stream("acc")

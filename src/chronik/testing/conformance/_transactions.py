@@ -169,6 +169,9 @@ class TransactionTests(ConformanceBase):
             assert [s.name for s in tx.projection_states("own")] == ["own"]
             tx.park_event(letter(last, "own"))
             assert [d.projection for d in tx.dead_letters("own")] == ["own"]
+            tx.delete_dead_letter("own", 1, last.position)
+            assert tx.dead_letters("own") == []
+            tx.park_event(letter(last, "own"))
         assert store.stream_info(stream).version == 3
 
     def test_a_conflict_inside_fails_the_transaction(self, store: EventStore) -> None:

@@ -63,7 +63,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, validate_projection
+from chronik.backend import Codec, validate_dead_letter_key, validate_projection
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
@@ -77,6 +77,7 @@ from chronik.stores.postgres._projection_rows import (
 
 __all__ = [
     "dead_letters",
+    "delete_dead_letter",
     "delete_projection_state",
     "enter_inline",
     "own_events",
@@ -105,6 +106,14 @@ async def projection_states(
 async def delete_projection_state(conn: Conn, statements: sql.Statements, name: str, version: int) -> None:
     validate_projection(name, version)
     await conn.execute(statements.delete_projection_state, {"name": name, "version": version})
+
+
+async def delete_dead_letter(
+    conn: Conn, statements: sql.Statements, projection: str, version: int, position: int
+) -> None:
+    validate_dead_letter_key(projection, version, position)
+    params = {"projection": projection, "version": version, "position": position}
+    await conn.execute(statements.delete_dead_letter, params)
 
 
 async def park_event(conn: Conn, statements: sql.Statements, letter: DeadLetter) -> None:

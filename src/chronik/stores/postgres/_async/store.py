@@ -247,6 +247,10 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         """Dead letters in the order they were parked, of one projection or of all."""
         return await self._shared.on(projection_state.dead_letters, projection)
 
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        """Forget one dead letter (replayed or skipped); one that is not there changes nothing."""
+        await self._shared.on(projection_state.delete_dead_letter, projection, version, position)
+
     # -- append hooks (inline projections; see projection_state.py) ----------------------
 
     async def add_append_hook(self, hook: AsyncAppendHook) -> None:

@@ -273,6 +273,11 @@ class AsyncPostgresTransaction:
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return await projection_state.dead_letters(self.connection, self._statements, projection)
 
+    async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        await projection_state.delete_dead_letter(
+            self.connection, self._statements, projection, version, position
+        )
+
 
 async def append_writes(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, validate_projection
+from chronik.backend import Codec, validate_dead_letter_key, validate_projection
 from chronik.errors import ConcurrencyError, OperationalError
 from chronik.events import DeadLetter, ProjectionState, RecordedEvent
 from chronik.stores.postgres import sql
@@ -25,6 +25,7 @@ from chronik.stores.postgres._projection_rows import (
 
 __all__ = [
     "dead_letters",
+    "delete_dead_letter",
     "delete_projection_state",
     "enter_inline",
     "own_events",
@@ -51,6 +52,14 @@ def projection_states(conn: Conn, statements: sql.Statements, name: str | None) 
 def delete_projection_state(conn: Conn, statements: sql.Statements, name: str, version: int) -> None:
     validate_projection(name, version)
     conn.execute(statements.delete_projection_state, {"name": name, "version": version})
+
+
+def delete_dead_letter(
+    conn: Conn, statements: sql.Statements, projection: str, version: int, position: int
+) -> None:
+    validate_dead_letter_key(projection, version, position)
+    params = {"projection": projection, "version": version, "position": position}
+    conn.execute(statements.delete_dead_letter, params)
 
 
 def park_event(conn: Conn, statements: sql.Statements, letter: DeadLetter) -> None:

@@ -242,6 +242,10 @@ class PostgresEventStore(Subscribes):
         """Dead letters in the order they were parked, of one projection or of all."""
         return self._shared.on(projection_state.dead_letters, projection)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        """Forget one dead letter (replayed or skipped); one that is not there changes nothing."""
+        self._shared.on(projection_state.delete_dead_letter, projection, version, position)
+
     # -- append hooks (inline projections; see projection_state.py) ----------------------
 
     def add_append_hook(self, hook: AppendHook) -> None:

@@ -260,6 +260,9 @@ class PostgresTransaction:
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         return projection_state.dead_letters(self.connection, self._statements, projection)
 
+    def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
+        projection_state.delete_dead_letter(self.connection, self._statements, projection, version, position)
+
 
 def append_writes(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
