@@ -21,7 +21,7 @@ import pytest
 
 import chronik
 from chronik import NewEvent
-from chronik.errors import OperationalError
+from chronik.errors import ConfigurationError, OperationalError
 from chronik.projections import CheckpointedTarget, Projection, ProjectionRunner
 from chronik.testing.services import unavailable
 
@@ -102,6 +102,18 @@ def _retrying(write: Callable[[], T]) -> T:
             time.sleep(0.1)
 
 
+def _forming(connect: Callable[[], T]) -> T:
+    """``connect()`` again while a new cluster forms: until its servers have found each
+    other, JetStream has no peers to place three replicas on (and says so)."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        try:
+            return _retrying(connect)
+        except ConfigurationError as err:
+            assert "no suitable peers" in str(err) and time.monotonic() < deadline, err
+            time.sleep(0.2)
+
+
 def _collect(subscription: chronik.Subscription, count: int) -> list[chronik.RecordedEvent]:
     got: list[chronik.RecordedEvent] = []
     deadline = time.monotonic() + PATIENCE
@@ -156,7 +168,7 @@ def test_a_cluster_keeps_every_acknowledged_append_when_its_leader_is_killed(
         server.start()
     hosts = ",".join(f"127.0.0.1:{s.port}" for s in cluster)
     url = f"nats://{hosts}?stream=cluster&replicas=3&connect_timeout=30&request_timeout=5"
-    store = _retrying(lambda: chronik.connect(url))  # the cluster elects its first leaders
+    store = _forming(lambda: chronik.connect(url))  # the cluster elects its first leaders
     acknowledged: dict[str, list[uuid.UUID]] = {}
     lock = threading.Lock()
     stop = threading.Event()
