@@ -47,7 +47,10 @@ with `chronik.connect(...)`.
   projection name) are: a module that has them as globals, or any object that has
   them as attributes, such as `chronik.cli.App(registry=..., projections=[...])`.
   The projections run as `ProjectionRunner(store, projection, policy=...)` runs them,
-  with their read model in the store's own database.
+  with their read model in the store's own database, unless `targets` maps a
+  projection's name to a function of the store giving its target (a read model
+  elsewhere; on NATS, which has no transactions, every projection needs one):
+  `targets = {"totals": lambda store: SQLAlchemyTarget(metadata, "sqlite:///totals.db")}`.
 - Shell completion is click's: `eval "$(_CHRONIK_COMPLETE=bash_source chronik)"` in
   `~/.bashrc` (`zsh_source` in `~/.zshrc`, `fish_source` for fish).
 

@@ -13,10 +13,15 @@ found there (a module, or any object) is read for three attributes, each optiona
                       :class:`~chronik.projections.FailurePolicy` (retries, parking)
 ``models``            its :class:`~chronik.Decider` values and
                       :class:`~chronik.Aggregate` classes (time travel in the web UI)
+``targets``           a mapping of projection names to a function of the store
+                      giving the projection's target, for a read model that is not
+                      in the store's own database (and on a store without
+                      transactions, such as NATS, for every projection)
 
 The command line runs each projection as ``ProjectionRunner(store, projection,
-policy=...)`` does, its read model in the store's own database (the default
-target), and each process manager as ``process_manager_runner`` does.
+target, policy=...)`` does, its read model in the store's own database unless
+``targets`` names another target, and each process manager as
+``process_manager_runner`` does.
 
 :class:`App` is a small record with exactly these, for applications that do not keep
 them as module globals. The current directory is put on ``sys.path`` first, as
@@ -31,7 +36,7 @@ import importlib
 import os
 import sys
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +46,7 @@ from chronik.codec import EventRegistry
 from chronik.decider import Decider
 from chronik.errors import ConfigurationError
 from chronik.process_managers import ProcessManager, process_manager_runner
-from chronik.projections import FailurePolicy, Projection, ProjectionRunner
+from chronik.projections import FailurePolicy, Projection, ProjectionRunner, ProjectionTarget
 from chronik.store import EventStore
 
 __all__ = ["App", "load_app", "model_name"]
@@ -74,6 +79,9 @@ class App:
     """Where it was found (for messages)."""
     models: Iterable[Decider[Any, Any, Any] | type[Aggregate]] = ()
     """Its deciders and aggregate classes, whose streams the web UI travels back in time."""
+    targets: Mapping[str, Callable[[EventStore], ProjectionTarget[Any]]] = field(default_factory=dict)
+    """Where a projection's read model lives when not in the store's own database:
+    ``{"totals": lambda store: SQLAlchemyTarget(metadata, "sqlite:///totals.db")}``."""
 
     def __post_init__(self) -> None:
         where = self.source or "the application"
@@ -105,6 +113,13 @@ class App:
         for name, policy in dict(self.policies).items():
             if name not in names or not isinstance(policy, FailurePolicy):
                 raise fail(f"{where}: policies[{name!r}] must be the FailurePolicy of one of its projections")
+        projection_names = {p.name for p in projections}
+        for name, target in dict(self.targets).items():
+            if name not in projection_names or not callable(target):
+                raise fail(
+                    f"{where}: targets[{name!r}] must be a function of the store giving the target "
+                    "of one of its projections"
+                )
         object.__setattr__(self, "projections", projections)
         object.__setattr__(self, "process_managers", managers)
 
@@ -130,6 +145,9 @@ class App:
         options.setdefault("policy", self.policies.get(name))
         if isinstance(found, ProcessManager):
             return process_manager_runner(store, found, **options)
+        target = self.targets.get(name)
+        if target is not None:
+            options.setdefault("target", target(store))
         return ProjectionRunner(store, found, **options)
 
 
@@ -188,6 +206,7 @@ def load_app(ref: str | None, *, required: bool = False) -> App:
         getattr(found, "policies", None) or {},
         ref,
         _iterable(getattr(found, "models", ())),
+        getattr(found, "targets", None) or {},
     )
 
 

@@ -7,6 +7,7 @@ Each test has a JetStream stream of its own (``nats_store_url``), deleted afterw
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,61 @@ def test_dead_letters_listed_shown_and_skipped_on_nats(tmp_path: Path, nats_stor
     assert left == letters[1:]
     again = run_cli("dead-letters", "skip", "seen", str(letters[0]["position"]), *url, cwd=tmp_path)
     assert "no dead letter at position" in one_error_line(again)
+
+
+NATS_APP = """
+import sqlalchemy as sa
+
+from chronik.projections import FailurePolicy, Projection, SQLAlchemyTarget
+
+ACCEPT = {accept}
+metadata = sa.MetaData()
+totals = sa.Table(
+    "totals", metadata, sa.Column("order_id", sa.String(40), primary_key=True), sa.Column("total", sa.Integer)
+)
+
+
+def placed(event, conn):
+    if event.data["total"] < 0 and not ACCEPT:
+        raise ValueError("a negative total")
+    conn.execute(sa.insert(totals).values(order_id=event.stream_id, total=event.data["total"]))
+
+
+projections = [
+    Projection("totals", {{"OrderPlaced": placed}}, setup=metadata.create_all, teardown=metadata.drop_all)
+]
+policies = {{"totals": FailurePolicy(retries=0, on_failure="park")}}
+# NATS has no transactions: the read model and its checkpoint live in a SQLite file.
+targets = {{"totals": lambda store: SQLAlchemyTarget(metadata, "sqlite:///totals.db")}}
+"""
+
+
+def test_projections_run_and_dead_letters_replay_on_nats_with_the_app_s_target(
+    tmp_path: Path, nats_store_url: str
+) -> None:
+    url = ["--url", nats_store_url]
+    (tmp_path / "shop.py").write_text(NATS_APP.format(accept=False))
+    with chronik.connect(nats_store_url) as store:
+        for n, total in enumerate([3, -1, 4], 1):
+            store.append(f"order-{n}", [NewEvent("OrderPlaced", {"total": total})])
+
+    ran = run_cli("projections", "run", "totals", "--app", "shop", *url, cwd=tmp_path)
+    assert ran.code == 0, ran.err
+    assert "handled 2 events, parked 1" in ran.out
+    [status] = run_cli(
+        "projections", "status", "totals", "--json", "--app", "shop", *url, cwd=tmp_path
+    ).json_lines()
+    assert (status["dead_letters"], status["lag_events"]) == (1, 0)
+
+    (tmp_path / "shop.py").write_text(NATS_APP.format(accept=True))
+    replay = run_cli("dead-letters", "replay", "totals", "--all", "--app", "shop", *url, cwd=tmp_path)
+    assert replay.code == 0, replay.err
+    assert run_cli("dead-letters", "list", "--json", *url, cwd=tmp_path).json_lines() == []
+    with sqlite3.connect(tmp_path / "totals.db") as db:
+        rows = db.execute("SELECT order_id, total FROM totals ORDER BY order_id").fetchall()
+    assert rows == [("order-1", 3), ("order-2", -1), ("order-3", 4)]
+
+    rebuilt = run_cli("projections", "rebuild", "totals", "--app", "shop", *url, cwd=tmp_path)
+    assert rebuilt.code == 0, rebuilt.err
+    with sqlite3.connect(tmp_path / "totals.db") as db:
+        assert db.execute("SELECT count(*) FROM totals").fetchone() == (3,)
