@@ -76,9 +76,13 @@ def run_demo(path: Path, console: Console | None = None) -> None:
     finally:
         store.close()
     console.rule("done")
+    # The command on lines that fit a terminal, so that it can be copied whole.
+    where = path.resolve().parent
+    cd = "" if where == Path.cwd().resolve() else f"  [bold]cd {where}[/bold]\n"
     console.print(
         "See it in a browser (the web UI needs the web extra):\n"
-        f"  [bold]chronik serve --url sqlite:///{path} --app chronik.examples.app[/bold]\n"
+        + cd
+        + f"  [bold]chronik serve --url sqlite:///{path.name} --app chronik.examples.app[/bold]\n"
         "then open http://127.0.0.1:8000/ (Ctrl-C stops it).",
         soft_wrap=True,
     )
