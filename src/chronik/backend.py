@@ -43,10 +43,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from chronik._append import (
+    DCB_CATEGORY,
     ExistingEvent,
     PreparedWrite,
     normalize_filter,
     position_after,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -76,6 +78,7 @@ from chronik.store import (
     AsyncAppendHook,
     AsyncAppendHooks,
     AsyncCheckpointStore,
+    AsyncDCBStore,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
@@ -86,6 +89,7 @@ from chronik.store import (
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
+    DCBStore,
     EventStore,
     HookTransaction,
     LogPage,
@@ -102,12 +106,14 @@ from chronik.store import (
 from chronik.subscriptions import AsyncSubscribes, Subscribes
 
 __all__ = [
+    "DCB_CATEGORY",
     "DEFAULT_MAX_EVENT_SIZE",
     "AppendHook",
     "AppendHooks",
     "AsyncAppendHook",
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
+    "AsyncDCBStore",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -123,6 +129,7 @@ __all__ = [
     "BlockingStore",
     "CheckpointStore",
     "Codec",
+    "DCBStore",
     "EncodedEvent",
     "EventStore",
     "ExistingEvent",
@@ -153,6 +160,7 @@ __all__ = [
     "parse_options",
     "pending_migrations",
     "position_after",
+    "prepare_decision",
     "prepare_write",
     "prepare_writes",
     "recorded_event",
