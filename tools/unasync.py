@@ -44,6 +44,7 @@ FILES: dict[str, tuple[str, str]] = {
             ("reader", "Reading the sync PostgreSQL store: its reads, and subscription hooks."),
             ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
+            ("dcb", "Dynamic Consistency Boundaries on the sync PostgreSQL store: locks, reads, checks."),
         ]
     },
     "projections/_async_targets.py": (

@@ -19,6 +19,7 @@ from chronik.errors import (
     InvalidInputError,
 )
 from chronik.events import (
+    ANY,
     AppendResult,
     Checkpoint,
     DeadLetter,
@@ -28,15 +29,19 @@ from chronik.events import (
     StreamWrite,
     category_of,
     check_expected_version,
+    uuid7,
     validate_expected_version,
     validate_stream_id,
 )
+from chronik.query import AppendCondition, check_condition, check_events
 
 __all__ = [
+    "DCB_CATEGORY",
     "ExistingEvent",
     "PreparedWrite",
     "normalize_filter",
     "position_after",
+    "prepare_decision",
     "prepare_writes",
     "resolve_existing",
     "validate_checkpoint_name",
@@ -86,6 +91,23 @@ def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[Prepared
             seen_ids.add(event_id)
         prepared.append(p)
     return prepared
+
+
+DCB_CATEGORY: Final = "dcb"
+"""The category of the streams that ``append_if`` makes when it is given none."""
+
+
+def prepare_decision(
+    codec: Codec, events: object, condition: object, stream_id: str | None
+) -> tuple[PreparedWrite, AppendCondition | None]:
+    """Validate and encode a DCB append (``DCBStore.append_if``) before any I/O.
+
+    Without ``stream_id`` the events go to a new stream of their own,
+    ``dcb-<uuid7>``: decisions on disjoint tags never contend for a stream version.
+    """
+    checked = check_condition(condition)
+    stream = f"{DCB_CATEGORY}-{uuid7().hex}" if stream_id is None else stream_id
+    return prepare_write(codec, stream, check_events(events), ANY), checked
 
 
 def prepare_write(

@@ -54,11 +54,13 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHooks,
     AsyncAppendHook,
     AsyncHookTransaction,
     CheckpointStore,
+    DCBStore,
     EventStore,
     HookTransaction,
     LogPage,
@@ -136,6 +138,18 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     # methods below only run when the sync store has theirs.
 
     # -- the contract --------------------------------------------------------------------
+
+    async def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        return await self._read(
+            cast(DCBStore, self.sync).read_query, query, after=after, limit=limit, backwards=backwards
+        )
+
+    async def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        return await self._write(cast(DCBStore, self.sync).append_if, events, condition, stream_id=stream_id)
 
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -311,6 +325,7 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
     ),
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
     (SQLDatabase, ("sql_dialect", "connect_dbapi")),
+    (DCBStore, ("read_query", "append_if")),
 )
 _FACES: dict[tuple[type, frozenset[type]], type] = {}
 _FACES_LOCK: Final = threading.Lock()

@@ -43,10 +43,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from chronik._append import (
+    DCB_CATEGORY,
     ExistingEvent,
     PreparedWrite,
     normalize_filter,
     position_after,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -77,6 +79,7 @@ from chronik.store import (
     AsyncAppendHook,
     AsyncAppendHooks,
     AsyncCheckpointStore,
+    AsyncDCBStore,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
@@ -87,6 +90,7 @@ from chronik.store import (
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
+    DCBStore,
     EventStore,
     HookTransaction,
     LogPage,
@@ -103,12 +107,14 @@ from chronik.store import (
 from chronik.subscriptions import AsyncSubscribes, Subscribes
 
 __all__ = [
+    "DCB_CATEGORY",
     "DEFAULT_MAX_EVENT_SIZE",
     "AppendHook",
     "AppendHooks",
     "AsyncAppendHook",
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
+    "AsyncDCBStore",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -124,6 +130,7 @@ __all__ = [
     "BlockingStore",
     "CheckpointStore",
     "Codec",
+    "DCBStore",
     "EncodedEvent",
     "EventStore",
     "ExistingEvent",
@@ -155,6 +162,7 @@ __all__ = [
     "parse_options",
     "pending_migrations",
     "position_after",
+    "prepare_decision",
     "prepare_write",
     "prepare_writes",
     "recorded_event",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
@@ -33,7 +33,7 @@ from chronik.errors import (
     UnregisteredEventError,
     UpcastError,
 )
-from chronik.events import NewEvent, unprintable, uuid7
+from chronik.events import NewEvent, unprintable, uuid7, validate_tags
 
 if TYPE_CHECKING:
     from chronik.events import RecordedEvent
@@ -190,10 +190,11 @@ class EventRegistry:
         *,
         metadata: Mapping[str, Any] | None = None,
         event_id: uuid.UUID | None = None,
+        tags: Collection[str] = (),
     ) -> NewEvent:
-        """Wrap a registered event object with metadata and/or a chosen event id."""
+        """Wrap a registered event object with metadata, a chosen event id and/or tags."""
         name, version = self.type_of(type(event))
-        return NewEvent(name, event, metadata, event_id, version)
+        return NewEvent(name, event, metadata, event_id, version, validate_tags(tags))
 
     def upcast(self, name: str, from_version: int, data: dict[str, Any]) -> dict[str, Any]:
         """Apply the upcaster chain to a raw payload stored at ``from_version``."""
@@ -224,6 +225,8 @@ class EncodedEvent(msgspec.Struct, frozen=True):
     schema_version: int
     data: bytes
     metadata: bytes | None
+    tags: tuple[str, ...] = ()
+    """Sorted, without repeats (see ``validate_tags``)."""
 
 
 _json_decode = msgspec.json.decode
@@ -251,6 +254,7 @@ class Codec:
             check: _EventType | None = entry
             payload: Any = event
             metadata = None
+            tags: tuple[str, ...] = ()
             event_id = uuid7()
         elif isinstance(event, NewEvent):
             type_name = _validate_type_name(event.type)
@@ -259,6 +263,7 @@ class Codec:
                 raise InvalidEventError(f"schema_version must be an int >= 1, got {schema_version!r}")
             payload = event.data
             metadata = event.metadata
+            tags = validate_tags(event.tags) if event.tags else ()
             # Checked against its registered type, when it has one (unregistered names
             # stay free-form): what this store's own readers must be able to decode.
             check = self.registry._by_name.get(type_name)
@@ -271,7 +276,7 @@ class Codec:
                 raise InvalidEventError(f"event_id must be a uuid.UUID, got {type(given).__name__}")
         else:
             type_name, schema_version = self.registry.type_of(type(event))  # raises
-            payload, metadata, event_id, check = event, None, uuid7(), None
+            payload, metadata, event_id, check, tags = event, None, uuid7(), None, ()
         try:
             data = self._encoder.encode(payload)
             given_meta = dict(metadata) if metadata else None
@@ -290,7 +295,7 @@ class Codec:
             self._refuse_metadata(stream_id, type_name, given_meta)
         if check is not None:
             self._check(stream_id, check, schema_version, data)
-        return EncodedEvent(event_id, type_name, schema_version, data, meta)
+        return EncodedEvent(event_id, type_name, schema_version, data, meta, tags)
 
     def _check(self, stream_id: str, entry: _EventType, schema_version: int, data: bytes) -> None:
         """Refuse a payload that would not decode into its registered type when read.

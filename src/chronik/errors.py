@@ -8,16 +8,19 @@
     │   ├── InvalidStreamIdError
     │   ├── InvalidExpectedVersionError
     │   ├── InvalidEventError           duplicate ids in one batch, bad type name, ...
+    │   │   ├── InvalidTagError         a tag that is not a non-empty printable str
     │   │   ├── NotAnEventError         a decider or aggregate produced a non-event
     │   │   └── EventValidationError    a payload that does not fit its registered type
     │   ├── UnregisteredEventError      an object whose class is not in the registry
     │   ├── EventEncodeError            a payload or metadata that JSON cannot carry as given
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
-    │   └── WrongCategoryError          a command sent to a stream of another category
+    │   ├── WrongCategoryError          a command sent to a stream of another category
+    │   └── InvalidQueryError           a DCB query or append condition that is not one
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
     │   │   └── StreamNotFoundError     a command that needs its stream found none
+    │   ├── AppendConditionFailedError  (DCB) an event matching the condition's query came first
     │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
@@ -58,6 +61,7 @@ import sys
 from typing import Any, Final
 
 __all__ = [
+    "AppendConditionFailedError",
     "ChronikError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -74,7 +78,9 @@ __all__ = [
     "InvalidEventError",
     "InvalidExpectedVersionError",
     "InvalidInputError",
+    "InvalidQueryError",
     "InvalidStreamIdError",
+    "InvalidTagError",
     "NotAChronikStoreError",
     "NotAnEventError",
     "OperationalError",
@@ -134,6 +140,15 @@ class InvalidEventError(InvalidInputError):
     """An event that cannot be appended as given."""
 
 
+class InvalidTagError(InvalidEventError):
+    """A tag that is not a non-empty printable str of at most 200 characters, or tags
+    that are not a list of them."""
+
+
+class InvalidQueryError(InvalidInputError):
+    """A DCB query, query item or append condition that chronik cannot run as given."""
+
+
 class EventValidationError(InvalidEventError):
     """A payload under a registered type name that does not decode into that type.
 
@@ -184,6 +199,26 @@ class InvalidCheckpointError(InvalidInputError):
 
 class ConcurrencyError(ChronikError):
     """Another writer got there first."""
+
+
+class AppendConditionFailedError(ConcurrencyError):
+    """(DCB) An event matching the append condition's query was stored after ``after``
+    (with no ``after``: at all), so the decision was made on stale facts.
+
+    ``query`` is the condition's query, ``after`` its position, ``position`` that of
+    the first matching event found after it. Nothing of the append was written.
+    """
+
+    def __init__(self, query: Any, after: int | None, position: int | None) -> None:
+        self.query = query
+        self.after = after
+        self.position = position
+        where = "any position" if after is None else f"position {after}"
+        found = "" if position is None else f" (at position {position})"
+        super().__init__(f"append condition failed: an event matching {query!r} exists after {where}{found}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.query, self.after, self.position))
 
 
 class WrongExpectedVersionError(ConcurrencyError):

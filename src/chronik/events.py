@@ -58,6 +58,7 @@ __all__ = [
     "uuid7",
     "validate_expected_version",
     "validate_stream_id",
+    "validate_tags",
 ]
 
 MAX_STREAM_ID_LENGTH: Final = 200
@@ -208,6 +209,32 @@ class NewEvent(msgspec.Struct, frozen=True):
     metadata: Mapping[str, Any] | None = None
     event_id: uuid.UUID | None = None
     schema_version: int = 1
+    tags: Sequence[str] = ()
+    """Labels such as ``"course:c1"`` that queries by tag find the event by (see
+    ``docs/dcb.md``); stored as a set, returned sorted."""
+
+
+MAX_TAG_LENGTH: Final = 200
+
+
+def validate_tags(tags: object) -> tuple[str, ...]:
+    """``tags`` as a sorted tuple without repeats, or :class:`InvalidTagError`.
+
+    A tag is a non-empty printable str of at most 200 characters; a bare str is
+    refused (``tags="a"`` would be the tags ``a``), so is anything but a collection.
+    """
+    from chronik.errors import InvalidTagError
+
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, (Sequence, set, frozenset)):
+        raise InvalidTagError(f"tags must be a list of strings, got {type(tags).__name__}: {tags!r}")
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise InvalidTagError(f"a tag must be a str, got {type(tag).__name__}: {tag!r}")
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise InvalidTagError(f"a tag must be 1 to {MAX_TAG_LENGTH} characters long, got {tag!r}")
+        if not tag.isprintable():
+            raise InvalidTagError(f"tag {tag!r} is refused: {unprintable(tag)}")
+    return tuple(sorted(set(tags)))
 
 
 class StreamWrite(msgspec.Struct, frozen=True):
@@ -308,6 +335,7 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
     ``BookAdded``; a bare ``RecordedEvent`` is ``RecordedEvent[Any]``. Nothing is
     checked at run time (``RecordedEvent[BookAdded]`` builds the same objects).
 
+    ``tags`` follow the codec: a tuple, a list, a JSON array as text, or None.
     Backends may pass ``event_id`` as its 16 bytes, ``recorded_at`` as microseconds
     since the Unix epoch and ``checkpoint`` as the name of their checkpoint kind (for
     a checkpoint that is just the position); each is converted on first access, so a
@@ -329,6 +357,7 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
     raw_metadata: bytes | str | None
     _recorded_at: datetime | int
     _codec: Codec
+    _tags: tuple[str, ...] | list[str] | str | None = ()
     _data: Any = _UNSET
     _metadata: Any = _UNSET
 
@@ -365,6 +394,21 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
         return recorded_at
 
     @property
+    def tags(self) -> tuple[str, ...]:
+        """The event's tags, sorted (empty when it has none)."""
+        tags = self._tags
+        if type(tags) is tuple:
+            return tags
+        if not tags:
+            result: tuple[str, ...] = ()
+        elif isinstance(tags, str):  # stored as a JSON array (SQLite)
+            result = tuple(msgspec.json.decode(tags))
+        else:
+            result = tuple(tags)
+        _set_field(self, "_tags", result)
+        return result
+
+    @property
     def data(self) -> DataT:
         """The payload: a typed event object, or a JSON value for unregistered types."""
         data: DataT = self._data
@@ -398,6 +442,7 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
             and self.schema_version == other.schema_version
             and self.data == other.data
             and self.metadata == other.metadata
+            and self.tags == other.tags
         )
 
     def __hash__(self) -> int:

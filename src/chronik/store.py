@@ -43,6 +43,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.query import AppendCondition, Query, ReadResult
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -55,6 +56,7 @@ __all__ = [
     "AsyncAppendHook",
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
+    "AsyncDCBStore",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -65,6 +67,7 @@ __all__ = [
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
+    "DCBStore",
     "EventStore",
     "HookTransaction",
     "LogPage",
@@ -227,6 +230,45 @@ class AsyncEventStore(Protocol):
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> Any: ...
+
+
+# -- Dynamic Consistency Boundaries (docs/dcb.md) ---------------------------------------------
+
+
+@runtime_checkable
+class DCBStore(Protocol):
+    """A store that reads by query (types and tags) and appends with a condition."""
+
+    def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        """The events matching ``query`` with a position after ``after``, in position
+        order (newest first if ``backwards``), at most ``limit``; and the head a
+        decision made on them passes as ``AppendCondition(after=...)``."""
+        ...
+
+    def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        """Append ``events`` atomically unless an event matching the condition's query
+        was stored after its ``after`` (``AppendConditionFailedError``, nothing written).
+
+        The events go to ``stream_id`` (any version), or to a new stream
+        ``dcb-<uuid7>`` of their own."""
+        ...
+
+
+@runtime_checkable
+class AsyncDCBStore(Protocol):
+    """The asyncio twin of :class:`DCBStore`."""
+
+    async def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult: ...
+
+    async def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult: ...
 
 
 # -- snapshots and checkpoints ------------------------------------------------------------------

@@ -100,6 +100,7 @@ class MemoryLog:
             e.metadata,
             row.recorded_at,
             self.codec,
+            e.tags,
         )
 
     def page(

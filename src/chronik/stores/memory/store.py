@@ -18,6 +18,7 @@ from chronik.backend import (
     Subscribes,
     normalize_filter,
     position_after,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
@@ -25,7 +26,7 @@ from chronik.backend import (
     validate_read_stream,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
-from chronik.errors import InvalidInputError
+from chronik.errors import AppendConditionFailedError, InvalidInputError
 from chronik.events import (
     ANY,
     AppendResult,
@@ -39,6 +40,7 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
 from chronik.stores.memory.writing import MemoryTransaction, write
@@ -72,6 +74,40 @@ class MemoryEventStore(Subscribes):
         prepared = prepare_writes(self.codec, writes)
         with write(self._log) as tx:
             return tx.append_prepared(prepared)
+
+    # -- Dynamic Consistency Boundaries ------------------------------------------------
+
+    def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        query, start, limit = check_read(query, after, limit)
+        log = self._log
+        with log.lock:
+            log.check_open()
+            rows = log.rows
+            head = len(rows) or None
+            found = [r for r in rows[start:] if query.matches(r.event.type, r.event.tags)]
+        if backwards:
+            found.reverse()
+        if limit is not None and len(found) > limit:
+            found = found[:limit]
+            if not backwards:
+                head = found[-1].position if found else head
+        return ReadResult([log.record(r) for r in found], head)
+
+    def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        log = self._log
+        with write(log) as tx:
+            # One writer at a time: nothing can be stored between this check and the append.
+            if checked is not None:
+                query = checked.fail_if_events_match
+                for row in log.rows[checked.after or 0 :]:
+                    if query.matches(row.event.type, row.event.tags):
+                        raise AppendConditionFailedError(query, checked.after, row.position)
+            return tx.append_prepared([prepared])[0]
 
     def transaction(self) -> AbstractContextManager[MemoryTransaction]:
         """A write transaction: appends, checkpoints, snapshots, projection state and dead

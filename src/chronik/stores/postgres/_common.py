@@ -156,6 +156,7 @@ def record(row: Sequence[Any], codec: Codec) -> RecordedEvent:
         row[8],
         row[9],
         codec,
+        row[10],
     )
 
 

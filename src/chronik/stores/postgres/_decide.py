@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+import msgspec
+
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint
@@ -61,6 +63,7 @@ def append_statement(
             "schema_version": event.schema_version,
             "data": event.data.decode(),
             "metadata": None if event.metadata is None else event.metadata.decode(),
+            "tags": tags_json(event.tags),
         }
     return statements.append, append_params(writes, pinned)
 
@@ -78,6 +81,7 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
     schema_versions: list[int] = []
     data: list[str] = []
     metadata: list[str | None] = []
+    tags: list[str | None] = []
     for index, write in enumerate(writes):
         stream_ids.append(write.stream_id)
         categories.append(write.category)
@@ -92,6 +96,7 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
             schema_versions.append(event.schema_version)
             data.append(event.data.decode())
             metadata.append(None if event.metadata is None else event.metadata.decode())
+            tags.append(tags_json(event.tags))
     return {
         "stream_ids": stream_ids,
         "categories": categories,
@@ -104,7 +109,13 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
         "schema_versions": schema_versions,
         "data": data,
         "metadata": metadata,
+        "tags": tags,
     }
+
+
+def tags_json(tags: tuple[str, ...]) -> str | None:
+    """An event's tags as the append statement takes them: a JSON array, None for none."""
+    return msgspec.json.encode(tags).decode() if tags else None
 
 
 class AppendRow(NamedTuple):

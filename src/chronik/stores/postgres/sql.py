@@ -84,9 +84,12 @@ current AS (
 ),
 inserted AS (
     INSERT INTO {schema}.events
-        (stream_id, category, version, event_id, type, schema_version, data, metadata)
+        (stream_id, category, version, event_id, type, schema_version, data, metadata, tags)
     SELECT c.stream_id, c.category, c.version + e.n, e.event_id, e.type, e.schema_version,
-        e.data::json, e.metadata::json
+        e.data::json, e.metadata::json,
+        -- tags travel as one JSON array per event (arrays of arrays must be rectangular)
+        CASE WHEN e.tags IS NULL THEN NULL
+            ELSE ARRAY(SELECT json_array_elements_text(e.tags::json)) END
     FROM {events}
     JOIN current AS c ON c.idx = e.write_idx
     WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
@@ -121,8 +124,9 @@ _APPEND = _APPEND_TEMPLATE.replace(
     "{events}",
     """unnest(%(write_idx)b::bigint[], %(offsets)b::bigint[], %(event_ids)b::uuid[],
                 %(types)b::text[], %(schema_versions)b::integer[], %(data)b::text[],
-                %(metadata)b::text[])
-        WITH ORDINALITY AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)""",
+                %(metadata)b::text[], %(tags)b::text[])
+        WITH ORDINALITY AS e (write_idx, n, event_id, type, schema_version, data, metadata, tags,
+            ord)""",
 )
 # The same statement for the commonest append, one event to one stream, with every
 # value a plain parameter: arrays cost the client far more to send than scalars
@@ -135,8 +139,9 @@ _APPEND_ONE = _APPEND_TEMPLATE.replace(
 ).replace(
     "{events}",
     """(VALUES (1::bigint, 1::bigint, %(event_id)s::uuid, %(type)s::text,
-                %(schema_version)s::integer, %(data)s::text, %(metadata)s::text, 1::bigint))
-        AS e (write_idx, n, event_id, type, schema_version, data, metadata, ord)""",
+                %(schema_version)s::integer, %(data)s::text, %(metadata)s::text, %(tags)s::text,
+                1::bigint))
+        AS e (write_idx, n, event_id, type, schema_version, data, metadata, tags, ord)""",
 )
 
 _FIND_EVENT_IDS = """
@@ -151,14 +156,14 @@ _STREAM_VERSION = "SELECT version FROM {schema}.streams WHERE stream_id = %s"
 _COLUMNS = (
     "stream_id, version, position, transaction_id::text::bigint AS xid, uuid_send(event_id) AS event_id, "
     "type, schema_version, data, metadata, "
-    "(extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at"
+    "(extract(epoch FROM recorded_at) * 1000000)::bigint AS recorded_at, tags"
 )
 _OUTER_COLUMNS = (
-    "stream_id, version, position, xid, event_id, type, schema_version, data, metadata, recorded_at"
+    "stream_id, version, position, xid, event_id, type, schema_version, data, metadata, recorded_at, tags"
 )
 _NO_COLUMNS = (
     "NULL::text, NULL::bigint, position, xid, NULL::bytea, NULL::text, NULL::integer, NULL::json, "
-    "NULL::json, NULL::bigint"
+    "NULL::json, NULL::bigint, NULL::text[]"
 )
 _READ_STREAM_FORWARD = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
@@ -339,6 +344,39 @@ SELECT {_COLUMNS} FROM {{schema}}.events
 WHERE transaction_id = pg_current_xact_id() AND position > %s
 ORDER BY position"""
 
+# -- Dynamic Consistency Boundaries (the reasoning is in _async/dcb.py) ---------------------
+
+# Transaction-level advisory locks on the hashes of (type, tag) keys, in one order
+# (by hash) so that two writers never wait for each other in a cycle: exclusive on
+# the keys of a decision's condition, shared on the keys of the events it writes.
+# The key text is prefixed with the schema, so stores in other schemas never meet.
+_DCB_LOCK = """
+SELECT count(*) FROM (
+    SELECT CASE WHEN wanted.exclusive THEN pg_advisory_xact_lock(wanted.h)
+                ELSE pg_advisory_xact_lock_shared(wanted.h) END
+    FROM (
+        SELECT hashtextextended({dcb_key} || k.key, 0) AS h, bool_or(k.exclusive) AS exclusive
+        FROM unnest(%(keys)s::text[], %(exclusive)s::boolean[]) AS k (key, exclusive)
+        GROUP BY 1 ORDER BY 1
+    ) AS wanted
+) AS taken"""
+_DCB_HEAD = "SELECT max(position) FROM {schema}.events"
+# One statement per query item (the GIN index on tags answers @>), in position order.
+_DCB_TAGGED = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE tags @> %(tags)s::text[] AND position > %(after)s
+  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+ORDER BY position LIMIT %(limit)s"""
+_DCB_TAGGED_BACKWARD = _DCB_TAGGED.replace("ORDER BY position", "ORDER BY position DESC")
+_DCB_TYPES = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events
+WHERE type = ANY(%(types)s::text[]) AND position > %(after)s
+ORDER BY position LIMIT %(limit)s"""
+_DCB_TYPES_BACKWARD = _DCB_TYPES.replace("ORDER BY position", "ORDER BY position DESC")
+_DCB_ALL = f"""
+SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %(after)s ORDER BY position LIMIT %(limit)s"""
+_DCB_ALL_BACKWARD = _DCB_ALL.replace("ORDER BY position", "ORDER BY position DESC")
+
 
 @dataclass(frozen=True, slots=True)
 class Statements:
@@ -383,6 +421,14 @@ class Statements:
     older_running: str
     younger_events: str
     own_events: str
+    dcb_lock: str
+    dcb_head: str
+    dcb_tagged: str
+    dcb_tagged_backward: str
+    dcb_types: str
+    dcb_types_backward: str
+    dcb_all: str
+    dcb_all_backward: str
 
 
 @functools.lru_cache(maxsize=64)
@@ -392,6 +438,7 @@ def statements(schema: str, channel: str) -> Statements:
         "schema": sql.Identifier(schema),
         "channel": sql.Identifier(channel),
         "inline_key": sql.Literal(f"chronik.inline.{schema}"),
+        "dcb_key": sql.Literal(f"chronik.dcb.{schema}."),
     }
     source = globals()
     rendered = {

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -39,6 +39,7 @@ __all__ = [
     "json_list",
     "notifier_for",
     "read_page",
+    "records",
     "stream_records",
 ]
 
@@ -85,8 +86,17 @@ def stream_records(stream_id: str, rows: list[Any], codec: Codec) -> list[Record
     """Records from rows of ``sql._STREAM_COLUMNS`` (one stream: its id is not selected)."""
     new = NEW_RECORD
     return [
-        new(stream_id, version, position, _KIND, event_id, type_, schema_version, data, meta, at, codec)
-        for version, position, event_id, type_, schema_version, data, meta, at in rows
+        new(stream_id, version, position, _KIND, event_id, type_, schema_version, data, meta, at, codec, tags)
+        for version, position, event_id, type_, schema_version, data, meta, at, tags in rows
+    ]
+
+
+def records(rows: Iterable[Any], codec: Codec) -> list[RecordedEvent]:
+    """Records from rows of ``sql._COLUMNS`` (the codec goes between the columns and the tags)."""
+    new = NEW_RECORD
+    return [
+        new(sid, version, position, kind, event_id, type_, schema_version, data, meta, at, codec, tags)
+        for sid, version, position, kind, event_id, type_, schema_version, data, meta, at, tags in rows
     ]
 
 
@@ -130,8 +140,7 @@ def _read_after(
         else:
             params = (position, size, json_list(cats), json_list(kinds))
             rows = conn.execute(sql.READ_ALL_FILTERED, params).fetchall()
-    new = NEW_RECORD
-    return [new(*row, codec) for row in rows]
+    return records(rows, codec)
 
 
 def read_page(
@@ -144,10 +153,9 @@ def read_page(
 ) -> LogPage:
     """A subscription page on ``conn`` (a reader's connection or an open transaction's)."""
     position = position_after(after, _KIND)
-    new = NEW_RECORD
     if categories is None and types is None:
         rows = conn.execute(sql.READ_ALL, (position, size)).fetchall()
-        events = [new(*row, codec) for row in rows]
+        events = records(rows, codec)
         return LogPage(events, events[-1].checkpoint if events else after)
     end = conn.execute(sql.WINDOW_END, (position, size)).fetchone()[0]
     if end is None:
@@ -155,7 +163,7 @@ def read_page(
     rows = conn.execute(
         sql.READ_WINDOW_FILTERED, (position, end, json_list(categories), json_list(types))
     ).fetchall()
-    return LogPage([new(*row, codec) for row in rows], Checkpoint(_KIND, (end,)))
+    return LogPage(records(rows, codec), Checkpoint(_KIND, (end,)))
 
 
 class SQLiteLogReader:

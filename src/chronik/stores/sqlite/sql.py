@@ -19,8 +19,9 @@ RECORD_MIGRATION: Final = "INSERT INTO chronik_migrations (name, applied_at) VAL
 STREAM_VERSION: Final = "SELECT max(version) FROM chronik_events WHERE stream_id = ?"
 INSERT_EVENT: Final = """
 INSERT INTO chronik_events
-    (stream_id, category, version, event_id, type, schema_version, data, metadata, recorded_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    (stream_id, category, version, event_id, type, schema_version, data, metadata, recorded_at, tags)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_TAG: Final = "INSERT INTO chronik_event_tags (tag, position) VALUES (?, ?)"
 LAST_POSITION: Final = "SELECT last_insert_rowid()"
 FIND_EVENT_ID: Final = "SELECT stream_id, version, position FROM chronik_events WHERE event_id = ?"
 
@@ -28,10 +29,13 @@ KIND: Final = "sqlite"
 """The kind of this store's checkpoints: ``Checkpoint("sqlite", (position,))``."""
 # In the order of RecordedEvent's constructor; 'sqlite' is the checkpoint kind.
 _COLUMNS: Final = (
-    f"stream_id, version, position, '{KIND}', event_id, type, schema_version, data, metadata, recorded_at"
+    f"stream_id, version, position, '{KIND}', event_id, type, schema_version, data, metadata, recorded_at, "
+    "tags"
 )
 # A stream's events: the stream id and checkpoint kind are known, so not selected.
-_STREAM_COLUMNS: Final = "version, position, event_id, type, schema_version, data, metadata, recorded_at"
+_STREAM_COLUMNS: Final = (
+    "version, position, event_id, type, schema_version, data, metadata, recorded_at, tags"
+)
 READ_STREAM_FORWARD: Final = f"""
 SELECT {_STREAM_COLUMNS} FROM chronik_events
 WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
@@ -130,3 +134,32 @@ SELECT projection, projection_version, position, stream_id, version, type, event
 FROM chronik_dead_letters WHERE ?1 IS NULL OR projection = ?1
 ORDER BY parked_seq"""
 DELETE_CHECKPOINT: Final = "DELETE FROM chronik_checkpoints WHERE name = ?"
+
+# -- Dynamic Consistency Boundaries (dcb.py) ----------------------------------------------
+# One statement per query item, in position order; dcb.py merges the items' answers.
+# A tagged item walks chronik_event_tags from its first tag (?1) in position order and
+# checks its other tags (?4, a JSON array) by primary key; ?3 is its types or NULL.
+_E_COLUMNS: Final = ", ".join(
+    f"e.{c}" if c not in (f"'{KIND}'",) else c for c in (c.strip() for c in _COLUMNS.split(","))
+)
+_QUERY_TAGGED: Final = f"""
+SELECT {_E_COLUMNS} FROM chronik_event_tags AS t JOIN chronik_events AS e ON e.position = t.position
+WHERE t.tag = ?1 AND t.position > ?2
+  AND (?3 IS NULL OR e.type IN (SELECT value FROM json_each(?3)))
+  AND NOT EXISTS (
+      SELECT 1 FROM json_each(?4) AS wanted WHERE NOT EXISTS (
+          SELECT 1 FROM chronik_event_tags AS o WHERE o.tag = wanted.value AND o.position = t.position))
+ORDER BY t.position {{order}} LIMIT ?5"""
+QUERY_TAGGED: Final = _QUERY_TAGGED.format(order="ASC")
+QUERY_TAGGED_BACKWARD: Final = _QUERY_TAGGED.format(order="DESC")
+_QUERY_TYPES: Final = f"""
+SELECT {_COLUMNS} FROM chronik_events
+WHERE type IN (SELECT value FROM json_each(?1)) AND position > ?2
+ORDER BY position {{order}} LIMIT ?3"""
+QUERY_TYPES: Final = _QUERY_TYPES.format(order="ASC")
+QUERY_TYPES_BACKWARD: Final = _QUERY_TYPES.format(order="DESC")
+_QUERY_ALL: Final = (
+    f"SELECT {_COLUMNS} FROM chronik_events WHERE position > ?1 ORDER BY position {{order}} LIMIT ?2"
+)
+QUERY_ALL: Final = _QUERY_ALL.format(order="ASC")
+QUERY_ALL_BACKWARD: Final = _QUERY_ALL.format(order="DESC")

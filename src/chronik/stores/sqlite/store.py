@@ -24,6 +24,7 @@ from chronik.backend import (
     Subscribes,
     normalize_filter,
     position_after,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
@@ -31,7 +32,7 @@ from chronik.backend import (
     validate_read_stream,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
-from chronik.errors import ConfigurationError, InvalidInputError
+from chronik.errors import AppendConditionFailedError, ConfigurationError, InvalidInputError
 from chronik.events import (
     ANY,
     AppendResult,
@@ -45,8 +46,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.query import AppendCondition, Query, ReadResult, check_read
+from chronik.stores.sqlite import dcb, schema, sql
 from chronik.stores.sqlite import projection_state as _records
-from chronik.stores.sqlite import schema, sql
 from chronik.stores.sqlite.reader import (
     DEFAULT_POLL_INTERVAL,
     SQLiteLogReader,
@@ -143,6 +145,29 @@ class SQLiteEventStore(Subscribes):
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         return self._writer.commit(prepare_writes(self.codec, writes))
+
+    # -- Dynamic Consistency Boundaries (dcb.py) ---------------------------------------
+
+    def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        query, start, limit = check_read(query, after, limit)
+        connections = self._connections
+        with connections.errors():
+            events, head = dcb.read_query(connections.conn(), self.codec, query, start, limit, backwards)
+        return ReadResult(events, head)
+
+    def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        writer = self._writer
+        with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
+            if checked is not None:
+                found = dcb.first_conflict(conn, checked)
+                if found is not None:
+                    raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
+            return writer.append_hooked(conn, [prepared], careful=True)[0]
 
     def transaction(self) -> AbstractContextManager[SQLiteTransaction]:
         """A write transaction for appends, checkpoints and your own SQL, all or nothing.

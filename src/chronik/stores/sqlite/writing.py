@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
+import msgspec
+
 from chronik.backend import (
     AppendHook,
     Codec,
@@ -46,7 +48,7 @@ from chronik.events import (
 )
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import sql
-from chronik.stores.sqlite.reader import NEW_RECORD, read_page, stream_records
+from chronik.stores.sqlite.reader import read_page, records, stream_records
 from chronik.stores.sqlite.schema import Connections, translate
 
 __all__ = ["MAX_LIMIT", "SQLiteTransaction", "Writer"]
@@ -198,8 +200,7 @@ class Writer:
             # One writer at a time: everything between the first and last position
             # written here is ours.
             first, last = written[0][0], written[-1][1]
-            codec, new = self.codec, NEW_RECORD
-            events = [new(*row, codec) for row in conn.execute(sql.READ_RANGE, (first, last))]
+            events = records(conn.execute(sql.READ_RANGE, (first, last)), self.codec)
             tx = SQLiteTransaction(self, conn)
             for hook in list(self.hooks.values()):
                 hook.appended(tx, events)
@@ -346,6 +347,10 @@ def _lookup(conn: sqlite3.Connection, write: PreparedWrite) -> dict[uuid.UUID, E
     return found
 
 
+def _tags_json(tags: tuple[str, ...]) -> str | None:
+    return msgspec.json.encode(tags).decode() if tags else None
+
+
 def _append_in(
     conn: sqlite3.Connection,
     writes: list[PreparedWrite],
@@ -394,6 +399,7 @@ def _append_in(
                         e.data.decode(),
                         None if e.metadata is None else e.metadata.decode(),
                         now,
+                        _tags_json(e.tags),
                     ),
                 )
                 position = cursor.lastrowid
@@ -411,6 +417,7 @@ def _append_in(
                             e.data.decode(),
                             None if e.metadata is None else e.metadata.decode(),
                             now,
+                            _tags_json(e.tags),
                         )
                         for i, e in enumerate(write.events, 1)
                     ],
@@ -426,6 +433,11 @@ def _append_in(
             raise
         version = actual + len(write.events)
         assert position is not None
+        # One writer at a time: the batch's positions are consecutive, ending at ``position``.
+        first = position - len(write.events) + 1
+        tagged = [(tag, first + i) for i, e in enumerate(write.events) if e.tags for tag in e.tags]
+        if tagged:
+            conn.executemany(sql.INSERT_TAG, tagged)
         if written is not None:
             written.append((position - len(write.events) + 1, position))
         results.append(AppendResult(sid, version, position, _checkpoint_at(position)))

@@ -16,7 +16,7 @@ where the bridge would hide what is tested)::
 
 The capability suites (:class:`SnapshotTests`, :class:`CheckpointTests`,
 :class:`SubscriptionTests`, :class:`TransactionTests`, :class:`AppendHookTests`,
-:class:`ProjectionStateTests`) are part of :class:`EventStoreConformance`; each runs
+:class:`ProjectionStateTests`, :class:`DCBTests`) are part of :class:`EventStoreConformance`; each runs
 wherever the store on the face under test declares its capability (``isinstance``
 against the ``chronik.store`` Protocols, see :func:`capabilities`) and skips
 elsewhere. Pin what each face declares in a test of your own, so that losing a
@@ -36,6 +36,7 @@ from chronik.testing.conformance._base import (
     new_stream,
 )
 from chronik.testing.conformance._concurrency import ConcurrencyTests
+from chronik.testing.conformance._dcb import DCBTests
 from chronik.testing.conformance._faces import FaceTests
 from chronik.testing.conformance._hooks import AppendHookTests
 from chronik.testing.conformance._projection_state import ProjectionStateTests
@@ -54,6 +55,7 @@ __all__ = [
     "CheckpointTests",
     "ConcurrencyTests",
     "ConformanceBase",
+    "DCBTests",
     "Deposited",
     "EventStoreConformance",
     "FaceTests",
@@ -83,6 +85,7 @@ class CapabilityTests(
     TransactionTests,
     AppendHookTests,
     ProjectionStateTests,
+    DCBTests,
 ):
     """Every capability suite; each skips where the face under test lacks its capability."""
 

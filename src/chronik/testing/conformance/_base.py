@@ -19,12 +19,14 @@ from chronik.store import (
     AppendHooks,
     AsyncAppendHooks,
     AsyncCheckpointStore,
+    AsyncDCBStore,
     AsyncEventStore,
     AsyncProjectionStateStore,
     AsyncSnapshotStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
+    DCBStore,
     EventStore,
     ProjectionStateStore,
     SnapshotStore,
@@ -62,6 +64,7 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "transactions": (Transactional, AsyncTransactional),
     "append_hooks": (AppendHooks, AsyncAppendHooks),
     "projection_state": (ProjectionStateStore, AsyncProjectionStateStore),
+    "dcb": (DCBStore, AsyncDCBStore),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
 

@@ -22,6 +22,7 @@ from chronik.backend import (
     AsyncSubscribes,
     normalize_filter,
     pending_migrations,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
@@ -42,8 +43,9 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._async import projection_state, reader, writing
+from chronik.stores.postgres._async import dcb, projection_state, reader, writing
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
@@ -137,6 +139,21 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
         return await writing.commit(self._shared, prepare_writes(self.codec, writes))
+
+    # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
+
+    async def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        query, start, limit = check_read(query, after, limit)
+        events, head = await dcb.read_query(self._shared, query, start, limit, backwards)
+        return ReadResult(events, head)
+
+    async def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        return await dcb.append_if(self._shared, prepared, checked)
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

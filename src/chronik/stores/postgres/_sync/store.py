@@ -17,6 +17,7 @@ from chronik.backend import (
     Subscribes,
     normalize_filter,
     pending_migrations,
+    prepare_decision,
     prepare_write,
     prepare_writes,
     validate_checkpoint_name,
@@ -37,10 +38,11 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
-from chronik.stores.postgres._sync import projection_state, reader, writing
+from chronik.stores.postgres._sync import dcb, projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
 from chronik.stores.postgres._sync.reader import PostgresLogReader
 from chronik.stores.postgres._sync.schema import applied_migrations
@@ -132,6 +134,21 @@ class PostgresEventStore(Subscribes):
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
         return writing.commit(self._shared, prepare_writes(self.codec, writes))
+
+    # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
+
+    def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        query, start, limit = check_read(query, after, limit)
+        events, head = dcb.read_query(self._shared, query, start, limit, backwards)
+        return ReadResult(events, head)
+
+    def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        return dcb.append_if(self._shared, prepared, checked)
 
     def transaction(self) -> AbstractContextManager[PostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
