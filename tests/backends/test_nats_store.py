@@ -14,11 +14,12 @@ import nats
 import pytest
 
 import chronik
-from chronik import NO_STREAM, NewEvent
+from chronik import NO_STREAM, NewEvent, StreamWrite
 from chronik.backend import prepare_write
 from chronik.errors import (
     ConfigurationError,
     EventTooLargeError,
+    InvalidInputError,
     NotAChronikStoreError,
     OperationalError,
 )
@@ -269,3 +270,13 @@ def test_a_projection_over_nats_needs_nothing_else(nats_store_url: str) -> None:
         runner = ProjectionRunner(store, projection, CheckpointedTarget(totals, store))
         assert runner.run_until_caught_up() == 1
         assert totals == {"cart-0": 6, "cart-1": 19}
+
+
+def test_tagged_events_are_refused_not_dropped(nats_store_url: str) -> None:
+    with chronik.connect(nats_store_url) as store:
+        tagged = NewEvent("Enrolled", {"student": "s7"}, tags=["course:c1"])
+        with pytest.raises(InvalidInputError, match="does not store tags"):
+            store.append("enrolment-1", [tagged])
+        with pytest.raises(InvalidInputError, match="does not store tags"):
+            store.append_many([StreamWrite("enrolment-1", [tagged])])
+        assert not store.stream_info("enrolment-1").exists

@@ -23,6 +23,7 @@ from typing import Any, Final
 from chronik.backend import (
     BlockingStore,
     Codec,
+    PreparedWrite,
     normalize_filter,
     position_after,
     prepare_write,
@@ -87,7 +88,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        write = prepare_write(self.codec, stream_id, events, expected_version)
+        write = _untagged(prepare_write(self.codec, stream_id, events, expected_version))
         return await self._writer.commit(write, given_ids(events))
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
@@ -97,7 +98,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
         publish came in 2.12), and an append to several streams that could half-commit
         would break the contract, so it is refused before anything is sent.
         """
-        prepared = prepare_writes(self.codec, writes)
+        prepared = [_untagged(write) for write in prepare_writes(self.codec, writes)]
         if len(prepared) > 1:
             raise InvalidInputError(
                 f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
@@ -405,3 +406,15 @@ class NatsEventStore(BlockingStore):
 
     def __repr__(self) -> str:
         return f"NatsEventStore({self.async_store!r})"
+
+
+def _untagged(write: PreparedWrite) -> PreparedWrite:
+    """Refuse tagged events: the NATS store has no tag index (no DCB) and would drop them."""
+    for event in write.events:
+        if event.tags:
+            raise InvalidInputError(
+                f"event {event.type!r} for stream {write.stream_id!r} has tags {list(event.tags)!r}, "
+                "but the NATS store does not store tags (DCB needs memory, SQLite or PostgreSQL); "
+                "nothing was written"
+            )
+    return write
