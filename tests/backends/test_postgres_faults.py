@@ -84,7 +84,8 @@ class Scenario:
 
     def _writer(self, n: int) -> None:
         for i in range(PER_WRITER):
-            event = NewEvent("Placed", {"writer": n, "i": i}, event_id=chronik.uuid7())
+            event_id = chronik.uuid7()
+            event = NewEvent("Placed", {"writer": n, "i": i}, event_id=event_id)
             while True:
                 try:
                     self.writer_store.append(f"order-{n}x{i % 7}", [event])
@@ -96,7 +97,7 @@ class Scenario:
                         self.write_retries += 1
                     time.sleep(0.05)
             with self._lock:
-                self.acknowledged.append(event.event_id)
+                self.acknowledged.append(event_id)
             time.sleep(0.002)
 
     def _subscriber(self) -> None:

@@ -174,6 +174,12 @@ def test_a_handler_with_an_sql_error_stops_on_its_first_attempt(store: PostgresE
     assert isinstance(caught.value.__cause__, psycopg.Error) and not is_transient(caught.value.__cause__)
 
 
+def _backend_pid(tx: StoreTransaction) -> int:
+    row = tx.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_connection_that_refuses_writes_as_a_standby_is_not_given_back_to_the_pool(
     store: PostgresEventStore,
 ) -> None:
@@ -182,10 +188,10 @@ def test_a_connection_that_refuses_writes_as_a_standby_is_not_given_back_to_the_
     # read-only by hand, as a demoted primary's would be.
     pids: list[int] = []
     with pytest.raises(chronik.OperationalError, match="25006") as caught, store.transaction() as tx:
-        pids.append(tx.execute("SELECT pg_backend_pid()").fetchone()[0])
+        pids.append(_backend_pid(tx))
         tx.execute("SET TRANSACTION READ ONLY")
         tx.append("order-2", [NewEvent("Placed", {})])
     assert caught.value.transient and is_transient(caught.value)
     with store.transaction() as tx:
-        assert tx.execute("SELECT pg_backend_pid()").fetchone()[0] not in pids
+        assert _backend_pid(tx) not in pids
         tx.append("order-2", [NewEvent("Placed", {})])
