@@ -74,6 +74,7 @@ class Scenario:
         self.store = store
         self.acknowledged: list[uuid.UUID] = []
         self.write_retries = 0
+        self.writer_errors: list[BaseException] = []
         self.seen_by_subscriber: list[int] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -83,6 +84,13 @@ class Scenario:
     # -- what runs -------------------------------------------------------------------
 
     def _writer(self, n: int) -> None:
+        try:
+            self._write(n)
+        except BaseException as err:
+            self.writer_errors.append(err)
+            raise
+
+    def _write(self, n: int) -> None:
         for i in range(PER_WRITER):
             event_id = chronik.uuid7()
             event = NewEvent("Placed", {"writer": n, "i": i}, event_id=event_id)
@@ -162,6 +170,14 @@ class Scenario:
         with self._lock:
             return len(self.acknowledged)
 
+    def while_writing(self, step: Callable[[], None]) -> None:
+        """Call ``step`` again and again until the writers are done (or one failed)."""
+        deadline = time.monotonic() + 300
+        while self.written() < WRITERS * PER_WRITER:
+            assert not self.writer_errors, self.writer_errors
+            assert time.monotonic() < deadline, f"the writers are stuck at {self.written()}"
+            step()
+
     def finish(self) -> None:
         for thread in self._threads[:-1]:
             thread.join(300)
@@ -235,14 +251,16 @@ def test_runners_resume_by_themselves_when_their_backends_are_killed_again_and_a
     scenario: Scenario, postgres_url: str
 ) -> None:
     scenario.start()
-    killed = 0
-    rounds = 0
-    while scenario.written() < WRITERS * PER_WRITER:
-        killed += _terminate(postgres_url, scenario.app_name)
-        rounds += 1
+    killed: list[int] = []
+
+    def kill() -> None:
+        killed.append(_terminate(postgres_url, scenario.app_name))
         scenario.watch()
         time.sleep(0.15)
-    assert rounds >= 5 and killed >= 5, (rounds, killed)
+
+    scenario.while_writing(kill)
+    assert len(killed) >= 5 and sum(killed) >= 5, killed
+    assert "stopped" not in scenario.statuses
     scenario.finish()
     scenario.check()
 
@@ -303,21 +321,30 @@ def test_everything_resumes_after_a_server_restart_and_a_runner_killed_meanwhile
         scenario.start()
         _eventually(lambda: scenario.written() >= WRITERS * PER_WRITER // 3, "a third written")
         # Both at once: the separate runner dies mid-batch while the server goes down.
+        restarted = threading.Event()
+
+        def watch() -> None:  # what an operator polling the runners' status would see
+            while not restarted.wait(0.05):
+                scenario.watch()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         separate.send_signal(signal.SIGKILL)
         try:
             _restart(version, name)
         finally:
             _ensure_running(version, name)
+            restarted.set()
+            watcher.join(60)
         separate.wait(60)
         assert separate.returncode == -signal.SIGKILL
-        _eventually(
-            lambda: "retrying" in scenario.statuses or scenario.written() >= WRITERS * PER_WRITER,
-            "watched",
-            timeout=1,
-        )
-        while scenario.written() < WRITERS * PER_WRITER:
+
+        def step() -> None:
             scenario.watch()
             time.sleep(0.1)
+
+        scenario.while_writing(step)
+        assert "stopped" not in scenario.statuses
         scenario.finish()
         scenario.check()
         # The killed runner's replacement takes up from its last commit: exactly once.
