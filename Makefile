@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= chronik-demo.db
 
-.PHONY: demo test lint types pytest bench clean
+.PHONY: demo test lint types pytest bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: lint types pytest
 # Markdown in bench-results/. BENCH_ARGS="--quick" for a run of seconds.
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks --out bench-results $(BENCH_ARGS)
+
+# A projection runner's memory over 10 minutes of steady writes on SQLite (RSS at the
+# start and end; docs/benchmarks.md). Not part of bench: it takes the 10 minutes.
+# SOAK_ARGS="--minutes 1" for a shorter run.
+soak: $(VENV)/.test-installed
+	$(BIN)/python -m benchmarks.soak --minutes 10 --out bench-results/soak.json $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist

@@ -533,9 +533,18 @@ class ProjectionWarning(UserWarning):
 # connection exception, 53 insufficient resources (disk full, out of memory, too
 # many connections). Codes: 40001 serialization failure, 40P01 deadlock detected,
 # 55P03 lock not available (lock_timeout, NOWAIT), 57P01-03 the server shutting
-# down, crashed or not accepting connections yet.
+# down, crashed or not accepting connections yet, 25006 a write on a server that is
+# (now) a read-only standby: after a failover, the old primary's connections answer
+# that until they are replaced by ones to the new primary, and 57014 a statement
+# cancelled (statement_timeout under load, or an administrator's pg_cancel_backend):
+# both go away when tried again later, and a runner that stopped on them would only
+# wait for a person to start it again. (A statement that always outlasts its timeout
+# is retried for as long as it fails: the runner's status and log say so, and a
+# FailurePolicy with retries= bounds it for handlers.)
 _TRANSIENT_SQLSTATE_CLASSES: Final = ("08", "53")
-_TRANSIENT_SQLSTATES: Final = frozenset({"40001", "40P01", "55P03", "57P01", "57P02", "57P03"})
+_TRANSIENT_SQLSTATES: Final = frozenset(
+    {"25006", "40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03"}
+)
 # SQLite primary result codes (https://sqlite.org/rescode.html): BUSY ("database is
 # locked": another connection holds the write lock), LOCKED, IOERR, FULL.
 _TRANSIENT_SQLITE_CODES: Final = frozenset({5, 6, 10, 13})
@@ -545,11 +554,12 @@ def is_transient(error: BaseException) -> bool:
     """Whether ``error`` may go away if the same work is tried again a moment later.
 
     True for a lost or refused connection, a server shutting down or restarting, a
-    serialization failure, a deadlock, a lock that was not available, too few
-    resources (a full disk), a busy or locked SQLite database, and a command that
-    kept conflicting with other writers (:class:`RetriesExhaustedError`). False for
-    everything else: a bug, an SQL syntax error, a constraint violation, an event
-    that no longer decodes, refused input.
+    failover (a write refused by a server that became a standby), a cancelled
+    statement (a timeout, an administrator), a serialization failure, a deadlock, a
+    lock that was not available, too few resources (a full disk), a busy or locked
+    SQLite database, and a command that kept conflicting with other writers
+    (:class:`RetriesExhaustedError`). False for everything else: a bug, an SQL syntax
+    error, a constraint violation, an event that no longer decodes, refused input.
 
     It decides by chronik's own errors (their ``transient`` flag, set by the
     backends from the driver's codes), by the driver errors a handler's own SQL

@@ -17,20 +17,32 @@ it that only differ in ``await``.
 Ordering: a subscription hands events out in checkpoint order, each once. The
 reader's ordering guarantee (no page holds an event while an earlier one can still
 commit) is what makes the seam between history and live events exact.
+
+Faults: a read that fails with a transient error (:func:`chronik.errors.is_transient`:
+the server restarting, a connection cut, a busy file) is tried again after a
+capped exponential backoff (:attr:`Subscription.backoff`), for as long as it lasts,
+from the same checkpoint, so nothing is skipped or handed out twice; meanwhile
+:attr:`Subscription.retrying` says since when and why, and the log says so at
+growing intervals. Any other error is raised to the caller.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
 import msgspec
 
 from chronik._append import normalize_filter
-from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
+from chronik._retry import Backoff, Faults, Retrying
+from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError, is_transient
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.store import Subscribable, is_async
 
@@ -53,6 +65,7 @@ DEFAULT_BATCH_SIZE: Final = 500
 # as soon as something commits (and on close), so this only bounds how long a lost
 # wake-up could delay an event; it is not a polling interval.
 WAIT_SLICE: Final = 1.0
+logger = logging.getLogger("chronik.subscriptions")
 
 
 def stable_hash(stream_id: str) -> int:
@@ -184,6 +197,12 @@ class Subscription:
         self._reader: LogReader = store.log_reader()
         self._closed = False
         self._caught_up = False
+        self._faults = Faults()
+        self._woken = threading.Event()
+        self.backoff = Backoff()
+        """How long to wait before reading again after a transient failure."""
+        self.transient: Callable[[BaseException], bool] = is_transient
+        """Which errors are worth reading again for (others are raised)."""
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -203,10 +222,20 @@ class Subscription:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def retrying(self) -> Retrying | None:
+        """The run of transient read failures going on (None while reads work)."""
+        return self._faults.current
+
     def _fill(self, deadline: float | None) -> bool:
         cursor, reader = self._cursor, self._reader
         while not self._closed:
-            page = reader.read_page(cursor.after, cursor.size, cursor.categories, cursor.types)
+            try:
+                page = reader.read_page(cursor.after, cursor.size, cursor.categories, cursor.types)
+            except Exception as err:
+                self._failed(err)
+                continue
+            self._faults.recovered(logger, "subscription")
             moved = cursor.accept(page)
             if cursor.buffer:
                 return True
@@ -216,8 +245,22 @@ class Subscription:
             wait = _remaining(deadline)
             if wait <= 0:
                 return False
-            reader.wait_for_events(cursor.after, wait)
+            try:
+                reader.wait_for_events(cursor.after, wait)
+            except Exception as err:
+                self._failed(err)
         return False
+
+    def _failed(self, error: Exception) -> None:
+        """A read failed: raise what retrying cannot fix, else wait to read again."""
+        if not self.transient(error):
+            raise error
+        if self._closed:  # closed while reading: the loop ends, as it would have
+            return
+        retrying = self._faults.failed(error)
+        delay = self.backoff.delay(retrying.attempts)
+        self._faults.log(logger, f"subscription after {self._cursor.after}", delay)
+        self._woken.wait(delay)
 
     def next_batch(self, timeout: float | None = None) -> list[RecordedEvent]:
         """Up to ``batch_size`` events, waiting up to ``timeout`` seconds (None: forever)
@@ -238,6 +281,7 @@ class Subscription:
     def close(self) -> None:
         """Stop: a blocked iteration ends, and the reader's connections are released."""
         self._closed = True
+        self._woken.set()
         self._reader.close()
 
     def __enter__(self) -> Subscription:
@@ -264,6 +308,12 @@ class AsyncSubscription:
         self._reader: AsyncLogReader = store.log_reader()
         self._closed = False
         self._caught_up = False
+        self._faults = Faults()
+        self._woken = asyncio.Event()
+        self.backoff = Backoff()
+        """As :attr:`Subscription.backoff`."""
+        self.transient: Callable[[BaseException], bool] = is_transient
+        """As :attr:`Subscription.transient`."""
 
     @property
     def checkpoint(self) -> Checkpoint | None:
@@ -278,10 +328,20 @@ class AsyncSubscription:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def retrying(self) -> Retrying | None:
+        """As :attr:`Subscription.retrying`."""
+        return self._faults.current
+
     async def _fill(self, deadline: float | None) -> bool:
         cursor, reader = self._cursor, self._reader
         while not self._closed:
-            page = await reader.read_page(cursor.after, cursor.size, cursor.categories, cursor.types)
+            try:
+                page = await reader.read_page(cursor.after, cursor.size, cursor.categories, cursor.types)
+            except Exception as err:
+                await self._failed(err)
+                continue
+            self._faults.recovered(logger, "subscription")
             moved = cursor.accept(page)
             if cursor.buffer:
                 return True
@@ -291,8 +351,23 @@ class AsyncSubscription:
             wait = _remaining(deadline)
             if wait <= 0:
                 return False
-            await reader.wait_for_events(cursor.after, wait)
+            try:
+                await reader.wait_for_events(cursor.after, wait)
+            except Exception as err:
+                await self._failed(err)
         return False
+
+    async def _failed(self, error: Exception) -> None:
+        """As :meth:`Subscription._failed`."""
+        if not self.transient(error):
+            raise error
+        if self._closed:  # closed while reading: the loop ends, as it would have
+            return
+        retrying = self._faults.failed(error)
+        delay = self.backoff.delay(retrying.attempts)
+        self._faults.log(logger, f"subscription after {self._cursor.after}", delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), delay)
 
     async def next_batch(self, timeout: float | None = None) -> list[RecordedEvent]:
         """As :meth:`Subscription.next_batch`."""
@@ -311,6 +386,7 @@ class AsyncSubscription:
 
     async def close(self) -> None:
         self._closed = True
+        self._woken.set()
         await self._reader.close()
 
     async def aclose(self) -> None:

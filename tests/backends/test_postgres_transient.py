@@ -104,6 +104,8 @@ def test_translate_and_is_transient_on_real_server_errors(
         psycopg.errors.CannotConnectNow,
         psycopg.errors.TooManyConnections,
         psycopg.errors.DiskFull,
+        psycopg.errors.ReadOnlySqlTransaction,  # 25006: a failover made this server a standby
+        psycopg.errors.QueryCanceled,  # 57014: statement_timeout, pg_cancel_backend
     ):
         assert is_transient(cls("x")) and translate(cls("x"), "test").transient, cls.__name__
     for other in (psycopg.errors.UndefinedTable, psycopg.errors.InvalidTextRepresentation):
@@ -170,3 +172,26 @@ def test_a_handler_with_an_sql_error_stops_on_its_first_attempt(store: PostgresE
         runner.run_until_caught_up()
     assert caught.value.attempts == 1 and calls == [1]
     assert isinstance(caught.value.__cause__, psycopg.Error) and not is_transient(caught.value.__cause__)
+
+
+def _backend_pid(tx: StoreTransaction) -> int:
+    row = tx.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_connection_that_refuses_writes_as_a_standby_is_not_given_back_to_the_pool(
+    store: PostgresEventStore,
+) -> None:
+    # A failover leaves the pool with connections to a server that is now read-only
+    # (SQLSTATE 25006); reusing them would fail forever. Here one session is made
+    # read-only by hand, as a demoted primary's would be.
+    pids: list[int] = []
+    with pytest.raises(chronik.OperationalError, match="25006") as caught, store.transaction() as tx:
+        pids.append(_backend_pid(tx))
+        tx.execute("SET TRANSACTION READ ONLY")
+        tx.append("order-2", [NewEvent("Placed", {})])
+    assert caught.value.transient and is_transient(caught.value)
+    with store.transaction() as tx:
+        assert _backend_pid(tx) not in pids
+        tx.append("order-2", [NewEvent("Placed", {})])

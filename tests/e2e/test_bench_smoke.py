@@ -186,3 +186,26 @@ def test_probe_times_every_layer_of_a_one_event_write_on_postgres() -> None:
     layers = _probed(_probe("--backend", "postgres"), "PostgreSQL (synchronous_commit=on)")
     assert set(layers) == {"raw", "append", "start", "handle"}
     assert all(micros > 0 for micros in layers.values())
+
+
+def test_the_soak_prints_memory_over_time_and_the_figure(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    args = [
+        "--minutes",
+        "0.05",
+        "--backlog",
+        "1000",
+        "--samples",
+        "2",
+        "--workdir",
+        str(tmp_path),
+        "--out",
+        str(out),
+    ]
+    printed = _python_m("benchmarks.soak", *args, timeout=300)
+    assert "soak figure: RSS" in printed and "at the start of the steady phase" in printed
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["handled"] == result["events"] >= 1000  # every event written was handled
+    assert result["rss_start_mib"] > 0 and result["rss_end_mib"] > 0
+    assert result["samples"][0]["phase"] == "caught up"
+    assert result["samples"][-1]["phase"] == "end" and result["samples"][-1]["lag"] == 0

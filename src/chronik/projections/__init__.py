@@ -13,6 +13,7 @@ supports. Inline projections run inside the append's own transaction.
 See ``docs/projections.md``.
 """
 
+from chronik._retry import Retrying
 from chronik.events import DeadLetter, FailedEvent, ProjectionState, ProjectionStatus
 from chronik.projections._async_inline import AsyncInlineProjection, add_inline_projection_async
 from chronik.projections._async_lag import active_version_async, projection_lag_async
@@ -24,7 +25,7 @@ from chronik.projections._async_targets import (
     AsyncTransactionalTarget,
     AsyncUnit,
 )
-from chronik.projections._common import FailurePolicy, Lag, checkpoint_name
+from chronik.projections._common import FailurePolicy, Lag, RunnerState, RunnerStatus, checkpoint_name
 from chronik.projections._declare import EventHandlers, Handler, Hook, Projection, Projections
 from chronik.projections._inline import InlineProjection, add_inline_projection, remove_inline_projection
 from chronik.projections._lag import active_version, projection_lag
@@ -70,6 +71,9 @@ __all__ = [
     "ProjectionVersionError",
     "ProjectionWarning",
     "Projections",
+    "Retrying",
+    "RunnerState",
+    "RunnerStatus",
     "SQLAlchemyTarget",
     "TransactionalTarget",
     "Unit",

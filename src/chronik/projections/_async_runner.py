@@ -14,10 +14,18 @@ When a handler raises, the batch is abandoned and its events are taken again one
 at a time. An error that trying again may fix (``FailurePolicy.transient``: a lost
 connection, a deadlock, a lock timeout, ...) is retried with exponential backoff;
 any other goes to the policy at once, as does a transient one that outlasts the
-retries: ``stop`` records the failure (stream, version, type, error) in
-the projection's state and raises :class:`ProjectionFailedError`, leaving the
-checkpoint before the event; ``park`` records a dead letter in the same unit as the
-checkpoint that moves past it, and goes on. Either way the event is accounted for.
+policy's ``retries`` (if it sets any): ``stop`` records the failure (stream,
+version, type, error) in the projection's state and raises
+:class:`ProjectionFailedError`, leaving the checkpoint before the event; ``park``
+records a dead letter in the same unit as the checkpoint that moves past it, and
+goes on. Either way the event is accounted for.
+
+A transient failure anywhere else in the loop (opening or committing a unit,
+loading the checkpoint, reading the log: the database restarting, failing over,
+cutting the connection, a full disk) abandons the batch and starts again from the
+stored checkpoint after a capped exponential backoff, for as long as the fault
+lasts; the subscription rides out its own read failures the same way. Only an
+error retrying cannot fix stops the runner. :meth:`status` says which it is doing.
 
 Handlers (and setup, teardown, activate) may be coroutine functions: their results
 are awaited. The sync runner (``_runner.py``) is generated from this module by
@@ -36,6 +44,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from chronik._retry import Faults
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import (
     Checkpoint,
@@ -45,9 +54,17 @@ from chronik.events import (
     ProjectionStatus,
     RecordedEvent,
 )
-from chronik.projections._async_lag import exists, projection_lag_async, subscribable
+from chronik.projections._async_lag import exists, lag, projection_lag_async, subscribable
 from chronik.projections._async_targets import AsyncProjectionTarget, AsyncUnit, default_target
-from chronik.projections._common import FailurePolicy, HandlerFailed, Lag, Stopped, checkpoint_name
+from chronik.projections._common import (
+    FailurePolicy,
+    HandlerFailed,
+    Lag,
+    RunnerState,
+    RunnerStatus,
+    Stopped,
+    checkpoint_name,
+)
 from chronik.projections._concurrency import (
     AsyncBackground,
     AsyncProgress,
@@ -133,6 +150,11 @@ class AsyncProjectionRunner(Generic[C]):
         self.parked = 0
         self.error: BaseException | None = None
         """Why a runner started with :meth:`run_in_background` stopped, if it failed."""
+        self._faults = Faults()
+        self._phase: RunnerState = "idle"
+        self._phase_since = datetime.now(UTC)
+        self._stopped_by: BaseException | None = None
+        self._loaded = False
 
     # -- running ------------------------------------------------------------------------
 
@@ -196,7 +218,21 @@ class AsyncProjectionRunner(Generic[C]):
                 return False
             await self._progress.wait(seen, 0.1 if remaining is None else min(remaining, 0.1))
 
+    def _enter(self, phase: RunnerState, error: BaseException | None = None) -> None:
+        if phase != self._phase:
+            self._phase, self._phase_since = phase, datetime.now(UTC)
+        self._stopped_by = error
+
     async def _loop(self, *, follow: bool) -> None:
+        self._enter("running")
+        try:
+            await self._ride_out_faults(follow=follow)
+        except BaseException as err:
+            self._enter("stopped", err)
+            raise
+        self._enter("stopped" if follow else "idle")
+
+    async def _ride_out_faults(self, *, follow: bool) -> None:
         while True:
             try:
                 await self._run_once(follow=follow)
@@ -206,6 +242,20 @@ class AsyncProjectionRunner(Generic[C]):
                 logger.warning("%s; resuming from the stored checkpoint", err)
             except Stopped:
                 return
+            except Exception as err:
+                # Not a handler's error (those went to the policy already): the
+                # runner's own I/O failed. Transient (the server restarting, a cut
+                # connection, a busy or full file): start again from the stored
+                # checkpoint once it may have passed; the batch was rolled back, or
+                # (at-least-once) is handled again. Anything else stops the runner.
+                attempts = 1 if self._faults.current is None else self._faults.current.attempts + 1
+                delay = self.policy.retry_delay(err, attempts, handler=False)
+                if delay is None:
+                    raise
+                self._faults.failed(err)
+                self._faults.log(logger, f"{self._named} (checkpoint {self._checkpoint})", delay)
+                if await self._stop.wait(delay):
+                    return
 
     async def _run_once(self, *, follow: bool) -> None:
         await self._prepare()
@@ -220,6 +270,8 @@ class AsyncProjectionRunner(Generic[C]):
             partition=self.partition,
             batch_size=self.batch_size,
         )
+        subscription.backoff = self.policy.pauses
+        subscription.transient = self.policy.transient
         self._subscription = subscription
         try:
             if self._stop.is_set() and follow:
@@ -261,6 +313,7 @@ class AsyncProjectionRunner(Generic[C]):
     async def _prepare(self) -> None:
         projection = self.projection
         self._checkpoint = await self.target.load_checkpoint(self.checkpoint_name)
+        self._loaded = True
         self._live = False
         await self._check_versions()
         await self._check_checkpoint(self._checkpoint)
@@ -354,6 +407,7 @@ class AsyncProjectionRunner(Generic[C]):
             raise HandlerFailed(event) from err
 
     def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
+        self._faults.recovered(logger, self._named)
         self._checkpoint = checkpoint
         self.handled += handled
         self._progress.notify()
@@ -393,14 +447,9 @@ class AsyncProjectionRunner(Generic[C]):
                 delay = self.policy.retry_delay(error, attempts)
                 if delay is None:
                     break
-                logger.warning(
-                    "%s: attempt %d on stream %s version %d failed (%s); retrying",
-                    self._named,
-                    attempts,
-                    event.stream_id,
-                    event.version,
-                    error,
-                )
+                self._faults.failed(error)
+                where = f"{self._named} on stream {event.stream_id} version {event.version}"
+                self._faults.log(logger, where, delay)
                 if await self._stop.wait(delay):
                     raise Stopped
             attempts += 1
@@ -451,6 +500,8 @@ class AsyncProjectionRunner(Generic[C]):
         logger.error("%s parked %s", self._named, failure.describe())
 
     async def _reached_head(self, bound: Checkpoint | None) -> None:
+        self._faults.recovered(logger, self._named)
+        self._enter("caught_up")
         if bound is not None and bound != self._checkpoint:
             # Events past the checkpoint were all filtered out: move past them too.
             async with self.target.unit() as unit:
@@ -499,6 +550,51 @@ class AsyncProjectionRunner(Generic[C]):
     async def lag(self) -> Lag:
         """Events behind the head and seconds behind, from the stored checkpoint."""
         return await projection_lag_async(self.store, self.projection, self.target, partition=self.partition)
+
+    async def _measure(self) -> Lag:
+        if not self._loaded:
+            return await self.lag()
+        # From the checkpoint this runner holds, by reads alone: a fault that stops
+        # its transactions (a lock, a full disk) leaves its lag visible.
+        reader = self._subscribable.log_reader()
+        try:
+            return await lag(reader, self.store, self.projection, self._checkpoint, self.partition)
+        finally:
+            await reader.close()
+
+    async def status(self, *, lag: bool = True) -> RunnerStatus:
+        """What this runner is doing: running, caught up, retrying (since when, how many
+        attempts, the last error), stopped (and why); its checkpoint; and, with ``lag``,
+        how far behind it is (None when the store cannot be reached to measure it).
+
+        Safe to call from another thread (sync) or task (asyncio) while it runs.
+        """
+        measured: Lag | None = None
+        if lag:
+            try:
+                measured = await self._measure()
+            except Exception as err:
+                if not self.policy.transient(err):
+                    raise
+        subscription = self._subscription
+        retrying = self._faults.current or (subscription.retrying if subscription is not None else None)
+        phase, since, stopped_by = self._phase, self._phase_since, self._stopped_by
+        if retrying is not None and phase in ("running", "caught_up"):
+            phase, since = "retrying", retrying.since
+        return RunnerStatus(
+            name=self.projection.name,
+            version=self.projection.version,
+            kind=self.kind,
+            state=phase,
+            since=since,
+            checkpoint=self._checkpoint,
+            lag=measured,
+            handled=self.handled,
+            parked=self.parked,
+            retrying=retrying if phase == "retrying" else None,
+            error=None if stopped_by is None else f"{type(stopped_by).__name__}: {stopped_by}",
+            partition=None if self.partition is None else str(self.partition),
+        )
 
     async def state(self) -> ProjectionState | None:
         """The stored state of this version (None before the first run)."""

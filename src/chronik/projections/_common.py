@@ -4,33 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from chronik._retry import Backoff, Retrying
 from chronik.errors import InvalidInputError, is_transient
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.projections._declare import Projection
 from chronik.subscriptions import Partition
 
-__all__ = ["FailurePolicy", "Lag", "checkpoint_name"]
+__all__ = ["FailurePolicy", "Lag", "RunnerState", "RunnerStatus", "checkpoint_name"]
 
 
 @dataclass(frozen=True)
 class FailurePolicy:
-    """What a runner does when a handler raises.
+    """What a runner does when something fails: a handler, or the runner's own I/O.
 
     An error that trying again may fix (``transient(error)``, by default
     :func:`chronik.errors.is_transient`: a lost connection, a server shutting down,
-    a serialization failure, a deadlock, a lock timeout, a busy SQLite file) is
-    tried again up to ``retries`` more times, waiting ``backoff`` seconds before the
-    first retry and twice as long before each next one (at most ``max_backoff``).
+    a failover, a serialization failure, a deadlock, a lock timeout, a busy SQLite
+    file, a full disk) is tried again, waiting ``backoff`` seconds before the first
+    retry and twice as long before each next one (at most ``max_backoff``), for as
+    long as it lasts. ``retries`` (None: no limit) bounds how many times a *handler*
+    is tried again on one event; the runner's own reads, checkpoints and commits are
+    always retried while their error is transient, since stopping would only wait
+    for a person to start the runner again.
+
     Any other error (a bug, an SQL syntax error, an event that no longer decodes) is
-    not retried. Then ``on_failure="stop"`` stops the projection on the event, or
-    ``"park"`` records it as a dead letter and goes on.
+    not retried. When a handler raised it, ``on_failure="stop"`` stops the
+    projection on the event, or ``"park"`` records it as a dead letter and goes on;
+    anywhere else, the runner stops with it.
     """
 
-    retries: int = 3
+    retries: int | None = None
     backoff: float = 0.1
     max_backoff: float = 10.0
     on_failure: Literal["stop", "park"] = "stop"
@@ -38,8 +46,10 @@ class FailurePolicy:
     """Which errors are worth trying again (e.g. also your HTTP client's timeouts)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise InvalidInputError(f"retries must be an int >= 0, got {self.retries!r}")
+        if self.retries is not None and (
+            isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0
+        ):
+            raise InvalidInputError(f"retries must be an int >= 0 or None (no limit), got {self.retries!r}")
         if self.backoff < 0 or self.max_backoff < 0:
             raise InvalidInputError("backoff and max_backoff must be >= 0")
         if self.on_failure not in ("stop", "park"):
@@ -47,13 +57,22 @@ class FailurePolicy:
         if not callable(self.transient):
             raise InvalidInputError(f"transient must be a function of the error, got {self.transient!r}")
 
-    def retry_delay(self, error: BaseException, attempts: int) -> float | None:
-        """How long to wait before trying an event again after ``attempts`` tries failed,
-        the last with ``error``; None when it is not to be tried again."""
-        if attempts > self.retries or not self.transient(error):
+    @property
+    def pauses(self) -> Backoff:
+        """The backoff between retries, as subscriptions take it."""
+        return Backoff(self.backoff, self.max_backoff)
+
+    def retry_delay(self, error: BaseException, attempts: int, *, handler: bool = True) -> float | None:
+        """How long to wait before trying again after ``attempts`` tries failed in a
+        row, the last with ``error``; None when it is not to be tried again.
+
+        ``handler``: whether a handler raised it (``retries`` bounds those), or the
+        runner's own work did (retried for as long as the error is transient)."""
+        if handler and self.retries is not None and attempts > self.retries:
             return None
-        # min() on the exponent too: 2.0 ** 1100 would overflow a float.
-        return min(self.backoff * 2.0 ** min(attempts - 1, 64), self.max_backoff)
+        if not self.transient(error):
+            return None
+        return self.pauses.delay(attempts)
 
 
 class Lag(msgspec.Struct, frozen=True):
@@ -81,3 +100,38 @@ class HandlerFailed(Exception):
 
 class Stopped(Exception):
     """The runner was stopped while it waited to retry."""
+
+
+RunnerState = Literal["idle", "running", "caught_up", "retrying", "stopped"]
+
+
+class RunnerStatus(msgspec.Struct, frozen=True):
+    """What a runner is doing, from :meth:`ProjectionRunner.status` (msgspec-encodable).
+
+    ``state`` is one of
+
+    - ``"idle"``: not running (never started, or a ``run_until_caught_up`` returned);
+    - ``"running"``: handling events, behind the head;
+    - ``"caught_up"``: following live events at the head;
+    - ``"retrying"``: riding out a transient fault (``retrying`` says since when, how
+      many attempts failed so far and the last error); it goes on by itself;
+    - ``"stopped"``: ended, ``error`` says why (None: :meth:`stop` was called).
+
+    ``since`` is when it entered that state. ``checkpoint`` is after the last event it
+    committed; ``lag`` how far behind the head that is (None when not measured, or
+    when the store cannot be reached to measure it). ``handled`` and ``parked`` count
+    events since this runner object was made.
+    """
+
+    name: str
+    version: int
+    kind: str
+    state: RunnerState
+    since: datetime
+    checkpoint: Checkpoint | None
+    lag: Lag | None
+    handled: int
+    parked: int
+    retrying: Retrying | None = None
+    error: str | None = None
+    partition: str | None = None

@@ -52,7 +52,10 @@ def translate(err: BaseException, what: str) -> BaseException:
     if isinstance(err, nats.errors.ConnectionClosedError):
         return StoreClosedError(f"{what}: the NATS connection is closed")
     if isinstance(err, (nats.errors.Error, asyncio.TimeoutError, OSError)):
-        return OperationalError(f"{what}: {type(err).__name__}: {err}".rstrip(": "))
+        # A timeout, no responders (no stream leader yet), a lost or refused connection:
+        # the client reconnects by itself, so the same work may succeed a moment later
+        # (chronik.errors.is_transient; runners retry it rather than stop).
+        return OperationalError(f"{what}: {type(err).__name__}: {err}".rstrip(": "), transient=True)
     return err
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "check_server",
     "checkpoint_start",
     "connection_lost",
+    "on_a_standby",
     "record",
     "translate",
     "window",
@@ -106,7 +107,11 @@ def translate(err: psycopg.Error, where: str) -> ChronikError:
     state = err.sqlstate or ""
     message = f"PostgreSQL error on {where}: {err}" + (f" (SQLSTATE {state})" if state else "")
     transient = is_transient(err)
-    if state.startswith(_OPERATIONAL_CLASSES) or (not state and isinstance(err, psycopg.OperationalError)):
+    if (
+        state.startswith(_OPERATIONAL_CLASSES)
+        or state == "25006"  # read-only: a failover made the server a standby
+        or (not state and isinstance(err, psycopg.OperationalError))
+    ):
         return OperationalError(message, transient=transient)
     if state.startswith("23"):
         return IntegrityError(message, transient=transient)
@@ -127,6 +132,21 @@ def connection_lost(err: psycopg.Error) -> bool:
         return False
     state = err.sqlstate
     return state is None or state.startswith("08") or state in _CONNECTION_LOST
+
+
+def on_a_standby(err: BaseException) -> bool:
+    """Whether ``err`` (or what it was raised from) is a write refused by a read-only
+    server (SQLSTATE 25006): after a failover, a connection to the old primary. Such a
+    connection is closed rather than given back to the pool, so the next one is opened
+    anew (and, with ``target_session_attrs=read-write``, reaches the new primary)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) == "25006":
+            return True
+        current = current.__cause__
+    return False
 
 
 def checkpoint_start(after: object) -> tuple[int, int]:

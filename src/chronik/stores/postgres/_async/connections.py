@@ -23,7 +23,7 @@ from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.schema import connect, prepare_schema
-from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
+from chronik.stores.postgres._common import ADAPTERS, connection_lost, on_a_standby, record, translate
 from chronik.stores.postgres._config import PostgresConfig
 from chronik.stores.postgres._notify import AsyncNotifier
 from chronik.stores.postgres._pool import close_when_abandoned
@@ -113,7 +113,12 @@ class Connections:
         while True:
             try:
                 async with pool.connection() as conn:
-                    return await op(conn)
+                    try:
+                        return await op(conn)
+                    except psycopg.Error as err:
+                        if on_a_standby(err):
+                            await conn.close()  # the pool discards it
+                        raise
             except psycopg.Error as err:
                 if connection_lost(err) and lost < self.config.pool_max_size and not self.closed:
                     lost += 1

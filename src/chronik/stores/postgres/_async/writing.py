@@ -50,7 +50,14 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._async import projection_state
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import read_page
-from chronik.stores.postgres._common import KIND, MAX_VERSION, checkpoint_start, record, translate
+from chronik.stores.postgres._common import (
+    KIND,
+    MAX_VERSION,
+    checkpoint_start,
+    on_a_standby,
+    record,
+    translate,
+)
 from chronik.stores.postgres._decide import (
     MAX_APPEND_ATTEMPTS,
     Found,
@@ -110,10 +117,16 @@ async def transaction(shared: Connections) -> AsyncIterator[AsyncPostgresTransac
     pool = await shared.ready()
     appended = False
     try:
-        async with pool.connection() as conn, conn.transaction():
-            tx = AsyncPostgresTransaction(shared, conn, fresh=False)
-            yield tx
-            appended = tx.appended
+        async with pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    tx = AsyncPostgresTransaction(shared, conn, fresh=False)
+                    yield tx
+                    appended = tx.appended
+            except Exception as err:
+                if on_a_standby(err):
+                    await conn.close()  # the pool discards it (see on_a_standby)
+                raise
     except psycopg.Error as err:
         raise translate(err, shared.where) from err
     if appended:

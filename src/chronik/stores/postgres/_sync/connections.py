@@ -19,7 +19,7 @@ from chronik.backend import AppendHook, Codec
 from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import ADAPTERS, connection_lost, record, translate
+from chronik.stores.postgres._common import ADAPTERS, connection_lost, on_a_standby, record, translate
 from chronik.stores.postgres._config import PostgresConfig
 from chronik.stores.postgres._notify import Notifier
 from chronik.stores.postgres._pool import close_when_abandoned
@@ -110,7 +110,12 @@ class Connections:
         while True:
             try:
                 with pool.connection() as conn:
-                    return op(conn)
+                    try:
+                        return op(conn)
+                    except psycopg.Error as err:
+                        if on_a_standby(err):
+                            conn.close()  # the pool discards it
+                        raise
             except psycopg.Error as err:
                 if connection_lost(err) and lost < self.config.pool_max_size and not self.closed:
                     lost += 1

@@ -40,7 +40,14 @@ from chronik.events import (
     validate_stream_id,
 )
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import KIND, MAX_VERSION, checkpoint_start, record, translate
+from chronik.stores.postgres._common import (
+    KIND,
+    MAX_VERSION,
+    checkpoint_start,
+    on_a_standby,
+    record,
+    translate,
+)
 from chronik.stores.postgres._decide import (
     MAX_APPEND_ATTEMPTS,
     Found,
@@ -103,10 +110,16 @@ def transaction(shared: Connections) -> Iterator[PostgresTransaction]:
     pool = shared.ready()
     appended = False
     try:
-        with pool.connection() as conn, conn.transaction():
-            tx = PostgresTransaction(shared, conn, fresh=False)
-            yield tx
-            appended = tx.appended
+        with pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    tx = PostgresTransaction(shared, conn, fresh=False)
+                    yield tx
+                    appended = tx.appended
+            except Exception as err:
+                if on_a_standby(err):
+                    conn.close()  # the pool discards it (see on_a_standby)
+                raise
     except psycopg.Error as err:
         raise translate(err, shared.where) from err
     if appended:
