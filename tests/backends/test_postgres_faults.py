@@ -8,8 +8,9 @@ run while the fault happens:
   (only this test's: its runners connect with an ``application_name`` of its own);
 - the server is restarted (``pg_ctlcluster ... restart -m fast``), while a projection
   runner in a process of its own is SIGKILLed. A restart breaks every other test
-  using the server at the time, so this one runs only when asked for:
-  ``CHRONIK_TEST_PG_RESTART=1`` (and needs ``pg_ctlcluster`` on this machine).
+  using the server at the time, so this one runs only in CI (``CI=true``: the suite
+  is alone on its machine there) or when asked for with ``CHRONIK_TEST_PG_RESTART=1``
+  (``=0`` turns it off), and needs ``pg_ctlcluster`` on this machine.
 
 Afterwards: every acknowledged event is in the log once, every runner is running
 again (none stopped), and every read model is exactly what it would be without the
@@ -310,8 +311,9 @@ def _runner_process(url: str, mode: str) -> subprocess.Popen[str]:
 
 
 @pytest.mark.skipif(
-    os.environ.get("CHRONIK_TEST_PG_RESTART") != "1",
-    reason="restarts the PostgreSQL server, breaking other tests using it: set CHRONIK_TEST_PG_RESTART=1",
+    os.environ.get("CHRONIK_TEST_PG_RESTART", "1" if os.environ.get("CI") == "true" else "0") != "1",
+    reason="restarts the PostgreSQL server, breaking other tests using it: runs under CI=true, "
+    "or set CHRONIK_TEST_PG_RESTART=1",
 )
 def test_everything_resumes_after_a_server_restart_and_a_runner_killed_meanwhile(
     scenario: Scenario, postgres_store_url: str
