@@ -38,7 +38,8 @@ def test_the_application_runs_on_chronik_and_the_cli_reads_it(
 ) -> None:
     text = PAGE.read_text(encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    module = types.ModuleType("docs_eventsourcing")
+    # Not test_docs' module name: the library keeps one class per topic for the process.
+    module = types.ModuleType("docs_eventsourcing_cli")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     for block in PYTHON.findall(text):
         exec(compile(block, str(PAGE), "exec"), module.__dict__)
