@@ -1,6 +1,8 @@
 """Every ```python block in the README and docs/ runs, in order, one namespace per file."""
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,12 @@ def test_code_samples_run(document: Path, tmp_path: Path, monkeypatch: pytest.Mo
             service.require()
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CHRONIK_URL", raising=False)
-    namespace: dict[str, object] = {"__name__": f"docs_{document.stem}"}
+    # The samples run in a module of their own, importable while they run, as a
+    # script's __main__ is: libraries that find classes by module path (eventsourcing's
+    # topics, pickle) find the samples' classes.
+    module = types.ModuleType(f"docs_{document.stem}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for index, block in enumerate(blocks, 1):
         line = text[: text.index(block)].count("\n") + 1
         code = compile(block, f"{document.name}:{line} (block {index})", "exec")
