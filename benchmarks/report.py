@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmarks import validation
+from benchmarks.spec import ON_CHRONIK, VARIANT_COLUMN
 
 __all__ = ["markdown", "print_tables", "write_outputs"]
 
@@ -44,9 +45,9 @@ def _number(value: float | None, unit: str) -> str:
 
 
 def _missing(backend: dict[str, Any], row: dict[str, Any], name: str) -> str:
-    if row["variant"] is not None and name != "chronik":
+    if row["variant"] is not None and name != VARIANT_COLUMN[row["variant"]]:
         return ""
-    entry = backend["contenders"].get(name)
+    entry = backend["contenders"].get(row["variant"] or name)
     if entry is None or not entry["available"]:
         return "n/a"
     contender = row["variant"] or name
@@ -170,11 +171,19 @@ def _notes(backend: dict[str, Any]) -> list[str]:
             continue
         info = entry["info"]
         settings = ", ".join(
-            f"{k}={v}" for k, v in info.items() if k in ("synchronous", "journal_mode", "synchronous_commit")
+            f"{k}={v}"
+            for k, v in info.items()
+            if k in ("synchronous", "journal_mode", "synchronous_commit", "persistence")
         )
         notes.append(
             f"{name}: {info.get('library', '')}; {info.get('api', '')}"
             + (f"; {settings}" if settings else "")
+        )
+    if any(row["variant"] == ON_CHRONIK for row in backend["rows"]):
+        notes.append(
+            "the same, eventsourcing on chronik's PostgreSQL store: the eventsourcing contender's "
+            "application with PERSISTENCE_MODULE=chronik.compat.eventsourcing; its ratio is its speed "
+            "over eventsourcing on its own module (above 1: faster on chronik)"
         )
     for error in backend["errors"]:
         where = f"workload {error['workload']} ({error['job']}, {error['contender']})"

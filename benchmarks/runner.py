@@ -47,6 +47,8 @@ from benchmarks.spec import (
     FIGURES,
     NORMAL,
     NORMAL_WORKLOADS,
+    ON_CHRONIK,
+    ON_CHRONIK_WORKLOADS,
     TARGETS,
     WORKLOADS,
     Backend,
@@ -73,6 +75,12 @@ _JOB_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "w2s": {"snapshot_every": None},  # filled from the sizes
     "w2c": {"snapshot_every": None},
     "w4": {"snapshots": True},
+}
+
+# The labelled variants: a contender's own module, run with one option changed.
+_VARIANTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
+    NORMAL: ("chronik", {"synchronous": "NORMAL"}),
+    ON_CHRONIK: ("eventsourcing", {"on_chronik": True}),
 }
 
 
@@ -135,11 +143,12 @@ class _Run:
         options: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        module, changed = _VARIANTS.get(contender, (contender, {}))
         request = {
             "job": job,
-            "contender": "chronik" if contender == NORMAL else contender,
+            "contender": module,
             "locations": {role: loc.to_json() for role, loc in locations.items()},
-            "options": {**(options or {}), **({"synchronous": "NORMAL"} if contender == NORMAL else {})},
+            "options": {**(options or {}), **changed},
             "sizes": dataclasses.asdict(self.sizes),
             "params": params or {},
         }
@@ -194,6 +203,8 @@ class _Run:
             and b.available(NORMAL)
         ):
             names.append(NORMAL)
+        if b.backend == "postgres" and workload in ON_CHRONIK_WORKLOADS and b.available(ON_CHRONIK):
+            names.append(ON_CHRONIK)
         # A, B, C, A, B, C, ... with the starting contender rotating each repetition,
         # so that none always runs first (on a cold cache) or last.
         shift = rep % len(names) if names else 0
@@ -219,6 +230,8 @@ class _Run:
 
     def probe(self, b: _Backend) -> None:
         names = list(CONTENDERS) + ([NORMAL] if b.backend == "sqlite" and self.config.normal else [])
+        if b.backend == "postgres" and set(ON_CHRONIK_WORKLOADS) & set(self.config.workloads):
+            names.append(ON_CHRONIK)
         for name in names:
             try:
                 with self.location(b.backend, f"probe_{name}") as loc:
@@ -451,6 +464,29 @@ def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int], extras: bool) -> 
                     "ratios": {
                         other: speed_ratio(FIGURE_BY_KEY[figure.key], value, values[other])
                         for other in ("eventsourcing", "raw")
+                    },
+                    "targets": [],
+                }
+            )
+        on_chronik = samples.get(ON_CHRONIK)
+        if on_chronik:
+            value = median(on_chronik)
+            rows.append(
+                {
+                    "key": figure.key,
+                    "workload": figure.workload,
+                    "title": f"{figure.workload}.   the same, eventsourcing on chronik's PostgreSQL store",
+                    "unit": figure.unit,
+                    "better": figure.better,
+                    "variant": ON_CHRONIK,
+                    "values": {"chronik": None, "eventsourcing": value, "raw": None},
+                    "samples": {"eventsourcing": on_chronik},
+                    # eventsourcing on chronik against eventsourcing on its own module.
+                    "ratios": {
+                        "eventsourcing": speed_ratio(
+                            FIGURE_BY_KEY[figure.key], value, values["eventsourcing"]
+                        ),
+                        "raw": None,
                     },
                     "targets": [],
                 }

@@ -35,6 +35,13 @@ CONTENDERS: Final = ("chronik", "eventsourcing", "raw")
 NORMAL: Final = "chronik-normal"
 # Workloads that also run chronik-normal (the commit-bound ones), SQLite only.
 NORMAL_WORKLOADS: Final = (1, 2, 6)
+# "eventsourcing-on-chronik" is the eventsourcing contender's application code with
+# PERSISTENCE_MODULE=chronik.compat.eventsourcing (issue 20): a separate, labelled row
+# under eventsourcing's own figure, on PostgreSQL, for the write workloads.
+ON_CHRONIK: Final = "eventsourcing-on-chronik"
+ON_CHRONIK_WORKLOADS: Final = (1, 2)
+# The column of the table a labelled variant's figure stands in.
+VARIANT_COLUMN: Final[dict[str, str]] = {NORMAL: "chronik", ON_CHRONIK: "eventsourcing"}
 
 WORKLOADS: Final[dict[int, str]] = {
     1: "single-event commands, a new aggregate each, one transaction each",

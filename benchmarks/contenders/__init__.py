@@ -52,6 +52,9 @@ class Options:
     snapshot_every: int | None = None
     # SQLite synchronous mode for chronik ("FULL" everywhere unless labelled).
     synchronous: str = "FULL"
+    # eventsourcing only: persist through chronik.compat.eventsourcing (issue 20)
+    # instead of the library's own module for the backend.
+    on_chronik: bool = False
 
 
 class Contender(Protocol[H]):

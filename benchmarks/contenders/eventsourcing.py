@@ -4,7 +4,10 @@ Configured through the application's environment, as its docs say:
 ``PERSISTENCE_MODULE=eventsourcing.sqlite`` with ``SQLITE_DBNAME``, or
 ``eventsourcing.postgres`` with the ``POSTGRES_*`` settings (``POSTGRES_SCHEMA`` for
 the job's schema); snapshots with ``snapshotting_intervals`` (or
-``IS_SNAPSHOTTING_ENABLED`` and ``take_snapshot``). Reading the global log uses the
+``IS_SNAPSHOTTING_ENABLED`` and ``take_snapshot``). With ``Options.on_chronik`` the same
+application persists through chronik instead (issue 20), configured as
+``docs/eventsourcing.md`` says: ``PERSISTENCE_MODULE=chronik.compat.eventsourcing`` and
+``CHRONIK_URL`` naming the job's database and schema. Reading the global log uses the
 application's notification log with ``log_section_size = 1000`` and its mapper.
 
 Durability on SQLite: eventsourcing sets ``journal_mode=WAL`` and leaves
@@ -84,7 +87,19 @@ class EventsourcingAccounts:
         self.log_lags_commits = False
         env: dict[str, str] = {}
         self.sync_note = ""
-        if location.backend == "sqlite":
+        if options.on_chronik:
+            if location.backend != "postgres":
+                raise RuntimeError(
+                    f"eventsourcing on chronik is measured on postgres, not {location.backend}"
+                )
+            # chronik's reader of the global log may see a commit later than it happened.
+            self.log_lags_commits = True
+            separator = "&" if "?" in location.postgres_url else "?"
+            env.update(
+                PERSISTENCE_MODULE="chronik.compat.eventsourcing",
+                CHRONIK_URL=f"{location.postgres_url}{separator}schema={location.schema}",
+            )
+        elif location.backend == "sqlite":
             self.sync_note = _ensure_full_sync()
             env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=location.sqlite_path)
         else:

@@ -123,6 +123,29 @@ def test_bench_runs_on_postgres(tmp_path: Path) -> None:
     assert chronik["available"], chronik["reason"]
     assert all(row["values"]["chronik"] is not None for row in ran["rows"] if row["variant"] is None)
     assert result["unmeasured"] == []
+    # eventsourcing's own application, persisting through chronik.compat.eventsourcing
+    # (issue 20): a labelled row under eventsourcing's figure, with the ratio between them.
+    on_chronik = ran["contenders"]["eventsourcing-on-chronik"]
+    assert on_chronik["available"], on_chronik["reason"]
+    assert on_chronik["info"]["persistence"] == "chronik.compat.eventsourcing"
+    assert ran["contenders"]["eventsourcing"]["info"]["persistence"] == "eventsourcing.postgres"
+    rows = [row for row in ran["rows"] if row["variant"] == "eventsourcing-on-chronik"]
+    assert [row["key"] for row in rows] == [
+        "w1.events_per_s",
+        "w1.p50_ms",
+        "w1.p99_ms",
+        "w2.events_per_s",
+        "w2.snapshot_events_per_s",
+        "w2.command_snapshot_events_per_s",
+    ]
+    for row in rows:
+        assert row["values"]["eventsourcing"] > 0, row["key"]
+        assert row["values"]["chronik"] is None and row["values"]["raw"] is None, row["key"]
+        assert row["ratios"]["eventsourcing"] > 0 and row["ratios"]["raw"] is None, row["key"]
+    value = f"{rows[0]['values']['eventsourcing']:,.0f}"
+    ratio = f"{rows[0]['ratios']['eventsourcing']:.2f}x"
+    title = "1.   the same, eventsourcing on chronik's PostgreSQL store"
+    assert f"| {title} | events/s |  | {value} |  | {ratio} |  |" in markdown
 
 
 @pytest.mark.nats
