@@ -24,10 +24,10 @@ def run(url: str, writers: int, shared: bool) -> float:
         query = Query.of(types=["StudentSubscribed"], tags=[course])
         done = 0
         while done < DECISIONS:
-            read = store.read_query(query)  # type: ignore[attr-defined]
+            read = store.read_query(query)
             event = chronik.NewEvent("StudentSubscribed", {}, tags=[course, f"student:{who}-{done}"])
             try:
-                store.append_if([event], AppendCondition(query, read.head))  # type: ignore[attr-defined]
+                store.append_if([event], AppendCondition(query, read.head))
                 done += 1
             except AppendConditionFailedError:
                 pass

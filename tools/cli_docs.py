@@ -37,8 +37,8 @@ with `chronik.connect(...)`.
   `append`, `import`, `copy`'s destination and `migrate` create one).
 - Lists print tables for people and, with `--json`, JSON Lines: one object a line.
   An event is `stream_id`, `version`, `position`, `type`, `schema_version`, `data`,
-  `metadata`, `event_id`, `recorded_at` and `checkpoint`; `data` and `metadata` are
-  the stored JSON, as stored.
+  `metadata`, `event_id`, `recorded_at`, `checkpoint` and `tags` (DCB tags, sorted;
+  `[]` for none); `data` and `metadata` are the stored JSON, as stored.
 - An error prints one line, `Error: ...`, and exits with status 1; wrong usage exits
   with status 2.
 - `--app module:attribute` (or `app = "module:attribute"` under `[tool.chronik]` in
@@ -80,7 +80,7 @@ Error: stream 'order-1': expected version 0, actual version 2
 ```
 
 Moving a store: `export` and `import` keep streams, versions, types, schema
-versions, data, metadata and event ids, and the order of the log (events are
+versions, data, metadata, event ids and tags, and the order of the log (events are
 appended in batches, in file order); importing the same file twice writes nothing the
 second time. Positions, checkpoints and `recorded_at` are the destination's own. A
 malformed line stops the import at that line, with everything before it imported.

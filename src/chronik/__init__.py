@@ -12,6 +12,7 @@ from chronik._connect import connect, connect_async
 from chronik.aggregate import Aggregate, applies
 from chronik.codec import EventRegistry
 from chronik.consumer_groups import ConsumerGroup
+from chronik.dcb import AsyncDCBCommandHandler, DCBCommandHandler, DCBDecider, DCBResult
 from chronik.decider import Decider
 from chronik.errors import (
     ChronikError,
@@ -45,6 +46,7 @@ from chronik.events import (
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
 from chronik.process_managers import ProcessManager
+from chronik.query import AppendCondition, Query, QueryItem
 from chronik.snapshots import SnapshotPolicy
 from chronik.store import AsyncEventStore, AsyncStore, EventStore, Store, is_async
 from chronik.subscriptions import AsyncSubscription, Subscription
@@ -56,8 +58,10 @@ __all__ = [
     "NO_STREAM",
     "STREAM_EXISTS",
     "Aggregate",
+    "AppendCondition",
     "AppendResult",
     "AsyncCommandHandler",
+    "AsyncDCBCommandHandler",
     "AsyncEventStore",
     "AsyncStore",
     "AsyncSubscription",
@@ -68,6 +72,9 @@ __all__ = [
     "ConcurrencyError",
     "ConfigurationError",
     "ConsumerGroup",
+    "DCBCommandHandler",
+    "DCBDecider",
+    "DCBResult",
     "Decider",
     "DecodeError",
     "DuplicateEventError",
@@ -82,6 +89,8 @@ __all__ = [
     "PersistenceError",
     "ProcessManager",
     "ProjectionFailedError",
+    "Query",
+    "QueryItem",
     "RecordedEvent",
     "RetriesExhaustedError",
     "SnapshotPolicy",

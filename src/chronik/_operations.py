@@ -59,6 +59,7 @@ def event_record(event: RecordedEvent) -> dict[str, Any]:
         "event_id": str(event.event_id),
         "recorded_at": event.recorded_at.isoformat().replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
+        "tags": list(event.tags),
     }
 
 

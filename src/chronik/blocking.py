@@ -47,10 +47,12 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHook,
     AsyncAppendHooks,
     AsyncCheckpointStore,
+    AsyncDCBStore,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
@@ -354,6 +356,21 @@ class _Hooks(BlockingStore):
         self._on_loop(cast(AsyncAppendHooks, self.async_store).remove_append_hook, name)
 
 
+class _DCB(BlockingStore):
+    def read_query(
+        self, query: Query, *, after: int | None = None, limit: int | None = None, backwards: bool = False
+    ) -> ReadResult:
+        store = cast(AsyncDCBStore, self.async_store)
+        return self._call(store.read_query(query, after=after, limit=limit, backwards=backwards))
+
+    def append_if(
+        self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
+    ) -> AppendResult:
+        self._check_not_writing()
+        store = cast(AsyncDCBStore, self.async_store)
+        return self._call(store.append_if(events, condition, stream_id=stream_id))
+
+
 _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncSnapshotStore, _Snapshots),
     (AsyncCheckpointStore, _Checkpoints),
@@ -361,6 +378,7 @@ _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncTransactional, _Transactions),
     (AsyncProjectionStateStore, _ProjectionState),
     (AsyncAppendHooks, _Hooks),
+    (AsyncDCBStore, _DCB),
 )
 _FACES: dict[tuple[type[BlockingStore], ...], type[BlockingStore]] = {}
 _FACES_LOCK: Final = threading.Lock()

@@ -21,6 +21,7 @@
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
     │   │   └── StreamNotFoundError     a command that needs its stream found none
     │   ├── AppendConditionFailedError  (DCB) an event matching the condition's query came first
+    │   ├── DecisionRetriesExhaustedError (DCB) a decision still conflicting after its last retry
     │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
@@ -65,6 +66,7 @@ __all__ = [
     "ChronikError",
     "ConcurrencyError",
     "ConfigurationError",
+    "DecisionRetriesExhaustedError",
     "DecodeError",
     "DuplicateEventError",
     "DuplicateProjectionError",
@@ -219,6 +221,27 @@ class AppendConditionFailedError(ConcurrencyError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.query, self.after, self.position))
+
+
+class DecisionRetriesExhaustedError(ConcurrencyError):
+    """(DCB) A decision kept meeting events appended after its read until its handler
+    gave up. ``attempts`` is how many times it was decided; the last
+    :class:`AppendConditionFailedError` is the ``__cause__``. Nothing was written.
+    """
+
+    transient = True
+
+    def __init__(self, query: Any, attempts: int) -> None:
+        self.query = query
+        self.attempts = attempts
+        super().__init__(
+            f"decision on {query!r} still conflicted with other writers after {attempts} "
+            f"attempt{'' if attempts == 1 else 's'}; nothing was written. Retry later, or raise "
+            "the handler's retries="
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.query, self.attempts))
 
 
 class WrongExpectedVersionError(ConcurrencyError):

@@ -693,10 +693,11 @@ class Store(
     Transactional,
     ProjectionStateStore,
     AppendHooks,
+    DCBStore,
     Protocol,
 ):
-    """Every power at once: what each of chronik's own stores offers, and what
-    ``chronik.connect`` is typed to return."""
+    """Every power at once: what each of chronik's own stores offers (the NATS store
+    lacks transactions and DCB), and what ``chronik.connect`` is typed to return."""
 
 
 @runtime_checkable
@@ -708,6 +709,7 @@ class AsyncStore(
     AsyncTransactional,
     AsyncProjectionStateStore,
     AsyncAppendHooks,
+    AsyncDCBStore,
     Protocol,
 ):
     """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

@@ -116,3 +116,66 @@ def test_a_decision_does_not_wait_for_one_on_other_tags(postgres_store_url: str,
             thread.join(60)  # a liveness bound, not a timing assertion
             assert done.is_set(), "a decision on course c2 waited for one on course c1"
             blocker.rollback()
+
+
+def test_a_plain_tagged_append_in_flight_is_seen_by_a_decision(
+    postgres_store_url: str, postgres_url: str
+) -> None:
+    # Rule: no student subscribes to a closed course. The close is written with plain
+    # append (in a transaction held open here); a decision made meanwhile must wait
+    # for it and see it, not subscribe behind its back.
+    query = Query.of(types=["CourseClosed", "StudentSubscribed"], tags=["course:c1"])
+    outcome: list[str] = []
+
+    def subscribe(store: DCBStore) -> None:
+        read = store.read_query(query)
+        if any(e.type == "CourseClosed" for e in read.events):
+            outcome.append("refused")
+            return
+        event = chronik.NewEvent("StudentSubscribed", {}, tags=["course:c1", "student:s1"])
+        store.append_if([event], AppendCondition(query, read.head))
+        outcome.append("subscribed")
+
+    with chronik.connect(postgres_store_url) as opened, chronik.connect(postgres_store_url) as other:
+        store = cast(DCBStore, opened)
+        with opened.transaction() as tx:
+            tx.append("course-c1", [chronik.NewEvent("CourseClosed", {}, tags=["course:c1"])])
+            thread = threading.Thread(target=subscribe, args=(cast(DCBStore, other),), daemon=True)
+            thread.start()
+            with psycopg.connect(postgres_url, autocommit=True) as watcher:
+                # Until the decision waits on a DCB lock (or, without one, has finished).
+                while thread.is_alive():
+                    row = watcher.execute(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    ).fetchone()
+                    if row is not None and row[0]:
+                        break
+                    thread.join(0.01)
+        thread.join(60)
+        assert outcome == ["refused"]
+        assert [e.type for e in store.read_query(query).events] == ["CourseClosed"]
+
+
+def test_sixteen_writers_with_plain_tagged_appends_never_break_a_rule(postgres_store_url: str) -> None:
+    # Fifteen decisions subscribe to a course while one writer closes it with a plain
+    # append: no subscription may come after the close in the log.
+    for course in ("course:c1", "course:c2", "course:c3"):
+        query = Query.of(types=["CourseClosed", "StudentSubscribed"], tags=[course])
+
+        def work(store: DCBStore, who: int, course: str = course, query: Query = query) -> None:
+            if who == 0:
+                store.append(f"course-{course}", [chronik.NewEvent("CourseClosed", {}, tags=[course])])  # type: ignore[attr-defined]
+                return
+
+            def decide(seen: list[chronik.RecordedEvent]) -> list[chronik.NewEvent]:
+                if any(e.type == "CourseClosed" for e in seen):
+                    return []
+                return [chronik.NewEvent("StudentSubscribed", {}, tags=[course, f"student:s{who}"])]
+
+            for _ in range(5):
+                decide_until_done(store, query, decide)
+
+        race(postgres_store_url, work)
+        with chronik.connect(postgres_store_url) as opened:
+            types = [e.type for e in cast(DCBStore, opened).read_query(query).events]
+            assert "StudentSubscribed" not in types[types.index("CourseClosed") :]

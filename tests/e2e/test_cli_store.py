@@ -28,6 +28,7 @@ EVENT_FIELDS = {
     "event_id",
     "recorded_at",
     "checkpoint",
+    "tags",
 }
 
 
@@ -293,3 +294,20 @@ def test_an_app_that_does_not_import_is_one_line(
         (tmp_path / "broken.py").write_text(module + "\n")
     line = one_error_line(cli("info", "--app", ref))
     assert message in line
+
+
+def test_tags_show_in_read_and_log_and_survive_export_and_import(cli: Chronik, tmp_path: Path) -> None:
+    with chronik_store(tmp_path) as store:
+        tags = ["course:c1", "student:s7"]
+        store.append("course-c1", [NewEvent("StudentSubscribed", {}, tags=tags), NewEvent("Noted", {})])
+    assert [e["tags"] for e in cli("read", "course-c1", "--json").json_lines()] == [tags, []]
+    assert [e["tags"] for e in cli("log", "--json").json_lines()] == [tags, []]
+    assert "tags course:c1 student:s7" in cli("read", "course-c1").out
+    assert cli("export", "events.jsonl").code == 0
+    imported = cli("import", "events.jsonl", "--url", "sqlite:///copy.db")
+    assert imported.code == 0, imported.err
+    copied = cli("copy", "sqlite:///chronik.db", "sqlite:///copy2.db")
+    assert copied.code == 0, copied.err
+    for name in ("copy.db", "copy2.db"):
+        with chronik.connect(f"sqlite:///{tmp_path / name}") as copy:
+            assert [e.tags for e in copy.read_all()] == [tuple(tags), ()]

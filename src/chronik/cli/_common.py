@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 import msgspec
 from rich.console import Console
+from rich.markup import escape
 
 import chronik
 from chronik._connect import find_backend
@@ -176,7 +177,8 @@ def render_event(out: Console, event: RecordedEvent, *, metadata: bool) -> None:
     out.print(
         f"[bold]{event.stream_id}[/bold] v{event.version}  [cyan]{event.type}[/cyan]"
         f"  position {event.position}  {_iso(event.recorded_at)}"
-        + (f"  schema v{event.schema_version}" if event.schema_version != 1 else ""),
+        + (f"  schema v{event.schema_version}" if event.schema_version != 1 else "")
+        + (f"  tags {escape(' '.join(event.tags))}" if event.tags else ""),
         markup=True,
     )
     out.print(_indent(pretty_json(event.raw_data)), markup=False)

@@ -65,6 +65,7 @@ class _Line(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw(b"null")
     metadata: dict[str, Any] | None = None
     schema_version: int = 1
+    tags: list[str] = []
 
 
 _line_decoder = msgspec.json.Decoder(_Line)
@@ -245,7 +246,9 @@ def import_lines(
             continue
         try:
             line = _decode_line(text, number)
-            event = NewEvent(line.type, line.data, line.metadata or None, line.event_id, line.schema_version)
+            event = NewEvent(
+                line.type, line.data, line.metadata or None, line.event_id, line.schema_version, line.tags
+            )
             importer.add(number, line.stream_id, line.version, event)
         except ImportStopped:
             importer.flush()  # every line before the bad one is imported
@@ -345,7 +348,7 @@ def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int) 
         for n, event in enumerate(source.read_all(after), 1):
             metadata = msgspec.json.decode(event.raw_metadata) if event.raw_metadata else None
             data = msgspec.Raw(event.raw_data.encode() if isinstance(event.raw_data, str) else event.raw_data)
-            new = NewEvent(event.type, data, metadata, event.event_id, event.schema_version)
+            new = NewEvent(event.type, data, metadata, event.event_id, event.schema_version, event.tags)
             try:
                 importer.add(n, event.stream_id, event.version, new)
             except ImportStopped as err:

@@ -77,6 +77,7 @@ _SCHEMAS: dict[str, Any] = {
             "event_id",
             "recorded_at",
             "checkpoint",
+            "tags",
         ],
         "properties": {
             "stream_id": {"type": "string"},
@@ -89,6 +90,7 @@ _SCHEMAS: dict[str, Any] = {
             "event_id": {"type": "string", "format": "uuid"},
             "recorded_at": {"type": "string", "format": "date-time"},
             "checkpoint": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "DCB tags, sorted."},
         },
     },
     "Events": {

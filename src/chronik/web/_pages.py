@@ -92,6 +92,7 @@ def _view(event: RecordedEvent) -> dict[str, Any]:
         "event_id": str(event.event_id),
         "recorded_at": event.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
+        "tags": list(event.tags),
         "data": _pretty_raw(event.raw_data),
         "metadata": _pretty_raw(metadata) if metadata else "",
         "correlation_id": _str_or_none(meta.get("correlation_id")),

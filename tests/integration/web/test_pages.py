@@ -88,3 +88,11 @@ def test_the_date_picker_shows_the_state_at_that_moment(client: TestClient) -> N
     assert 'data-version="0"' in before
     wrong = client.get("/travel/order/order-1/state", params={"as_of": "soon"})
     assert wrong.status_code == 400 and "as_of" in wrong.text
+
+
+def test_an_event_shows_its_tags(client: TestClient, store: Store) -> None:
+    store.append("course-c1", [NewEvent("StudentSubscribed", {}, tags=["course:c1", "student:<s7>"])])
+    for html in (client.get("/streams/course-c1").text, client.get("/log").text):
+        assert '<span class="tag">course:c1</span>' in html
+        assert '<span class="tag">student:&lt;s7&gt;</span>' in html
+    assert client.get("/api/streams/course-c1").json()["events"][0]["tags"] == ["course:c1", "student:<s7>"]

@@ -38,9 +38,17 @@ decisions the second to take the lock sees the first's events. (3) Decisions and
 reads on disjoint keys never share an exclusive lock, so they never wait for each
 other; writers only share locks in shared mode, which do not wait at all.
 
-Limits, stated in docs/dcb.md: events written by plain ``append`` take no keys, so a
-decision is only serialized against events written by ``append_if`` (with or
-without a condition); and the position sequence must hand out increasing numbers
+Plain appends. ``append``, ``append_many`` and a transaction's appends hold the
+keys of their TAGGED events shared too, the same keys ``append_if`` takes for its
+events (``writing.tag_lock_keys``), in their transaction, before the inline lock, so
+a decision is serialized against them as against ``append_if``. Untagged events take
+no keys (an untagged append stays one statement): so a decision whose query has an
+item without tags (types only, or ``Query.all()``) is not protected against untagged
+events appended plainly; write those with ``append_if``. A transaction that appends
+tagged events twice takes keys in two batches and may deadlock with a decision;
+PostgreSQL then rolls one of them back (a transient ``OperationalError``).
+
+Limit, stated in docs/dcb.md: the position sequence must hand out increasing numbers
 across sessions (the identity's default ``CACHE 1``).
 """
 
@@ -144,7 +152,7 @@ async def append_if(
                         if found:
                             raise AppendConditionFailedError(query, condition.after, found[0][2])
                     tx = AsyncPostgresTransaction(shared, conn, fresh=False)
-                    return (await tx.append_prepared([prepared]))[0]
+                    return (await tx.append_prepared([prepared], locked=True))[0]
             except OutOfOrderError:
                 # Only with inline projections: a writer without them appended to
                 # the stream meanwhile (as in writing.commit); go again.

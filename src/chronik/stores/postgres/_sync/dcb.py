@@ -104,7 +104,7 @@ def append_if(
                         if found:
                             raise AppendConditionFailedError(query, condition.after, found[0][2])
                     tx = PostgresTransaction(shared, conn, fresh=False)
-                    return (tx.append_prepared([prepared]))[0]
+                    return (tx.append_prepared([prepared], locked=True))[0]
             except OutOfOrderError:
                 # Only with inline projections: a writer without them appended to
                 # the stream meanwhile (as in writing.commit); go again.

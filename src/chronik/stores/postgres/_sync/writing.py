@@ -39,6 +39,7 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.query import event_keys, lock_keys
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,
@@ -73,18 +74,43 @@ __all__ = [
     "install_hook",
     "load_checkpoint",
     "load_snapshot",
+    "lock_shared",
     "save_checkpoint",
     "save_snapshot",
     "snapshot_params",
+    "tag_lock_keys",
     "transaction",
 ]
+
+
+def tag_lock_keys(writes: Sequence[PreparedWrite]) -> list[str]:
+    """The DCB lock keys the tagged events of ``writes`` are covered by (none for
+    untagged events: see ``dcb.py``), in the order every writer takes them."""
+    keys: set[tuple[str, str]] = set()
+    for write in writes:
+        for event in write.events:
+            if event.tags:
+                keys |= event_keys(event.type, event.tags)
+    return lock_keys(keys) if keys else []
+
+
+def lock_shared(conn: Conn, statements: sql.Statements, keys: list[str]) -> None:
+    """Take ``keys`` as shared DCB locks until the transaction ends (``dcb.py``)."""
+    conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": [False] * len(keys)})
 
 
 def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
     """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
     statements = shared.statements
+    keys = tag_lock_keys(writes)
 
     def op(conn: Conn) -> list[AppendResult]:
+        if keys:
+            # Tagged events: their DCB keys are held until the commit, so that a
+            # decision on them waits for this append (dcb.py), hence a transaction.
+            with conn.transaction():
+                lock_shared(conn, statements, keys)
+                return append_writes(conn, statements, writes, nested=True)
         return append_writes(conn, statements, writes, nested=False)
 
     def hooked(conn: Conn) -> list[AppendResult]:
@@ -194,10 +220,19 @@ class PostgresTransaction:
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         return self.append_prepared(prepare_writes(self._shared.codec, writes))
 
-    def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
-        """Append checked writes, running the store's append hooks if it has any."""
+    def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
+        """Append checked writes, running the store's append hooks if it has any.
+
+        Tagged events take their DCB keys first (shared, until the transaction
+        ends), before the inline lock as ``append_if`` does; ``locked``: the caller
+        (``dcb.append_if``) holds them already.
+        """
         shared, conn, statements = self._shared, self.connection, self._statements
         hooks = shared.hooks
+        if not locked:
+            keys = tag_lock_keys(writes)
+            if keys:
+                lock_shared(conn, statements, keys)  # assigns no transaction id
         if hooks and not self._inline:
             timeout = shared.config.visibility_timeout
             projection_state.enter_inline(
