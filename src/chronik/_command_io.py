@@ -9,7 +9,7 @@ where it asked, so its ``try`` blocks see it as if the call had been made there.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from chronik.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Q = TypeVar("Q")
 
 
 class ReadStream(NamedTuple):
@@ -78,8 +79,9 @@ class AsyncWriter(Protocol):
     ) -> AppendResult: ...
 
 
-def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
-    """Run ``flow`` to its end, performing its requests on ``store`` and ``snapshots``."""
+def run_flow(flow: Generator[Q, Any, T], perform: Callable[[Q], Any]) -> T:
+    """Run a flow of requests to its end: each request is ``perform``-ed and its result
+    (or its error, thrown in) sent back, until the flow returns its result."""
     value: Any = None
     error: Exception | None = None
     while True:
@@ -90,41 +92,57 @@ def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
             return result
         value, error = None, None
         try:
-            if isinstance(request, ReadStream):
-                value = store.read_stream(request.stream_id, request.from_version, request.to_version)
-            elif isinstance(request, Append):
-                value = store.append(request.stream_id, request.events, request.expected_version)
-            elif isinstance(request, LoadSnapshot):
-                assert snapshots is not None
-                value = snapshots.load_snapshot(request.stream_id)
-            else:
-                assert snapshots is not None
-                snapshots.save_snapshot(request.snapshot)
+            value = perform(request)
         except Exception as err:
             error = err
+
+
+async def run_flow_async(flow: Generator[Q, Any, T], perform: Callable[[Q], Awaitable[Any]]) -> T:
+    """The asyncio twin of :func:`run_flow`: ``perform`` is awaited."""
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            request = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        value, error = None, None
+        try:
+            value = await perform(request)
+        except Exception as err:
+            error = err
+
+
+def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
+    """Run ``flow`` to its end, performing its requests on ``store`` and ``snapshots``."""
+
+    def perform(request: Request) -> Any:
+        if isinstance(request, ReadStream):
+            return store.read_stream(request.stream_id, request.from_version, request.to_version)
+        if isinstance(request, Append):
+            return store.append(request.stream_id, request.events, request.expected_version)
+        assert snapshots is not None
+        if isinstance(request, LoadSnapshot):
+            return snapshots.load_snapshot(request.stream_id)
+        snapshots.save_snapshot(request.snapshot)
+        return None
+
+    return run_flow(flow, perform)
 
 
 async def drive_async(store: AsyncWriter, snapshots: AsyncSnapshotStore | None, flow: Flow[T]) -> T:
     """The asyncio twin of :func:`drive`."""
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            request = flow.send(value) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        value, error = None, None
-        try:
-            if isinstance(request, ReadStream):
-                value = await store.read_stream(request.stream_id, request.from_version, request.to_version)
-            elif isinstance(request, Append):
-                value = await store.append(request.stream_id, request.events, request.expected_version)
-            elif isinstance(request, LoadSnapshot):
-                assert snapshots is not None
-                value = await snapshots.load_snapshot(request.stream_id)
-            else:
-                assert snapshots is not None
-                await snapshots.save_snapshot(request.snapshot)
-        except Exception as err:
-            error = err
+
+    async def perform(request: Request) -> Any:
+        if isinstance(request, ReadStream):
+            return await store.read_stream(request.stream_id, request.from_version, request.to_version)
+        if isinstance(request, Append):
+            return await store.append(request.stream_id, request.events, request.expected_version)
+        assert snapshots is not None
+        if isinstance(request, LoadSnapshot):
+            return await snapshots.load_snapshot(request.stream_id)
+        await snapshots.save_snapshot(request.snapshot)
+        return None
+
+    return await run_flow_async(flow, perform)

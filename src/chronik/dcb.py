@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from chronik._command_io import run_flow, run_flow_async
 from chronik.codec import EventRegistry
 from chronik.errors import (
     AppendConditionFailedError,
@@ -199,22 +200,14 @@ class DCBCommandHandler(Generic[C, S]):
         stamp = _Stamp.make(command_id, metadata, caused_by)
         flow = _flow(self.decider, self._registry, self.retries, command, stamp, stream_id)
         store = self.store
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                request = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                done: DCBResult[S] = stop.value
-                return done
-            value, error = None, None
-            try:
-                if isinstance(request, _Read):
-                    value = store.read_query(request.query)
-                else:
-                    value = store.append_if(request.events, request.condition, stream_id=request.stream_id)
-            except Exception as err:
-                error = err
+
+        def perform(request: _Read | _AppendIf) -> Any:
+            if isinstance(request, _Read):
+                return store.read_query(request.query)
+            return store.append_if(request.events, request.condition, stream_id=request.stream_id)
+
+        done: DCBResult[S] = run_flow(flow, perform)
+        return done
 
     def __repr__(self) -> str:
         return f"DCBCommandHandler({self.store!r}, retries={self.retries})"
@@ -245,24 +238,14 @@ class AsyncDCBCommandHandler(Generic[C, S]):
         stamp = _Stamp.make(command_id, metadata, caused_by)
         flow = _flow(self.decider, self._registry, self.retries, command, stamp, stream_id)
         store = self.store
-        value: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                request = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                done: DCBResult[S] = stop.value
-                return done
-            value, error = None, None
-            try:
-                if isinstance(request, _Read):
-                    value = await store.read_query(request.query)
-                else:
-                    value = await store.append_if(
-                        request.events, request.condition, stream_id=request.stream_id
-                    )
-            except Exception as err:
-                error = err
+
+        async def perform(request: _Read | _AppendIf) -> Any:
+            if isinstance(request, _Read):
+                return await store.read_query(request.query)
+            return await store.append_if(request.events, request.condition, stream_id=request.stream_id)
+
+        done: DCBResult[S] = await run_flow_async(flow, perform)
+        return done
 
     def __repr__(self) -> str:
         return f"AsyncDCBCommandHandler({self.store!r}, retries={self.retries})"
