@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 import nats
 import nats.errors
@@ -400,8 +400,3 @@ class Pull:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def headers_of(msg: Any) -> dict[str, str]:
-    headers: dict[str, str] | None = getattr(msg, "headers", None)
-    return headers or {}

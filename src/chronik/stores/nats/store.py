@@ -53,7 +53,7 @@ from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_mess
 from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
 from chronik.stores.nats.projection_state import StateBucket
 from chronik.stores.nats.reader import AsyncNatsLogReader
-from chronik.stores.nats.writing import Writer, stored_message
+from chronik.stores.nats.writing import Writer
 from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
@@ -163,7 +163,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
             # A few messages at most: direct gets, one after the other, cost less than a consumer.
             seq = first.seq
             while found[-1].last_version < high:
-                message = await self._next_message(subject, stream_id, seq + 1)
+                message = await self._writer.next_message(subject, stream_id, seq + 1)
                 if message is None or message.seq >= last.seq:
                     return [*found, last]
                 found.append(message)
@@ -201,7 +201,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
         low, high = 1, last.seq
         while True:
             middle = (low + high) // 2 if version > 1 else 1
-            message = await self._next_message(subject, stream_id, middle)
+            message = await self._writer.next_message(subject, stream_id, middle)
             if message is None or message.seq >= last.seq:
                 if low >= middle:
                     return last
@@ -214,10 +214,6 @@ class AsyncNatsEventStore(AsyncSubscribes):
                 return message
             if low > high:
                 return last  # not reached when the stream is intact: `last` holds the rest
-
-    async def _next_message(self, subject: str, stream_id: str, seq: int) -> StoredMessage | None:
-        raw = await self._conn.message_at_or_after(self.config.stream, subject, seq)
-        return None if raw is None else stored_message(self._conn, raw, stream_id)
 
     def read_all(
         self,

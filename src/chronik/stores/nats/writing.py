@@ -74,7 +74,7 @@ def checkpoint_of(where: ExistingEvent) -> Checkpoint:
     return Checkpoint(KIND, (where.position,))
 
 
-def stored_message(conn: Connection, raw: object, stream_id: str) -> StoredMessage:
+def stored_message(raw: object, stream_id: str) -> StoredMessage:
     """A message read with ``get_msg`` (a ``RawStreamMsg``), decoded."""
     seq: int = getattr(raw, "seq", 0) or 0
     data: bytes = getattr(raw, "data", b"") or b""
@@ -114,7 +114,7 @@ class Writer:
 
     async def current(self, subject: str, stream_id: str) -> StoredMessage | None:
         raw = await self.conn.last_message(self.stream, subject)
-        message = None if raw is None else stored_message(self.conn, raw, stream_id)
+        message = None if raw is None else stored_message(raw, stream_id)
         self._remember(stream_id, (0, 0) if message is None else (message.last_version, message.seq))
         return message
 
@@ -204,7 +204,7 @@ class Writer:
     async def _resend(self, write: PreparedWrite, seq: int) -> AppendResult:
         """The server dropped the publish as a duplicate of message ``seq``: decide by it."""
         raw = await self.conn.call(f"reading message {seq}", lambda js: js.get_msg(self.stream, seq=seq))
-        original = stored_message(self.conn, raw, write.stream_id)
+        original = stored_message(raw, write.stream_id)
         original = original._replace(stream_id=stream_of_subject(self.prefix, raw.subject or ""))
         ids = [uuid.UUID(bytes=e[0]) for e in original.entries]
         base = first_position(seq, len(ids))
@@ -245,9 +245,12 @@ class Writer:
     async def _next_after(self, stream_id: str, after: int) -> StoredMessage | None:
         """The stream's first message after sequence ``after``: where a publish that
         expected ``after`` as the subject's last sequence was stored, if it was."""
-        subject = subject_of_stream(self.prefix, stream_id)
-        raw = await self.conn.message_at_or_after(self.stream, subject, after + 1)
-        return None if raw is None else stored_message(self.conn, raw, stream_id)
+        return await self.next_message(subject_of_stream(self.prefix, stream_id), stream_id, after + 1)
+
+    async def next_message(self, subject: str, stream_id: str, seq: int) -> StoredMessage | None:
+        """The first message of ``subject`` at or after sequence ``seq``, decoded."""
+        raw = await self.conn.message_at_or_after(self.stream, subject, seq)
+        return None if raw is None else stored_message(raw, stream_id)
 
     async def reserve(
         self, stream_id: str, after: int, ids: Sequence[uuid.UUID], *, only_new: bool = False
