@@ -33,6 +33,7 @@ __all__ = [
     "forget_letter",
     "iso",
     "letter_record",
+    "pretty_json",
     "projection_row",
     "projection_rows",
     "replay_letter",
@@ -65,6 +66,13 @@ def event_record(event: RecordedEvent) -> dict[str, Any]:
 
 def _raw(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+def pretty_json(raw: bytes | str | None) -> str:
+    """Stored JSON, indented (``{}`` for none)."""
+    if not raw:
+        return "{}"
+    return msgspec.json.format(_raw(raw), indent=2).decode()
 
 
 def states_of(store: object) -> ProjectionStateStore:

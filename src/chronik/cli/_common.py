@@ -8,9 +8,8 @@ usage is click's, exit status 2.
 from __future__ import annotations
 
 import functools
-import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -20,8 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 import chronik
-from chronik._connect import find_backend
-from chronik._operations import event_record
+from chronik._connect import DEFAULT_URL, find_backend
+from chronik._operations import event_record, pretty_json
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
 from chronik.events import Checkpoint, RecordedEvent
@@ -41,7 +40,6 @@ __all__ = [
     "url_option",
 ]
 
-DEFAULT_URL = "sqlite:///chronik.db"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -141,10 +139,6 @@ def _iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-def _raw(value: bytes | str) -> bytes:
-    return value.encode() if isinstance(value, str) else value
-
-
 def encode_line(record: Any) -> bytes:
     return _encoder.encode(record) + b"\n"
 
@@ -166,12 +160,6 @@ class Output:
         self.lines([record])
 
 
-def pretty_json(raw: bytes | str | None) -> str:
-    if not raw:
-        return "{}"
-    return msgspec.json.format(_raw(raw), indent=2).decode()
-
-
 def render_event(out: Console, event: RecordedEvent, *, metadata: bool) -> None:
     """An event for people: a header line, then its data as indented JSON."""
     out.print(
@@ -191,21 +179,6 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-def env_url() -> str:
-    return os.environ.get("CHRONIK_URL") or DEFAULT_URL
-
-
 def plural(n: int, what: str) -> str:
     """``1 event``, ``2,000 events``."""
     return f"{n:,} {what}{'' if n == 1 else 's'}"
-
-
-def chunks(items: Iterable[R], size: int) -> Iterator[list[R]]:
-    batch: list[R] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -15,6 +15,7 @@ from rich.table import Table
 
 import chronik
 from chronik._connect import find_backend
+from chronik._operations import all_streams
 from chronik.cli._app import load_app
 from chronik.cli._common import (
     Output,
@@ -29,21 +30,11 @@ from chronik.cli._common import (
     url_option,
 )
 from chronik.errors import ChronikError
-from chronik.events import Checkpoint, NewEvent, RecordedEvent, StreamInfo
+from chronik.events import Checkpoint, NewEvent, RecordedEvent
 from chronik.projections import projection_lag
-from chronik.store import EventStore, ProjectionStateStore, Subscribable
+from chronik.store import ProjectionStateStore, Subscribable
 
 __all__ = ["append", "info", "log", "read", "streams", "tail"]
-
-
-def all_streams(store: EventStore, category: str | None = None, page: int = 1000) -> Iterator[StreamInfo]:
-    after: str | None = None
-    while True:
-        found = store.list_streams(category=category, after=after, limit=page)
-        yield from found
-        if len(found) < page:
-            return
-        after = found[-1].stream_id
 
 
 def _scheme(url: str) -> str:

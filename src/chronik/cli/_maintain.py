@@ -10,6 +10,7 @@ import click
 
 import chronik
 from chronik._connect import find_backend
+from chronik._operations import all_streams
 from chronik.cli._app import load_app
 from chronik.cli._common import (
     Output,
@@ -21,7 +22,6 @@ from chronik.cli._common import (
     plural,
     url_option,
 )
-from chronik.cli._inspect import all_streams
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
 from chronik.store import EventStore

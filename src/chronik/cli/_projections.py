@@ -22,6 +22,7 @@ from chronik._operations import (
     find_letters,
     iso,
     letter_record,
+    pretty_json,
     projection_row,
     projection_rows,
     replay_letter,
@@ -37,7 +38,6 @@ from chronik.cli._common import (
     handle_errors,
     json_option,
     open_store,
-    pretty_json,
     url_option,
 )
 from chronik.errors import ChronikError
@@ -53,10 +53,6 @@ def _states(store: Store) -> ProjectionStateStore:
         return states_of(store)
     except ChronikError as err:
         raise fail(str(err)) from err
-
-
-_row = projection_row
-_rows = projection_rows
 
 
 @click.group()
@@ -94,7 +90,7 @@ def list_(url: str, app_ref: str | None, as_json: bool) -> None:
     """The application's projections and those the store knows, with status and lag."""
     app = load_app(app_ref)
     store = open_store(url, app.registry)
-    _print_rows(Output(as_json), _rows(store, app))
+    _print_rows(Output(as_json), projection_rows(store, app))
 
 
 @projections.command()
@@ -110,7 +106,7 @@ def status(name: str, url: str, app_ref: str | None, as_json: bool) -> None:
     states = _states(store).projection_states(name)
     if not states and name not in app.names:
         app.find(name)  # raises: unknown projection
-    record = _row(store, app, name, states)
+    record = projection_row(store, app, name, states)
     out = Output(as_json)
     if as_json:
         out.line(record)
@@ -213,9 +209,6 @@ def dead_letters() -> None:
     """The events projections parked after their handlers kept failing."""
 
 
-_letter_record = letter_record
-
-
 @dead_letters.command("list")
 @click.argument("projection", required=False)
 @url_option
@@ -227,7 +220,7 @@ def list_letters(projection: str | None, url: str, as_json: bool) -> None:
     letters = _states(store).dead_letters(projection)
     out = Output(as_json)
     if as_json:
-        out.lines(_letter_record(d) for d in letters)
+        out.lines(letter_record(d) for d in letters)
         return
     table = Table("projection", "position", "stream", "version", "type", "attempts", "parked at", "error")
     for d in letters:
@@ -265,7 +258,7 @@ def show(projection: str, position: int, url: str, as_json: bool) -> None:
     [letter] = _find(store, projection, (position,))
     e = letter.event
     stored = store.read_stream(e.stream_id, e.version, e.version)
-    record = _letter_record(letter)
+    record = letter_record(letter)
     if stored:
         event = stored[0]
         record["data"] = pretty_json(event.raw_data)

@@ -18,7 +18,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from chronik._app import model_name
-from chronik._operations import all_streams, categories, letter_record, projection_rows, states_of
+from chronik._operations import (
+    all_streams,
+    categories,
+    letter_record,
+    pretty_json,
+    projection_rows,
+    states_of,
+)
 from chronik.errors import ChronikError
 from chronik.events import RecordedEvent
 from chronik.web._api import info_record, public_url, travel_or_422
@@ -45,13 +52,6 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-def _pretty_raw(raw: bytes | str | None) -> str:
-    """Stored JSON, indented."""
-    if not raw:
-        return "{}"
-    return msgspec.json.format(raw.encode() if isinstance(raw, str) else raw, indent=2).decode()
 
 
 def _pretty(value: Any) -> str:
@@ -93,8 +93,8 @@ def _view(event: RecordedEvent) -> dict[str, Any]:
         "recorded_at": event.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
         "tags": list(event.tags),
-        "data": _pretty_raw(event.raw_data),
-        "metadata": _pretty_raw(metadata) if metadata else "",
+        "data": pretty_json(event.raw_data),
+        "metadata": pretty_json(metadata) if metadata else "",
         "correlation_id": _str_or_none(meta.get("correlation_id")),
         "causation_id": _str_or_none(meta.get("causation_id")),
     }
