@@ -76,6 +76,7 @@ class Scenario:
         self.acknowledged: list[uuid.UUID] = []
         self.write_retries = 0
         self.writer_errors: list[BaseException] = []
+        self.subscriber_errors: list[BaseException] = []
         self.seen_by_subscriber: list[int] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -110,6 +111,13 @@ class Scenario:
             time.sleep(0.002)
 
     def _subscriber(self) -> None:
+        try:
+            self._subscribe()
+        except BaseException as err:
+            self.subscriber_errors.append(err)
+            raise
+
+    def _subscribe(self) -> None:
         subscription = self.store.subscribe(categories=["order"], batch_size=25)
         subscription.backoff = POLICY.pauses
         self._subscription = subscription
@@ -176,6 +184,7 @@ class Scenario:
         deadline = time.monotonic() + 300
         while self.written() < WRITERS * PER_WRITER:
             assert not self.writer_errors, self.writer_errors
+            assert not self.subscriber_errors, self.subscriber_errors
             assert time.monotonic() < deadline, f"the writers are stuck at {self.written()}"
             step()
 
@@ -186,7 +195,11 @@ class Scenario:
         head = self.writer_store.head()
         for runner in self.runners:
             assert runner.wait_for(head, timeout=180), (runner, runner.status(lag=False))
-        _eventually(lambda: len(self.seen_by_subscriber) >= WRITERS * PER_WRITER, "the subscriber saw all")
+        _eventually(
+            lambda: bool(self.subscriber_errors) or len(self.seen_by_subscriber) >= WRITERS * PER_WRITER,
+            "the subscriber saw all",
+        )
+        assert not self.subscriber_errors, self.subscriber_errors
         for runner in self.runners:
             status = runner.status()
             assert status.state in ("caught_up", "running"), status

@@ -181,7 +181,7 @@ def test_a_handler_with_an_sql_error_stops_on_its_first_attempt(tmp_path: Path) 
     with pytest.raises(ProjectionFailedError, match="after 1 attempt: .*no such table: sen") as caught:
         runner.run_until_caught_up()
     assert caught.value.attempts == 1 and calls == [1]
-    assert not is_transient(caught.value.__cause__ or caught.value)
+    assert caught.value.__cause__ is not None and not is_transient(caught.value.__cause__)
     store.close()
 
 
