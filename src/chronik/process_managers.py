@@ -314,40 +314,6 @@ class ProcessManager:
         )
 
 
-class _StoreWriter:
-    """The store itself as a process context's writer (no transactions)."""
-
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-
-    def append(
-        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
-    ) -> AppendResult:
-        return self.store.append(stream_id, events, expected_version)
-
-    def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        return self.store.read_stream(stream_id, from_version, to_version)
-
-
-class _AsyncStoreWriter:
-    """An asyncio store itself as a process context's writer (no transactions)."""
-
-    def __init__(self, store: AsyncEventStore) -> None:
-        self.store = store
-
-    async def append(
-        self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
-    ) -> AppendResult:
-        return await self.store.append(stream_id, events, expected_version)
-
-    async def read_stream(
-        self, stream_id: str, from_version: int = 1, to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        return await self.store.read_stream(stream_id, from_version, to_version)
-
-
 @overload
 def process_manager_runner(
     store: EventStore, manager: ProcessManager, *, policy: FailurePolicy | None = None, **options: Any
@@ -379,7 +345,7 @@ def process_manager_runner(
     if isinstance(store, Transactional):
         target = TransactionalTarget(store)
     elif isinstance(store, CheckpointStore):
-        target = CheckpointedTarget(_StoreWriter(store), store)
+        target = CheckpointedTarget(store, store)  # no transactions: the store itself writes
     else:
         raise ConfigurationError(f"{store!r} can neither share transactions nor store checkpoints")
     projection = manager.projection(store.codec)
@@ -393,7 +359,7 @@ def _async_runner(
     if isinstance(store, AsyncTransactional):
         target = AsyncTransactionalTarget(store)
     elif isinstance(store, AsyncCheckpointStore):
-        target = AsyncCheckpointedTarget(_AsyncStoreWriter(store), store)
+        target = AsyncCheckpointedTarget(store, store)
     else:
         raise ConfigurationError(f"{store!r} can neither share transactions nor store checkpoints")
     projection = manager.projection(store.codec, asyncio=True)
