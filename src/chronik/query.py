@@ -196,6 +196,17 @@ class ReadResult:
         return f"ReadResult({len(self.events)} events, head={self.head})"
 
 
+def read_head(
+    head: int | None, last: int | None, count: int, limit: int | None, backwards: bool
+) -> int | None:
+    """The head a read by query reports: the store's head, or the position of the last
+    event read (``last``) when a forward read stopped at ``limit`` events, since what
+    comes after it was not read. Every store answers with this one rule."""
+    if limit is not None and not backwards and count and count == limit:
+        return last
+    return head
+
+
 def check_read(query: object, after: object, limit: object) -> tuple[Query, int, int | None]:
     """Validate a read's arguments: the query, ``after`` as an int (0: from the start), the limit."""
     if not isinstance(query, Query):

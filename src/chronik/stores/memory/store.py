@@ -40,7 +40,7 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.query import AppendCondition, Query, ReadResult, check_read
+from chronik.query import AppendCondition, Query, ReadResult, check_read, read_head
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
 from chronik.stores.memory.writing import MemoryTransaction, write
@@ -89,10 +89,9 @@ class MemoryEventStore(Subscribes):
             found = [r for r in rows[start:] if query.matches(r.event.type, r.event.tags)]
         if backwards:
             found.reverse()
-        if limit is not None and len(found) > limit:
+        if limit is not None:
             found = found[:limit]
-            if not backwards:
-                head = found[-1].position if found else head
+        head = read_head(head, found[-1].position if found else None, len(found), limit, backwards)
         return ReadResult([log.record(r) for r in found], head)
 
     def append_if(

@@ -16,7 +16,7 @@ import msgspec
 
 from chronik.backend import Codec
 from chronik.events import RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem
+from chronik.query import AppendCondition, Query, QueryItem, read_head
 from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import records
 
@@ -75,9 +75,7 @@ def read_query(
         if own:
             conn.execute("COMMIT")
     events = records(rows, codec)
-    if limit is not None and not backwards and len(events) == limit and events:
-        head = events[-1].position  # cut short: what comes after it was not read
-    return events, head
+    return events, read_head(head, events[-1].position if events else None, len(events), limit, backwards)
 
 
 def first_conflict(conn: sqlite3.Connection, condition: AppendCondition) -> int | None:

@@ -80,6 +80,10 @@ class DCBTests(ConformanceBase):
         store.append(untagged, [tagged("U")])
         # The head is the store's, not the last match's: the decision saw up to there.
         assert face.read_query(Query.of(tags=["t"])).head == store.read_stream(untagged)[0].position
+        # A limit met exactly is read the same way on every store: the head is the
+        # last event read (the store cannot know that nothing more matches).
+        exact = face.read_query(Query.of(tags=["t"]), limit=5)
+        assert exact.head == positions[-1]
 
     def test_append_if_fails_when_a_matching_event_came_after(self, store: EventStore) -> None:
         face = face_of(store)

@@ -59,7 +59,7 @@ from typing import Any
 from chronik.backend import PreparedWrite
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys
+from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
@@ -124,9 +124,7 @@ async def read_query(
         return [record(r, codec) for r in rows], head
 
     events, head = await shared.run(op)
-    if limit is not None and not backwards and events and len(events) == limit:
-        head = events[-1].position  # cut short: what comes after it was not read
-    return events, head
+    return events, read_head(head, events[-1].position if events else None, len(events), limit, backwards)
 
 
 async def append_if(

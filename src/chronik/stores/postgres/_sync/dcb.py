@@ -11,7 +11,7 @@ from typing import Any
 from chronik.backend import PreparedWrite
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys
+from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
@@ -76,9 +76,7 @@ def read_query(
         return [record(r, codec) for r in rows], head
 
     events, head = shared.run(op)
-    if limit is not None and not backwards and events and len(events) == limit:
-        head = events[-1].position  # cut short: what comes after it was not read
-    return events, head
+    return events, read_head(head, events[-1].position if events else None, len(events), limit, backwards)
 
 
 def append_if(
