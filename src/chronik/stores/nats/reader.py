@@ -123,14 +123,19 @@ class AsyncNatsLogReader:
                     reached = max(reached, end)
                 break
             message = buffer[0]
+            if wanted_categories is not None and category_of(message.stream_id) not in wanted_categories:
+                # One stream per message: a message of another category is passed over whole,
+                # without building its events.
+                buffer.popleft()
+                self._consumed = message.seq
+                reached = max(reached, message.last_position)
+                continue
             fresh = message.events(self.conn.codec, reached)
             taken = fresh[: size - len(events)]
             if taken:
                 reached = taken[-1].position
             for event in taken:
-                if (wanted_categories is None or category_of(event.stream_id) in wanted_categories) and (
-                    wanted_types is None or event.type in wanted_types
-                ):
+                if wanted_types is None or event.type in wanted_types:
                     events.append(event)
             if len(taken) == len(fresh):
                 buffer.popleft()
