@@ -236,7 +236,7 @@ class ProjectionRunner(Generic[C]):
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
-            types=self.projection.types,
+            types=self.projection.type_filter,
             partition=self.partition,
             batch_size=self.batch_size,
         )
