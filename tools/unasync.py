@@ -71,6 +71,11 @@ FILES: dict[str, tuple[str, str]] = {
         + _NOTE.format(source="_async_inline.py")
         + " The design, and the guarantee\ninline projections get, are described there.",
     ),
+    "relay/_async_target.py": (
+        "relay/_target.py",
+        "The relay's target: a projection target whose unit publishes its batch, then saves the"
+        " checkpoint (sync).\n\n" + _NOTE.format(source="_async_target.py") + " The design is described there.",
+    ),
 }
 
 REPLACEMENTS: list[tuple[str, str]] = [
@@ -88,6 +93,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
+    (r"\bAsync(Publisher|RelayTarget|RelayUnit)\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),

@@ -16,6 +16,7 @@
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   ├── WrongCategoryError          a command sent to a stream of another category
+    │   ├── UndecodableMessageError     an inbound message whose body is not what its handler takes
     │   └── InvalidQueryError           a DCB query or append condition that is not one
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
@@ -41,6 +42,7 @@
     │   ├── ProjectionFailedError       a handler failed for good: stream, version, type, position
     │   ├── ProjectionVersionError      code older than the store's active version
     │   └── ProjectionConflictError     another runner moved the checkpoint (also a ConcurrencyError)
+    ├── BrokerError                     a message broker (relay, inbound) refused or could not be reached
     └── PersistenceError                driver failures, shaped like PEP 249 and
         ├── OperationalError            translated at the transaction boundary from
         ├── IntegrityError              the driver's own error codes, which also set
@@ -63,6 +65,7 @@ from typing import Any, Final
 
 __all__ = [
     "AppendConditionFailedError",
+    "BrokerError",
     "ChronikError",
     "ConcurrencyError",
     "ConfigurationError",
@@ -102,6 +105,7 @@ __all__ = [
     "StreamNotFoundError",
     "UnhandledEventError",
     "UnknownEventTypeError",
+    "UndecodableMessageError",
     "UnregisteredEventError",
     "UpcastError",
     "WrongCategoryError",
@@ -356,6 +360,29 @@ class PendingMigrationsError(SchemaError):
 
 class StoreClosedError(ChronikError):
     """The store was used after ``close()``."""
+
+
+class UndecodableMessageError(InvalidInputError):
+    """An inbound message whose body does not decode into what its handler takes: a
+    poison message, sent to the dead-letter place at once (retrying cannot fix it)."""
+
+
+class BrokerError(ChronikError):
+    """A message broker (NATS, RabbitMQ, Redis; ``chronik.relay``, ``chronik.inbound``)
+    refused a request or could not be reached.
+
+    ``transient`` says whether trying again later may succeed: a lost or refused
+    connection, a timeout, a broker restarting are; a refused subject, a missing
+    queue, bad credentials are not. Translated from the client's error, which stays
+    on ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class PersistenceError(ChronikError):
