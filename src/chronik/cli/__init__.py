@@ -18,6 +18,7 @@ from chronik.cli._app import App
 from chronik.cli._inspect import append, info, log, read, streams, tail
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
+from chronik.cli._relay import relay
 from chronik.cli._serve import serve
 from chronik.cli._transfer import copy, export, import_
 
@@ -64,6 +65,7 @@ for _command in (
     migrate,
     projections,
     dead_letters,
+    relay,
     serve,
 ):
     main.add_command(_command)

@@ -1,0 +1,303 @@
+"""What the relay and inbound tests share: the brokers' URLs (skip or fail when away),
+unique names, reading back what a broker holds, a TCP proxy that can cut a broker off,
+and a nats-server of the test's own."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from chronik.testing.services import NATS, RABBITMQ, REDIS, Service, reachable, unavailable
+
+T = TypeVar("T")
+PATIENCE = 60.0  # seconds before a stalled step fails the test (never reached when correct)
+
+
+def require(service: Service, what: str) -> str:
+    url = service.url
+    if not reachable(url, service.port):
+        unavailable(
+            f"{what} is not reachable at {url}: start it (or set {service.variable}) to run these tests"
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def nats_broker() -> str:
+    return require(NATS, "NATS (nats-server -js)")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    return require(RABBITMQ, "RabbitMQ")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require(REDIS, "Redis")
+
+
+def unique(prefix: str = "relaytest") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def wait_until(check: Callable[[], bool], what: str, patience: float = PATIENCE) -> None:
+    deadline = time.monotonic() + patience
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- reading back what the brokers hold ------------------------------------------------------
+
+
+async def jetstream_messages(url: str, stream: str) -> list[Any]:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        got: list[Any] = []
+        if info.state.messages:
+            sub = await js.pull_subscribe("", stream=stream)
+            while len(got) < info.state.messages:
+                got += await sub.fetch(min(500, info.state.messages - len(got)), timeout=5)
+            await sub.unsubscribe()
+        return got
+    finally:
+        await nc.close()
+
+
+async def delete_jetstream(url: str, *streams: str) -> None:
+    import nats
+    import nats.js.errors
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for stream in streams:
+            try:
+                await js.delete_stream(stream)
+            except nats.js.errors.NotFoundError:
+                pass
+    finally:
+        await nc.close()
+
+
+async def rabbitmq_queue(url: str, exchange: str, queue: str, binding: str = "#") -> None:
+    """Declare the topic ``exchange`` and the durable ``queue`` bound to it."""
+    import aio_pika
+
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel()
+        ex = await channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        q = await channel.declare_queue(queue, durable=True)
+        await q.bind(ex, binding)
+    finally:
+        await conn.close()
+
+
+async def rabbitmq_count(url: str, queue: str) -> int:
+    import aio_pika
+
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel()
+        q = await channel.declare_queue(queue, durable=True, passive=True)
+        count = q.declaration_result.message_count
+        return int(count or 0)
+    finally:
+        await conn.close()
+
+
+async def rabbitmq_drain(url: str, queue: str) -> list[Any]:
+    import aio_pika
+
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel()
+        q = await channel.declare_queue(queue, durable=True, passive=True)
+        got = []
+        while (message := await q.get(fail=False, no_ack=True)) is not None:
+            got.append(message)
+        return got
+    finally:
+        await conn.close()
+
+
+async def rabbitmq_delete(url: str, exchanges: list[str], queues: list[str]) -> None:
+    import aio_pika
+
+    conn = await aio_pika.connect(url)
+    try:
+        channel = await conn.channel()
+        for queue in queues:
+            await channel.queue_delete(queue)
+        for exchange in exchanges:
+            await channel.exchange_delete(exchange)
+    finally:
+        await conn.close()
+
+
+def redis_delete(url: str, pattern: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+# -- a TCP proxy that can cut a broker off ----------------------------------------------------
+
+
+class Proxy:
+    """Forwards 127.0.0.1:``port`` to ``upstream``; :meth:`cut` closes every connection and
+    refuses new ones (the broker "restarts" for its clients), :meth:`restore` lets them in."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open = threading.Event()
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._sockets |= {client, server}
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                self._close(sock)
+
+    def _close(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not,
+            # and the socket would go on accepting.
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._close(sock)
+
+    def close(self) -> None:
+        self.cut()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Callable[[str, int], Proxy]]:
+    made: list[Proxy] = []
+
+    def make(host: str, port: int) -> Proxy:
+        made.append(Proxy((host, port)))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
+
+
+# -- a nats-server of the test's own -------------------------------------------------------------
+
+
+class NatsServer:
+    """A nats-server with JetStream on a free loopback port, storing under ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: reachable(self.url, self.port), "nats-server to start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    if shutil.which("nats-server") is None:
+        unavailable("nats-server is not on the PATH (apt install nats-server)")
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.kill()

@@ -1,0 +1,344 @@
+"""The relay against the real brokers: what each message carries, filters, order, dedupe,
+both faces, and riding out a broker that goes away (a nats-server of the test's own is
+killed and started again; RabbitMQ and Redis are cut off by a proxy the test controls,
+never restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import chronik
+from chronik import NewEvent
+from chronik.brokers import HEADERS, BlockingPublisher, message_of, publisher_for
+from chronik.brokers.nats import JetStreamPublisher, NatsPublisher
+from chronik.brokers.rabbitmq import RabbitMQPublisher
+from chronik.brokers.redis import RedisStreamsPublisher
+from chronik.errors import BrokerError, ConfigurationError, InvalidInputError, is_transient
+from chronik.projections import FailurePolicy
+from chronik.relay import Relay, relay_runner
+from tests.backends._brokers import (
+    NatsServer,
+    Proxy,
+    delete_jetstream,
+    jetstream_messages,
+    nats_broker,
+    nats_server,
+    proxy,
+    rabbitmq_delete,
+    rabbitmq_drain,
+    rabbitmq_queue,
+    rabbitmq_url,
+    redis_delete,
+    redis_url,
+    run,
+    unique,
+    wait_until,
+)
+
+__all__ = ["nats_broker", "nats_server", "proxy", "rabbitmq_url", "redis_url"]
+
+FAST = FailurePolicy(backoff=0.02, max_backoff=0.2)
+TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _store(tmp_path: Path, category: str, streams: int = 3, events: int = 4) -> chronik.Store:
+    """Events of ``streams`` streams of ``category``, interleaved, and one of another category."""
+    store = chronik.connect(f"sqlite:///{tmp_path / 'relay.db'}")
+    for version in range(events):
+        for s in range(streams):
+            kind = "Placed" if version == 0 else "order.line-added"
+            metadata = {"correlation_id": f"req-{s}", "traceparent": TRACE} if version == 0 else {}
+            store.append(f"{category}-{s}", [NewEvent(kind, {"n": version}, metadata=metadata)])
+    store.append("elsewhere-1", [NewEvent("Placed", {"n": 0})])
+    return store
+
+
+def _expected(store: chronik.Store, category: str) -> list[chronik.RecordedEvent]:
+    return list(store.read_all(categories=[category]))
+
+
+def _in_order_per_stream(pairs: list[tuple[str, int]]) -> None:
+    seen: dict[str, int] = {}
+    for stream, version in pairs:
+        assert version == seen.get(stream, 0) + 1, f"{stream} v{version} after v{seen.get(stream)}"
+        seen[stream] = version
+
+
+# -- what each broker gets ------------------------------------------------------------------------
+
+
+@pytest.mark.nats
+def test_jetstream_gets_each_event_once_with_its_id_and_headers(nats_broker: str, tmp_path: Path) -> None:
+    category, stream = unique("ord"), unique("RELAY")
+    store = _store(tmp_path, category)
+    publisher = JetStreamPublisher(nats_broker, subject=f"{stream}.{{category}}.{{type}}", stream=stream)
+    try:
+        with BlockingPublisher(publisher) as broker:
+            runner = relay_runner(store, Relay("js", categories=[category]), broker, batch_size=5)
+            assert runner.run_until_caught_up() == 12
+            # The checkpoint moved only after the stream acknowledged: a second run sends nothing.
+            assert runner.run_until_caught_up() == 0
+            # Sent again (a crash before the checkpoint was saved): the stream drops the copies.
+            store.delete_checkpoint(runner.checkpoint_name)
+            again = relay_runner(store, Relay("js", categories=[category]), broker)
+            assert again.run_until_caught_up() == 12
+        messages = run(jetstream_messages(nats_broker, stream))
+        events = _expected(store, category)
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == [str(e.event_id) for e in events]
+        first = messages[0]
+        assert first.subject == f"{stream}.{category}.Placed"
+        assert messages[3].subject == f"{stream}.{category}.order%2Eline-added"  # one token
+        assert set(HEADERS) - {"chronik-causation-id", "tracestate"} <= set(first.headers)
+        assert (first.headers["chronik-stream"], first.headers["chronik-version"]) == (f"{category}-0", "1")
+        assert first.headers["chronik-position"] == str(events[0].position)
+        assert first.headers["chronik-correlation-id"] == "req-0"
+        assert first.headers["traceparent"] == TRACE
+        assert "traceparent" not in messages[3].headers
+        assert first.data == b'{"n":0}'
+        _in_order_per_stream(
+            [(m.headers["chronik-stream"], int(m.headers["chronik-version"])) for m in messages]
+        )
+    finally:
+        store.close()
+        run(delete_jetstream(nats_broker, stream))
+
+
+@pytest.mark.nats
+def test_core_nats_subscribers_get_every_event_in_order(nats_broker: str, tmp_path: Path) -> None:
+    import nats
+
+    category, prefix = unique("ord"), unique("core")
+    store = _store(tmp_path, category)
+    got: list[Any] = []
+
+    async def relay_while_subscribed() -> None:
+        nc = await nats.connect(nats_broker)
+
+        async def take(msg: Any) -> None:
+            got.append(msg)
+
+        await nc.subscribe(f"{prefix}.>", cb=take)
+        await nc.flush()
+        publisher = NatsPublisher(nats_broker, subject=f"{prefix}.{{category}}.{{stream}}")
+        runner = relay_runner(
+            chronik.connect_async(f"sqlite:///{tmp_path / 'relay.db'}"),
+            Relay("core", categories=[category], types=["Placed"]),
+            publisher,
+        )
+        try:
+            assert await runner.run_until_caught_up() == 3
+            for _ in range(100):
+                if len(got) == 3:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await publisher.close()
+            await runner.store.close()
+            await nc.close()
+
+    run(relay_while_subscribed())
+    assert [m.subject for m in got] == [f"{prefix}.{category}.{category}-{s}" for s in range(3)]
+    assert [m.headers["Nats-Msg-Id"] for m in got] == [
+        str(e.event_id) for e in store.read_all(categories=[category], types=["Placed"])
+    ]
+    store.close()
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_exchange_and_routing_key_come_from_the_category(rabbitmq_url: str, tmp_path: Path) -> None:
+    category = unique("ord")
+    queue, typed = unique("q"), unique("q")
+    store = _store(tmp_path, category)
+    run(rabbitmq_queue(rabbitmq_url, category, queue))
+    run(rabbitmq_queue(rabbitmq_url, category, typed, binding=f"{category}.order%2Eline-added"))
+    try:
+        with BlockingPublisher(publisher_for(rabbitmq_url.replace("amqp://", "rabbitmq://"))) as broker:
+            runner = relay_runner(store, Relay("rabbit", categories=[category]), broker, batch_size=4)
+            assert runner.run_until_caught_up() == 12
+        messages = run(rabbitmq_drain(rabbitmq_url, queue))
+        events = _expected(store, category)
+        assert [m.message_id for m in messages] == [str(e.event_id) for e in events]
+        first = messages[0]
+        assert (first.exchange, first.routing_key, first.type) == (category, f"{category}.Placed", "Placed")
+        assert first.correlation_id == "req-0" and first.headers["traceparent"] == TRACE
+        assert first.delivery_mode == 2 and first.content_type == "application/json"  # persistent
+        assert first.headers["chronik-version"] == "1" and first.body == b'{"n":0}'
+        _in_order_per_stream(
+            [(str(m.headers["chronik-stream"]), int(str(m.headers["chronik-version"]))) for m in messages]
+        )
+        assert len(run(rabbitmq_drain(rabbitmq_url, typed))) == 9  # bound to one routing key
+    finally:
+        store.close()
+        run(rabbitmq_delete(rabbitmq_url, [category], [queue, typed]))
+
+
+@pytest.mark.redis
+def test_redis_streams_get_each_event_once_even_when_it_is_sent_again(redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    category, prefix = unique("ord"), unique("relay")
+    store = _store(tmp_path, category)
+    key = f"{prefix}:{category}"
+    try:
+        with BlockingPublisher(RedisStreamsPublisher(redis_url, key=f"{prefix}:{{category}}")) as broker:
+            runner = relay_runner(store, Relay("redis", categories=[category]), broker, batch_size=5)
+            assert runner.run_until_caught_up() == 12
+            store.delete_checkpoint(runner.checkpoint_name)  # as if it crashed before saving it
+            assert (
+                relay_runner(store, Relay("redis", categories=[category]), broker).run_until_caught_up() == 12
+            )
+        client = redis.Redis.from_url(redis_url)
+        entries = client.xrange(key)
+        client.close()
+        events = _expected(store, category)
+        assert [fields[b"id"].decode() for _, fields in entries] == [str(e.event_id) for e in events]
+        fields = entries[0][1]
+        assert fields[b"data"] == b'{"n":0}' and fields[b"chronik-type"] == b"Placed"
+        assert fields[b"traceparent"] == TRACE.encode()
+    finally:
+        store.close()
+        redis_delete(redis_url, f"*{prefix}*")
+
+
+# -- the runner's faces and refusals -------------------------------------------------------------
+
+
+def test_the_relay_is_a_validated_value_and_refuses_the_wrong_face(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError):
+        Relay("a:b")
+    with pytest.raises(InvalidInputError, match="relay nothing"):
+        Relay("x", categories=[])
+    store = chronik.connect(f"sqlite:///{tmp_path / 'x.db'}")
+    publisher = RedisStreamsPublisher("redis://127.0.0.1:1/0")
+    with pytest.raises(ConfigurationError, match="BlockingPublisher"):
+        relay_runner(store, Relay("x"), publisher)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationError, match="no broker"):
+        publisher_for("kafka://127.0.0.1:9092")
+    with pytest.raises(ConfigurationError, match="unknown option 'exchang'"):
+        publisher_for("rabbitmq://guest:guest@127.0.0.1:5672/?exchang=x")
+    with pytest.raises(InvalidInputError, match="may use"):
+        NatsPublisher(subject="x.{tenant}")
+    store.close()
+
+
+def test_an_unreachable_broker_is_a_transient_broker_error(tmp_path: Path) -> None:
+    store = _store(tmp_path, "order")
+    with BlockingPublisher(RedisStreamsPublisher("redis://127.0.0.1:1/0", timeout=1)) as broker:
+        runner = relay_runner(store, Relay("down"), broker, policy=FAST)
+        runner.run_in_background()
+        wait_until(lambda: _attempts(runner) >= 2, "retries")
+        status = runner.status()
+        assert status.state == "retrying" and status.kind == "relay"
+        assert status.retrying is not None and "BrokerError" in status.retrying.error
+        assert status.lag is not None and status.lag.events == 13  # nothing published, nothing lost
+        runner.stop()
+    with pytest.raises(BrokerError) as caught:
+        event = next(store.read_all())
+        run(RedisStreamsPublisher("redis://127.0.0.1:1/0", timeout=1).publish([message_of(event)]))
+    assert is_transient(caught.value)
+    store.close()
+
+
+def _attempts(runner: Any) -> int:
+    """How many tries in a row failed, while the runner is retrying (else 0)."""
+    status = runner.status(lag=False)
+    return status.retrying.attempts if status.state == "retrying" and status.retrying else 0
+
+
+# -- riding out a broker that goes away -----------------------------------------------------------
+
+
+def _ride_out(
+    tmp_path: Path,
+    category: str,
+    broker: Any,
+    cut: Callable[[], None],
+    restore: Callable[[], None],
+) -> chronik.Store:
+    """Relay while the broker is cut off and back: retrying, then caught up by itself."""
+    store = _store(tmp_path, category)
+    runner = relay_runner(store, Relay("outage", categories=[category]), broker, policy=FAST, batch_size=3)
+    runner.run_in_background()
+    wait_until(lambda: runner.status(lag=False).state == "caught_up", "the first catch-up")
+    cut()
+    for s in range(3):
+        store.append(f"{category}-{s}", [NewEvent("Shipped", {"n": 9})])
+    wait_until(lambda: _attempts(runner) >= 2, "the relay to retry")
+    status = runner.status()
+    assert status.lag is not None and status.lag.events == 3  # behind by what it could not publish
+    restore()
+    wait_until(lambda: runner.status(lag=False).state == "caught_up", "the relay to recover", 60)
+    assert runner.status().lag.events == 0  # type: ignore[union-attr]
+    runner.stop()
+    assert runner.error is None
+    return store
+
+
+@pytest.mark.nats
+@pytest.mark.slow
+def test_jetstream_restart_is_ridden_out(nats_server: NatsServer, tmp_path: Path) -> None:
+    category, stream = unique("ord"), unique("RELAY")
+    publisher = JetStreamPublisher(
+        nats_server.url, subject=f"{stream}.{{category}}", stream=stream, timeout=1
+    )
+
+    def restart() -> None:
+        nats_server.start()
+
+    with BlockingPublisher(publisher) as broker:
+        store = _ride_out(tmp_path, category, broker, nats_server.kill, restart)
+    messages = run(jetstream_messages(nats_server.url, stream))
+    assert [m.headers["Nats-Msg-Id"] for m in messages] == [
+        str(e.event_id) for e in _expected(store, category)
+    ]
+    store.close()
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.slow
+def test_rabbitmq_outage_is_ridden_out(
+    rabbitmq_url: str, proxy: Callable[[str, int], Proxy], tmp_path: Path
+) -> None:
+    category, queue = unique("ord"), unique("q")
+    run(rabbitmq_queue(rabbitmq_url, category, queue))
+    gate = proxy("127.0.0.1", 5672)
+    try:
+        url = rabbitmq_url.replace("127.0.0.1:5672", f"127.0.0.1:{gate.port}")
+        with BlockingPublisher(RabbitMQPublisher(url, timeout=2)) as broker:
+            store = _ride_out(tmp_path, category, broker, gate.cut, gate.restore)
+        messages = run(rabbitmq_drain(rabbitmq_url, queue))
+        ids = [m.message_id for m in messages]
+        expected = [str(e.event_id) for e in _expected(store, category)]
+        assert set(ids) == set(expected)  # nothing lost (a batch cut part-way may come twice)
+        assert list(dict.fromkeys(ids)) == expected
+        store.close()
+    finally:
+        run(rabbitmq_delete(rabbitmq_url, [category], [queue]))
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_outage_is_ridden_out(
+    redis_url: str, proxy: Callable[[str, int], Proxy], tmp_path: Path
+) -> None:
+    import redis
+
+    category, prefix = unique("ord"), unique("relay")
+    gate = proxy("127.0.0.1", 6379)
+    try:
+        url = redis_url.replace("127.0.0.1:6379", f"127.0.0.1:{gate.port}")
+        publisher = RedisStreamsPublisher(url, key=f"{prefix}:{{category}}", timeout=1)
+        with BlockingPublisher(publisher) as broker:
+            store = _ride_out(tmp_path, category, broker, gate.cut, gate.restore)
+        client = redis.Redis.from_url(redis_url)
+        ids = [fields[b"id"].decode() for _, fields in client.xrange(f"{prefix}:{category}")]
+        client.close()
+        assert ids == [str(e.event_id) for e in _expected(store, category)]  # each once, in order
+        store.close()
+    finally:
+        redis_delete(redis_url, f"*{prefix}*")
