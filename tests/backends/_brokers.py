@@ -162,6 +162,18 @@ async def rabbitmq_delete(url: str, exchanges: list[str], queues: list[str]) -> 
         await conn.close()
 
 
+def redis_entries(url: str, key: str) -> list[dict[str, bytes]]:
+    """The fields of every entry of the Redis stream ``key``, in order."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        answer: Any = client.xrange(key)
+        return [{k.decode(): v for k, v in fields.items()} for _, fields in answer]
+    finally:
+        client.close()
+
+
 def redis_delete(url: str, pattern: str) -> None:
     import redis
 
