@@ -74,6 +74,7 @@ def free_port() -> int:
 
 async def jetstream_messages(url: str, stream: str) -> list[Any]:
     import nats
+    from nats.js import api
 
     nc = await nats.connect(url)
     try:
@@ -81,7 +82,9 @@ async def jetstream_messages(url: str, stream: str) -> list[Any]:
         info = await js.stream_info(stream)
         got: list[Any] = []
         if info.state.messages:
-            sub = await js.pull_subscribe("", stream=stream)
+            # No acknowledgements: with them, delivery would stop at max_ack_pending.
+            config = api.ConsumerConfig(ack_policy=api.AckPolicy.NONE)
+            sub = await js.pull_subscribe("", stream=stream, config=config)
             while len(got) < info.state.messages:
                 got += await sub.fetch(min(500, info.state.messages - len(got)), timeout=5)
             await sub.unsubscribe()
