@@ -73,8 +73,9 @@ FILES: dict[str, tuple[str, str]] = {
     ),
     "relay/_async_target.py": (
         "relay/_target.py",
-        "The relay's target: a projection target whose unit publishes its batch, then saves the"
-        " checkpoint (sync).\n\n" + _NOTE.format(source="_async_target.py") + " The design is described there.",
+        "The relay's target: a unit publishes its batch, then saves the checkpoint (sync).\n\n"
+        + _NOTE.format(source="_async_target.py")
+        + " The design is described there.",
     ),
 }
 

@@ -1,4 +1,4 @@
-"""The relay's target: a projection target whose unit publishes its batch, then saves the checkpoint (sync).
+"""The relay's target: a unit publishes its batch, then saves the checkpoint (sync).
 
 GENERATED from ``_async_target.py`` by ``tools/unasync.py``: do not edit; edit
 the async module and run the script. The design is described there.
