@@ -99,7 +99,7 @@ def _kill_and_restart(tmp_path: Path, category: str, target: Target) -> None:
     second = _relay(db, target.url, category, "--until-caught-up")
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 0, out.decode()
-    assert "caught up" in out.decode() or "idle" in out.decode()
+    assert "relay kill: caught up;" in out.decode()
     events = list(store.read_all(categories=[category]))
     assert store.load_checkpoint(CHECKPOINT) == store.head()
     wait_until(lambda: target.count() >= len(events), "every message to arrive")

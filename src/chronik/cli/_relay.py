@@ -47,7 +47,7 @@ def _default_name(to: str, categories: tuple[str, ...], types: tuple[str, ...]) 
     return ".".join(parts)
 
 
-def _describe(status: RunnerStatus) -> str:
+def _describe(status: RunnerStatus, *, done: bool = False) -> str:
     where = f"checkpoint {status.checkpoint or 'the start'}"
     relayed = plural(status.handled, "event")
     if status.state == "retrying" and status.retrying is not None:
@@ -59,7 +59,7 @@ def _describe(status: RunnerStatus) -> str:
     if status.state == "stopped":
         why = f": {status.error}" if status.error else ""
         return f"stopped{why}; {relayed} relayed, {where}"
-    state = status.state.replace("_", " ")
+    state = "caught up" if done and status.state == "idle" else status.state.replace("_", " ")
     behind = f", {plural(status.lag.events, 'event')} behind" if status.lag is not None else ""
     return f"{state}; {relayed} relayed, {where}{behind}"
 
@@ -80,7 +80,13 @@ def _describe(status: RunnerStatus) -> str:
     help="The relay's name: its checkpoint is kept under it "
     "(default: the broker kind and the filters, e.g. rabbitmq.order).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Events a batch publishes; the checkpoint is saved after each batch is confirmed.",
+)
 @click.option("--until-caught-up", is_flag=True, help="Stop once every event up to the head is published.")
 @click.option(
     "--every",
@@ -142,7 +148,8 @@ def relay(
     _say(as_json, None, f"relay {definition.name}: {url} to {redacted(to)}, {filters} (Ctrl-C to stop)")
     if until_caught_up:
         runner.run_until_caught_up()
-        _report(as_json, definition.name, runner.status())
+        status = runner.status()
+        _say(as_json, status, f"relay {definition.name}: {_describe(status, done=True)}")
         return
     _follow(runner, definition.name, every, as_json)
 
