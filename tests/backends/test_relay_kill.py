@@ -21,8 +21,12 @@ import pytest
 import chronik
 from chronik import NewEvent, StreamWrite
 from tests.backends._brokers import (
+    Kafka,
     delete_jetstream,
     jetstream_messages,
+    kafka,
+    kafka_count,
+    kafka_messages,
     nats_broker,
     rabbitmq_count,
     rabbitmq_delete,
@@ -37,7 +41,7 @@ from tests.backends._brokers import (
     wait_until,
 )
 
-__all__ = ["nats_broker", "rabbitmq_url", "redis_url"]
+__all__ = ["kafka", "nats_broker", "rabbitmq_url", "redis_url"]
 
 pytestmark = pytest.mark.slow
 
@@ -252,3 +256,23 @@ def test_redis_streams(redis_url: str, tmp_path: Path, cleanups: list[Callable[[
 
     url = f"{redis_url}?key={prefix}:{{category}}"
     _kill_and_restart(tmp_path, category, Target(url, lambda: int(client.xlen(key)), collect, True))
+
+
+@pytest.mark.kafka
+def test_kafka(kafka: Callable[..., Kafka], tmp_path: Path) -> None:
+    broker = kafka()
+    category = unique("kill")
+
+    def collect() -> list[tuple[str, str, int]]:
+        found = []
+        for record in run(kafka_messages(broker.servers, category)):
+            headers = {k: v.decode() for k, v in record.headers}
+            found.append(
+                (headers["chronik-event-id"], headers["chronik-stream"], int(headers["chronik-version"]))
+            )
+        return found
+
+    target = Target(
+        f"kafka://{broker.servers}", lambda: run(kafka_count(broker.servers, category)), collect, False
+    )
+    _kill_and_restart(tmp_path, category, target)

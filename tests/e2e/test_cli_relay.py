@@ -87,6 +87,6 @@ def test_an_unknown_broker_is_one_line(tmp_path: Path) -> None:
         run_cli("append", "order-1", "OrderPlaced", "{}", "--url", "sqlite:///shop.db", cwd=tmp_path).code
         == 0
     )
-    done = run_cli("relay", "--to", "kafka://127.0.0.1:9092", "--url", "sqlite:///shop.db", cwd=tmp_path)
+    done = run_cli("relay", "--to", "mqtt://127.0.0.1:1883", "--url", "sqlite:///shop.db", cwd=tmp_path)
     assert done.code == 1
-    assert done.err.strip().startswith("Error: no broker for 'kafka://127.0.0.1:9092'")
+    assert done.err.strip().startswith("Error: no broker for 'mqtt://127.0.0.1:1883'")

@@ -3,8 +3,9 @@
 One module per broker, each importing its client only when imported (so each needs
 its extra only when used): :mod:`chronik.brokers.nats` (core NATS and JetStream;
 ``chronik[nats]``), :mod:`chronik.brokers.rabbitmq` (``chronik[rabbitmq]``) and
-:mod:`chronik.brokers.redis` (Redis Streams; ``chronik[redis]``). Each has a
-publisher (an :class:`AsyncPublisher`) and a source (an :class:`AsyncSource`).
+:mod:`chronik.brokers.redis` (Redis Streams; ``chronik[redis]``), each with a
+publisher (an :class:`AsyncPublisher`) and a source (an :class:`AsyncSource`), and
+:mod:`chronik.brokers.kafka` (a publisher; ``chronik[kafka]``).
 :func:`publisher_for` makes a publisher from a URL, as ``chronik relay --to`` does.
 """
 
@@ -45,6 +46,7 @@ _NATS = {"subject": str}
 _JETSTREAM = {"subject": str, "stream": str, "timeout": float}
 _RABBITMQ = {"exchange": str, "routing_key": str, "exchange_type": str, "declare": bool, "timeout": float}
 _REDIS = {"key": str, "maxlen": int, "dedupe_ttl": float}
+_KAFKA = {"topic": str, "key": str, "timeout": float}
 
 
 def _options(query: list[tuple[str, str]], known: Mapping[str, type], url: str) -> dict[str, Any]:
@@ -68,7 +70,8 @@ def publisher_for(url: str) -> AsyncPublisher:
       JetStream, creating the stream ``NAME`` when given and missing;
     - ``rabbitmq://guest:guest@host:5672/?exchange={category}&routing_key={category}.{type}``
       (or ``amqp://``);
-    - ``redis://host:6379/0?key=chronik:{category}&maxlen=N``: Redis Streams.
+    - ``redis://host:6379/0?key=chronik:{category}&maxlen=N``: Redis Streams;
+    - ``kafka://host:9092[,host:9092...]?topic={category}&key={stream}``: Kafka.
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"a broker URL is a str, got {url!r}")
@@ -99,6 +102,10 @@ def publisher_for(url: str) -> AsyncPublisher:
         return RedisStreamsPublisher(
             urlunsplit((scheme, parts.netloc, parts.path, theirs, "")), **_options(ours, _REDIS, url)
         )
+    if scheme == "kafka":
+        from chronik.brokers.kafka import KafkaPublisher
+
+        return KafkaPublisher(parts.netloc, **_options(query, _KAFKA, url))
     raise ConfigurationError(
-        f"no broker for {url!r}: use nats://, nats+jetstream://, rabbitmq:// (amqp://) or redis://"
+        f"no broker for {url!r}: use nats://, nats+jetstream://, rabbitmq:// (amqp://), redis:// or kafka://"
     )

@@ -64,14 +64,15 @@ def _describe(status: RunnerStatus, *, done: bool = False) -> str:
     return f"{state}; {relayed} relayed, {where}{behind}"
 
 
-@click.command(short_help="Publish the store's log to a broker (NATS, JetStream, RabbitMQ, Redis).")
+@click.command(short_help="Publish the store's log to a broker (NATS, JetStream, RabbitMQ, Redis, Kafka).")
 @click.option(
     "--to",
     "to",
     required=True,
     metavar="BROKER_URL",
     help="nats://HOST:4222, nats+jetstream://HOST:4222?stream=NAME, "
-    "rabbitmq://USER:PASSWORD@HOST:5672/ or redis://HOST:6379/0 (options in the query string).",
+    "rabbitmq://USER:PASSWORD@HOST:5672/, redis://HOST:6379/0 or kafka://HOST:9092 "
+    "(options in the query string).",
 )
 @click.option("--category", multiple=True, help="Only events of this category (repeatable; default: all).")
 @click.option("--type", "type_", multiple=True, help="Only events of this type (repeatable; default: all).")

@@ -2,7 +2,7 @@
 
 An outbox over the log. A :class:`Relay` says which events; :func:`relay_runner` runs
 it on the projection runner, from a checkpoint kept in the store, to a publisher of
-:mod:`chronik.brokers` (NATS core or JetStream, RabbitMQ, Redis Streams)::
+:mod:`chronik.brokers` (NATS core or JetStream, RabbitMQ, Redis Streams, Kafka)::
 
     from chronik.brokers import BlockingPublisher
     from chronik.brokers.rabbitmq import RabbitMQPublisher
