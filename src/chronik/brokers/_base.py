@@ -23,6 +23,7 @@ import string
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -41,6 +42,7 @@ __all__ = [
     "Template",
     "message_of",
     "nats_token",
+    "redacted",
 ]
 
 T = TypeVar("T")
@@ -102,6 +104,20 @@ def message_of(event: RecordedEvent) -> Message:
         headers,
         msgspec.json.encode(event.data),
     )
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for messages, logs and reprs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 _FIELDS: Final = frozenset({"category", "type", "stream"})

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, EVENT_ID, InboundMessage, Message, Template, nats_token
+from chronik.brokers._base import ERROR, EVENT_ID, InboundMessage, Message, Template, nats_token, redacted
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -70,6 +70,7 @@ class _Connection:
         if not isinstance(url, str) or not url.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ConfigurationError(f"a NATS URL starts with nats://, got {url!r}")
         self.url = url
+        self.shown = redacted(url)
         self.connect_timeout = connect_timeout
         self.name = name
         self._nc: Client | None = None
@@ -102,7 +103,7 @@ class _Connection:
             )
         except (TimeoutError, nats.errors.Error, OSError) as err:
             raise BrokerError(
-                f"cannot reach NATS at {self.url} within {self.connect_timeout:g} s "
+                f"cannot reach NATS at {self.shown} within {self.connect_timeout:g} s "
                 f"({type(err).__name__}: {err})",
                 transient=True,
             ) from err
@@ -148,13 +149,13 @@ class NatsPublisher:
             # The server answers the flush's PING after it has read everything before it.
             await nc.flush(self.flush_timeout)
         except Exception as err:
-            raise translate(err, f"publishing to NATS at {self._conn.url}") from err
+            raise translate(err, f"publishing to NATS at {self._conn.shown}") from err
 
     async def close(self) -> None:
         await self._conn.close()
 
     def __repr__(self) -> str:
-        return f"NatsPublisher({self._conn.url!r}, subject={self.subject!r})"
+        return f"NatsPublisher({self._conn.shown!r}, subject={self.subject!r})"
 
 
 class JetStreamPublisher:
@@ -203,14 +204,14 @@ class JetStreamPublisher:
                     headers=_headers(message),
                 )
         except Exception as err:
-            raise translate(err, f"publishing to JetStream at {self._conn.url}") from err
+            raise translate(err, f"publishing to JetStream at {self._conn.shown}") from err
 
     async def close(self) -> None:
         self._js = None
         await self._conn.close()
 
     def __repr__(self) -> str:
-        return f"JetStreamPublisher({self._conn.url!r}, subject={self.subject!r}, stream={self.stream!r})"
+        return f"JetStreamPublisher({self._conn.shown!r}, subject={self.subject!r}, stream={self.stream!r})"
 
 
 async def _ensure_stream(js: JetStreamContext, name: str, subjects: list[str]) -> None:
@@ -356,4 +357,4 @@ class JetStreamSource:
         await self._conn.close()
 
     def __repr__(self) -> str:
-        return f"JetStreamSource({self._conn.url!r}, stream={self.stream!r}, durable={self.durable!r})"
+        return f"JetStreamSource({self._conn.shown!r}, stream={self.stream!r}, durable={self.durable!r})"

@@ -27,7 +27,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from chronik.brokers._base import CORRELATION, ERROR, EVENT_ID, InboundMessage, Message, Template, nats_token
+from chronik.brokers._base import (
+    CORRELATION,
+    ERROR,
+    EVENT_ID,
+    InboundMessage,
+    Message,
+    Template,
+    nats_token,
+    redacted,
+)
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -108,7 +117,7 @@ class _Connection:
             await self._drop()
 
     def __repr__(self) -> str:
-        return repr(self.url.partition("@")[2] or self.url)
+        return repr(redacted(self.url))
 
 
 class RabbitMQPublisher:

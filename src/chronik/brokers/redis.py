@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, InboundMessage, Message, Template
+from chronik.brokers._base import ERROR, InboundMessage, Message, Template, redacted
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -110,7 +110,7 @@ class RedisStreamsPublisher:
         dedupe_ttl: float = DEDUPE_TTL,
         timeout: float = 10.0,
     ) -> None:
-        self.url = url
+        self.url = redacted(url)
         self._redis = _client(url, timeout)
         self.key = Template(key, "key")
         if maxlen is not None and (isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1):
@@ -215,7 +215,7 @@ class RedisStreamsSource:
         for value, what in ((key, "key"), (group, "group"), (consumer, "consumer")):
             if not isinstance(value, str) or not value:
                 raise ConfigurationError(f"{what} must be a non-empty str, got {value!r}")
-        self.url = url
+        self.url = redacted(url)
         self._redis = _client(url, timeout + 5.0)
         self.key = key
         self.group = group

@@ -16,26 +16,18 @@ import threading
 import time
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
 from chronik.brokers import BlockingPublisher, publisher_for
+from chronik.brokers._base import redacted
 from chronik.cli._common import encode_line, fail, handle_errors, open_store, plural, url_option
 from chronik.projections import FailurePolicy, ProjectionRunner, RunnerStatus
 from chronik.relay import Relay, relay_runner
 from chronik.store import CheckpointStore
 
 __all__ = ["relay"]
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _default_name(to: str, categories: tuple[str, ...], types: tuple[str, ...]) -> str:
