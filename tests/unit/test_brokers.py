@@ -3,13 +3,15 @@ broker URLs, passwords kept out of messages, inbound messages and the inbound po
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import pytest
 
 import chronik
 from chronik import NewEvent
 from chronik.brokers import InboundMessage, message_of, publisher_for
-from chronik.brokers._base import Template, nats_token, redacted
+from chronik.brokers._base import Message, Template, in_stream_order, nats_token, redacted
 from chronik.brokers.kafka import KafkaPublisher
 from chronik.brokers.nats import JetStreamPublisher, NatsPublisher
 from chronik.brokers.rabbitmq import RabbitMQPublisher
@@ -101,3 +103,28 @@ def test_the_inbound_policy_is_validated() -> None:
         InboundPolicy(tries=0)
     with pytest.raises(InvalidInputError):
         InboundPolicy(backoff=-1)
+
+
+def test_a_stream_s_next_message_waits_for_the_one_before_it() -> None:
+    messages = [
+        Message(f"{stream}{n}", stream, "order", "T", {}, b"{}")
+        for n in range(1, 4)
+        for stream in ("a", "b", "c")
+    ]
+    sent: list[str] = []
+    waiting: set[str] = set()
+
+    async def send(message: Message) -> None:
+        assert message.stream_id not in waiting  # the one before it is confirmed
+        waiting.add(message.stream_id)
+        await asyncio.sleep(0.001)
+        waiting.discard(message.stream_id)
+        if message.id == "b2":
+            raise ConnectionError("lost")
+        sent.append(message.id)
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(in_stream_order(messages, send, in_flight=2))
+    # Each stream has a prefix of its messages: b stopped at b2, the others went on.
+    assert sorted(sent) == ["a1", "a2", "a3", "b1", "c1", "c2", "c3"]
+    assert [m for m in sent if m[0] == "a"] == ["a1", "a2", "a3"]

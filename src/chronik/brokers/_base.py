@@ -21,7 +21,7 @@ import asyncio
 import concurrent.futures
 import string
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +40,7 @@ __all__ = [
     "Message",
     "Publisher",
     "Template",
+    "in_stream_order",
     "message_of",
     "nats_token",
     "redacted",
@@ -174,6 +175,41 @@ def nats_token(value: str) -> str:
 
 
 # -- publishing ---------------------------------------------------------------------------
+
+IN_FLIGHT: Final = 64
+"""Messages a publisher has sent and waits to have confirmed, at most, at any one time."""
+
+
+async def in_stream_order(
+    messages: Sequence[Message], send: Callable[[Message], Awaitable[object]], in_flight: int = IN_FLIGHT
+) -> None:
+    """``send`` each message and wait for its confirmation, a stream's messages one after
+    the other in their order, different streams' at once (up to ``in_flight``).
+
+    A message is sent only once the one before it in its stream is confirmed, so when a
+    send fails, each stream has a prefix of its messages with the broker, never a later
+    message without an earlier one: sent again from the start, every stream keeps its
+    order. The first error is raised once every stream has stopped.
+    """
+    streams: dict[str, list[Message]] = {}
+    for message in messages:
+        streams.setdefault(message.stream_id, []).append(message)
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one_stream(queue: list[Message]) -> None:
+        for message in queue:
+            async with gate:
+                await send(message)
+
+    if len(streams) == 1:
+        await one_stream(next(iter(streams.values())))
+        return
+    outcomes = await asyncio.gather(
+        *(one_stream(queue) for queue in streams.values()), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 @runtime_checkable

@@ -4,8 +4,9 @@
 (``topic="{category}"``) with the stream id as its key (``key="{stream}"``): Kafka keeps
 the order within a partition, and one key always goes to the same partition, so each
 stream's events stay in order. Each message is acknowledged by every in-sync replica
-(``acks="all"``) before the next is sent, so a failure part-way leaves a prefix of the
-batch in the topic and a batch sent again keeps each stream's order. Kafka has no
+(``acks="all"``) before the next of its stream is sent (different streams' at once),
+so a failure part-way leaves a prefix of each stream's messages in the topic and a
+batch sent again keeps each stream's order. Kafka has no
 message ids of its own: consumers dedupe by the ``chronik-event-id`` header (the
 producer is not idempotent across restarts of the relay anyway).
 
@@ -21,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import Message, Template
+from chronik.brokers._base import Message, Template, in_stream_order
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -103,15 +104,19 @@ class KafkaPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         try:
             producer = await self._ready()
-            for message in messages:
-                # One at a time: a later message never lands before an earlier one that
-                # failed, so a resent batch keeps each stream's order.
+            topics = {message.id: self._topic(message) for message in messages}
+
+            async def send(message: Message) -> None:
                 await producer.send_and_wait(
-                    self._topic(message),
+                    topics[message.id],
                     message.body,
                     key=self.key.render(message).encode(),
                     headers=[(name, value.encode()) for name, value in message.headers.items()],
                 )
+
+            # Each stream's messages one after the other (see in_stream_order): a later
+            # one never lands before an earlier one that failed.
+            await in_stream_order(messages, send)
         except BrokerError:
             raise
         except Exception as err:

@@ -4,10 +4,11 @@
   subscriber that is not connected misses the message. "Confirmed" here means the
   server has received the batch (a flush, one round trip, after it); use JetStream
   when consumers must not miss anything.
-- :class:`JetStreamPublisher` publishes to subjects a JetStream stream captures, one
-  message at a time, each acknowledged by the stream (a ``PubAck``) before the next is
-  sent, so a failure part-way leaves a prefix of the batch stored and the order within
-  each chronik stream holds when the relay sends the batch again. Each message carries
+- :class:`JetStreamPublisher` publishes to subjects a JetStream stream captures, each
+  message acknowledged by the stream (a ``PubAck``) before the next of its chronik
+  stream is sent (different streams' at once), so a failure part-way leaves a prefix
+  of each stream's messages stored and their order holds when the relay sends the
+  batch again. Each message carries
   ``Nats-Msg-Id``: the stream drops a copy sent again within its duplicate window
   (2 minutes by default), and consumers dedupe by it beyond that.
 - :class:`JetStreamSource` reads a durable pull consumer for ``chronik.inbound``,
@@ -26,7 +27,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, EVENT_ID, InboundMessage, Message, Template, nats_token, redacted
+from chronik.brokers._base import (
+    ERROR,
+    EVENT_ID,
+    InboundMessage,
+    Message,
+    Template,
+    in_stream_order,
+    nats_token,
+    redacted,
+)
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -194,15 +204,17 @@ class JetStreamPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         try:
             js = await self._ready()
-            for message in messages:
-                # One at a time: a later message never lands before an earlier one that
-                # failed, so a resent batch keeps each stream's order.
+
+            async def send(message: Message) -> None:
                 await js.publish(
                     self.subject.render(message, nats_token),
                     message.body,
                     timeout=self.timeout,
                     headers=_headers(message),
                 )
+
+            # Each stream's messages one after the other (see in_stream_order).
+            await in_stream_order(messages, send)
         except Exception as err:
             raise translate(err, f"publishing to JetStream at {self._conn.shown}") from err
 

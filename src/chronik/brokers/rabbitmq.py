@@ -5,9 +5,10 @@
   used) with a routing key from its category and type (``"{category}.{type}"``), as a
   persistent message whose ``message_id`` is the event id, ``type`` the event type,
   ``correlation_id`` the event's, and whose headers are the relay's. The channel is in
-  confirm mode and each message is confirmed by the broker before the next is sent, so
-  a failure part-way leaves a prefix of the batch with the broker and each stream's
-  order holds when the relay sends the batch again. Messages no queue is bound for are
+  confirm mode and each message is confirmed by the broker before the next of its
+  chronik stream is sent (different streams' at once), so a failure part-way leaves a
+  prefix of each stream's messages with the broker and their order holds when the
+  relay sends the batch again. Messages no queue is bound for are
   dropped by RabbitMQ (publish/subscribe): bind the consumers' queues first.
 - :class:`RabbitMQSource` consumes a durable queue for ``chronik.inbound`` with manual
   acknowledgements; a poison message is published (confirmed) to a dead-letter queue
@@ -34,6 +35,7 @@ from chronik.brokers._base import (
     InboundMessage,
     Message,
     Template,
+    in_stream_order,
     nats_token,
     redacted,
 )
@@ -167,15 +169,19 @@ class RabbitMQPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         try:
             channel = await self._conn.channel()
-            for message in messages:
-                exchange = await self._exchange(channel, self.exchange.render(message))
-                # One at a time, each confirmed: see the module docstring.
-                await exchange.publish(
+            for name in {self.exchange.render(message) for message in messages}:
+                await self._exchange(channel, name)
+
+            async def send(message: Message) -> None:
+                await self._exchanges[self.exchange.render(message)].publish(
                     _amqp_message(message),
                     routing_key=self.routing_key.render(message, nats_token),
                     mandatory=False,
                     timeout=self.timeout,
                 )
+
+            # Each stream's messages one after the other, each confirmed: see the module docstring.
+            await in_stream_order(messages, send)
         except Exception as err:
             self._exchanges.clear()
             await self._conn.failed()
