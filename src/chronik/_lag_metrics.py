@@ -8,11 +8,11 @@ weakly: one that is garbage collected drops out by itself.
 
 The gauges are observed when the SDK's metric reader collects (a
 ``PeriodicExportingMetricReader``: on its own thread, every export interval).
-``status()`` measures lag by reading the store, so each runner's status is taken
-once per collection (both gauges share it). An asyncio runner's ``status()`` runs
-on its own event loop: from the reader's thread it is waited for (at most
-:data:`TIMEOUT` seconds); a collection made on that loop itself cannot wait for it,
-so it reports the last status taken and asks for a fresh one for the next.
+``status()`` measures lag by reading the store (a read or two per gauge and
+collection). An asyncio runner's ``status()`` runs on its own event loop: from the
+reader's thread it is waited for (at most :data:`TIMEOUT` seconds); a collection
+made on that loop itself cannot wait for it, so it reports the last status taken
+and asks for a fresh one, which the next collection reports.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import asyncio
 import inspect
 import logging
 import threading
-import time
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,19 +33,16 @@ __all__ = ["TIMEOUT", "forget", "observe", "register_gauges"]
 
 TIMEOUT: Final = 5.0
 """Seconds a collection waits for an asyncio runner's status."""
-FRESH: Final = 1.0
-"""A status taken less than this many seconds ago serves the next gauge too."""
 
 _log: Final = logging.getLogger("chronik.telemetry")
 
 
 class _Observed:
-    __slots__ = ("loop", "refreshing", "status", "taken")
+    __slots__ = ("loop", "refreshing", "status")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self.loop = loop
         self.status: Any = None
-        self.taken: float | None = None
         self.refreshing = False
 
 
@@ -86,7 +82,7 @@ def _refresh_later(runner: Any, entry: _Observed) -> None:
 
     async def refresh() -> None:
         try:
-            entry.status, entry.taken = await runner.status(), time.monotonic()
+            entry.status = await runner.status()
         except Exception as err:
             _log.debug("could not take the status of %r: %s", runner, err)
         finally:
@@ -113,23 +109,20 @@ def _take(runner: Any, entry: _Observed) -> None:
             entry.status = None
             return
         entry.status = asyncio.run_coroutine_threadsafe(runner.status(), loop).result(TIMEOUT)
-    entry.taken = time.monotonic()
 
 
 def _statuses() -> list[Any]:
     with _lock:
         observed = list(_observed.items())
-    now = time.monotonic()
     found = []
     for runner, entry in observed:
-        if entry.taken is None or now - entry.taken >= FRESH:
-            try:
-                _take(runner, entry)
-            except Exception as err:
-                # A store that cannot be reached leaves a gap in the series (the runner's
-                # own status says why), not an error in the exporter.
-                _log.debug("could not take the status of %r: %s", runner, err)
-                entry.status, entry.taken = None, now
+        try:
+            _take(runner, entry)
+        except Exception as err:
+            # A store that cannot be reached leaves a gap in the series (the runner's
+            # own status says why), not an error in the exporter.
+            _log.debug("could not take the status of %r: %s", runner, err)
+            entry.status = None
         if entry.status is not None:
             found.append(entry.status)
     return found
