@@ -8,22 +8,14 @@ without the extra pays a function call and a comparison per append
 its exporters; chronik takes its tracer and meter from the global providers, or
 from those given to :func:`chronik.telemetry.configure`.
 
-What is recorded (``docs/integrations.md`` lists names and attributes):
-
-- a PRODUCER span around every append (:func:`appending`, which each backend's
-  append, append_many and append_if and each transaction's append go through),
-  current while the events are encoded, so the W3C ``traceparent`` and
-  ``tracestate`` of that span go into each event's metadata (:func:`trace_metadata`,
-  called by ``chronik._append.prepare_write``); counters of appends, events and
-  conflicts; and a DEBUG line on the ``chronik.store`` logger;
-- a span around a command (:func:`handling`), with each conflict that makes the
-  handler decide again as a span event (:func:`conflicted`), and a span for each
-  load of a stream (:func:`loading`);
-- a span around each batch a projection runner commits (:func:`batch`) linked to
-  the traces of its events, and inside it, for each event that carries a trace
-  context, a span whose *parent* is that context (:func:`processing`): a
-  projection's work and a process manager's step, with the commands and events it
-  causes, are in the trace of the request that appended the event.
+What is recorded here (``docs/integrations.md`` lists names and attributes; the
+spans of commands and runners are in ``chronik._spans``): a PRODUCER span around
+every append (:func:`appending`, which each backend's append, append_many and
+append_if and each transaction's append go through), current while the events are
+encoded, so the W3C ``traceparent`` and ``tracestate`` of that span go into each
+event's metadata (:func:`trace_metadata`, called by
+``chronik._append.prepare_write``); counters of appends, events and conflicts; and a
+DEBUG line on the ``chronik.store`` logger.
 
 Payloads never go into spans, metrics or logs: they may hold personal data.
 """
@@ -32,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from chronik.errors import AppendConditionFailedError, ConcurrencyError, WrongExpectedVersionError
-from chronik.events import AppendResult, RecordedEvent, StreamState, category_of
+from chronik.events import AppendResult, StreamState, category_of
 
 if TYPE_CHECKING:
     from types import ModuleType, TracebackType
@@ -47,19 +40,19 @@ if TYPE_CHECKING:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = [
+    "MAX_LINKS",
     "TRACEPARENT",
     "TRACESTATE",
+    "Carry",
     "Otel",
+    "append_many_events",
     "appending",
-    "batch",
     "configure",
-    "conflicted",
     "context_of",
     "current",
-    "handling",
-    "loading",
-    "processing",
+    "expected_value",
     "trace_metadata",
+    "tracer",
 ]
 
 TRACEPARENT: Final = "traceparent"
@@ -69,11 +62,12 @@ TRACESTATE: Final = "tracestate"
 
 SCOPE: Final = "chronik"
 """The instrumentation scope of chronik's tracer and meter."""
+RECHECK: Final = 1.0
+"""Seconds before chronik looks again for a global provider it found unset."""
 MAX_LINKS: Final = 128
 """Links from a batch span to its events' traces, at most (the SDK's default limit)."""
 
 store_log: Final = logging.getLogger("chronik.store")
-handling_log: Final = logging.getLogger("chronik.handling")
 
 R = TypeVar("R")
 
@@ -96,6 +90,13 @@ class Otel:
 
         self.context: ModuleType = context
         self.trace: ModuleType = trace
+        self.metrics: ModuleType = metrics
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._tracing = False
+        self._metering = False
+        self._tracing_checked = 0.0
+        self._metering_checked = 0.0
         version = _version()
         self.tracer: Tracer = trace.get_tracer(SCOPE, version, tracer_provider)
         self.meter: Meter = metrics.get_meter(SCOPE, version, meter_provider)
@@ -122,6 +123,43 @@ class Otel:
         from chronik._lag_metrics import register_gauges
 
         register_gauges(meter)
+
+    def tracing(self) -> bool:
+        """Whether spans go anywhere: a tracer provider other than the API's no-op ones
+        (the global one is a proxy that does nothing until the application sets one).
+        When not, chronik makes no spans, and only passes trace context on."""
+        if self._tracing:
+            return True
+        now = time.monotonic()
+        if now < self._tracing_checked:
+            return False
+        given = self._tracer_provider
+        provider = given if given is not None else self.trace.get_tracer_provider()
+        if isinstance(provider, self.trace.ProxyTracerProvider | self.trace.NoOpTracerProvider):
+            # Asked again in a second (not at every append: the API's look-up reads the
+            # environment); a global provider set later is used from then on.
+            self._tracing_checked = now + RECHECK
+            return False
+        # For good: a global provider, once set, cannot be replaced (configure() makes a new Otel).
+        self._tracing = True
+        return True
+
+    def metering(self) -> bool:
+        """Whether metrics go anywhere (as :meth:`tracing`, for the meter provider)."""
+        if self._metering:
+            return True
+        now = time.monotonic()
+        if now < self._metering_checked:
+            return False
+        given = self._meter_provider
+        provider = given if given is not None else self.metrics.get_meter_provider()
+        # The API's global meter provider is a private proxy class until one is set.
+        proxy = type(provider).__name__ == "_ProxyMeterProvider"
+        if proxy or isinstance(provider, self.metrics.NoOpMeterProvider):
+            self._metering_checked = now + RECHECK
+            return False
+        self._metering = True
+        return True
 
     def start(
         self,
@@ -163,6 +201,12 @@ def current() -> Otel | None:
                 _state.otel = None
             _state.resolved = True
     return _state.otel
+
+
+def tracer() -> Otel | None:
+    """chronik's OpenTelemetry when spans go somewhere (see :meth:`Otel.tracing`), else None."""
+    otel = _state.otel if _state.resolved else current()
+    return otel if otel is not None and otel.tracing() else None
 
 
 def configure(
@@ -211,10 +255,29 @@ def context_of(metadata: Mapping[str, Any], otel: Otel) -> Context | None:
     return context
 
 
+class Carry:
+    """A trace context made current for a block, without a span of chronik's own."""
+
+    __slots__ = ("_context", "_otel", "_token")
+
+    def __init__(self, otel: Otel, context: Context) -> None:
+        self._otel = otel
+        self._context = context
+        self._token: object = None
+
+    def __enter__(self) -> Carry:
+        self._token = self._otel.context.attach(self._context)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._otel.context.detach(self._token)
+
+
 # -- appends -------------------------------------------------------------------------------
 
 
-def _expected(expected: object) -> str | int:
+def expected_value(expected: object) -> str | int:
+    """An expected version as an attribute value: ``any``, ``no_stream``, ``stream_exists`` or the number."""
     if isinstance(expected, StreamState):
         return expected.value
     if isinstance(expected, int) and not isinstance(expected, bool):
@@ -246,6 +309,7 @@ class _Append:
     __slots__ = (
         "_count",
         "_expected",
+        "_meter",
         "_operation",
         "_otel",
         "_result",
@@ -256,9 +320,17 @@ class _Append:
     )
 
     def __init__(
-        self, otel: Otel | None, system: str, operation: str, stream: str | None, expected: object, count: int
+        self,
+        otel: Otel | None,
+        meter: Otel | None,
+        system: str,
+        operation: str,
+        stream: str | None,
+        expected: object,
+        count: int,
     ) -> None:
-        self._otel = otel
+        self._otel = otel  # for the span: None when spans go nowhere
+        self._meter = meter  # for the counters: None when metrics go nowhere
         self._system = system
         self._operation = operation
         self._stream = stream
@@ -287,7 +359,7 @@ class _Append:
             attributes["chronik.stream"] = stream
             attributes["chronik.category"] = category_of(stream)
         if self._expected is not None:
-            attributes["chronik.expected_version"] = _expected(self._expected)
+            attributes["chronik.expected_version"] = expected_value(self._expected)
         name = self._operation if stream is None else f"{self._operation} {category_of(stream)}"
         span = self._span = otel.start(name, otel.producer, attributes)
         # Current while the events are encoded: their traceparent is this span's.
@@ -316,7 +388,7 @@ class _Append:
             span.end()
 
     def _committed(self, results: list[AppendResult]) -> None:
-        otel, span = self._otel, self._span
+        span, otel = self._span, self._meter
         if span is not None and len(results) == 1:
             last = results[0]
             span.set_attribute("chronik.version", last.version)
@@ -346,19 +418,20 @@ class _Append:
                         "version": r.version,
                         "position": r.position,
                         "event_count": self._count if len(results) == 1 else None,
-                        "expected_version": _expected(self._expected) if len(results) == 1 else None,
+                        "expected_version": expected_value(self._expected) if len(results) == 1 else None,
                         "backend": self._system,
                     },
                 )
 
     def _refused(self, error: BaseException) -> None:
-        otel, span = self._otel, self._span
-        if span is not None and otel is not None:
-            otel.fail(span, error)
+        span = self._span
+        if span is not None and self._otel is not None:
+            self._otel.fail(span, error)
             if isinstance(error, WrongExpectedVersionError):
                 span.set_attribute("chronik.actual_version", error.actual)
         if not isinstance(error, ConcurrencyError):
             return
+        otel = self._meter
         stream = error.stream_id if isinstance(error, WrongExpectedVersionError) else self._stream
         if otel is not None:
             attributes = {"db.system.name": self._system, "error.type": type(error).__qualname__}
@@ -368,7 +441,7 @@ class _Append:
         if store_log.isEnabledFor(logging.DEBUG):
             extra: dict[str, Any] = {"stream_id": stream, "backend": self._system}
             if isinstance(error, WrongExpectedVersionError):
-                extra["expected_version"] = _expected(error.expected)
+                extra["expected_version"] = expected_value(error.expected)
                 extra["version"] = error.actual
             elif isinstance(error, AppendConditionFailedError):
                 extra["position"] = getattr(error, "position", None)
@@ -390,11 +463,13 @@ def appending(
     append returns: its version and position go on the span.
     """
     otel = _state.otel if _state.resolved else current()
-    if otel is None and not store_log.isEnabledFor(logging.DEBUG):
+    tracer = otel if otel is not None and otel.tracing() else None
+    meter = otel if otel is not None and otel.metering() else None
+    if tracer is None and meter is None and not store_log.isEnabledFor(logging.DEBUG):
         return _NO_APPEND
     stream = stream_id if isinstance(stream_id, str) else None
     count = len(events) if isinstance(events, Sized) and not isinstance(events, str | bytes) else 0
-    return _Append(otel, system, operation, stream, expected_version, count)
+    return _Append(tracer, meter, system, operation, stream, expected_version, count)
 
 
 def append_many_events(writes: object) -> list[object]:
@@ -408,288 +483,3 @@ def append_many_events(writes: object) -> list[object]:
         if isinstance(events, Sequence) and not isinstance(events, str | bytes):
             found.extend(events)
     return found
-
-
-# -- commands ------------------------------------------------------------------------------
-
-
-class _NoSpan:
-    """A span-shaped object that records nothing."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> _NoSpan:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def done(self, result: R) -> R:
-        return result
-
-    def loaded(self, version: int, snapshot_version: int | None, events: int | None) -> None:
-        return None
-
-    def failed(self, error: BaseException) -> None:
-        return None
-
-
-_NO_SPAN: Final = _NoSpan()
-
-
-class _Handle:
-    """The span of one command (see :func:`handling`)."""
-
-    __slots__ = ("_attributes", "_name", "_otel", "_span", "_token")
-
-    def __init__(self, otel: Otel, name: str, attributes: dict[str, Any]) -> None:
-        self._otel = otel
-        self._name = name
-        self._attributes = attributes
-        self._span: Span | None = None
-        self._token: object = None
-
-    def __enter__(self) -> _Handle:
-        otel = self._otel
-        self._span = otel.start(self._name, otel.internal, self._attributes)
-        self._token = otel.attach(self._span)
-        return self
-
-    def done(self, result: R) -> R:
-        """Record a ``CommandResult`` (version, attempts, events appended); returns it."""
-        span = self._span
-        if span is not None:
-            for attribute, name in (
-                ("version", "chronik.version"),
-                ("position", "chronik.position"),
-                ("attempts", "chronik.attempts"),
-                ("already_handled", "chronik.already_handled"),
-            ):
-                value = getattr(result, attribute, None)
-                if value is not None:
-                    span.set_attribute(name, value)
-            events = getattr(result, "events", None)
-            if isinstance(events, tuple):
-                span.set_attribute("chronik.event_count", len(events))
-        return result
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if span is None:
-            return
-        if error is not None:
-            otel.fail(span, error)
-        span.end()
-
-
-def handling(operation: str, model: str, stream_id: object, command: object = None) -> _Handle | _NoSpan:
-    """A span around a command handler's ``operation`` (``handle``, ``start``, ``load``,
-    ``execute``) of ``model`` on ``stream_id``, current while it runs."""
-    otel = _state.otel if _state.resolved else current()
-    if otel is None:
-        return _NO_SPAN
-    attributes: dict[str, Any] = {"chronik.model": model, "chronik.operation": operation}
-    if isinstance(stream_id, str):
-        attributes["chronik.stream"] = stream_id
-        attributes["chronik.category"] = category_of(stream_id)
-    if command is not None and not callable(command):
-        attributes["chronik.command"] = type(command).__qualname__
-    return _Handle(otel, f"{operation} {model}", attributes)
-
-
-class _Load:
-    """The span of one load of a stream (started, never current: see :func:`loading`)."""
-
-    __slots__ = ("_otel", "_span")
-
-    def __init__(self, otel: Otel, span: Span) -> None:
-        self._otel = otel
-        self._span = span
-
-    def loaded(self, version: int, snapshot_version: int | None, events: int | None) -> None:
-        span = self._span
-        span.set_attribute("chronik.version", version)
-        if events is not None:
-            span.set_attribute("chronik.events_read", events)
-        if snapshot_version is not None:
-            span.set_attribute("chronik.snapshot_version", snapshot_version)
-        span.end()
-
-    def failed(self, error: BaseException) -> None:
-        if not isinstance(error, GeneratorExit):
-            self._otel.fail(self._span, error)
-        self._span.end()
-
-
-def loading(model: str, stream_id: str) -> _Load | _NoSpan:
-    """A span for loading ``stream_id`` (its snapshot and the events after it), a child
-    of the current span. It is never made current: the load runs as a generator whose
-    steps the caller performs, and a context attached in one step could be detached in
-    another context than it was attached in."""
-    otel = _state.otel if _state.resolved else current()
-    if otel is None:
-        return _NO_SPAN
-    attributes = {
-        "chronik.model": model,
-        "chronik.stream": stream_id,
-        "chronik.category": category_of(stream_id),
-    }
-    return _Load(otel, otel.start(f"load {model}", otel.internal, attributes))
-
-
-def conflicted(error: WrongExpectedVersionError, attempt: int, attempts: int) -> None:
-    """A command's append met a conflict and it will be decided again: an event on the
-    command's span and an INFO line on ``chronik.handling``."""
-    otel = _state.otel if _state.resolved else current()
-    attributes: dict[str, Any] = {
-        "chronik.stream": error.stream_id,
-        "chronik.expected_version": _expected(error.expected),
-        "chronik.actual_version": error.actual,
-        "chronik.attempt": attempt,
-    }
-    if otel is not None:
-        otel.trace.get_current_span().add_event("chronik.conflict", attributes)
-    handling_log.info(
-        "stream %s moved on (expected version %s, actual %d): deciding again (attempt %d of %d)",
-        error.stream_id,
-        _expected(error.expected),
-        error.actual,
-        attempt + 1,
-        attempts,
-        extra={
-            "stream_id": error.stream_id,
-            "expected_version": _expected(error.expected),
-            "version": error.actual,
-            "attempt": attempt,
-        },
-    )
-
-
-# -- projections and process managers ------------------------------------------------------
-
-
-class _Batch:
-    """The span of one batch a runner handles (see :func:`batch`)."""
-
-    __slots__ = ("_attributes", "_events", "_name", "_otel", "_span", "_token")
-
-    def __init__(self, otel: Otel, name: str, attributes: dict[str, Any], events: Sequence[RecordedEvent]):
-        self._otel = otel
-        self._name = name
-        self._attributes = attributes
-        self._events = events
-        self._span: Span | None = None
-        self._token: object = None
-
-    def __enter__(self) -> _Batch:
-        otel = self._otel
-        span = self._span = otel.start(self._name, otel.consumer, self._attributes)
-        if span.is_recording():
-            # Links, not a parent: a batch holds events of many traces, and a span has one
-            # parent. Each event's own span (``processing``) is in its trace.
-            linked = 0
-            for event in self._events:
-                context = context_of(event.metadata, otel)
-                if context is None:
-                    continue
-                span.add_link(otel.trace.get_current_span(context).get_span_context())
-                linked += 1
-                if linked == MAX_LINKS:
-                    break
-        self._token = otel.attach(span)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if span is None:
-            return
-        if error is not None:
-            otel.fail(span, error)
-        span.end()
-
-
-def batch(kind: str, name: str, version: int, events: Sequence[RecordedEvent]) -> _Batch | _NoSpan:
-    """A span around a batch of ``events`` that the runner of ``kind`` (``projection``,
-    ``process manager``) ``name`` handles and commits, current while it does."""
-    otel = _state.otel if _state.resolved else current()
-    if otel is None:
-        return _NO_SPAN
-    attributes: dict[str, Any] = {
-        "messaging.system": "chronik",
-        "messaging.operation.type": "process",
-        "messaging.consumer.group.name": name,
-        "messaging.batch.message_count": len(events),
-        "chronik.kind": kind,
-        "chronik.projection": name,
-        "chronik.projection_version": version,
-        "chronik.event_count": len(events),
-    }
-    if events:
-        attributes["chronik.position"] = events[-1].position
-    return _Batch(otel, f"{kind} batch {name}", attributes, events)
-
-
-class _Process:
-    """The span of one event a runner handles (see :func:`processing`)."""
-
-    __slots__ = ("_otel", "_span", "_token")
-
-    def __init__(self, otel: Otel, span: Span) -> None:
-        self._otel = otel
-        self._span = span
-        self._token: object = None
-
-    def __enter__(self) -> _Process:
-        self._token = self._otel.attach(self._span)
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if error is not None:
-            # The runner wraps a handler's error; the handler's own is what tells.
-            otel.fail(span, error.__cause__ or error)
-        span.end()
-
-
-def processing(event: RecordedEvent, kind: str, name: str) -> _Process | _NoSpan:
-    """A span around one event's handler, current while it runs, when the event carries
-    a trace context: its parent is that context (the span that appended the event), so
-    what the handler does, and the events it appends, continue the event's trace.
-
-    An event without one gets no span of its own (it is in its batch's span): a replay
-    of old, untraced history costs one span per batch, not one per event.
-    """
-    otel = _state.otel if _state.resolved else current()
-    if otel is None:
-        return _NO_SPAN
-    parent = context_of(event.metadata, otel)
-    if parent is None:
-        return _NO_SPAN
-    current_span = otel.trace.get_current_span()
-    attributes: dict[str, Any] = {
-        "messaging.system": "chronik",
-        "messaging.operation.type": "process",
-        "messaging.consumer.group.name": name,
-        "messaging.destination.name": event.stream_id,
-        "messaging.message.id": str(event.event_id),
-        "chronik.kind": kind,
-        "chronik.projection": name,
-        "chronik.stream": event.stream_id,
-        "chronik.version": event.version,
-        "chronik.position": event.position,
-        "chronik.event_type": event.type,
-    }
-    span = otel.start(f"{kind} {name}", otel.consumer, attributes, parent)
-    batch_context = current_span.get_span_context()
-    if batch_context.is_valid and span.is_recording():
-        span.add_link(batch_context)
-    return _Process(otel, span)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
-from chronik import _otel
+from chronik import _spans
 from chronik._command_io import Append as _Append
 from chronik._command_io import Flow as _Flow
 from chronik._command_io import LoadSnapshot as _LoadSnapshot
@@ -281,7 +281,7 @@ class _Plan(Generic[C, S]):
         return events
 
     def _load_current(self, stream_id: str) -> _Flow[_Current[S]]:
-        span = _otel.loading(self.model.name, stream_id)
+        span = _spans.loading(self.model.name, stream_id)
         try:
             current = yield from self._read_current(stream_id)
         except BaseException as err:
@@ -318,7 +318,7 @@ class _Plan(Generic[C, S]):
             )
         if version == 0:
             return Loaded(stream_id, 0, self.model.bind(self.model.initial(), stream_id, 0))
-        span = _otel.loading(self.model.name, stream_id)
+        span = _spans.loading(self.model.name, stream_id)
         try:
             loaded = yield from self._read_at(stream_id, version, as_of)
         except BaseException as err:
@@ -430,7 +430,7 @@ class _Plan(Generic[C, S]):
             except WrongExpectedVersionError as err:
                 conflict = err  # another writer got there first: load again and decide again
                 if attempt <= self.retries:
-                    _otel.conflicted(err, attempt, self.retries + 1)
+                    _spans.conflicted(err, attempt, self.retries + 1)
                 continue
             except DuplicateEventError as err:
                 if not stamp.explicit or err.event_id not in {e.event_id for e in new_events}:
@@ -442,7 +442,7 @@ class _Plan(Generic[C, S]):
                 )
             return (yield from self._appended(stream_id, current, decided, appended, attempt))
         assert conflict is not None
-        _otel.handling_log.warning(
+        _spans.handling_log.warning(
             "stream %s still moved on after %d attempts: giving up",
             stream_id,
             self.retries + 1,
@@ -646,7 +646,7 @@ class CommandHandler(Generic[C, S]):
         or an exact version (a client's optimistic lock: a stream that moved on is a
         ``WrongExpectedVersionError`` at once, never retried).
         """
-        with _otel.handling("handle", self._plan.model.name, stream_id, command) as span:
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
             flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
             return span.done(_drive(self.store, self._snapshot_store, flow))
 
@@ -667,7 +667,7 @@ class CommandHandler(Generic[C, S]):
         same ``command_id`` (or ``caused_by``) is recognised by the store from its event
         ids: it writes nothing and returns the original version and position.
         """
-        with _otel.handling("start", self._plan.model.name, stream_id, command) as span:
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
             flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
             return span.done(_drive(self.store, self._snapshot_store, flow))
 
@@ -681,7 +681,7 @@ class CommandHandler(Generic[C, S]):
 
     def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """Replay the whole stream, ignoring its snapshot, and save a fresh snapshot of it."""
-        with _otel.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
             return span.done(_drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id)))
 
     def __repr__(self) -> str:
@@ -747,7 +747,7 @@ class AsyncCommandHandler(Generic[C, S]):
         expected_version: ExpectedVersion = ANY,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.handle`."""
-        with _otel.handling("handle", self._plan.model.name, stream_id, command) as span:
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
             flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
             return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
@@ -761,7 +761,7 @@ class AsyncCommandHandler(Generic[C, S]):
         caused_by: RecordedEvent | None = None,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.start`."""
-        with _otel.handling("start", self._plan.model.name, stream_id, command) as span:
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
             flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
             return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
@@ -775,7 +775,7 @@ class AsyncCommandHandler(Generic[C, S]):
 
     async def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """See :meth:`CommandHandler.refresh_snapshot`."""
-        with _otel.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
             flow = self._plan.refresh_snapshot(stream_id)
             return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 

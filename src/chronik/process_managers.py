@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 import msgspec
 
-from chronik import _otel
+from chronik import _spans
 from chronik._command_io import AsyncWriter, Writer, drive, drive_async
 from chronik.aggregate import Aggregate
 from chronik.codec import Codec
@@ -207,7 +207,7 @@ class ProcessContext(_Reaction):
         (``already_handled``). Returns the :class:`~chronik.handling.CommandResult`.
         """
         found = as_model(model)
-        with _otel.handling("execute", found.name, stream_id, command) as span:
+        with _spans.handling("execute", found.name, stream_id, command) as span:
             stamp = self._command()
             flow = command_flow(found, self._codec.registry, stream_id, command, stamp, expected_version)
             result = span.done(drive(self._writer, None, flow))
@@ -269,7 +269,7 @@ class AsyncProcessContext(_Reaction):
     ) -> CommandResult[Any]:
         """As :meth:`ProcessContext.execute`."""
         found = as_model(model)
-        with _otel.handling("execute", found.name, stream_id, command) as span:
+        with _spans.handling("execute", found.name, stream_id, command) as span:
             stamp = self._command()
             flow = command_flow(found, self._codec.registry, stream_id, command, stamp, expected_version)
             result = span.done(await drive_async(self._writer, None, flow))

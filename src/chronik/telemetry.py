@@ -119,7 +119,7 @@ def publishing(
 
     An error raised in the block marks the span failed, and goes on.
     """
-    otel = _otel.current()
+    otel = _otel.tracer()
     if otel is None:
         yield trace_headers(event)
         return
@@ -175,6 +175,14 @@ def consuming(
         if name in (TRACEPARENT, TRACESTATE):
             carrier[name] = value.decode() if isinstance(value, bytes) else str(value)
     parent = _otel.context_of(carrier, otel)
+    if not otel.tracing():
+        # No spans go anywhere: only the sender's trace goes on.
+        if parent is None:
+            yield
+        else:
+            with _otel.Carry(otel, parent):
+                yield
+        return
     attributes: dict[str, Any] = {
         "messaging.system": system,
         "messaging.operation.type": "process",

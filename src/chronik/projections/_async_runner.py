@@ -44,7 +44,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from chronik import _lag_metrics, _otel
+from chronik import _lag_metrics, _otel, _spans
 from chronik._retry import Faults
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import (
@@ -413,7 +413,7 @@ class AsyncProjectionRunner(Generic[C]):
 
     async def _handle(self, event: RecordedEvent, context: C) -> None:
         # In the trace of the request that appended the event, when it carries one.
-        with _otel.processing(event, self.kind, self.projection.name):
+        with _spans.processing(event, self.kind, self.projection.name):
             try:
                 # Most handlers return None: only a result is settled (this runs per event).
                 result = self.projection.handle(event, context)
@@ -441,7 +441,7 @@ class AsyncProjectionRunner(Generic[C]):
             )
 
     async def _process(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
-        with _otel.batch(self.kind, self.projection.name, self.projection.version, batch):
+        with _spans.batch(self.kind, self.projection.name, self.projection.version, batch):
             await self._process_batch(batch, bound)
 
     async def _process_batch(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from chronik import _lag_metrics, _otel
+from chronik import _lag_metrics, _otel, _spans
 from chronik._retry import Faults
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import (
@@ -383,7 +383,7 @@ class ProjectionRunner(Generic[C]):
 
     def _handle(self, event: RecordedEvent, context: C) -> None:
         # In the trace of the request that appended the event, when it carries one.
-        with _otel.processing(event, self.kind, self.projection.name):
+        with _spans.processing(event, self.kind, self.projection.name):
             try:
                 # Most handlers return None: only a result is settled (this runs per event).
                 result = self.projection.handle(event, context)
@@ -411,7 +411,7 @@ class ProjectionRunner(Generic[C]):
             )
 
     def _process(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
-        with _otel.batch(self.kind, self.projection.name, self.projection.version, batch):
+        with _spans.batch(self.kind, self.projection.name, self.projection.version, batch):
             self._process_batch(batch, bound)
 
     def _process_batch(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
