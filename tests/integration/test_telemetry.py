@@ -136,6 +136,23 @@ def test_append_many_and_append_if_are_spans_too(telemetry: Recorded) -> None:
     ]
 
 
+def test_a_dcb_decision_is_a_span_around_its_append_if(telemetry: Recorded) -> None:
+    from chronik.query import Query
+
+    decider: chronik.DCBDecider[str, Any, int] = chronik.DCBDecider(
+        query=lambda command: Query.of(types=["Subscribed"], tags=["course:1"]),
+        decide=lambda command, seats: [NewEvent("Subscribed", {}, tags=("course:1",))] if seats < 2 else [],
+        evolve=lambda seats, event: seats + 1,
+        initial_state=0,
+    )
+    with chronik.connect("memory://") as store:
+        result = chronik.DCBCommandHandler(store, decider).handle("subscribe")
+    handle = telemetry.span("handle dcb")
+    assert dict(handle.attributes or {})["chronik.position"] == result.position
+    (append,) = telemetry.spans("append_if")
+    assert append.parent is not None and append.parent.span_id == _ids(handle)[1]
+
+
 def test_a_refused_append_is_a_failed_span_and_a_conflict(store: EventStore, telemetry: Recorded) -> None:
     store.append("note-1", [NewEvent("Noted", {})])
     with pytest.raises(chronik.WrongExpectedVersionError):
