@@ -208,7 +208,8 @@ def observe_lag(runner: Any) -> None:
     anything with ``name``, ``kind`` and ``lag.events``/``lag.seconds``).
 
     Projection runners and process managers do this themselves when they start
-    running; this is for other runners (the relay's). An asyncio runner (whose
+    running, if a meter provider is set by then; this is for other runners (the
+    relay's), or for a runner started before the application set its providers. An asyncio runner (whose
     ``status()`` is a coroutine function) is observed from its own event loop. Held
     weakly: a runner that is garbage collected drops out.
     """

@@ -237,7 +237,8 @@ class AsyncProjectionRunner(Generic[C]):
         return fields
 
     async def _loop(self, *, follow: bool) -> None:
-        if _otel.current() is not None:
+        otel = _otel.current()
+        if otel is not None and otel.metering():
             # Its lag, in the chronik.lag.* gauges (held weakly: a dropped runner drops out).
             _lag_metrics.observe(self)
         self._enter("running")

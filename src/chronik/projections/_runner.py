@@ -207,7 +207,8 @@ class ProjectionRunner(Generic[C]):
         return fields
 
     def _loop(self, *, follow: bool) -> None:
-        if _otel.current() is not None:
+        otel = _otel.current()
+        if otel is not None and otel.metering():
             # Its lag, in the chronik.lag.* gauges (held weakly: a dropped runner drops out).
             _lag_metrics.observe(self)
         self._enter("running")
