@@ -41,18 +41,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from pydantic import BaseModel, Field
 
-import chronik
 from chronik.errors import (
     ConfigurationError,
     InvalidInputError,
     RetriesExhaustedError,
     WrongExpectedVersionError,
 )
+
+try:
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from pydantic import BaseModel, Field
+except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the install
+    raise ConfigurationError(
+        f"chronik.examples.fastapi_orders needs the fastapi extra ({_missing.name} is missing): "
+        "pip install 'chronik[fastapi]'"
+    ) from _missing
+
+import chronik
 from chronik.events import Checkpoint, StreamState
 from chronik.examples import registry
 from chronik.examples.order_projection import order_projection, order_summary
