@@ -183,6 +183,9 @@ class Otel:
 class _State:
     resolved = False
     otel: Otel | None = None
+    # The one on the global providers, made once: its instruments and gauges are
+    # registered on the global meter, and registering them again would repeat them.
+    on_globals: Otel | None = None
 
 
 _state: Final = _State()
@@ -196,11 +199,17 @@ def current() -> Otel | None:
     with _lock:
         if not _state.resolved:
             try:
-                _state.otel = Otel(None, None)
+                _state.otel = _on_globals()
             except ImportError:
                 _state.otel = None
             _state.resolved = True
     return _state.otel
+
+
+def _on_globals() -> Otel:
+    if _state.on_globals is None:
+        _state.on_globals = Otel(None, None)
+    return _state.on_globals
 
 
 def tracer() -> Otel | None:
@@ -217,7 +226,8 @@ def configure(
         otel: Otel | None = None
         if enabled:
             try:
-                otel = Otel(tracer_provider, meter_provider)
+                given = tracer_provider is not None or meter_provider is not None
+                otel = Otel(tracer_provider, meter_provider) if given else _on_globals()
             except ImportError:
                 if tracer_provider is not None or meter_provider is not None:
                     raise

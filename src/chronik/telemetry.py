@@ -79,7 +79,8 @@ def configure(
     chronik's telemetry apart from the global ones (as OpenTelemetry's own
     instrumentations take ``tracer_provider=``), ``enabled=False`` to turn it off
     (no spans, no metrics, no trace context in events), and call it with no
-    arguments to go back to the global providers.
+    arguments to go back to the global providers. Each call with a meter provider
+    registers chronik's instruments on it: give each provider once.
 
     Raises :class:`~chronik.ConfigurationError` when providers are given but
     ``opentelemetry-api`` is not installed.

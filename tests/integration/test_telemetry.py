@@ -179,6 +179,15 @@ def test_a_refused_append_is_a_failed_span_and_a_conflict(store: EventStore, tel
     ]
 
 
+def test_going_back_to_the_global_providers_registers_nothing_twice(telemetry: Recorded) -> None:
+    from chronik import _otel
+
+    chronik.telemetry.configure()
+    first = _otel.current()
+    chronik.telemetry.configure()
+    assert first is not None and _otel.current() is first  # its instruments are on the global meter once
+
+
 def test_turned_off_there_are_neither_spans_nor_trace_context(store: EventStore, telemetry: Recorded) -> None:
     chronik.telemetry.configure(enabled=False)
     with telemetry.tracer.start_as_current_span("request"):
