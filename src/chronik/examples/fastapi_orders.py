@@ -129,13 +129,8 @@ class Service:
         self.projection.run_until_caught_up()
         self.projection.run_in_background()
         self.saga.run_in_background()
-        # -- the relay ---------------------------------------------------------------------
-        # The place where chronik's relay to the company's broker runs, beside the
-        # projection and the saga (it is wired in here when chronik.relay lands).
-        # ----------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        # The relay stops here too, first, when it is wired in.
         self.saga.stop(timeout=10)
         self.projection.stop(timeout=10)
         self.store.close()
@@ -191,10 +186,16 @@ def create_app(
             process_manager_runner(store, checkout_saga),
         )
         service.start()
+        # == THE RELAY ======================================================================
+        # chronik's relay, publishing the store's events to the company's broker, runs
+        # here beside the projection and the saga: started after them, and stopped in
+        # the `finally` below before them. It is wired in when chronik.relay lands.
+        # ====================================================================================
         app.state.service = service
         try:
             yield
         finally:
+            # (the relay stops here, first)
             service.stop()
 
     app = FastAPI(title="chronik orders", lifespan=lifespan)
