@@ -246,8 +246,12 @@ class Codec:
         self.max_event_size = max_event_size
         self._encoder = msgspec.json.Encoder()
 
-    def encode(self, stream_id: str, event: object) -> EncodedEvent:
-        """Turn a registered event object or :class:`NewEvent` into stored form."""
+    def encode(self, stream_id: str, event: object, trace: Mapping[str, str] | None = None) -> EncodedEvent:
+        """Turn a registered event object or :class:`NewEvent` into stored form.
+
+        ``trace``: the W3C trace context of the append (``traceparent``,
+        ``tracestate``), added to the event's metadata unless it sets those keys itself.
+        """
         entry = self.registry._by_class.get(type(event))
         if entry is not None:  # the common case: a registered typed event
             type_name, schema_version = entry.name, entry.version
@@ -280,6 +284,8 @@ class Codec:
         try:
             data = self._encoder.encode(payload)
             given_meta = dict(metadata) if metadata else None
+            if trace:
+                given_meta = {**trace, **given_meta} if given_meta else dict(trace)
             meta = None if given_meta is None else self._encoder.encode(given_meta)
         except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
             raise EventEncodeError(
@@ -346,15 +352,18 @@ class Codec:
             f"JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
         )
 
-    def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
-        """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
+    def encode_many(
+        self, stream_id: str, events: object, trace: Mapping[str, str] | None = None
+    ) -> list[EncodedEvent]:
+        """Encode a batch, refusing an empty batch, non-sequences and repeated ids;
+        ``trace`` as for :meth:`encode`."""
         if isinstance(events, (str, bytes, NewEvent)) or not isinstance(events, Iterable):
             raise InvalidEventError(
                 f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
             )
         items = list(events)
         encode = self.encode
-        encoded = [encode(stream_id, e) for e in items]
+        encoded = [encode(stream_id, e, trace) for e in items]
         if not encoded:
             raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
         # Generated ids are unique by construction; only ids the caller chose can repeat.

@@ -24,6 +24,8 @@ from chronik.backend import (
     BlockingStore,
     Codec,
     PreparedWrite,
+    append_many_events,
+    appending,
     normalize_filter,
     position_after,
     prepare_write,
@@ -59,6 +61,8 @@ from chronik.subscriptions import AsyncSubscribes
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+SYSTEM: Final = "nats"
+"""What telemetry calls this backend (``db.system.name``)."""
 _IDLE: Final = 20.0  # seconds a page's reader waits for the next page (consumers live 60)
 _FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
@@ -88,8 +92,9 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        write = _untagged(prepare_write(self.codec, stream_id, events, expected_version))
-        return await self._writer.commit(write, given_ids(events))
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            write = _untagged(prepare_write(self.codec, stream_id, events, expected_version))
+            return span.done(await self._writer.commit(write, given_ids(events)))
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to one stream (as :meth:`append`); several streams are refused.
@@ -98,14 +103,16 @@ class AsyncNatsEventStore(AsyncSubscribes):
         publish came in 2.12), and an append to several streams that could half-commit
         would break the contract, so it is refused before anything is sent.
         """
-        prepared = [_untagged(write) for write in prepare_writes(self.codec, writes)]
-        if len(prepared) > 1:
-            raise InvalidInputError(
-                f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
-                "is refused by the NATS store: JetStream cannot commit messages of several streams "
-                "atomically, so each stream's append must be a call of its own (nothing was written)"
-            )
-        return [await self._writer.commit(prepared[0], given_ids(writes[0].events))]
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = [_untagged(write) for write in prepare_writes(self.codec, writes)]
+            if len(prepared) > 1:
+                raise InvalidInputError(
+                    f"append_many to {len(prepared)} streams "
+                    f"({', '.join(repr(w.stream_id) for w in prepared)}) "
+                    "is refused by the NATS store: JetStream cannot commit messages of several streams "
+                    "atomically, so each stream's append must be a call of its own (nothing was written)"
+                )
+            return span.done([await self._writer.commit(prepared[0], given_ids(writes[0].events))])
 
     # -- reading --------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ import psycopg
 from chronik.backend import (
     AsyncAppendHook,
     AsyncSubscribes,
+    append_many_events,
+    appending,
     normalize_filter,
     pending_migrations,
     prepare_decision,
@@ -50,7 +52,7 @@ from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
@@ -133,12 +135,14 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        prepared = prepare_write(self.codec, stream_id, events, expected_version)
-        return (await writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            prepared = prepare_write(self.codec, stream_id, events, expected_version)
+            return span.done((await writing.commit(self._shared, [prepared]))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        return await writing.commit(self._shared, prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            return span.done(await writing.commit(self._shared, prepare_writes(self.codec, writes)))
 
     # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
 
@@ -152,8 +156,9 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        return await dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+            return span.done(await dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

@@ -25,6 +25,8 @@ from chronik.backend import (
     AsyncAppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
@@ -54,6 +56,7 @@ from chronik.stores.postgres._async.reader import read_page
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -227,11 +230,13 @@ class AsyncPostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (await self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
+            return span.done((await self.append_prepared(prepared))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return await self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            return span.done(await self.append_prepared(prepare_writes(self._shared.codec, writes)))
 
     async def append_prepared(
         self, writes: list[PreparedWrite], *, locked: bool = False

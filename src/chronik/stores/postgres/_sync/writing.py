@@ -18,6 +18,8 @@ from chronik.backend import (
     AppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
@@ -44,6 +46,7 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -214,11 +217,13 @@ class PostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
+            return span.done((self.append_prepared(prepared))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            return span.done(self.append_prepared(prepare_writes(self._shared.codec, writes)))
 
     def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
