@@ -78,7 +78,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     # inline projections and the thread/task helpers of projections/_concurrency.py)
     (
         r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
-        r"|Subscribable|AppendHooks)\b",
+        r"|Subscribable|AppendHooks|SubjectKeyStore)\b",
         r"\1",
     ),
     (
@@ -88,6 +88,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
+    (r"\b(write_keys|unlock_events)_async\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),

@@ -9,12 +9,13 @@ run inside each append's transaction, before anything of it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
     normalize_filter,
     position_after,
@@ -24,6 +25,7 @@ from chronik.backend import (
     validate_checkpoint_name,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, InvalidInputError
@@ -43,6 +45,7 @@ from chronik.events import (
 from chronik.query import AppendCondition, Query, ReadResult, check_read, read_head
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
+from chronik.stores.memory.subject_keys import MemorySubjectKeys
 from chronik.stores.memory.writing import MemoryTransaction, write
 
 __all__ = ["MemoryEventStore"]
@@ -59,6 +62,7 @@ class MemoryEventStore(Subscribes):
         self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     ) -> None:
         self.codec = Codec(registry, max_event_size=max_event_size)
+        self.codec.subject_keys = MemorySubjectKeys()
         self._log = MemoryLog(self.codec)
 
     # -- writing ---------------------------------------------------------------
@@ -66,12 +70,13 @@ class MemoryEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
+        keys = write_keys(self.codec, [events])
+        prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
         with write(self._log) as tx:
             return tx.append_prepared(prepared)[0]
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        prepared = prepare_writes(self.codec, writes)
+        prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
         with write(self._log) as tx:
             return tx.append_prepared(prepared)
 
@@ -97,7 +102,8 @@ class MemoryEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        keys = write_keys(self.codec, [events])
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
         log = self._log
         with write(log) as tx:
             # One writer at a time: nothing can be stored between this check and the append.
@@ -117,6 +123,17 @@ class MemoryEventStore(Subscribes):
         store itself inside the block, on the same thread, raises ``InvalidInputError``.
         """
         return write(self._log)
+
+    # -- subjects' keys (crypto-shredding) -------------------------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        found: dict[str, SubjectKey] = self.codec.subject_keys.subject_keys(subjects, create=create)
+        return found
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        self.codec.subject_keys.forget(subject)
 
     # -- reading ---------------------------------------------------------------
 

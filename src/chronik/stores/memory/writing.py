@@ -31,6 +31,7 @@ from chronik.backend import (
     resolve_existing,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -102,10 +103,12 @@ class MemoryTransaction:
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
         codec = self._log.codec
-        return self.append_prepared([prepare_write(codec, stream_id, events, expected_version)])[0]
+        keys = write_keys(codec, [events])
+        return self.append_prepared([prepare_write(codec, stream_id, events, expected_version, keys)])[0]
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._log.codec, writes))
+        codec = self._log.codec
+        return self.append_prepared(prepare_writes(codec, writes, write_keys(codec, writes)))
 
     def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
         """Stage validated writes and run the append hooks on them; all or nothing."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
     normalize_filter,
     position_after,
@@ -30,6 +31,7 @@ from chronik.backend import (
     validate_checkpoint_name,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, ConfigurationError, InvalidInputError
@@ -56,6 +58,7 @@ from chronik.stores.sqlite.reader import (
     stream_records,
 )
 from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
+from chronik.stores.sqlite.subject_keys import SQLiteSubjectKeys
 from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
@@ -97,6 +100,7 @@ class SQLiteEventStore(Subscribes):
         self.poll_interval = DEFAULT_POLL_INTERVAL
         """Seconds between checks for commits by other processes while a subscription waits."""
         self._connections = Connections(self.path, synchronous, self.busy_timeout)
+        self.codec.subject_keys = SQLiteSubjectKeys(self._connections)
         self._writer = Writer(self._connections, self.codec)
         try:
             schema.open_schema(self._connections, migrate)
@@ -140,11 +144,23 @@ class SQLiteEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
+        keys = write_keys(self.codec, [events])
+        prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
         return self._writer.commit(prepared)[0]
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self._writer.commit(prepare_writes(self.codec, writes))
+        return self._writer.commit(prepare_writes(self.codec, writes, write_keys(self.codec, writes)))
+
+    # -- subjects' keys (crypto-shredding: subject_keys.py) -----------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        found: dict[str, SubjectKey] = self.codec.subject_keys.subject_keys(subjects, create=create)
+        return found
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        self.codec.subject_keys.forget(subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py) ---------------------------------------
 
@@ -160,7 +176,8 @@ class SQLiteEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
+        keys = write_keys(self.codec, [events])
+        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
         writer = self._writer
         with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
             if checked is not None:

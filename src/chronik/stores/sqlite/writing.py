@@ -31,6 +31,7 @@ from chronik.backend import (
     prepare_writes,
     resolve_existing,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -265,13 +266,15 @@ class SQLiteTransaction:
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
         writer = self._writer
-        prepared = [prepare_write(writer.codec, stream_id, events, expected_version)]
+        keys = write_keys(writer.codec, [events])  # made in this transaction (subject_keys.py)
+        prepared = [prepare_write(writer.codec, stream_id, events, expected_version, keys)]
         return writer.append_hooked(self.connection, prepared, careful=True)[0]
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in this transaction, all or nothing."""
         writer = self._writer
-        return writer.append_hooked(self.connection, prepare_writes(writer.codec, writes), careful=True)
+        prepared = prepare_writes(writer.codec, writes, write_keys(writer.codec, writes))
+        return writer.append_hooked(self.connection, prepared, careful=True)
 
     def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
