@@ -11,7 +11,7 @@ given to ``chronik.connect``), and cost nothing when no personal data is about.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from chronik.codec import Codec
@@ -19,7 +19,17 @@ from chronik.errors import ConfigurationError, InvalidEventError
 from chronik.events import RecordedEvent, StreamWrite
 from chronik.personal import KeyRing, SubjectKey
 
-__all__ = ["LiveKeys", "unlock_events", "unlock_events_async", "write_keys", "write_keys_async"]
+__all__ = [
+    "LiveKeys",
+    "forget_subject",
+    "forget_subject_async",
+    "subject_keys_of",
+    "subject_keys_of_async",
+    "unlock_events",
+    "unlock_events_async",
+    "write_keys",
+    "write_keys_async",
+]
 
 
 def _subjects_to_write(codec: Codec, batches: Iterable[object]) -> set[str]:
@@ -56,32 +66,33 @@ def _sync_only(keys: Any) -> None:
         )
 
 
-def write_keys(codec: Codec, batches: Iterable[object]) -> KeyRing | None:
+def write_keys(codec: Codec, batches: Iterable[object], keys: Any = None) -> KeyRing | None:
     """The keys of the subjects whose personal data these batches of events hold,
     made where a subject has none yet; None when they hold none.
 
     ``batches``: the events of each stream written (``[events]`` for one append), or
-    the ``StreamWrite`` values of an ``append_many``.
+    the ``StreamWrite`` values of an ``append_many``. ``keys``: the key store to ask
+    instead of the codec's (the same one on a transaction's connection, say).
     """
     if not codec.registry.has_personal_data:
         return None
     subjects = _subjects_to_write(codec, batches)
     if not subjects:
         return None
-    keys = _key_store(codec)
+    keys = keys if keys is not None else _key_store(codec)
     _sync_only(keys)
     ring: dict[str, SubjectKey] = keys.subject_keys(subjects, create=True)
     return ring
 
 
-async def write_keys_async(codec: Codec, batches: Iterable[object]) -> KeyRing | None:
+async def write_keys_async(codec: Codec, batches: Iterable[object], keys: Any = None) -> KeyRing | None:
     """The asyncio twin of :func:`write_keys` (a sync key store is called directly)."""
     if not codec.registry.has_personal_data:
         return None
     subjects = _subjects_to_write(codec, batches)
     if not subjects:
         return None
-    found = _key_store(codec).subject_keys(subjects, create=True)
+    found = (keys if keys is not None else _key_store(codec)).subject_keys(subjects, create=True)
     ring: dict[str, SubjectKey] = await found if inspect.isawaitable(found) else found
     return ring
 
@@ -100,28 +111,63 @@ def _needing(codec: Codec, events: Sequence[RecordedEvent]) -> tuple[list[Record
     return needing, subjects
 
 
-def unlock_events(codec: Codec, events: Sequence[RecordedEvent]) -> None:
+def unlock_events(codec: Codec, events: Sequence[RecordedEvent], keys: Any = None) -> None:
     """Load the subjects' keys that reading ``events`` needs, in one look-up, and give
-    them to the events (which decode with them later, whenever they are read)."""
+    them to the events (which decode with them later, whenever they are read).
+
+    ``keys``: as for :func:`write_keys`.
+    """
     needing, subjects = _needing(codec, events)
     if not needing:
         return
-    keys = _key_store(codec)
+    keys = keys if keys is not None else _key_store(codec)
     _sync_only(keys)
     ring = keys.subject_keys(subjects)
     for event in needing:
         event._keys = ring
 
 
-async def unlock_events_async(codec: Codec, events: Sequence[RecordedEvent]) -> None:
+async def unlock_events_async(codec: Codec, events: Sequence[RecordedEvent], keys: Any = None) -> None:
     """The asyncio twin of :func:`unlock_events`."""
     needing, subjects = _needing(codec, events)
     if not needing:
         return
-    found = _key_store(codec).subject_keys(subjects)
+    found = (keys if keys is not None else _key_store(codec)).subject_keys(subjects)
     ring = await found if inspect.isawaitable(found) else found
     for event in needing:
         event._keys = ring
+
+
+def subject_keys_of(codec: Codec, subjects: Collection[str], create: bool) -> dict[str, SubjectKey]:
+    """``subject_keys`` of the codec's key store: a store's ``SubjectKeyStore`` methods
+    go to it, so that one given to ``chronik.connect`` answers for the store."""
+    keys = _key_store(codec)
+    _sync_only(keys)
+    found: dict[str, SubjectKey] = keys.subject_keys(subjects, create=create)
+    return found
+
+
+async def subject_keys_of_async(
+    codec: Codec, subjects: Collection[str], create: bool
+) -> dict[str, SubjectKey]:
+    """The asyncio twin of :func:`subject_keys_of`."""
+    found = _key_store(codec).subject_keys(subjects, create=create)
+    keys: dict[str, SubjectKey] = await found if inspect.isawaitable(found) else found
+    return keys
+
+
+def forget_subject(codec: Codec, subject: str) -> None:
+    """``forget`` of the codec's key store (see :func:`subject_keys_of`)."""
+    keys = _key_store(codec)
+    _sync_only(keys)
+    keys.forget(subject)
+
+
+async def forget_subject_async(codec: Codec, subject: str) -> None:
+    """The asyncio twin of :func:`forget_subject`."""
+    done = _key_store(codec).forget(subject)
+    if inspect.isawaitable(done):
+        await done
 
 
 class LiveKeys:

@@ -65,7 +65,17 @@ from chronik._append import (
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
 from chronik._params import check_named, named_statement, to_pyformat
-from chronik._subject_keys import LiveKeys, unlock_events, unlock_events_async, write_keys, write_keys_async
+from chronik._subject_keys import (
+    LiveKeys,
+    forget_subject,
+    forget_subject_async,
+    subject_keys_of,
+    subject_keys_of_async,
+    unlock_events,
+    unlock_events_async,
+    write_keys,
+    write_keys_async,
+)
 from chronik.aio import AsyncStoreAdapter
 from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -164,6 +174,8 @@ __all__ = [
     "Transactional",
     "check_named",
     "expected_version_ok",
+    "forget_subject",
+    "forget_subject_async",
     "is_async",
     "load_migrations",
     "named_statement",
@@ -178,6 +190,8 @@ __all__ = [
     "prepare_writes",
     "recorded_event",
     "resolve_existing",
+    "subject_keys_of",
+    "subject_keys_of_async",
     "to_pyformat",
     "unlock_events",
     "unlock_events_async",

@@ -17,11 +17,13 @@ from chronik.backend import (
     AppendHook,
     SubjectKey,
     Subscribes,
+    forget_subject,
     normalize_filter,
     position_after,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
     validate_limit,
     validate_read_stream,
@@ -128,12 +130,11 @@ class MemoryEventStore(Subscribes):
 
     def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
         """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
-        found: dict[str, SubjectKey] = self.codec.subject_keys.subject_keys(subjects, create=create)
-        return found
+        return subject_keys_of(self.codec, subjects, create)
 
     def forget(self, subject: str) -> None:
         """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
-        self.codec.subject_keys.forget(subject)
+        forget_subject(self.codec, subject)
 
     # -- reading ---------------------------------------------------------------
 
