@@ -14,15 +14,20 @@ import inspect
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
+from chronik._sealed_snapshots import open_snapshot, seal_snapshot, snapshot_subjects
 from chronik.codec import Codec
 from chronik.errors import ConfigurationError, InvalidEventError
-from chronik.events import RecordedEvent, StreamWrite
+from chronik.events import RecordedEvent, Snapshot, StreamWrite
 from chronik.personal import KeyRing, SubjectKey
 
 __all__ = [
     "LiveKeys",
     "forget_subject",
     "forget_subject_async",
+    "opened_snapshot",
+    "opened_snapshot_async",
+    "sealed_snapshot",
+    "sealed_snapshot_async",
     "subject_keys_of",
     "subject_keys_of_async",
     "unlock_events",
@@ -168,6 +173,44 @@ async def forget_subject_async(codec: Codec, subject: str) -> None:
     done = _key_store(codec).forget(subject)
     if inspect.isawaitable(done):
         await done
+
+
+def opened_snapshot(codec: Codec, snapshot: Snapshot | None) -> Snapshot | None:
+    """A loaded snapshot with its state opened (at rest, and with its subjects' keys);
+    None when there is none, or when one of its subjects was forgotten since."""
+    if snapshot is None:
+        return None
+    data, subjects = snapshot_subjects(codec.sealer, snapshot)
+    keys = subject_keys_of(codec, [s for s, _ in subjects], False) if subjects else {}
+    return open_snapshot(snapshot, data, subjects, keys)
+
+
+async def opened_snapshot_async(codec: Codec, snapshot: Snapshot | None) -> Snapshot | None:
+    """The asyncio twin of :func:`opened_snapshot`."""
+    if snapshot is None:
+        return None
+    data, subjects = snapshot_subjects(codec.sealer, snapshot)
+    keys = await subject_keys_of_async(codec, [s for s, _ in subjects], False) if subjects else {}
+    return open_snapshot(snapshot, data, subjects, keys)
+
+
+def sealed_snapshot(codec: Codec, snapshot: Snapshot) -> Snapshot | None:
+    """``snapshot`` sealed for saving with the keys of its ``subjects``; None (save none)
+    when one of them has no key now: forgotten meanwhile, its data may be in the state."""
+    subjects = sorted(set(snapshot.subjects))
+    keys = subject_keys_of(codec, subjects, False) if subjects else {}
+    if len(keys) < len(subjects):
+        return None
+    return seal_snapshot(codec.sealer, snapshot, list(keys.values()))
+
+
+async def sealed_snapshot_async(codec: Codec, snapshot: Snapshot) -> Snapshot | None:
+    """The asyncio twin of :func:`sealed_snapshot`."""
+    subjects = sorted(set(snapshot.subjects))
+    keys = await subject_keys_of_async(codec, subjects, False) if subjects else {}
+    if len(keys) < len(subjects):
+        return None
+    return seal_snapshot(codec.sealer, snapshot, list(keys.values()))
 
 
 class LiveKeys:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_VAR",
+    "Envelope",
     "KeyProvider",
     "Located",
     "Sealer",
@@ -204,6 +205,7 @@ class _Envelope(msgspec.Struct, omit_defaults=True):
     key: str | None = None
     zip: bool = False
     pii: bool = False
+    subjects: list[tuple[str, str]] | None = None  # a snapshot's subjects and their key ids
     ct: bytes = b""  # base64 in JSON
 
 
@@ -273,7 +275,7 @@ class Sealer:
         key_id = keys.current_key_id
         nonce = secrets.token_bytes(NONCE_SIZE)
         sealed = self._cipher(key_id, "the current key").encrypt(nonce, body, _aad(purpose, key_id))
-        return _encode_envelope(_Envelope("aes-gcm", key_id, zipped, pii, nonce + sealed))
+        return _encode_envelope(_Envelope("aes-gcm", key_id, zipped, pii, ct=nonce + sealed))
 
     def seal_metadata(self, plain: bytes) -> bytes:
         return self.seal(plain, b"metadata") if self.metadata else plain
@@ -319,6 +321,10 @@ class Sealer:
 
     def open_metadata(self, stored: bytes | str, where: str, at: Located = _NOWHERE) -> bytes:
         return self.open(stored, b"metadata", where, at)[0]
+
+
+Envelope = _Envelope
+encode_envelope = _encode_envelope
 
 
 def envelope_of(stored: bytes | str, where: str, at: Located = _NOWHERE) -> _Envelope:

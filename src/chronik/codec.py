@@ -539,6 +539,14 @@ class Codec:
             return wrapped_subjects(body) if pii else set()
         return wrapped_subjects(raw)
 
+    def live_subjects(self, event: RecordedEvent) -> set[str]:
+        """The subjects whose personal data ``event`` holds readable (not forgotten):
+        what a state folded from it holds, and a snapshot of that state is sealed with."""
+        ring: KeyRing | None = event._keys
+        if ring is None:
+            return set()
+        return {s for s in self.subjects_to_unlock(event) if ring.get(s) is not None}
+
     def _plain(self, event: RecordedEvent, entry: _EventType | None) -> tuple[bytes | str, tuple[str, ...]]:
         raw = event.raw_data
         at = _located(event)

@@ -315,6 +315,10 @@ class Snapshot(msgspec.Struct, frozen=True):
     schema_version: int
     data: bytes
     recorded_at: datetime | None = None
+    subjects: tuple[str, ...] = ()
+    """The data subjects whose personal data the state holds (crypto-shredding): the
+    snapshot is sealed with their keys, and forgetting any of them makes it unusable.
+    Filled in by the command handler; stores need not keep it (it is in ``data``)."""
 
 
 _UNSET: Any = object()

@@ -19,7 +19,7 @@ or plain JSON-like values. Nothing here does I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -100,9 +100,13 @@ class Snapshotter:
         self.schema_version = policy.schema_version
         self._encoder = msgspec.json.Encoder()
 
-    def encode(self, stream_id: str, version: int, state: Any) -> Snapshot:
-        """The snapshot of ``state`` at ``version`` (raises if the state cannot be encoded)."""
-        return Snapshot(stream_id, version, self.type, self.schema_version, self._encoder.encode(state))
+    def encode(self, stream_id: str, version: int, state: Any, subjects: Collection[str] = ()) -> Snapshot:
+        """The snapshot of ``state`` at ``version`` (raises if the state cannot be encoded);
+        ``subjects``: whose personal data the state holds (it is sealed with their keys)."""
+        data = self._encoder.encode(state)
+        return Snapshot(
+            stream_id, version, self.type, self.schema_version, data, None, tuple(sorted(subjects))
+        )
 
     def matches(self, snapshot: Snapshot) -> bool:
         """Whether ``snapshot`` was written by this code (same type and schema version)."""
