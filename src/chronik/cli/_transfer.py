@@ -282,7 +282,7 @@ def import_(file: IO[bytes], batch_size: int, url: str, app_ref: str | None) -> 
     import at that line; everything before it is imported.
     """
     app = load_app(app_ref)
-    store = open_store(url, app.registry, create=True)
+    store = open_store(url, app.registry, create=True, **app.store_options)
     importer = Importer(store, batch_size)
     with _progress("importing") as progress:
         try:
