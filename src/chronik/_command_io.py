@@ -20,7 +20,7 @@ from chronik._subject_keys import (
 )
 from chronik.codec import Codec
 from chronik.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
-from chronik.store import AsyncSnapshotStore, SnapshotStore
+from chronik.store import AsyncSnapshotStore, AsyncSubjectKeyStore, SnapshotStore, SubjectKeyStore
 
 __all__ = [
     "Append",
@@ -136,10 +136,11 @@ def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
             return store.append(request.stream_id, request.events, request.expected_version)
         assert snapshots is not None
         codec: Codec | None = getattr(snapshots, "codec", None)
+        keys = snapshots if isinstance(snapshots, SubjectKeyStore) else None
         if isinstance(request, LoadSnapshot):
             found = snapshots.load_snapshot(request.stream_id)
-            return found if codec is None else opened_snapshot(codec, found)
-        sealed = request.snapshot if codec is None else sealed_snapshot(codec, request.snapshot)
+            return found if codec is None else opened_snapshot(codec, found, keys)
+        sealed = request.snapshot if codec is None else sealed_snapshot(codec, request.snapshot, keys)
         if sealed is None:
             return False
         snapshots.save_snapshot(sealed)
@@ -158,10 +159,13 @@ async def drive_async(store: AsyncWriter, snapshots: AsyncSnapshotStore | None, 
             return await store.append(request.stream_id, request.events, request.expected_version)
         assert snapshots is not None
         codec: Codec | None = getattr(snapshots, "codec", None)
+        keys = snapshots if isinstance(snapshots, AsyncSubjectKeyStore) else None
         if isinstance(request, LoadSnapshot):
             found = await snapshots.load_snapshot(request.stream_id)
-            return found if codec is None else await opened_snapshot_async(codec, found)
-        sealed = request.snapshot if codec is None else await sealed_snapshot_async(codec, request.snapshot)
+            return found if codec is None else await opened_snapshot_async(codec, found, keys)
+        sealed = (
+            request.snapshot if codec is None else await sealed_snapshot_async(codec, request.snapshot, keys)
+        )
         if sealed is None:
             return False
         await snapshots.save_snapshot(sealed)

@@ -175,42 +175,64 @@ async def forget_subject_async(codec: Codec, subject: str) -> None:
         await done
 
 
-def opened_snapshot(codec: Codec, snapshot: Snapshot | None) -> Snapshot | None:
-    """A loaded snapshot with its state opened (at rest, and with its subjects' keys);
-    None when there is none, or when one of its subjects was forgotten since."""
+def opened_snapshot(codec: Codec, snapshot: Snapshot | None, keys: Any) -> Snapshot | None:
+    """A loaded snapshot with its state opened (at rest, and with its subjects' keys,
+    asked of ``keys``: the store's ``SubjectKeyStore`` on the caller's face); None when
+    there is none, or when one of its subjects was forgotten since (or ``keys`` is None)."""
     if snapshot is None:
         return None
     data, subjects = snapshot_subjects(codec.sealer, snapshot)
-    keys = subject_keys_of(codec, [s for s, _ in subjects], False) if subjects else {}
-    return open_snapshot(snapshot, data, subjects, keys)
+    if not subjects:
+        return open_snapshot(snapshot, data, subjects, {})
+    if keys is None:
+        return None
+    _sync_only(keys)
+    found: dict[str, SubjectKey] = keys.subject_keys([s for s, _ in subjects])
+    return open_snapshot(snapshot, data, subjects, found)
 
 
-async def opened_snapshot_async(codec: Codec, snapshot: Snapshot | None) -> Snapshot | None:
+async def opened_snapshot_async(codec: Codec, snapshot: Snapshot | None, keys: Any) -> Snapshot | None:
     """The asyncio twin of :func:`opened_snapshot`."""
     if snapshot is None:
         return None
     data, subjects = snapshot_subjects(codec.sealer, snapshot)
-    keys = await subject_keys_of_async(codec, [s for s, _ in subjects], False) if subjects else {}
-    return open_snapshot(snapshot, data, subjects, keys)
-
-
-def sealed_snapshot(codec: Codec, snapshot: Snapshot) -> Snapshot | None:
-    """``snapshot`` sealed for saving with the keys of its ``subjects``; None (save none)
-    when one of them has no key now: forgotten meanwhile, its data may be in the state."""
-    subjects = sorted(set(snapshot.subjects))
-    keys = subject_keys_of(codec, subjects, False) if subjects else {}
-    if len(keys) < len(subjects):
+    if not subjects:
+        return open_snapshot(snapshot, data, subjects, {})
+    if keys is None:
         return None
-    return seal_snapshot(codec.sealer, snapshot, list(keys.values()))
+    found = keys.subject_keys([s for s, _ in subjects])
+    ring: dict[str, SubjectKey] = await found if inspect.isawaitable(found) else found
+    return open_snapshot(snapshot, data, subjects, ring)
 
 
-async def sealed_snapshot_async(codec: Codec, snapshot: Snapshot) -> Snapshot | None:
+def sealed_snapshot(codec: Codec, snapshot: Snapshot, keys: Any) -> Snapshot | None:
+    """``snapshot`` sealed for saving with the keys of its ``subjects`` (asked of
+    ``keys``, as for :func:`opened_snapshot`); None (save none) when one of them has no
+    key now: forgotten meanwhile, its data may be in the state."""
+    subjects = sorted(set(snapshot.subjects))
+    found: dict[str, SubjectKey] = {}
+    if subjects:
+        if keys is None:
+            return None
+        _sync_only(keys)
+        found = keys.subject_keys(subjects)
+    if len(found) < len(subjects):
+        return None
+    return seal_snapshot(codec.sealer, snapshot, list(found.values()))
+
+
+async def sealed_snapshot_async(codec: Codec, snapshot: Snapshot, keys: Any) -> Snapshot | None:
     """The asyncio twin of :func:`sealed_snapshot`."""
     subjects = sorted(set(snapshot.subjects))
-    keys = await subject_keys_of_async(codec, subjects, False) if subjects else {}
-    if len(keys) < len(subjects):
+    found: dict[str, SubjectKey] = {}
+    if subjects:
+        if keys is None:
+            return None
+        asked = keys.subject_keys(subjects)
+        found = await asked if inspect.isawaitable(asked) else asked
+    if len(found) < len(subjects):
         return None
-    return seal_snapshot(codec.sealer, snapshot, list(keys.values()))
+    return seal_snapshot(codec.sealer, snapshot, list(found.values()))
 
 
 class LiveKeys:
