@@ -26,6 +26,7 @@ from chronik.cipher import (
     Envelope,
     Located,
     Sealer,
+    Where,
     aes_gcm,
     encode_envelope,
     envelope_of,
@@ -46,6 +47,10 @@ def _where(snapshot: Snapshot) -> str:
 
 def _at(snapshot: Snapshot) -> Located:
     return {"stream_id": snapshot.stream_id, "version": snapshot.version, "type": snapshot.type}
+
+
+def _named(snapshot: Snapshot) -> Where:
+    return lambda: (_where(snapshot), _at(snapshot))
 
 
 def _derived(keys: Sequence[SubjectKey], aad: bytes) -> bytes:
@@ -81,12 +86,12 @@ def snapshot_subjects(sealer: Sealer, snapshot: Snapshot) -> tuple[bytes, list[t
     data = snapshot.data
     if not is_sealed(data):
         return data, []
-    envelope = envelope_of(data, _where(snapshot), _at(snapshot))
+    envelope = envelope_of(data, _named(snapshot))
     if envelope.alg != "pii":
-        data = sealer.open(data, _PURPOSE, _where(snapshot), _at(snapshot))[0]
+        data = sealer.open(data, _PURPOSE, _named(snapshot))[0]
         if not is_sealed(data):
             return data, []
-        envelope = envelope_of(data, _where(snapshot), _at(snapshot))
+        envelope = envelope_of(data, _named(snapshot))
     if envelope.alg != "pii" or not envelope.subjects:
         raise DecryptionError(
             f"{_where(snapshot)} is damaged: its sealed envelope is incomplete", **_at(snapshot)
@@ -107,7 +112,7 @@ def open_snapshot(
         if key is None or key.key_id != key_id:
             return None
         chosen.append(key)
-    envelope = envelope_of(data, _where(snapshot), _at(snapshot))
+    envelope = envelope_of(data, _named(snapshot))
     aad = _aad(subjects)
     body = envelope.ct
     from cryptography.exceptions import InvalidTag

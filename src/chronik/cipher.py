@@ -33,7 +33,7 @@ import binascii
 import os
 import secrets
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final, Protocol, TypedDict, runtime_checkable
 
 import msgspec
@@ -50,8 +50,10 @@ __all__ = [
     "Located",
     "Sealer",
     "StaticKeys",
+    "Where",
     "aes_gcm",
     "is_sealed",
+    "named",
 ]
 
 ENV_VAR: Final = "CHRONIK_CIPHER_KEYS"
@@ -71,7 +73,14 @@ class Located(TypedDict, total=False):
     type: str
 
 
-_NOWHERE: Final[Located] = {}
+Where = Callable[[], tuple[str, Located]]
+"""What names a sealed payload in an error, and locates it: called only on an error."""
+
+
+def named(text: str, at: Located | None = None) -> Where:
+    """A :data:`Where` for a payload named once and for all."""
+    found: Located = at if at is not None else {}
+    return lambda: (text, found)
 
 
 @runtime_checkable
@@ -229,21 +238,25 @@ class Sealer:
         self.keys = keys
         self.compress = bool(compress)
         self.metadata = bool(metadata) and keys is not None
-        self._ciphers: dict[tuple[str, bytes], AESGCM] = {}
+        self._ciphers: dict[str, tuple[bytes, AESGCM]] = {}
         if keys is not None:
-            self._cipher(_check_key_id(keys.current_key_id), "the current key")  # fail now, not on write
+            self._cipher(_check_key_id(keys.current_key_id), _CURRENT)  # fail now, not on write
 
     @property
     def active(self) -> bool:
         """Whether writes are sealed at all."""
         return self.keys is not None or self.compress
 
-    def _cipher(self, key_id: str, where: str, at: Located = _NOWHERE) -> AESGCM:
+    def _cipher(self, key_id: str, where: Where) -> AESGCM:
+        found = self._ciphers.get(key_id)
         keys = self.keys
         key = None if keys is None else keys.key(key_id)
+        if found is not None and found[0] is key:  # the provider's key, unchanged
+            return found[1]
         if key is None:
+            text, at = where()
             raise KeyNotFoundError(
-                f"{where} is sealed with cipher key {key_id!r}, "
+                f"{text} is sealed with cipher key {key_id!r}, "
                 + (
                     "and no cipher is configured (pass cipher= to chronik.connect, "
                     "or set $CHRONIK_CIPHER_KEYS)"
@@ -253,11 +266,9 @@ class Sealer:
                 key_id=key_id,
                 **at,
             )
-        key = _key_bytes(key_id, key)
-        found = self._ciphers.get((key_id, key))
-        if found is None:
-            found = self._ciphers[(key_id, key)] = aes_gcm(key)
-        return found
+        cipher = aes_gcm(_key_bytes(key_id, key))
+        self._ciphers[key_id] = (key, cipher)
+        return cipher
 
     def seal(self, plain: bytes, purpose: bytes, *, pii: bool = False) -> bytes:
         """``plain`` as it is stored: sealed, compressed, or (neither configured) itself."""
@@ -274,66 +285,66 @@ class Sealer:
             return _encode_envelope(_Envelope("zlib", pii=pii, ct=body))
         key_id = keys.current_key_id
         nonce = secrets.token_bytes(NONCE_SIZE)
-        sealed = self._cipher(key_id, "the current key").encrypt(nonce, body, _aad(purpose, key_id))
+        sealed = self._cipher(key_id, _CURRENT).encrypt(nonce, body, _aad(purpose, key_id))
         return _encode_envelope(_Envelope("aes-gcm", key_id, zipped, pii, ct=nonce + sealed))
 
     def seal_metadata(self, plain: bytes) -> bytes:
         return self.seal(plain, b"metadata") if self.metadata else plain
 
-    def open(
-        self, stored: bytes | str, purpose: bytes, where: str, at: Located = _NOWHERE
-    ) -> tuple[bytes, bool]:
+    def open(self, stored: bytes | str, purpose: bytes, where: Where) -> tuple[bytes, bool]:
         """The plain JSON of a sealed payload, and whether it holds personal data.
 
-        ``where`` names the payload in errors, ``at`` locates it (the error's
-        ``stream_id``, ``version`` and ``type``). A missing key is a
-        :class:`KeyNotFoundError` naming its id; a wrong key or altered bytes, a
-        :class:`DecryptionError`.
+        ``where`` names and locates the payload in errors (the error's ``stream_id``,
+        ``version`` and ``type``). A missing key is a :class:`KeyNotFoundError` naming
+        its id; a wrong key or altered bytes, a :class:`DecryptionError`.
         """
-        envelope = envelope_of(stored, where, at)
+        envelope = envelope_of(stored, where)
         body = envelope.ct
         if envelope.alg == "aes-gcm":
             key_id = envelope.key
             if key_id is None or len(body) <= NONCE_SIZE:
-                raise DecryptionError(f"{where} is damaged: its sealed envelope is incomplete", **at)
-            cipher = self._cipher(key_id, where, at)
+                text, at = where()
+                raise DecryptionError(f"{text} is damaged: its sealed envelope is incomplete", **at)
+            cipher = self._cipher(key_id, where)
             from cryptography.exceptions import InvalidTag  # importable: _cipher built one
 
             try:
                 body = cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], _aad(purpose, key_id))
             except InvalidTag as err:
+                text, at = where()
                 raise DecryptionError(
-                    f"{where} does not authenticate with cipher key {key_id!r}: the key is wrong "
+                    f"{text} does not authenticate with cipher key {key_id!r}: the key is wrong "
                     "(same id, other bytes) or the stored bytes were altered",
                     key_id=key_id,
                     **at,
                 ) from err
         elif envelope.alg != "zlib":
+            text, at = where()
             raise DecryptionError(
-                f"{where} is sealed with {envelope.alg!r}, which this chronik does not know", **at
+                f"{text} is sealed with {envelope.alg!r}, which this chronik does not know", **at
             )
         if envelope.zip or envelope.alg == "zlib":
             try:
                 body = zlib.decompress(body)
             except zlib.error as err:
-                raise DecryptionError(f"{where} is damaged: it does not decompress ({err})", **at) from err
+                text, at = where()
+                raise DecryptionError(f"{text} is damaged: it does not decompress ({err})", **at) from err
         return body, envelope.pii
 
-    def open_metadata(self, stored: bytes | str, where: str, at: Located = _NOWHERE) -> bytes:
-        return self.open(stored, b"metadata", where, at)[0]
+    def open_metadata(self, stored: bytes | str, where: Where) -> bytes:
+        return self.open(stored, b"metadata", where)[0]
 
 
 Envelope = _Envelope
 encode_envelope = _encode_envelope
 
 
-def envelope_of(stored: bytes | str, where: str, at: Located = _NOWHERE) -> _Envelope:
+def envelope_of(stored: bytes | str, where: Where) -> _Envelope:
     try:
         return _envelope_decoder.decode(stored)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        raise DecryptionError(
-            f"{where} is damaged: its sealed envelope does not parse ({err})", **at
-        ) from err
+        text, at = where()
+        raise DecryptionError(f"{text} is damaged: its sealed envelope does not parse ({err})", **at) from err
 
 
 def carries_personal_data(stored: bytes | str) -> bool:
@@ -342,6 +353,9 @@ def carries_personal_data(stored: bytes | str) -> bool:
         return _envelope_decoder.decode(stored).pii
     except (msgspec.DecodeError, msgspec.ValidationError):
         return False
+
+
+_CURRENT: Final = named("the current key")
 
 
 def _aad(purpose: bytes, key_id: str) -> bytes:

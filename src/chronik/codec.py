@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
-from chronik.cipher import KeyProvider, Located, Sealer, is_sealed
+from chronik.cipher import KeyProvider, Located, Sealer, is_sealed, named
 from chronik.errors import (
     ConfigurationError,
     DecodeError,
@@ -533,7 +533,7 @@ class Codec:
         raw = event.raw_data
         if is_sealed(raw):
             try:
-                body, pii = self.sealer.open(raw, b"data", "")
+                body, pii = self.sealer.open(raw, b"data", _NOWHERE)
             except DecodeError:
                 return set()
             return wrapped_subjects(body) if pii else set()
@@ -549,9 +549,8 @@ class Codec:
 
     def _plain(self, event: RecordedEvent, entry: _EventType | None) -> tuple[bytes | str, tuple[str, ...]]:
         raw = event.raw_data
-        at = _located(event)
         if is_sealed(raw):
-            body: bytes | str = self.sealer.open(raw, b"data", _where(event), at)[0]
+            body: bytes | str = self.sealer.open(raw, b"data", lambda: (_where(event), _located(event)))[0]
         else:
             body = raw
         if not has_wrappers(body):
@@ -664,7 +663,9 @@ class Codec:
         """The event's metadata as JSON, opened if it was sealed at rest (None if it has none)."""
         raw = event.raw_metadata
         if raw and is_sealed(raw):
-            return self.sealer.open_metadata(raw, f"the metadata of {_where(event)}", _located(event))
+            return self.sealer.open_metadata(
+                raw, lambda: (f"the metadata of {_where(event)}", _located(event))
+            )
         return raw
 
     def decode_metadata(self, event: RecordedEvent) -> dict[str, Any]:
@@ -737,11 +738,12 @@ def _located(event: RecordedEvent) -> Located:
 
 def _open(key: Any, wrapper: Wrapper, event: RecordedEvent, name: str) -> bytes:
     try:
-        return open_field(key, wrapper, f"{_where(event)}, field {name!r}")
+        return open_field(key, wrapper, lambda: f"{_where(event)}, field {name!r}")
     except DecryptionError as err:
         raise DecryptionError(str(err), key_id=err.key_id, **_located(event)) from err.__cause__
 
 
+_NOWHERE: Final = named("an event")
 _SEALED: Final = b'{"$chronik":'
 _SEALED_TEXT: Final = _SEALED.decode()
 _REDACTED_JSON: Final = msgspec.json.encode(REDACTED)

@@ -37,18 +37,22 @@ the codec seals and opens with them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import secrets
 import typing
 import uuid
-from collections.abc import Collection, Iterable
-from typing import Any, Final, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
 from chronik.cipher import NONCE_SIZE, aes_gcm
 from chronik.errors import DecryptionError, EventEncodeError, InvalidInputError, RegistryError
 from chronik.events import unprintable
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "MAX_SUBJECT_LENGTH",
@@ -298,36 +302,35 @@ def as_wrapper(value: object) -> Wrapper | None:
         return None
 
 
-def _aad(subject: str, key_id: str) -> bytes:
-    return b"chronik:pii:" + msgspec.json.encode([subject, key_id])
+@functools.lru_cache(maxsize=1024)
+def _cipher_of(key: SubjectKey) -> tuple[AESGCM, bytes]:
+    """A subject key's cipher and associated data, made once per key (a read of a
+    thousand events of one subject opens them all with one cipher object)."""
+    return aes_gcm(key.key), b"chronik:pii:" + msgspec.json.encode([key.subject, key.key_id])
 
 
 def seal_field(key: SubjectKey, value_json: bytes) -> Wrapper:
     """The sealed form of one field's JSON."""
+    cipher, aad = _cipher_of(key)
     nonce = secrets.token_bytes(NONCE_SIZE)
-    sealed = aes_gcm(key.key).encrypt(nonce, value_json, _aad(key.subject, key.key_id))
-    return Wrapper(key.subject, key.key_id, nonce + sealed)
+    return Wrapper(key.subject, key.key_id, nonce + cipher.encrypt(nonce, value_json, aad))
 
 
-def open_field(key: SubjectKey, wrapper: Wrapper, where: str) -> bytes:
-    """The JSON of a sealed field, or :class:`DecryptionError` if it does not authenticate."""
+def open_field(key: SubjectKey, wrapper: Wrapper, where: Callable[[], str]) -> bytes:
+    """The JSON of a sealed field (sealed with ``key``: same subject, same key id), or
+    :class:`DecryptionError` if it does not authenticate; ``where()`` names the field."""
     from cryptography.exceptions import InvalidTag
 
     body = wrapper.ct
+    cipher, aad = _cipher_of(key)
     try:
         if len(body) <= NONCE_SIZE:
             raise InvalidTag
-        return aes_gcm(key.key).decrypt(
-            body[:NONCE_SIZE], body[NONCE_SIZE:], _aad(wrapper.subject, wrapper.key)
-        )
+        return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], aad)
     except InvalidTag as err:
         raise DecryptionError(
-            f"{where}: personal data of subject {wrapper.subject!r} does not authenticate with its "
+            f"{where()}: personal data of subject {wrapper.subject!r} does not authenticate with its "
             f"key {wrapper.key!r} (the key store holds other bytes under that id, or the stored bytes "
             "were altered)",
             key_id=wrapper.key,
         ) from err
-
-
-def subjects_of(keys: Collection[SubjectKey]) -> list[str]:
-    return [k.subject for k in keys]
