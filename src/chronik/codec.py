@@ -330,7 +330,14 @@ class Codec:
             entry = registry._by_name.get(event.type) if isinstance(event.type, str) else None
             if entry is None or not entry.personal:
                 continue
-            data = event.data if isinstance(event.data, Mapping) else msgspec.to_builtins(event.data)
+            data = event.data
+            if isinstance(data, msgspec.Raw):  # JSON as it was read (an import, a copy)
+                try:
+                    data = _json_decode(data)
+                except msgspec.DecodeError:
+                    continue  # refused by encode, which says why
+            elif not isinstance(data, Mapping):
+                data = msgspec.to_builtins(data)
             if not isinstance(data, Mapping):
                 continue  # refused by encode, which says why
             for field in entry.personal:

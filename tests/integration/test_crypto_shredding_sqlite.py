@@ -10,6 +10,7 @@ itself is gone from the file and the log too.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from tests._shredding import (
     registry,
     write,
 )
-from tests.e2e._cli import run_cli
+from tests.e2e._cli import SRC, run_cli
 
 TOKEN = "s3cret-token"
 
@@ -124,3 +125,32 @@ def test_forget_over_http_needs_the_token(tmp_path: Path) -> None:
             assert client.post("/api/subjects/a%00b/forget", headers=auth).status_code == 400
             assert "Forget a data subject" in client.get("/").text
         assert store.read_stream(ada.stream)[0].data.name == REDACTED
+
+
+APP = """
+from tests._shredding import registry as _registry
+
+registry = _registry()
+"""
+
+
+def test_copy_seals_personal_data_again_or_refuses(tmp_path: Path) -> None:
+    (tmp_path / "people_app.py").write_text(APP, encoding="utf-8")
+    source, target = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    ada, grace = people(2)
+    with chronik.connect(source, registry=registry()) as store:
+        write(store, [ada, grace])
+        store.forget(grace.subject)
+    root = os.pathsep.join([SRC, str(Path(__file__).resolve().parents[2])])
+    refused = run_cli("copy", source, target, cwd=tmp_path, PYTHONPATH=root)
+    assert refused.code == 1
+    assert "holds personal data: copy with --app" in refused.err
+    done = run_cli("copy", source, target, "--app", "people_app", cwd=tmp_path, PYTHONPATH=root)
+    assert done.code == 0, done.err
+    assert find_plaintext(_raw(tmp_path / "b.db"), [ada, grace]) == []
+    with chronik.connect(target, registry=registry()) as copied:
+        [registered, _] = copied.read_stream(ada.stream)
+        assert registered.data.name == ada.name  # sealed again, with the target's own key
+        assert copied.read_stream(grace.stream)[0].data.name == REDACTED  # forgotten stays forgotten
+        copied.forget(ada.subject)
+        assert copied.read_stream(ada.stream)[0].data.name == REDACTED
