@@ -84,3 +84,29 @@ def test_a_transaction_seals_on_its_own_connection(postgres_store_url: str) -> N
             tx.append(ada.stream, [CustomerRegistered(ada.subject, ada.name, ada.email)])
             assert tx.read_stream(ada.stream)[0].data.name == ada.name
         assert store.read_stream(ada.stream)[0].data.name == ada.name
+
+
+def test_the_asyncio_face_seals_and_forgets_as_the_sync_one(postgres_store_url: str) -> None:
+    import asyncio
+
+    from chronik import REDACTED, AsyncCommandHandler, SnapshotPolicy
+    from tests._shredding import customers
+
+    [ada] = people(1)
+
+    async def main() -> None:
+        store = chronik.connect_async(postgres_store_url, registry=registry(), pool_max_size=2)
+        try:
+            handler = AsyncCommandHandler(store, customers, snapshots=SnapshotPolicy(every=1))
+            await handler.handle(ada.stream, (ada.subject, ada.name, ada.email, ""))
+            [event] = await store.read_stream(ada.stream)
+            assert event.data.name == ada.name and ada.name not in str(event.raw_data)
+            assert (await handler.load(ada.stream)).snapshot_version == 1
+            await store.forget(ada.subject)
+            assert (await store.read_stream(ada.stream))[0].data.name == REDACTED
+            loaded = await handler.load(ada.stream)
+            assert (loaded.state.name, loaded.snapshot_version) == (REDACTED, None)
+        finally:
+            await store.close()
+
+    asyncio.run(main())

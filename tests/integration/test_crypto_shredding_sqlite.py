@@ -154,3 +154,31 @@ def test_copy_seals_personal_data_again_or_refuses(tmp_path: Path) -> None:
         assert copied.read_stream(grace.stream)[0].data.name == REDACTED  # forgotten stays forgotten
         copied.forget(ada.subject)
         assert copied.read_stream(ada.stream)[0].data.name == REDACTED
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_asyncio_handlers_seal_snapshots_and_forget_them_too(tmp_path: Path, scheme: str) -> None:
+    import asyncio
+
+    from chronik import AsyncCommandHandler, SnapshotPolicy
+    from tests._shredding import customers
+
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path / 'people.db'}"
+    [ada] = people(1)
+
+    async def main() -> None:
+        store = chronik.connect_async(url, registry=registry())
+        try:
+            handler = AsyncCommandHandler(store, customers, snapshots=SnapshotPolicy(every=1))
+            await handler.handle(ada.stream, (ada.subject, ada.name, ada.email, ""))
+            snapshot = await store.load_snapshot(ada.stream)
+            assert snapshot is not None and ada.name.encode() not in snapshot.data
+            loaded = await handler.load(ada.stream)
+            assert (loaded.state.name, loaded.snapshot_version) == (ada.name, 1)
+            await store.forget(ada.subject)
+            loaded = await handler.load(ada.stream)
+            assert (loaded.state.name, loaded.snapshot_version) == (REDACTED, None)
+        finally:
+            await store.close()
+
+    asyncio.run(main())

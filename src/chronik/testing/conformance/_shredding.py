@@ -11,12 +11,13 @@ a backend only has to store what it is given.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import msgspec
 import pytest
 
-from chronik import InvalidInputError, NewEvent, RecordedEvent
+from chronik import Checkpoint, InvalidInputError, NewEvent, RecordedEvent
 from chronik.cipher import StaticKeys
 from chronik.codec import EventRegistry
 from chronik.errors import DecryptionError, KeyNotFoundError
@@ -24,6 +25,7 @@ from chronik.events import StreamWrite
 from chronik.personal import REDACTED, PersonalData
 from chronik.query import Query
 from chronik.store import EventStore
+from chronik.testing.bridge import BlockingStore
 from chronik.testing.conformance._base import (
     ConformanceBase,
     Deposited,
@@ -35,7 +37,9 @@ from chronik.testing.conformance._base import (
     native,
     needs,
     new_stream,
+    run,
 )
+from chronik.testing.conformance._hooks import _AsyncHook, _SyncHook, _Tally
 from chronik.testing.conformance._subscriptions import _Feed
 from chronik.testing.conformance._transactions import transaction
 
@@ -229,6 +233,19 @@ class SubjectKeyTests(ConformanceBase):
         face_of(personal).forget(subject)
         assert {e.data.name for s in streams for e in personal.read_stream(s)} == {REDACTED}
 
+    def test_append_hooks_see_personal_data_opened(self, personal: EventStore) -> None:
+        if "append_hooks" not in capabilities(personal):
+            pytest.skip("the store on this face runs no append hooks")
+        stream, subject = new_stream("customer"), _subject()
+        personal.append(stream, [CustomerRegistered(subject, "Ada", 1)])  # caught up on install
+        names = _Names("names")
+        if isinstance(personal, BlockingStore):
+            run(personal, native(personal).add_append_hook(_AsyncHook(names)))
+        else:
+            personal.add_append_hook(_SyncHook(names))  # type: ignore[attr-defined]
+        personal.append(stream, [CustomerRegistered(subject, "Ada B.", 2)])
+        assert names.names == ["Ada", "Ada B."]
+
     def test_a_subject_field_that_is_no_id_is_refused(self, personal: EventStore) -> None:
         stream = new_stream("customer")
         with pytest.raises(InvalidInputError, match="subject id"):
@@ -300,6 +317,18 @@ class EncryptionTests(ConformanceBase):
         native(store).codec.protect(cipher=keys)
         store.append(stream, [event(n=2)])
         assert [e.data["n"] for e in store.read_stream(stream)] == [1, 2]
+
+
+class _Names(_Tally):
+    """A tally hook's tally that also keeps the names it was handed, as it read them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.names: list[str] = []
+
+    def took(self, events: Sequence[RecordedEvent]) -> Checkpoint | None:
+        self.names.extend(e.data.name for e in events if e.type == "CustomerRegistered")
+        return super().took(events)
 
 
 def _bytes(raw: bytes | str | None) -> bytes:
