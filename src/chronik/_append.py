@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, get_args
 
+from chronik._otel import trace_metadata
 from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import (
     DuplicateEventError,
@@ -126,7 +127,9 @@ def prepare_write(
     """Validate and encode one stream's write (``keys``: as for :func:`prepare_writes`)."""
     stream_id = validate_stream_id(stream_id)
     expected = validate_expected_version(expected_version)
-    encoded = codec.encode_many(stream_id, events, keys)
+    # The trace context of the append's span (chronik._otel.appending), or of the
+    # caller's: continued by whoever handles these events.
+    encoded = codec.encode_many(stream_id, events, trace_metadata(), keys)
     return PreparedWrite(stream_id, category_of(stream_id), expected, encoded)
 
 

@@ -34,6 +34,7 @@ a thread that does the same.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
@@ -123,13 +124,17 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     async def _read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, functools.partial(fn, *args, **kwargs))
+        # In the caller's context (as asyncio.to_thread does): the current span, so an
+        # append's span and its events' trace context are the caller's trace.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._reader, call)
 
     async def _write(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         self._check_open()
         self._check_not_writing()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._writer, call)
 
     def _check_not_writing(self) -> None:
         task = asyncio.current_task()
@@ -518,7 +523,9 @@ class AsyncTransactionAdapter:
             raise InvalidInputError("this transaction has ended: use it only inside its block")
         if self._executor is None:
             return fn(*args, **kwargs)
-        return await _wait_for(self._executor.submit(fn, *args, **kwargs))
+        # In the caller's context, as AsyncStoreAdapter's calls are.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await _wait_for(self._executor.submit(call))
 
     def _method(self, name: str) -> Callable[..., Any]:
         method = getattr(self.sync, name, None)

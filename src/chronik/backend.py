@@ -22,7 +22,9 @@ its face with ``is_async = False`` or ``True``; a subscribable one supplies
 ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
 :class:`AsyncSubscribes`).
 
-The helpers keep every backend's behaviour the same: validate and encode writes
+The helpers keep every backend's behaviour the same: wrap each append in chronik's
+telemetry (:func:`appending`: its span, counters and log line; the events get the
+span's trace context when they are prepared), validate and encode writes
 before any I/O (:func:`prepare_write`, :func:`prepare_writes`), decide about re-sent
 event ids (:func:`resolve_existing`) and expected versions
 (:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
@@ -64,6 +66,7 @@ from chronik._append import (
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
+from chronik._otel import append_many_events, appending
 from chronik._params import check_named, named_statement, to_pyformat
 from chronik._subject_keys import (
     LiveKeys,
@@ -172,6 +175,8 @@ __all__ = [
     "Subscribable",
     "Subscribes",
     "Transactional",
+    "append_many_events",
+    "appending",
     "check_named",
     "expected_version_ok",
     "forget_subject",

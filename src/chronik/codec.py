@@ -347,9 +347,17 @@ class Codec:
 
     # -- writing ---------------------------------------------------------------------
 
-    def encode(self, stream_id: str, event: object, keys: KeyRing | None = None) -> EncodedEvent:
+    def encode(
+        self,
+        stream_id: str,
+        event: object,
+        trace: Mapping[str, str] | None = None,
+        keys: KeyRing | None = None,
+    ) -> EncodedEvent:
         """Turn a registered event object or :class:`NewEvent` into stored form.
 
+        ``trace``: the W3C trace context of the append (``traceparent``,
+        ``tracestate``), added to the event's metadata unless it sets those keys itself.
         ``keys`` are the subjects' keys that :meth:`subjects_to_write` asked for.
         """
         entry = self.registry._by_class.get(type(event))
@@ -384,6 +392,8 @@ class Codec:
         try:
             data = self._encoder.encode(payload)
             given_meta = dict(metadata) if metadata else None
+            if trace:
+                given_meta = {**trace, **given_meta} if given_meta else dict(trace)
             meta = None if given_meta is None else self._encoder.encode(given_meta)
         except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
             raise EventEncodeError(
@@ -486,15 +496,22 @@ class Codec:
             f"JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
         )
 
-    def encode_many(self, stream_id: str, events: object, keys: KeyRing | None = None) -> list[EncodedEvent]:
-        """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
+    def encode_many(
+        self,
+        stream_id: str,
+        events: object,
+        trace: Mapping[str, str] | None = None,
+        keys: KeyRing | None = None,
+    ) -> list[EncodedEvent]:
+        """Encode a batch, refusing an empty batch, non-sequences and repeated ids;
+        ``trace`` and ``keys`` as for :meth:`encode`."""
         if isinstance(events, (str, bytes, NewEvent)) or not isinstance(events, Iterable):
             raise InvalidEventError(
                 f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
             )
         items = list(events)
         encode = self.encode
-        encoded = [encode(stream_id, e, keys) for e in items]
+        encoded = [encode(stream_id, e, trace, keys) for e in items]
         if not encoded:
             raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
         # Generated ids are unique by construction; only ids the caller chose can repeat.

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
+from chronik import _spans
 from chronik._command_io import Append as _Append
 from chronik._command_io import Flow as _Flow
 from chronik._command_io import LoadSnapshot as _LoadSnapshot
@@ -297,6 +298,16 @@ class _Plan(Generic[C, S]):
         return events
 
     def _load_current(self, stream_id: str) -> _Flow[_Current[S]]:
+        span = _spans.loading(self.model.name, stream_id)
+        try:
+            current = yield from self._read_current(stream_id)
+        except BaseException as err:
+            span.failed(err)
+            raise
+        span.loaded(current.version, current.snapshot_version, len(current.events))
+        return current
+
+    def _read_current(self, stream_id: str) -> _Flow[_Current[S]]:
         found, stale = yield from self._snapshot(stream_id, None)
         subjects: frozenset[str] = frozenset()
         if found is None:
@@ -326,6 +337,16 @@ class _Plan(Generic[C, S]):
             )
         if version == 0:
             return Loaded(stream_id, 0, self.model.bind(self.model.initial(), stream_id, 0))
+        span = _spans.loading(self.model.name, stream_id)
+        try:
+            loaded = yield from self._read_at(stream_id, version, as_of)
+        except BaseException as err:
+            span.failed(err)
+            raise
+        span.loaded(loaded.version, loaded.snapshot_version, None)
+        return loaded
+
+    def _read_at(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
         found, _ = yield from self._snapshot(stream_id, version)
         state = self.model.initial()
         snapshot_version = None
@@ -428,6 +449,8 @@ class _Plan(Generic[C, S]):
                 appended: AppendResult = yield _Append(stream_id, new_events, current.version)
             except WrongExpectedVersionError as err:
                 conflict = err  # another writer got there first: load again and decide again
+                if attempt <= self.retries:
+                    _spans.conflicted(err, attempt, self.retries + 1)
                 continue
             except DuplicateEventError as err:
                 if not stamp.explicit or err.event_id not in {e.event_id for e in new_events}:
@@ -439,6 +462,12 @@ class _Plan(Generic[C, S]):
                 )
             return (yield from self._appended(stream_id, current, decided, appended, attempt))
         assert conflict is not None
+        _spans.handling_log.warning(
+            "stream %s still moved on after %d attempts: giving up",
+            stream_id,
+            self.retries + 1,
+            extra={"stream_id": stream_id, "version": conflict.actual, "attempt": self.retries + 1},
+        )
         raise RetriesExhaustedError(
             stream_id, self.retries + 1, version=conflict.actual, type=self.model.label
         ) from conflict
@@ -640,8 +669,9 @@ class CommandHandler(Generic[C, S]):
         or an exact version (a client's optimistic lock: a stream that moved on is a
         ``WrongExpectedVersionError`` at once, never retried).
         """
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
-        return _drive(self.store, self._snapshot_store, flow)
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
+            return span.done(_drive(self.store, self._snapshot_store, flow))
 
     def start(
         self,
@@ -660,8 +690,9 @@ class CommandHandler(Generic[C, S]):
         same ``command_id`` (or ``caused_by``) is recognised by the store from its event
         ids: it writes nothing and returns the original version and position.
         """
-        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
-        return _drive(self.store, self._snapshot_store, flow)
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
+            return span.done(_drive(self.store, self._snapshot_store, flow))
 
     def load(self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None) -> Loaded[S]:
         """The stream's state now, after its first ``version`` events, or ``as_of`` a moment.
@@ -673,7 +704,8 @@ class CommandHandler(Generic[C, S]):
 
     def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """Replay the whole stream, ignoring its snapshot, and save a fresh snapshot of it."""
-        return _drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+            return span.done(_drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id)))
 
     def __repr__(self) -> str:
         return f"CommandHandler({self._plan.model.label}, {self.store!r})"
@@ -740,8 +772,9 @@ class AsyncCommandHandler(Generic[C, S]):
         expected_version: ExpectedVersion = ANY,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.handle`."""
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
-        return await _drive_async(self.store, self._snapshot_store, flow)
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     async def start(
         self,
@@ -753,8 +786,9 @@ class AsyncCommandHandler(Generic[C, S]):
         caused_by: RecordedEvent | None = None,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.start`."""
-        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
-        return await _drive_async(self.store, self._snapshot_store, flow)
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     async def load(
         self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None
@@ -766,7 +800,9 @@ class AsyncCommandHandler(Generic[C, S]):
 
     async def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """See :meth:`CommandHandler.refresh_snapshot`."""
-        return await _drive_async(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+            flow = self._plan.refresh_snapshot(stream_id)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     def __repr__(self) -> str:
         return f"AsyncCommandHandler({self._plan.model.label}, {self.store!r})"

@@ -49,7 +49,7 @@ def test_fields_by_their_stored_names_in_structs_and_dataclasses() -> None:
     event = Renamed(subject, "Ada Lovelace", 99)
     assert codec.subjects_to_write([event, Moved(7, "London", 3)]) == {str(subject), "7"}
     keys = {str(subject): new_subject_key(str(subject)), "7": new_subject_key("7")}
-    stored = codec.encode("s-1", event, keys)
+    stored = codec.encode("s-1", event, keys=keys)
     payload = msgspec.json.decode(stored.data)
     assert payload["customerId"] == str(subject)
     assert set(payload["fullName"]) == {"$pii", "key", "ct"}
@@ -59,7 +59,7 @@ def test_fields_by_their_stored_names_in_structs_and_dataclasses() -> None:
     forgotten = _read(codec, "Renamed", stored.data, {})
     assert forgotten.data == Renamed(subject, REDACTED, None)  # int | None: its default
     assert forgotten.redacted == ("full_name", "score")
-    moved = codec.encode("s-1", Moved(7, "London", 3), keys)
+    moved = codec.encode("s-1", Moved(7, "London", 3), keys=keys)
     assert _read(codec, "Moved", moved.data, {}).data == Moved(7, REDACTED, -1)
 
 
@@ -96,13 +96,13 @@ def test_an_append_without_a_subject_id_is_refused_before_any_io() -> None:
     with pytest.raises(EventEncodeError, match="subject id"):
         codec.subjects_to_write([Moved(True, "x", 1)])
     with pytest.raises(ConfigurationError, match="whose key was not loaded"):
-        codec.encode("s-1", Moved(7, "London", 3), {})
+        codec.encode("s-1", Moved(7, "London", 3), keys={})
 
 
 def test_a_key_with_the_right_id_and_other_bytes_fails_to_authenticate() -> None:
     codec = Codec(_registry())
     key = new_subject_key("7")
-    stored = codec.encode("s-1", Moved(7, "London", 3), {"7": key})
+    stored = codec.encode("s-1", Moved(7, "London", 3), keys={"7": key})
     impostor = SubjectKey("7", key.key_id, new_subject_key("7").key)
     with pytest.raises(DecryptionError, match="does not authenticate") as failed:
         _ = _read(codec, "Moved", stored.data, {"7": impostor}).data
@@ -113,7 +113,7 @@ def test_a_key_with_the_right_id_and_other_bytes_fails_to_authenticate() -> None
 
 def test_reading_personal_data_without_its_keys_loaded_is_an_error_not_a_guess() -> None:
     codec = Codec(_registry())
-    stored = codec.encode("s-1", Moved(7, "London", 3), {"7": new_subject_key("7")})
+    stored = codec.encode("s-1", Moved(7, "London", 3), keys={"7": new_subject_key("7")})
     unloaded = RecordedEvent("s-1", 1, 1, "memory", b"\x01" * 16, "Moved", 1, stored.data, None, 0, codec)
     with pytest.raises(chronik.EventDecodeError, match="without its subject's keys"):
         _ = unloaded.data

@@ -17,6 +17,8 @@ from chronik.backend import (
     AppendHook,
     SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
     forget_subject,
     normalize_filter,
     position_after,
@@ -48,7 +50,7 @@ from chronik.query import AppendCondition, Query, ReadResult, check_read, read_h
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
 from chronik.stores.memory.subject_keys import MemorySubjectKeys
-from chronik.stores.memory.writing import MemoryTransaction, write
+from chronik.stores.memory.writing import SYSTEM, MemoryTransaction, write
 
 __all__ = ["MemoryEventStore"]
 
@@ -72,15 +74,19 @@ class MemoryEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        keys = write_keys(self.codec, [events])
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            with write(self._log) as tx:
+                result = tx.append_prepared(prepared)[0]
+            return span.done(result)
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            with write(self._log) as tx:
+                results = tx.append_prepared(prepared)
+            return span.done(results)
 
     # -- Dynamic Consistency Boundaries ------------------------------------------------
 
@@ -104,17 +110,19 @@ class MemoryEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        keys = write_keys(self.codec, [events])
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
-        log = self._log
-        with write(log) as tx:
-            # One writer at a time: nothing can be stored between this check and the append.
-            if checked is not None:
-                query = checked.fail_if_events_match
-                for row in log.rows[checked.after or 0 :]:
-                    if query.matches(row.event.type, row.event.tags):
-                        raise AppendConditionFailedError(query, checked.after, row.position)
-            return tx.append_prepared([prepared])[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            log = self._log
+            with write(log) as tx:
+                # One writer at a time: nothing can be stored between this check and the append.
+                if checked is not None:
+                    query = checked.fail_if_events_match
+                    for row in log.rows[checked.after or 0 :]:
+                        if query.matches(row.event.type, row.event.tags):
+                            raise AppendConditionFailedError(query, checked.after, row.position)
+                result = tx.append_prepared([prepared])[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[MemoryTransaction]:
         """A write transaction: appends, checkpoints, snapshots, projection state and dead

@@ -25,6 +25,8 @@ from chronik.backend import (
     Codec,
     PreparedWrite,
     SubjectKey,
+    append_many_events,
+    appending,
     forget_subject_async,
     normalize_filter,
     position_after,
@@ -65,6 +67,8 @@ from chronik.subscriptions import AsyncSubscribes
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+SYSTEM: Final = "nats"
+"""What telemetry calls this backend (``db.system.name``)."""
 _IDLE: Final = 20.0  # seconds a page's reader waits for the next page (consumers live 60)
 _FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
@@ -95,9 +99,10 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        keys = await write_keys_async(self.codec, [events])
-        write = _untagged(prepare_write(self.codec, stream_id, events, expected_version, keys))
-        return await self._writer.commit(write, given_ids(events))
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            write = _untagged(prepare_write(self.codec, stream_id, events, expected_version, keys))
+            return span.done(await self._writer.commit(write, given_ids(events)))
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to one stream (as :meth:`append`); several streams are refused.
@@ -106,15 +111,17 @@ class AsyncNatsEventStore(AsyncSubscribes):
         publish came in 2.12), and an append to several streams that could half-commit
         would break the contract, so it is refused before anything is sent.
         """
-        keys = await write_keys_async(self.codec, writes)
-        prepared = [_untagged(write) for write in prepare_writes(self.codec, writes, keys)]
-        if len(prepared) > 1:
-            raise InvalidInputError(
-                f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
-                "is refused by the NATS store: JetStream cannot commit messages of several streams "
-                "atomically, so each stream's append must be a call of its own (nothing was written)"
-            )
-        return [await self._writer.commit(prepared[0], given_ids(writes[0].events))]
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            prepared = [_untagged(write) for write in prepare_writes(self.codec, writes, keys)]
+            if len(prepared) > 1:
+                raise InvalidInputError(
+                    f"append_many to {len(prepared)} streams "
+                    f"({', '.join(repr(w.stream_id) for w in prepared)}) "
+                    "is refused by the NATS store: JetStream cannot commit messages of several streams "
+                    "atomically, so each stream's append must be a call of its own (nothing was written)"
+                )
+            return span.done([await self._writer.commit(prepared[0], given_ids(writes[0].events))])
 
     # -- reading --------------------------------------------------------------------------
 

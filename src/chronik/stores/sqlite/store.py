@@ -23,6 +23,8 @@ from chronik.backend import (
     AppendHook,
     SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
     forget_subject,
     normalize_filter,
     position_after,
@@ -61,7 +63,7 @@ from chronik.stores.sqlite.reader import (
 )
 from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
 from chronik.stores.sqlite.subject_keys import SQLiteSubjectKeys
-from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
+from chronik.stores.sqlite.writing import MAX_LIMIT, SYSTEM, SQLiteTransaction, Writer
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 
@@ -146,12 +148,15 @@ class SQLiteEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        keys = write_keys(self.codec, [events])
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
-        return self._writer.commit(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            return span.done(self._writer.commit(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self._writer.commit(prepare_writes(self.codec, writes, write_keys(self.codec, writes)))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            return span.done(self._writer.commit(prepared))
 
     # -- subjects' keys (crypto-shredding: subject_keys.py) -----------------------------
 
@@ -177,15 +182,17 @@ class SQLiteEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        keys = write_keys(self.codec, [events])
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
-        writer = self._writer
-        with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
-            if checked is not None:
-                found = dcb.first_conflict(conn, checked)
-                if found is not None:
-                    raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
-            return writer.append_hooked(conn, [prepared], careful=True)[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            writer = self._writer
+            with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
+                if checked is not None:
+                    found = dcb.first_conflict(conn, checked)
+                    if found is not None:
+                        raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
+                result = writer.append_hooked(conn, [prepared], careful=True)[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[SQLiteTransaction]:
         """A write transaction for appends, checkpoints and your own SQL, all or nothing.

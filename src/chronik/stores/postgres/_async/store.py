@@ -21,6 +21,8 @@ from chronik.backend import (
     AsyncAppendHook,
     AsyncSubscribes,
     SubjectKey,
+    append_many_events,
+    appending,
     forget_subject_async,
     normalize_filter,
     pending_migrations,
@@ -55,7 +57,7 @@ from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
 from chronik.stores.postgres._async.subject_keys import AsyncPostgresSubjectKeys
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
@@ -139,14 +141,16 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        keys = await write_keys_async(self.codec, [events])
-        prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
-        return (await writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
+            return span.done((await writing.commit(self._shared, [prepared]))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        keys = await write_keys_async(self.codec, writes)
-        return await writing.commit(self._shared, prepare_writes(self.codec, writes, keys))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            return span.done(await writing.commit(self._shared, prepare_writes(self.codec, writes, keys)))
 
     # -- subjects' keys (crypto-shredding; subject_keys.py) --------------------------------
 
@@ -170,9 +174,10 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        keys = await write_keys_async(self.codec, [events])
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
-        return await dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            return span.done(await dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

@@ -25,6 +25,8 @@ from chronik.backend import (
     AsyncAppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
@@ -56,6 +58,7 @@ from chronik.stores.postgres._async.reader import read_page
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -229,15 +232,17 @@ class AsyncPostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        codec = self._shared.codec
-        keys = await write_keys_async(codec, [events], self._shared.keys_on(self.connection))
-        prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
-        return (await self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((await self.append_prepared(prepared))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        codec = self._shared.codec
-        keys = await write_keys_async(codec, writes, self._shared.keys_on(self.connection))
-        return await self.append_prepared(prepare_writes(codec, writes, keys))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(await self.append_prepared(prepare_writes(codec, writes, keys)))
 
     async def append_prepared(
         self, writes: list[PreparedWrite], *, locked: bool = False

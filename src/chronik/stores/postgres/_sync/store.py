@@ -16,6 +16,8 @@ from chronik.backend import (
     AppendHook,
     SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
     forget_subject,
     normalize_filter,
     pending_migrations,
@@ -44,7 +46,7 @@ from chronik.events import (
 )
 from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 from chronik.stores.postgres._sync import dcb, projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
@@ -134,14 +136,16 @@ class PostgresEventStore(Subscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        keys = write_keys(self.codec, [events])
-        prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
-        return (writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
+            return span.done((writing.commit(self._shared, [prepared]))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        keys = write_keys(self.codec, writes)
-        return writing.commit(self._shared, prepare_writes(self.codec, writes, keys))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = write_keys(self.codec, writes)
+            return span.done(writing.commit(self._shared, prepare_writes(self.codec, writes, keys)))
 
     # -- subjects' keys (crypto-shredding; subject_keys.py) --------------------------------
 
@@ -165,9 +169,10 @@ class PostgresEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        keys = write_keys(self.codec, [events])
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
-        return dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            return span.done(dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractContextManager[PostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

@@ -18,6 +18,8 @@ from chronik.backend import (
     AppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
@@ -46,6 +48,7 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -216,15 +219,17 @@ class PostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        codec = self._shared.codec
-        keys = write_keys(codec, [events], self._shared.keys_on(self.connection))
-        prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
-        return (self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((self.append_prepared(prepared))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        codec = self._shared.codec
-        keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
-        return self.append_prepared(prepare_writes(codec, writes, keys))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(self.append_prepared(prepare_writes(codec, writes, keys)))
 
     def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
