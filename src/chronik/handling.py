@@ -27,7 +27,7 @@ import dataclasses
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
@@ -67,7 +67,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
-from chronik.snapshots import SnapshotPolicy, Snapshotter
+from chronik.snapshots import SnapshotPolicy, Snapshotter, state_subjects
 from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore, is_async
 
 __all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded", "as_model"]
@@ -249,18 +249,7 @@ class _Plan(Generic[C, S]):
         self.registry = registry
         self.snapshots = None if snapshots is None else Snapshotter(snapshots, model)
         self.retries = retries
-        self.codec = codec
-        """The store's codec: it tells whose personal data a folded state holds."""
-
-    def _subjects(self, events: list[RecordedEvent], decided: Sequence[object] = ()) -> frozenset[str]:
-        """The subjects whose personal data ``events`` (read) and ``decided`` (new) hold."""
-        codec = self.codec
-        if codec is None or not codec.shredding:
-            return frozenset()
-        found: set[str] = set()
-        for event in events:
-            found |= codec.live_subjects(event)
-        return frozenset(found | codec.subjects_to_write(decided))
+        self.codec = codec  # the store's: it tells whose personal data a folded state holds
 
     # -- loading ------------------------------------------------------------------
 
@@ -321,7 +310,7 @@ class _Plan(Generic[C, S]):
         if events:
             version = events[-1].version
         state = self.model.bind(state, stream_id, version)
-        subjects |= self._subjects(events)
+        subjects |= state_subjects(self.codec, events)
         return _Current(state, version, events, snapshot_version, stale, subjects)
 
     def load(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
@@ -388,7 +377,7 @@ class _Plan(Generic[C, S]):
         version = events[-1].version if events else 0
         state = self.model.bind(state, stream_id, version)
         if version:
-            snapshot = self.snapshots.encode(stream_id, version, state, self._subjects(events))
+            snapshot = self.snapshots.encode(stream_id, version, state, state_subjects(self.codec, events))
             yield _SaveSnapshot(snapshot)
         return Loaded(stream_id, version, state, events[-1].recorded_at if events else None)
 
@@ -550,7 +539,7 @@ class _Plan(Generic[C, S]):
             )
             if not due or version == current.snapshot_version:
                 return False
-            subjects = current.subjects | self._subjects([], new_events)
+            subjects = current.subjects | state_subjects(self.codec, [], new_events)
             saved = yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state, subjects))
         except Exception:
             # The events are committed: the command has succeeded whatever happens to

@@ -19,16 +19,17 @@ or plain JSON-like values. Nothing here does I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from chronik._model import Model
+from chronik.codec import Codec
 from chronik.errors import ConfigurationError, SnapshotDecodeError
-from chronik.events import Snapshot
+from chronik.events import RecordedEvent, Snapshot
 
-__all__ = ["SnapshotPolicy", "Snapshotter"]
+__all__ = ["SnapshotPolicy", "Snapshotter", "state_subjects"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,3 +140,17 @@ class Snapshotter:
                 version=snapshot.version,
                 type=snapshot.type,
             ) from err
+
+
+def state_subjects(
+    codec: Codec | None, events: Iterable[RecordedEvent], decided: Sequence[object] = ()
+) -> frozenset[str]:
+    """The subjects whose personal data a state folded from ``events`` (read) and
+    ``decided`` (new) holds: a snapshot of it is sealed with their keys (``codec``: the
+    store's; none, or no personal data about, gives none)."""
+    if codec is None or not codec.shredding:
+        return frozenset()
+    found: set[str] = set()
+    for event in events:
+        found |= codec.live_subjects(event)
+    return frozenset(found | codec.subjects_to_write(decided))
