@@ -45,6 +45,7 @@ FILES: dict[str, tuple[str, str]] = {
             ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
             ("dcb", "Dynamic Consistency Boundaries on the sync PostgreSQL store: locks, reads, checks."),
+            ("subject_keys", "The sync PostgreSQL store's subjects' keys: the ``subject_keys`` table."),
         ]
     },
     "projections/_async_targets.py": (
@@ -84,7 +85,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     # inline projections and the thread/task helpers of projections/_concurrency.py)
     (
         r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
-        r"|Subscribable|AppendHooks)\b",
+        r"|Subscribable|AppendHooks|SubjectKeyStore)\b",
         r"\1",
     ),
     (
@@ -95,10 +96,12 @@ REPLACEMENTS: list[tuple[str, str]] = [
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
     (r"\bAsync(Publisher|RelayTarget|RelayUnit)\b", r"\1"),
+    (r"\b(write_keys|unlock_events|subject_keys_of|forget_subject)_async\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),
+    (r"\bAsyncPostgresSubjectKeys\b", "PostgresSubjectKeys"),
     (r"\bAsyncSubscription\b", "Subscription"),
     (r"\bAsyncSubscribes\b", "Subscribes"),
     (r"^(    is_async: Final = )True$", r"\1False"),

@@ -37,7 +37,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Final, Generic, ParamSpec, TypeVar, cast
@@ -55,6 +55,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHooks,
@@ -69,6 +70,7 @@ from chronik.store import (
     ProjectionStateStore,
     SnapshotStore,
     SQLDatabase,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
 )
@@ -246,6 +248,17 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         store = cast(ProjectionStateStore, self.sync)
         await self._write(store.delete_dead_letter, projection, version, position)
 
+    # -- subjects' keys (crypto-shredding) ---------------------------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        store = cast(SubjectKeyStore, self.sync)
+        if create:
+            return await self._write(store.subject_keys, subjects, create=True)
+        return await self._read(store.subject_keys, subjects)
+
+    async def forget(self, subject: str) -> None:
+        await self._write(cast(SubjectKeyStore, self.sync).forget, subject)
+
     # -- transactions ----------------------------------------------------------------------
 
     def transaction(self) -> _TransactionBlock:
@@ -331,6 +344,7 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
     (SQLDatabase, ("sql_dialect", "connect_dbapi")),
     (DCBStore, ("read_query", "append_if")),
+    (SubjectKeyStore, ("subject_keys", "forget")),
 )
 _FACES: dict[tuple[type, frozenset[type]], type] = {}
 _FACES_LOCK: Final = threading.Lock()

@@ -30,7 +30,9 @@
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
     │   ├── UpcastError                 an upcaster missing, failing, or leaving a payload undecodable
     │   ├── EventDecodeError            a payload that never fitted the version it was stored at
-    │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── KeyNotFoundError            sealed with a cipher key the key provider does not have
+    │   └── DecryptionError             a seal that does not authenticate: wrong key, altered bytes
     ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
     │   ├── NotAChronikStoreError
@@ -71,6 +73,7 @@ __all__ = [
     "ConfigurationError",
     "DecisionRetriesExhaustedError",
     "DecodeError",
+    "DecryptionError",
     "DuplicateEventError",
     "DuplicateProjectionError",
     "EventDecodeError",
@@ -86,6 +89,7 @@ __all__ = [
     "InvalidQueryError",
     "InvalidStreamIdError",
     "InvalidTagError",
+    "KeyNotFoundError",
     "NotAChronikStoreError",
     "NotAnEventError",
     "OperationalError",
@@ -340,6 +344,29 @@ class EventDecodeError(DecodeError):
     program or before chronik checked payloads on append, or the class changed
     without a new schema version.
     """
+
+
+class KeyNotFoundError(DecodeError):
+    """A payload sealed at rest with a cipher key that the key provider does not have
+    (or read with no cipher configured); ``key_id`` names the key."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
+
+
+class DecryptionError(DecodeError):
+    """A sealed payload (or a subject's personal data) that does not authenticate:
+    the key has the right id but other bytes, or the stored bytes were altered.
+    AES-GCM never hands back garbage: it refuses, and so does chronik."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
 
 
 class SchemaError(ChronikError):

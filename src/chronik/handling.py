@@ -41,7 +41,7 @@ from chronik._command_io import drive as _drive
 from chronik._command_io import drive_async as _drive_async
 from chronik._model import Model, check_category, check_decision, fold_recorded
 from chronik.aggregate import Aggregate, AggregateModel
-from chronik.codec import EventRegistry
+from chronik.codec import Codec, EventRegistry
 from chronik.decider import Decider, DeciderModel
 from chronik.errors import (
     ConfigurationError,
@@ -67,7 +67,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
-from chronik.snapshots import SnapshotPolicy, Snapshotter
+from chronik.snapshots import SnapshotPolicy, Snapshotter, state_subjects
 from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore, is_async
 
 __all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded", "as_model"]
@@ -155,6 +155,7 @@ class _Current(Generic[S]):
     events: list[RecordedEvent]  # the events folded after the snapshot
     snapshot_version: int | None
     stale_snapshot: bool
+    subjects: frozenset[str] = frozenset()  # whose personal data the state holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +241,7 @@ class _Plan(Generic[C, S]):
         registry: EventRegistry,
         snapshots: SnapshotPolicy | None,
         retries: int,
+        codec: Codec | None = None,
     ) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
@@ -247,12 +249,16 @@ class _Plan(Generic[C, S]):
         self.registry = registry
         self.snapshots = None if snapshots is None else Snapshotter(snapshots, model)
         self.retries = retries
+        self.codec = codec  # the store's: it tells whose personal data a folded state holds
 
     # -- loading ------------------------------------------------------------------
 
-    def _snapshot(self, stream_id: str, limit: int | None) -> _Flow[tuple[tuple[S, int] | None, bool]]:
-        """The latest usable snapshot at or below ``limit`` as (state, version), and
-        whether a snapshot of another type or schema version was found instead."""
+    def _snapshot(
+        self, stream_id: str, limit: int | None
+    ) -> _Flow[tuple[tuple[S, int, frozenset[str]] | None, bool]]:
+        """The latest usable snapshot at or below ``limit`` as (state, version, the
+        subjects whose data it holds), and whether a snapshot of another type or schema
+        version was found instead."""
         if self.snapshots is None:
             return None, False
         snapshot: Snapshot | None = yield _LoadSnapshot(stream_id)
@@ -263,7 +269,7 @@ class _Plan(Generic[C, S]):
         if limit is not None and isinstance(snapshot.version, int) and snapshot.version > limit:
             return None, False  # newer than the point asked for
         state: S = self.snapshots.restore(snapshot)
-        return (state, snapshot.version), False
+        return (state, snapshot.version, frozenset(snapshot.subjects)), False
 
     def _from_snapshot(
         self, stream_id: str, version: int, to_version: int | None
@@ -292,18 +298,20 @@ class _Plan(Generic[C, S]):
 
     def _read_current(self, stream_id: str) -> _Flow[_Current[S]]:
         found, stale = yield from self._snapshot(stream_id, None)
+        subjects: frozenset[str] = frozenset()
         if found is None:
             state, version, snapshot_version = self.model.initial(), 0, None
             events: list[RecordedEvent] = yield _ReadStream(stream_id, 1, None)
         else:
-            state, version = found
+            state, version, subjects = found
             snapshot_version = version
             events = (yield from self._from_snapshot(stream_id, version, None))[1:]
         state = fold_recorded(self.model, state, events, self.registry)
         if events:
             version = events[-1].version
         state = self.model.bind(state, stream_id, version)
-        return _Current(state, version, events, snapshot_version, stale)
+        subjects |= state_subjects(self.codec, events)
+        return _Current(state, version, events, snapshot_version, stale, subjects)
 
     def load(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
         stream_id = validate_stream_id(stream_id)
@@ -333,7 +341,7 @@ class _Plan(Generic[C, S]):
         snapshot_version = None
         read: list[RecordedEvent]
         if found is not None:
-            state, snapshot_version = found
+            state, snapshot_version, _ = found
             read = yield from self._from_snapshot(stream_id, snapshot_version, version)
             if as_of is not None and read[0].recorded_at > as_of:
                 # The snapshot is newer than the moment asked for: replay from the start.
@@ -369,7 +377,8 @@ class _Plan(Generic[C, S]):
         version = events[-1].version if events else 0
         state = self.model.bind(state, stream_id, version)
         if version:
-            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+            snapshot = self.snapshots.encode(stream_id, version, state, state_subjects(self.codec, events))
+            yield _SaveSnapshot(snapshot)
         return Loaded(stream_id, version, state, events[-1].recorded_at if events else None)
 
     # -- handling -------------------------------------------------------------------
@@ -530,7 +539,8 @@ class _Plan(Generic[C, S]):
             )
             if not due or version == current.snapshot_version:
                 return False
-            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+            subjects = current.subjects | state_subjects(self.codec, [], new_events)
+            saved = yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state, subjects))
         except Exception:
             # The events are committed: the command has succeeded whatever happens to
             # its snapshot, and the next command will simply try again.
@@ -538,7 +548,7 @@ class _Plan(Generic[C, S]):
                 "could not save a snapshot of stream %r at version %d", stream_id, version, exc_info=True
             )
             return False
-        return True
+        return saved is not False  # False: a subject of the state was forgotten meanwhile
 
 
 # -- the shells ------------------------------------------------------------------------
@@ -620,7 +630,9 @@ class CommandHandler(Generic[C, S]):
                 )
             self._snapshot_store = store
         self.store = store
-        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+        self._plan: _Plan[C, S] = _Plan(
+            as_model(model), store.codec.registry, snapshots, retries, store.codec
+        )
 
     def handle(
         self,
@@ -734,7 +746,9 @@ class AsyncCommandHandler(Generic[C, S]):
                 )
             self._snapshot_store = store
         self.store = store
-        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+        self._plan: _Plan[C, S] = _Plan(
+            as_model(model), store.codec.registry, snapshots, retries, store.codec
+        )
 
     async def handle(
         self,

@@ -9,7 +9,7 @@ from chronik.testing.conformance import EventStoreConformance, StoreFactory, cap
 
 pytestmark = pytest.mark.nats
 
-POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state"}
+POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "subject_keys"}
 
 
 class TestNatsConformance(EventStoreConformance):

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from chronik.cli._app import App
+from chronik.cli._forget import forget
 from chronik.cli._inspect import append, info, log, read, streams, tail
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
@@ -63,6 +64,7 @@ for _command in (
     copy,
     verify,
     migrate,
+    forget,
     projections,
     dead_letters,
     relay,

@@ -33,6 +33,7 @@ from chronik.backend import (
     resolve_existing,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -108,12 +109,15 @@ class MemoryTransaction:
         """Append in this transaction; it commits with everything else or not at all."""
         with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
             codec = self._log.codec
-            prepared = [prepare_write(codec, stream_id, events, expected_version)]
+            keys = write_keys(codec, [events])
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
             return span.done(self.append_prepared(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
-            return span.done(self.append_prepared(prepare_writes(self._log.codec, writes)))
+            codec = self._log.codec
+            prepared = prepare_writes(codec, writes, write_keys(codec, writes))
+            return span.done(self.append_prepared(prepared))
 
     def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
         """Stage validated writes and run the append hooks on them; all or nothing."""

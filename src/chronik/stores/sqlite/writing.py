@@ -33,6 +33,7 @@ from chronik.backend import (
     prepare_writes,
     resolve_existing,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -271,14 +272,15 @@ class SQLiteTransaction:
         """Append in this transaction; it commits with everything else or not at all."""
         with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
             writer = self._writer
-            prepared = [prepare_write(writer.codec, stream_id, events, expected_version)]
+            keys = write_keys(writer.codec, [events])  # made in this transaction (subject_keys.py)
+            prepared = [prepare_write(writer.codec, stream_id, events, expected_version, keys)]
             return span.done(writer.append_hooked(self.connection, prepared, careful=True)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in this transaction, all or nothing."""
         with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
             writer = self._writer
-            prepared = prepare_writes(writer.codec, writes)
+            prepared = prepare_writes(writer.codec, writes, write_keys(writer.codec, writes))
             return span.done(writer.append_hooked(self.connection, prepared, careful=True))
 
     def read_stream(

@@ -23,6 +23,7 @@ from chronik.store import (
     AsyncEventStore,
     AsyncProjectionStateStore,
     AsyncSnapshotStore,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
@@ -30,6 +31,7 @@ from chronik.store import (
     EventStore,
     ProjectionStateStore,
     SnapshotStore,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
 )
@@ -65,6 +67,7 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "append_hooks": (AppendHooks, AsyncAppendHooks),
     "projection_state": (ProjectionStateStore, AsyncProjectionStateStore),
     "dcb": (DCBStore, AsyncDCBStore),
+    "subject_keys": (SubjectKeyStore, AsyncSubjectKeyStore),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
 

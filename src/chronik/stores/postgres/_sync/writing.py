@@ -25,8 +25,10 @@ from chronik.backend import (
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -218,12 +220,16 @@ class PostgresTransaction:
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
         with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
-            prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
+            codec = self._shared.codec
+            keys = write_keys(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
             return span.done((self.append_prepared(prepared))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
-            return span.done(self.append_prepared(prepare_writes(self._shared.codec, writes)))
+            codec = self._shared.codec
+            keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(self.append_prepared(prepare_writes(codec, writes, keys)))
 
     def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
@@ -251,6 +257,7 @@ class PostgresTransaction:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = projection_state.own_events(conn, statements, shared.codec, self._handed)
+            unlock_events(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -267,7 +274,9 @@ class PostgresTransaction:
         params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
         cursor = self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in cursor.fetchall()]
+        events = [record(row, codec) for row in cursor.fetchall()]
+        unlock_events(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     def read_page(
         self,
@@ -277,9 +286,10 @@ class PostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = read_page(self.connection, self._statements, codec, after, size, categories, types)
+        unlock_events(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
