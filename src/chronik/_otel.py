@@ -51,6 +51,7 @@ __all__ = [
     "context_of",
     "current",
     "expected_value",
+    "missing",
     "trace_metadata",
     "tracer",
 ]
@@ -183,6 +184,7 @@ class Otel:
 class _State:
     resolved = False
     otel: Otel | None = None
+    missing = False  # the API is not installed (else: None is chronik's telemetry turned off)
     # The one on the global providers, made once: its instruments and gauges are
     # registered on the global meter, and registering them again would repeat them.
     on_globals: Otel | None = None
@@ -201,7 +203,7 @@ def current() -> Otel | None:
             try:
                 _state.otel = _on_globals()
             except ImportError:
-                _state.otel = None
+                _state.otel, _state.missing = None, True
             _state.resolved = True
     return _state.otel
 
@@ -231,7 +233,17 @@ def configure(
             except ImportError:
                 if tracer_provider is not None or meter_provider is not None:
                     raise
+                _state.missing = True
         _state.otel, _state.resolved = otel, True
+
+
+def missing() -> bool:
+    """Whether the OpenTelemetry API is not installed, so that no trace context goes on
+    through the current context (as it does with the API, and not at all when chronik's
+    telemetry is turned off)."""
+    if not _state.resolved:
+        current()
+    return _state.missing
 
 
 # -- trace context in events ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from chronik import _lag_metrics, _otel
+from chronik import _lag_metrics, _otel, _spans
 from chronik.errors import ConfigurationError
 from chronik.events import RecordedEvent
 
@@ -118,36 +118,18 @@ def publishing(
         with telemetry.publishing(event, system="nats", destination=subject) as headers:
             await js.publish(subject, body, headers={**headers, "Nats-Msg-Id": str(event.event_id)})
 
-    An error raised in the block marks the span failed, and goes on.
+    The relay's publishers make the same span for each message they send. An error
+    raised in the block marks the span failed, and goes on.
     """
-    otel = _otel.tracer()
-    if otel is None:
-        yield trace_headers(event)
-        return
-    attributes: dict[str, Any] = {
-        "messaging.system": system,
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "publish",
-        "messaging.destination.name": destination,
-        "messaging.message.id": message_id if message_id is not None else str(event.event_id),
+    attributes = {
         "chronik.stream": event.stream_id,
         "chronik.version": event.version,
         "chronik.position": event.position,
         "chronik.event_type": event.type,
     }
-    parent = _otel.context_of(event.metadata, otel)
-    span = otel.start(f"send {destination}", otel.producer, attributes, parent)
-    token = otel.attach(span)
-    try:
-        headers: dict[str, str] = {}
-        otel.propagator.inject(headers)
-        yield headers or trace_headers(event)
-    except BaseException as err:
-        otel.fail(span, err)
-        raise
-    finally:
-        otel.context.detach(token)
-        span.end()
+    message = message_id if message_id is not None else str(event.event_id)
+    with _spans.sending(trace_headers(event), system, destination, message, attributes, current=True) as sent:
+        yield sent.headers
 
 
 @contextmanager
@@ -161,46 +143,14 @@ def consuming(
     """A CONSUMER span for handling a message received from a broker, whose parent is
     the trace context in its ``headers`` (``traceparent``, ``tracestate``, in any
     case), current in the block: a command handled in it appends events that carry
-    the sender's trace on.
+    the sender's trace on. Inbound consumers (:mod:`chronik.inbound`) make the same
+    span for each message they handle.
 
     ``headers`` values may be ``str`` or ``bytes``; other headers are ignored. An
     error raised in the block marks the span failed, and goes on.
     """
-    otel = _otel.current()
-    if otel is None:
+    with _spans.receiving(headers, system, destination, message_id):
         yield
-        return
-    carrier: dict[str, str] = {}
-    for key, value in headers.items():
-        name = key.lower() if isinstance(key, str) else ""
-        if name in (TRACEPARENT, TRACESTATE):
-            carrier[name] = value.decode() if isinstance(value, bytes) else str(value)
-    parent = _otel.context_of(carrier, otel)
-    if not otel.tracing():
-        # No spans go anywhere: only the sender's trace goes on.
-        if parent is None:
-            yield
-        else:
-            with _otel.Carry(otel, parent):
-                yield
-        return
-    attributes: dict[str, Any] = {
-        "messaging.system": system,
-        "messaging.operation.type": "process",
-        "messaging.destination.name": destination,
-    }
-    if message_id is not None:
-        attributes["messaging.message.id"] = message_id
-    span = otel.start(f"process {destination}", otel.consumer, attributes, parent)
-    token = otel.attach(span)
-    try:
-        yield
-    except BaseException as err:
-        otel.fail(span, err)
-        raise
-    finally:
-        otel.context.detach(token)
-        span.end()
 
 
 def observe_lag(runner: Any) -> None:

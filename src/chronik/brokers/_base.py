@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
+from chronik import _spans
 from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError
 from chronik.events import RecordedEvent, category_of
 
@@ -44,6 +45,7 @@ __all__ = [
     "message_of",
     "nats_token",
     "redacted",
+    "sending",
 ]
 
 T = TypeVar("T")
@@ -74,6 +76,8 @@ class Message(msgspec.Struct, frozen=True):
     category: str
     type: str
     headers: dict[str, str]
+    """:data:`HEADERS`; its ``traceparent`` (the event's stored trace context) is the
+    parent of the span in which a publisher sends it (:func:`sending`)."""
     body: bytes
     """The event's payload as JSON (as the application's registered type has it now)."""
 
@@ -119,6 +123,28 @@ def redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def sending(
+    message: Message, system: str, destination: str, where: Template, **attributes: Any
+) -> _spans.MessageSpan:
+    """The PRODUCER span of sending ``message`` to ``destination`` (rendered from the
+    template ``where``) on the broker ``system``, in the trace of the message's event;
+    in the block, its ``headers`` are the message's with the span's trace context, for
+    the broker's consumers to continue. ``attributes``: the broker's own (a routing
+    key, a Kafka key). A destination that names a stream gives the span the template's
+    name, so span names stay few."""
+    headers = message.headers
+    found: dict[str, Any] = {"chronik.stream": message.stream_id, "chronik.event_type": message.type}
+    for header, attribute in ((VERSION, "chronik.version"), (POSITION, "chronik.position")):
+        value = headers.get(header)
+        if value is not None and value.isdigit():
+            found[attribute] = int(value)
+    found.update(attributes)
+    name = where.template if "stream" in where.fields else None
+    if name is not None:
+        found["messaging.destination.template"] = name
+    return _spans.sending(headers, system, destination, message.id, found, name=name)
 
 
 _FIELDS: Final = frozenset({"category", "type", "stream"})
@@ -325,6 +351,12 @@ class InboundMessage(msgspec.Struct, frozen=True):
     subject: str = ""
     """Its subject, routing key or stream key."""
     attempts: int = 1
+    system: str = ""
+    """The broker (``messaging.system`` of the span it is handled in: ``"nats"``,
+    ``"rabbitmq"``, ``"redis"``)."""
+    destination: str = ""
+    """Where it was consumed from (``messaging.destination.name`` of that span: a
+    JetStream stream, a RabbitMQ queue, a Redis stream key)."""
 
     def decode(self, type: type[T]) -> T:
         """The body as JSON decoded into ``type`` (a msgspec Struct, a dataclass, a dict...).

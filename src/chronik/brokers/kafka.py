@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import Message, Template, in_stream_order
+from chronik.brokers._base import Message, Template, in_stream_order, sending
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -34,6 +34,8 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["KafkaPublisher"]
 
 DEFAULT_SERVERS: Final = "127.0.0.1:9092"
+SYSTEM: Final = "kafka"
+"""``messaging.system`` of the publish spans."""
 _TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
@@ -107,12 +109,16 @@ class KafkaPublisher:
             topics = {message.id: self._topic(message) for message in messages}
 
             async def send(message: Message) -> None:
-                await producer.send_and_wait(
-                    topics[message.id],
-                    message.body,
-                    key=self.key.render(message).encode(),
-                    headers=[(name, value.encode()) for name, value in message.headers.items()],
-                )
+                topic, key = topics[message.id], self.key.render(message)
+                with sending(
+                    message, SYSTEM, topic, self.topic, **{"messaging.kafka.message.key": key}
+                ) as sent:
+                    await producer.send_and_wait(
+                        topic,
+                        message.body,
+                        key=key.encode(),
+                        headers=[(name, value.encode()) for name, value in sent.headers.items()],
+                    )
 
             # Each stream's messages one after the other (see in_stream_order): a later
             # one never lands before an earlier one that failed.

@@ -23,6 +23,7 @@ client reconnects by itself; not for a refused subject or a JetStream API error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Final
@@ -36,6 +37,7 @@ from chronik.brokers._base import (
     in_stream_order,
     nats_token,
     redacted,
+    sending,
 )
 from chronik.errors import BrokerError, ConfigurationError
 
@@ -127,8 +129,8 @@ class _Connection:
             await nc.close()
 
 
-def _headers(message: Message) -> dict[str, str]:
-    return {**message.headers, MSG_ID: message.id}
+SYSTEM: Final = "nats"
+"""``messaging.system`` of the publish and process spans."""
 
 
 class NatsPublisher:
@@ -152,12 +154,15 @@ class NatsPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         try:
             nc = await self._conn.ready()
-            for message in messages:
-                await nc.publish(
-                    self.subject.render(message, nats_token), message.body, headers=_headers(message)
-                )
-            # The server answers the flush's PING after it has read everything before it.
-            await nc.flush(self.flush_timeout)
+            # Each message's span ends when the flush confirms the batch (or fails it).
+            with contextlib.ExitStack() as spans:
+                for message in messages:
+                    subject = self.subject.render(message, nats_token)
+                    sent = sending(message, SYSTEM, subject, self.subject)
+                    spans.enter_context(sent)
+                    await nc.publish(subject, message.body, headers={**sent.headers, MSG_ID: message.id})
+                # The server answers the flush's PING after it has read everything before it.
+                await nc.flush(self.flush_timeout)
         except Exception as err:
             raise translate(err, f"publishing to NATS at {self._conn.shown}") from err
 
@@ -206,12 +211,14 @@ class JetStreamPublisher:
             js = await self._ready()
 
             async def send(message: Message) -> None:
-                await js.publish(
-                    self.subject.render(message, nats_token),
-                    message.body,
-                    timeout=self.timeout,
-                    headers=_headers(message),
-                )
+                subject = self.subject.render(message, nats_token)
+                with sending(message, SYSTEM, subject, self.subject) as sent:
+                    await js.publish(
+                        subject,
+                        message.body,
+                        timeout=self.timeout,
+                        headers={**sent.headers, MSG_ID: message.id},
+                    )
 
             # Each stream's messages one after the other (see in_stream_order).
             await in_stream_order(messages, send)
@@ -357,6 +364,8 @@ class JetStreamSource:
             self.name,
             msg.subject,
             meta.num_delivered or 1,
+            SYSTEM,
+            self.stream,
         )
 
     async def close(self) -> None:

@@ -32,12 +32,14 @@ from chronik.brokers._base import (
     CORRELATION,
     ERROR,
     EVENT_ID,
+    RECORDED_AT,
     InboundMessage,
     Message,
     Template,
     in_stream_order,
     nats_token,
     redacted,
+    sending,
 )
 from chronik.errors import BrokerError, ConfigurationError
 
@@ -52,6 +54,8 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["RabbitMQPublisher", "RabbitMQSource"]
 
 DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
+SYSTEM: Final = "rabbitmq"
+"""``messaging.system`` of the publish and process spans."""
 _REFUSED: Final = (
     aiormq.exceptions.ProbableAuthenticationError,
     aiormq.exceptions.AuthenticationError,
@@ -173,12 +177,16 @@ class RabbitMQPublisher:
                 await self._exchange(channel, name)
 
             async def send(message: Message) -> None:
-                await self._exchanges[self.exchange.render(message)].publish(
-                    _amqp_message(message),
-                    routing_key=self.routing_key.render(message, nats_token),
-                    mandatory=False,
-                    timeout=self.timeout,
-                )
+                exchange = self.exchange.render(message)
+                routing_key = self.routing_key.render(message, nats_token)
+                routed = {"messaging.rabbitmq.destination.routing_key": routing_key}
+                with sending(message, SYSTEM, exchange, self.exchange, **routed) as sent:
+                    await self._exchanges[exchange].publish(
+                        _amqp_message(message, sent.headers),
+                        routing_key=routing_key,
+                        mandatory=False,
+                        timeout=self.timeout,
+                    )
 
             # Each stream's messages one after the other, each confirmed: see the module docstring.
             await in_stream_order(messages, send)
@@ -197,9 +205,8 @@ class RabbitMQPublisher:
         )
 
 
-def _amqp_message(message: Message) -> aio_pika.Message:
-    headers = message.headers
-    recorded = headers.get("chronik-recorded-at")
+def _amqp_message(message: Message, headers: dict[str, str]) -> aio_pika.Message:
+    recorded = headers.get(RECORDED_AT)
     return aio_pika.Message(
         message.body,
         headers=dict(headers),
@@ -328,6 +335,8 @@ class RabbitMQSource:
             self.name,
             incoming.routing_key or "",
             attempts,
+            SYSTEM,
+            self.queue,
         )
 
     async def close(self) -> None:

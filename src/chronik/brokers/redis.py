@@ -23,10 +23,11 @@ refused credentials or a command refused (a key of another type).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, InboundMessage, Message, Template, redacted
+from chronik.brokers._base import ERROR, InboundMessage, Message, Template, redacted, sending
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -38,6 +39,8 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["RedisStreamsPublisher", "RedisStreamsSource"]
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
+SYSTEM: Final = "redis"
+"""``messaging.system`` of the publish and process spans."""
 DEDUPE_TTL: Final = 7 * 24 * 3600.0
 
 # KEYS: the stream, the event's marker. ARGV: the marker's lifetime in ms, MAXLEN ('' for
@@ -125,16 +128,20 @@ class RedisStreamsPublisher:
         ttl = str(int(self.dedupe_ttl * 1000))
         maxlen = "" if self.maxlen is None else str(self.maxlen)
         try:
+            # Each message's span ends when Redis has run the pipeline (or it failed).
             async with self._redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    key = self.key.render(message)
-                    fields: list[Any] = ["id", message.id, "data", message.body]
-                    for name, value in message.headers.items():
-                        fields += [name, value]
-                    await self._script(
-                        keys=[key, marker_key(key, message.id)], args=[ttl, maxlen, *fields], client=pipe
-                    )
-                await pipe.execute()
+                with contextlib.ExitStack() as spans:
+                    for message in messages:
+                        key = self.key.render(message)
+                        sent = sending(message, SYSTEM, key, self.key)
+                        spans.enter_context(sent)
+                        fields: list[Any] = ["id", message.id, "data", message.body]
+                        for name, value in sent.headers.items():
+                            fields += [name, value]
+                        await self._script(
+                            keys=[key, marker_key(key, message.id)], args=[ttl, maxlen, *fields], client=pipe
+                        )
+                    await pipe.execute()
         except Exception as err:
             raise translate(err, f"adding to Redis streams at {self.url}") from err
 
@@ -160,6 +167,8 @@ class _RedisDelivery:
             source.name,
             source.key,
             attempts,
+            SYSTEM,
+            source.key,
         )
 
     async def ack(self) -> None:

@@ -41,6 +41,7 @@ from typing import Final, Literal, TypeVar
 
 import msgspec
 
+from chronik import _spans
 from chronik._retry import Backoff, Faults, Retrying
 from chronik.brokers._base import AsyncSource, Delivery, InboundMessage
 from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError, is_transient
@@ -227,16 +228,40 @@ class _Loop:
         if not message.id:
             await self._dead_letter(delivery, "it has no message id, so it cannot be handled idempotently")
             return
-        tries = 0
+        # One CONSUMER span for the message, its tries and its acknowledgement, in the
+        # sender's trace: what the handler appends continues it.
+        span = _spans.receiving(
+            message.headers,
+            message.system or "unknown",
+            message.destination or message.subject or message.source,
+            message.id,
+        )
+        with span:
+            try:
+                await self._tries(delivery, span)
+            except _Stop:
+                stopped = True  # not a failure of the message: it is left for the broker
+            else:
+                stopped = False
+        if stopped:
+            raise _Stop
+
+    async def _tries(self, delivery: Delivery, span: _spans.MessageSpan) -> None:
+        message = delivery.message
+        tries = 0  # the tries that failed for a fault of the message (not a transient one)
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 await self._call(message)
             except UndecodableMessageError as err:
+                span.failed(err, _describe(err))
                 await self._dead_letter(delivery, _describe(err))
                 return
             except Exception as err:
                 where = f"inbound {self.name} on message {message.id}"
                 if self.policy.transient(err):
+                    span.retried(err, attempt)
                     with contextlib.suppress(Exception):
                         await delivery.in_progress()
                     if await self._wait_out(err, where):
@@ -244,8 +269,11 @@ class _Loop:
                     continue
                 tries += 1
                 if tries >= self.policy.tries:
-                    await self._dead_letter(delivery, f"{_describe(err)} (after {tries} tries)")
+                    reason = f"{_describe(err)} (after {tries} tries)"
+                    span.failed(err, reason)
+                    await self._dead_letter(delivery, reason)
                     return
+                span.retried(err, attempt)
                 logger.warning(
                     "%s: try %d of %d failed (%s)", where, tries, self.policy.tries, _describe(err)
                 )
