@@ -32,7 +32,8 @@ of one position (:func:`position_after`), build recorded events
 (:func:`recorded_event`), load the subjects' keys that personal data needs, before
 a write encodes (:func:`write_keys`) and on what a read returns
 (:func:`unlock_events`), keep named migrations (:func:`load_migrations`,
-:func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
+:func:`pending_migrations`), parse URL options (:func:`parse_options`) and show a URL
+without its password (:func:`redacted`), take SQL's
 portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
 :class:`BlockingStore`: sync over an asyncio store).
@@ -65,7 +66,7 @@ from chronik._append import (
     validate_read_stream,
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
-from chronik._options import parse_bool, parse_options
+from chronik._options import parse_bool, parse_options, redacted
 from chronik._otel import append_many_events, appending
 from chronik._params import check_named, named_statement, to_pyformat
 from chronik._subject_keys import (
@@ -194,6 +195,7 @@ __all__ = [
     "prepare_write",
     "prepare_writes",
     "recorded_event",
+    "redacted",
     "resolve_existing",
     "subject_keys_of",
     "subject_keys_of_async",

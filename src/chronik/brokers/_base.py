@@ -23,11 +23,11 @@ import string
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
 from chronik import _spans
+from chronik._options import redacted
 from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError
 from chronik.events import RecordedEvent, category_of
 
@@ -109,20 +109,6 @@ def message_of(event: RecordedEvent) -> Message:
         headers,
         msgspec.json.encode(event.data),
     )
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages, logs and reprs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def sending(

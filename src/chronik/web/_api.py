@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import anyio
 import msgspec
@@ -35,6 +35,7 @@ from chronik._operations import (
     skip_letter,
     states_of,
 )
+from chronik._options import redacted
 from chronik.errors import ChronikError, DuplicateEventError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import NewEvent
 from chronik.personal import validate_subject
@@ -55,17 +56,7 @@ from chronik.web._support import (
 )
 from chronik.web._travel import find_model, travel
 
-__all__ = ["api_routes", "public_url"]
-
-
-def public_url(url: str) -> str:
-    """The store URL without a password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+__all__ = ["api_routes"]
 
 
 def _next(request: Request, **params: Any) -> str:
@@ -83,7 +74,7 @@ def info_record(ctx: Context) -> dict[str, Any]:
     except ChronikError:
         backend = None
     return {
-        "url": public_url(ctx.url),
+        "url": redacted(ctx.url),
         "backend": backend or type(store).__name__,
         "events": sum(c["events"] for c in cats),
         "streams": sum(c["streams"] for c in cats),

@@ -26,9 +26,10 @@ from chronik._operations import (
     projection_rows,
     states_of,
 )
+from chronik._options import redacted
 from chronik.errors import ChronikError, DecodeError
 from chronik.events import RecordedEvent
-from chronik.web._api import info_record, public_url, travel_or_422
+from chronik.web._api import info_record, travel_or_422
 from chronik.web._meter import rate
 from chronik.web._support import (
     ApiError,
@@ -67,7 +68,7 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> HT
     ctx = context(request)
     root = request.scope.get("root_path", "")
     html = _env.get_template(name).render(
-        request=request, root=root, writable=ctx.writable, url=public_url(ctx.url), **values
+        request=request, root=root, writable=ctx.writable, url=redacted(ctx.url), **values
     )
     return HTMLResponse(
         html, status, headers={"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"}
