@@ -89,13 +89,13 @@ REPLACEMENTS: list[tuple[str, str]] = [
         r"\1",
     ),
     (
-        r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|Unit"
+        r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|CheckpointedUnit|Unit"
         r"|InlineProjection|Background|Progress|StopSignal)\b",
         r"\1",
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
-    (r"\bAsync(Publisher|RelayTarget|RelayUnit)\b", r"\1"),
+    (r"\bAsync(Publisher|RelayTarget)\b", r"\1"),
     (r"\b(write_keys|unlock_events|subject_keys_of|forget_subject)_async\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),

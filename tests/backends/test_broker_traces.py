@@ -10,9 +10,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -28,53 +26,30 @@ from chronik.brokers.redis import RedisStreamsPublisher, RedisStreamsSource
 from chronik.errors import OperationalError
 from chronik.inbound import Inbound, InboundPolicy, command_handler
 from chronik.relay import Relay, relay_runner
+from tests._shipping import ShipOrder, shipping, shipping_registry
 from tests.backends._brokers import (
+    BOTH_WAYS,
     Kafka,
+    broker_of,
     delete_jetstream,
-    kafka,
     kafka_messages,
     kafka_topic,
-    nats_broker,
+    nats_received,
     rabbitmq_delete,
     rabbitmq_queue,
-    rabbitmq_url,
     redis_delete,
     redis_entries,
-    redis_url,
     run,
     unique,
 )
 from tests.conftest import Recorded
 
-__all__ = ["kafka", "nats_broker", "rabbitmq_url", "redis_url"]
-
 FAST = InboundPolicy(tries=2, backoff=0.01, max_backoff=0.05)
 
 
-# -- the far side: another service, whose inbound consumer turns each event into a command
-
-
-class Ship(msgspec.Struct, frozen=True):
-    order: str
-
-
-shipping_registry = chronik.EventRegistry()
-
-
-@shipping_registry.event("ShipmentScheduled")
-class ShipmentScheduled(msgspec.Struct, frozen=True):
-    order: str
-
-
-def _schedule(command: Ship, scheduled: bool) -> list[ShipmentScheduled]:
-    return [] if scheduled else [ShipmentScheduled(command.order)]
-
-
-shipping = chronik.Decider(_schedule, lambda scheduled, event: True, False, category="shipment")
-
-
-def ship(message: InboundMessage) -> tuple[str, Ship]:
-    return f"shipment-{message.id}", Ship(message.headers["chronik-stream"])
+def ship(message: InboundMessage) -> tuple[str, ShipOrder]:
+    """The far side's route (a warehouse, ``tests/_shipping.py``): a shipment for each message."""
+    return f"shipment-{message.id}", ShipOrder(message.headers["chronik-stream"])
 
 
 # -- each broker, both ways -----------------------------------------------------------------------
@@ -134,16 +109,9 @@ def _redis(url: str) -> Broker:
     return made
 
 
-@pytest.fixture(params=["jetstream", "rabbitmq", "redis"])
+@pytest.fixture(params=BOTH_WAYS)
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    name = request.param
-    request.applymarker(getattr(pytest.mark, "nats" if name == "jetstream" else name))
-    if name == "jetstream":
-        made = _jetstream(request.getfixturevalue("nats_broker"))
-    elif name == "rabbitmq":
-        made = _rabbitmq(request.getfixturevalue("rabbitmq_url"))
-    else:
-        made = _redis(request.getfixturevalue("redis_url"))
+    made = broker_of(request, _jetstream, _rabbitmq, _redis)
     yield made
     for clean in made.cleanup:
         clean()
@@ -245,30 +213,15 @@ def test_a_trace_goes_through_the_relay_and_the_broker_into_the_far_sides_comman
 def test_core_nats_publishes_are_spans_and_subscribers_get_their_context(
     nats_broker: str, tmp_path: Path, telemetry: Recorded
 ) -> None:
-    import nats
-
     category, prefix = unique("ord"), unique("core")
-    got: list[Any] = []
-
-    async def relay_while_subscribed(store: chronik.Store) -> None:
-        nc = await nats.connect(nats_broker)
-
-        async def take(msg: Any) -> None:
-            got.append(msg)
-
-        await nc.subscribe(f"{prefix}.>", cb=take)
-        await nc.flush()
-        publisher = NatsPublisher(nats_broker, subject=f"{prefix}.{{category}}.{{stream}}")
-        await asyncio.to_thread(_relay, store, category, publisher)
-        for _ in range(200):
-            if len(got) == 3:
-                break
-            await asyncio.sleep(0.02)
-        await nc.close()
-
     with chronik.connect(f"sqlite:///{tmp_path}/shop.db") as store:
         trace_id = _orders(store, category, telemetry)
-        run(relay_while_subscribed(store))
+        publisher = NatsPublisher(nats_broker, subject=f"{prefix}.{{category}}.{{stream}}")
+
+        async def relay() -> None:
+            assert await asyncio.to_thread(_relay, store, category, publisher) == 3
+
+        got = run(nats_received(nats_broker, f"{prefix}.>", 3, relay))
     sends = {dict(s.attributes or {})["messaging.message.id"]: s for s in telemetry.spans("send ")}
     assert len(got) == 3 and {m.headers["Nats-Msg-Id"] for m in got} == set(sends)
     for msg in got:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import msgspec
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -29,12 +28,11 @@ from chronik.brokers import InboundMessage
 from chronik.brokers.redis import RedisStreamsSource
 from chronik.examples.fastapi_orders import create_app
 from chronik.inbound import Inbound, command_handler
-from tests.backends._brokers import redis_delete, redis_entries, redis_url, unique
+from tests._shipping import ShipOrder, shipping, shipping_registry
+from tests.backends._brokers import redis_delete, redis_entries, unique
 from tests.conftest import Recorded
 
 from ._server import free_port
-
-__all__ = ["redis_url"]
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -152,25 +150,6 @@ def test_commands_conflicts_and_queries_over_http(service: str) -> None:
             ("checkout", "process manager"),
         }
         assert all(r["state"] in ("running", "caught_up") for r in runners)
-
-
-class ShipOrder(msgspec.Struct, frozen=True):
-    order_id: str
-
-
-shipping_registry = chronik.EventRegistry()
-
-
-@shipping_registry.event("ShipmentScheduled")
-class ShipmentScheduled(msgspec.Struct, frozen=True):
-    order_id: str
-
-
-def _schedule(command: ShipOrder, scheduled: bool) -> list[ShipmentScheduled]:
-    return [] if scheduled else [ShipmentScheduled(command.order_id)]
-
-
-shipping = chronik.Decider(_schedule, lambda scheduled, event: True, False, category="shipment")
 
 
 def _shipment(message: InboundMessage) -> tuple[str, ShipOrder]:
