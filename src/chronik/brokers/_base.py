@@ -28,7 +28,7 @@ import msgspec
 
 from chronik import _spans
 from chronik._options import redacted
-from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError
+from chronik.errors import BrokerError, ConfigurationError, InvalidInputError, UndecodableMessageError
 from chronik.events import RecordedEvent, category_of
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Message",
     "Publisher",
     "Template",
+    "broker_error",
     "in_stream_order",
     "message_of",
     "nats_token",
@@ -109,6 +110,27 @@ def message_of(event: RecordedEvent) -> Message:
         headers,
         msgspec.json.encode(event.data),
     )
+
+
+Errors = tuple[type[BaseException], ...]
+
+
+def broker_error(
+    err: BaseException, what: str, *, refused: Errors = (), transient: Errors = (), other: Errors = ()
+) -> BaseException:
+    """The :class:`~chronik.errors.BrokerError` for an error of a broker's client met while
+    doing ``what``: not transient for ``refused`` (credentials, a missing queue: trying
+    again cannot fix it), transient for ``transient`` and for a lost connection or a
+    timeout (the client reconnects), not transient for ``other`` (the client's other
+    errors); any other error as it is (a bug is not the broker's)."""
+    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
+    if isinstance(err, refused):
+        return BrokerError(text)
+    if isinstance(err, (*transient, ConnectionError, TimeoutError, OSError)):
+        return BrokerError(text, transient=True)
+    if isinstance(err, other):
+        return BrokerError(text)
+    return err
 
 
 def sending(

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import Message, Template, in_stream_order, sending
+from chronik.brokers._base import Message, Template, broker_error, in_stream_order, sending
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -41,13 +41,11 @@ _TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
     if isinstance(err, aiokafka.errors.KafkaError):
         retriable = bool(getattr(err, "retriable", False))
+        text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
         return BrokerError(text, transient=retriable or isinstance(err, aiokafka.errors.KafkaTimeoutError))
-    if isinstance(err, (ConnectionError, TimeoutError, OSError)):
-        return BrokerError(text, transient=True)
-    return err
+    return broker_error(err, what)
 
 
 class KafkaPublisher:

@@ -34,6 +34,7 @@ from chronik.brokers._base import (
     InboundMessage,
     Message,
     Template,
+    broker_error,
     in_stream_order,
     nats_token,
     redacted,
@@ -68,11 +69,12 @@ def translate(err: BaseException, what: str) -> BaseException:
             f"{what}: JetStream refused ({err.err_code}, code {err.code}): {err.description}",
             transient=err.code == _NO_LEADER,
         )
-    if isinstance(err, (nats.errors.BadSubjectError, nats.errors.MaxPayloadError)):
-        return BrokerError(f"{what}: {type(err).__name__}: {err}")
-    if isinstance(err, (nats.errors.Error, TimeoutError, OSError)):
-        return BrokerError(f"{what}: {type(err).__name__}: {err}".rstrip(": "), transient=True)
-    return err
+    return broker_error(
+        err,
+        what,
+        refused=(nats.errors.BadSubjectError, nats.errors.MaxPayloadError),
+        transient=(nats.errors.Error,),
+    )
 
 
 class _Connection:

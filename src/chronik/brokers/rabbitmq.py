@@ -36,12 +36,13 @@ from chronik.brokers._base import (
     InboundMessage,
     Message,
     Template,
+    broker_error,
     in_stream_order,
     nats_token,
     redacted,
     sending,
 )
-from chronik.errors import BrokerError, ConfigurationError
+from chronik.errors import ConfigurationError
 
 try:
     import aio_pika
@@ -69,22 +70,12 @@ _REFUSED: Final = (
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
-    if isinstance(err, _REFUSED):
-        return BrokerError(text)
-    if isinstance(
-        err,
-        (
-            aiormq.exceptions.AMQPError,
-            aiormq.exceptions.ChannelInvalidStateError,
-            aio_pika.exceptions.AMQPError,
-            ConnectionError,
-            TimeoutError,
-            OSError,
-        ),
-    ):
-        return BrokerError(text, transient=True)
-    return err
+    transient = (
+        aiormq.exceptions.AMQPError,
+        aiormq.exceptions.ChannelInvalidStateError,
+        aio_pika.exceptions.AMQPError,
+    )
+    return broker_error(err, what, refused=_REFUSED, transient=transient)
 
 
 def _url(url: str) -> str:

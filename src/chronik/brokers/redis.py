@@ -27,8 +27,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, InboundMessage, Message, Template, redacted, sending
-from chronik.errors import BrokerError, ConfigurationError
+from chronik.brokers._base import ERROR, InboundMessage, Message, Template, broker_error, redacted, sending
+from chronik.errors import ConfigurationError
 
 try:
     import redis.asyncio
@@ -62,26 +62,19 @@ return id
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
-    if isinstance(err, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):
-        return BrokerError(text)
-    if isinstance(
+    return broker_error(
         err,
-        (
+        what,
+        refused=(redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError),
+        transient=(
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
             redis.exceptions.BusyLoadingError,
             redis.exceptions.TryAgainError,
             redis.exceptions.ClusterDownError,
-            ConnectionError,
-            TimeoutError,
-            OSError,
         ),
-    ):
-        return BrokerError(text, transient=True)
-    if isinstance(err, redis.exceptions.RedisError):
-        return BrokerError(text)
-    return err
+        other=(redis.exceptions.RedisError,),
+    )
 
 
 def _client(url: str, timeout: float) -> redis.asyncio.Redis:
