@@ -43,6 +43,7 @@ __all__ = [
     "MAX_LINKS",
     "TRACEPARENT",
     "TRACESTATE",
+    "TRACE_KEYS",
     "Carry",
     "Otel",
     "append_many_events",
@@ -53,6 +54,7 @@ __all__ = [
     "expected_value",
     "missing",
     "trace_metadata",
+    "trace_of",
     "tracer",
 ]
 
@@ -258,6 +260,15 @@ def trace_metadata() -> dict[str, str] | None:
     carrier: dict[str, str] = {}
     otel.propagator.inject(carrier)
     return carrier or None
+
+
+TRACE_KEYS: Final = (TRACEPARENT, TRACESTATE)
+
+
+def trace_of(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The W3C trace context stored in an event's metadata, as headers (empty when it
+    has none): what the relay's messages and ``chronik.telemetry.trace_headers`` carry."""
+    return {key: value for key in TRACE_KEYS if isinstance(value := metadata.get(key), str) and value}
 
 
 def context_of(metadata: Mapping[str, Any], otel: Otel) -> Context | None:

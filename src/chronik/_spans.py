@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from chronik._otel import (
     MAX_LINKS,
-    TRACEPARENT,
-    TRACESTATE,
+    TRACE_KEYS,
     Carry,
     Otel,
     context_of,
@@ -340,8 +339,6 @@ def processing(event: RecordedEvent, kind: str, name: str) -> _Process | Carry |
 
 # -- messages to and from brokers --------------------------------------------------------------
 
-_TRACE_KEYS: Final = (TRACEPARENT, TRACESTATE)
-
 
 class _Message(_Current):
     """The span of one message sent to a broker or handled from one (see :func:`sending`,
@@ -467,7 +464,7 @@ def sending(
         span.add_link(here)
     carrier: dict[str, str] = {}
     otel.propagator.inject(carrier, otel.trace.set_span_in_context(span))
-    sent = {k: v for k, v in headers.items() if k not in _TRACE_KEYS} if carrier else dict(headers)
+    sent = {k: v for k, v in headers.items() if k not in TRACE_KEYS} if carrier else dict(headers)
     sent.update(carrier)
     return _Message(otel, span, sent, current=current)
 
@@ -486,7 +483,7 @@ def receiving(
     carrier: dict[str, str] = {}
     for key, value in headers.items():
         lowered = key.lower() if isinstance(key, str) else ""
-        if lowered in _TRACE_KEYS:
+        if lowered in TRACE_KEYS:
             carrier[lowered] = value.decode() if isinstance(value, bytes) else str(value)
     parent = context_of(carrier, otel)
     if not otel.tracing():

@@ -60,6 +60,8 @@ LOGGERS: Final = (
     "chronik.handling",
     "chronik.projections",
     "chronik.subscriptions",
+    "chronik.inbound",
+    "chronik.brokers",
     "chronik.telemetry",
 )
 """The loggers chronik writes to (``docs/integrations.md`` lists their fields)."""
@@ -97,8 +99,7 @@ def trace_headers(event: RecordedEvent) -> dict[str, str]:
     """The W3C trace context stored with ``event`` (``traceparent`` and, when the
     trace has one, ``tracestate``), ready to be message headers; empty when the
     event was appended outside any trace."""
-    metadata = event.metadata
-    return {k: v for k in (TRACEPARENT, TRACESTATE) if isinstance(v := metadata.get(k), str)}
+    return _otel.trace_of(event.metadata)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ the lag gauges. Recorded by the SDK's in-memory exporter and metric reader."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,9 +269,11 @@ def test_kafka_publishes_are_spans_whose_context_the_records_carry(
 
 @pytest.mark.redis
 def test_a_messages_span_holds_its_tries_and_says_when_it_was_dead_lettered(
-    redis_url: str, telemetry: Recorded
+    redis_url: str, telemetry: Recorded, caplog: pytest.LogCaptureFixture
 ) -> None:
     import redis
+
+    caplog.set_level(logging.DEBUG, logger="chronik.inbound")
 
     key = unique("traces")
     client = redis.Redis.from_url(redis_url)
@@ -305,6 +308,20 @@ def test_a_messages_span_holds_its_tries_and_says_when_it_was_dead_lettered(
         assert [e.name for e in poison.events] == ["chronik.retry", "exception"]
         assert poison.parent is None  # it came without a trace context: a trace of its own
         assert [f["id"] for f in redis_entries(redis_url, f"{key}:dead-letter")] == [b"poison"]
+        # And its log lines name the consumer, the message and the try, as fields.
+        logged = [
+            (r.levelname, r.__dict__.get("message_id"), r.__dict__.get("attempt"))
+            for r in caplog.records
+            if r.name == "chronik.inbound"
+        ]
+        assert logged == [
+            ("WARNING", "flaky", 1),  # the transient fault, ridden out
+            ("DEBUG", "flaky", 2),  # handled at the second try
+            ("WARNING", "poison", 1),
+            ("ERROR", "poison", None),  # dead-lettered
+            ("WARNING", None, None),  # the consumer recovered from the transient fault
+        ]
+        assert {r.__dict__["inbound"] for r in caplog.records if r.name == "chronik.inbound"} == {source.name}
     finally:
         client.close()
         redis_delete(redis_url, f"{key}*")

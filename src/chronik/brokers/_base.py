@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 
-from chronik import _spans
+from chronik import _otel, _spans
 from chronik._options import redacted
 from chronik.errors import BrokerError, ConfigurationError, InvalidInputError, UndecodableMessageError
 from chronik.events import RecordedEvent, category_of
@@ -59,8 +59,9 @@ RECORDED_AT: Final = "chronik-recorded-at"
 CORRELATION: Final = "chronik-correlation-id"
 CAUSATION: Final = "chronik-causation-id"
 EVENT_ID: Final = "chronik-event-id"
-TRACE: Final = ("traceparent", "tracestate")
-"""The W3C trace context: copied from the event's metadata keys of the same names."""
+TRACE: Final = _otel.TRACE_KEYS
+"""The W3C trace context (``traceparent``, ``tracestate``): copied from the event's
+metadata keys of the same names."""
 HEADERS: Final = (EVENT_ID, TYPE, STREAM, VERSION, POSITION, RECORDED_AT, CORRELATION, CAUSATION, *TRACE)
 """The headers a relayed message carries (correlation, causation and the trace context
 only when the event's metadata has them)."""
@@ -98,10 +99,7 @@ def message_of(event: RecordedEvent) -> Message:
         value = metadata.get(key)
         if value is not None:
             headers[header] = str(value)
-    for key in TRACE:
-        value = metadata.get(key)
-        if isinstance(value, str) and value:
-            headers[key] = value
+    headers.update(_otel.trace_of(metadata))
     return Message(
         str(event.event_id),
         event.stream_id,

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from chronik import _otel
-from chronik._otel import TRACEPARENT, TRACESTATE
 from chronik.brokers._base import InboundMessage
 from chronik.errors import ConfigurationError
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult
@@ -92,7 +91,7 @@ def command_handler(handler: Any, route: Route) -> Callable[[InboundMessage], An
         if not _otel.missing():
             # The consumer's span carries the trace (and the append's span is the events'
             # parent, not the sender's); turned off, nothing does.
-            metadata = {k: v for k, v in metadata.items() if k not in (TRACEPARENT, TRACESTATE)}
+            metadata = {k: v for k, v in metadata.items() if k not in _otel.TRACE_KEYS}
         return handler.handle(stream_id, command, command_id=message.id, metadata=metadata)
 
     return handle
