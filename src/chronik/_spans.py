@@ -436,17 +436,21 @@ def sending(
 ) -> MessageSpan:
     """A PRODUCER span for sending a message to a broker, whose parent is the trace context
     in ``headers`` (an event's, as the relay's messages carry it), and which links to the
-    span current where it is sent (the relay's batch); without a trace context in
-    ``headers``, that span is its parent. Its ``headers`` are ``headers``
+    span current where it is sent (the relay's batch). Its ``headers`` are ``headers``
     with the trace context of this span instead, so the message's consumers continue it;
     without spans to make, ``headers`` as they are.
+
+    A message without a trace context (an event appended with telemetry off, or before
+    it was on) gets no span, as such an event gets none when a projection handles it: a
+    relay publishing years of untraced history costs a span per batch, not one per event.
 
     ``name`` is the span's name without the operation (default: ``destination``: give a
     template where the destination names a stream, so names stay few); ``current``:
     make the span current in the block (for a broker client's own spans inside it).
     """
     otel = tracer()
-    if otel is None:
+    parent = None if otel is None else context_of(headers, otel)
+    if otel is None or parent is None:
         return _NoMessage(dict(headers))
     every: dict[str, Any] = {
         "messaging.system": system,
@@ -457,10 +461,9 @@ def sending(
     }
     if attributes:
         every.update(attributes)
-    parent = context_of(headers, otel)
     span = otel.start(f"send {name or destination}", otel.producer, every, parent)
     here = otel.trace.get_current_span().get_span_context()
-    if parent is not None and here.is_valid and span.is_recording():
+    if here.is_valid and span.is_recording():
         span.add_link(here)
     carrier: dict[str, str] = {}
     otel.propagator.inject(carrier, otel.trace.set_span_in_context(span))

@@ -3,11 +3,13 @@
 chronik is instrumented natively: with ``opentelemetry-api`` installed (the
 ``otel`` extra) and an SDK configured by the application, it records
 
-- a span for each append, load, command, projection batch and process-manager step,
-  following OpenTelemetry's messaging and database conventions where they fit;
+- a span for each append, load, command, projection batch, process-manager step,
+  message the relay publishes and message an inbound consumer handles, following
+  OpenTelemetry's messaging and database conventions where they fit;
 - the W3C trace context of each append in the metadata of the events it writes
   (:data:`TRACEPARENT`, :data:`TRACESTATE`), continued as the *parent* of the span
-  in which a projection or a process manager handles the event, so one trace
+  in which a projection, a process manager or the relay handles the event, and
+  carried in the relay's messages to the consumers beyond the broker, so one trace
   covers a request, its events and everything they cause;
 - counters of appends, events appended and conflicts, and gauges of each runner's
   lag (events and seconds behind the head).
@@ -17,8 +19,8 @@ with the API and no SDK, it only passes trace context on. Payloads never go into
 spans, metrics or logs (they may hold personal data). ``docs/integrations.md``
 lists every span, attribute, metric, logger and log field.
 
-This module is what an application or an integration (a relay to a broker, a
-consumer of one) uses directly: :func:`configure` (which providers chronik uses),
+This module is what an application or an integration of its own (to a broker
+chronik has no publisher or source for) uses directly: :func:`configure` (which providers chronik uses),
 :func:`publishing` and :func:`consuming` (a message's span, and the headers that
 carry the trace on), :func:`trace_headers` (an event's stored trace context),
 :func:`observe_lag` (the lag gauges for a runner of your own).
@@ -119,8 +121,9 @@ def publishing(
         with telemetry.publishing(event, system="nats", destination=subject) as headers:
             await js.publish(subject, body, headers={**headers, "Nats-Msg-Id": str(event.event_id)})
 
-    The relay's publishers make the same span for each message they send. An error
-    raised in the block marks the span failed, and goes on.
+    An event appended outside any trace gets no span (and no headers). The relay's
+    publishers make the same span for each message they send. An error raised in the
+    block marks the span failed, and goes on.
     """
     attributes = {
         "chronik.stream": event.stream_id,
@@ -159,11 +162,11 @@ def observe_lag(runner: Any) -> None:
     gauges, from its ``status()`` (a :class:`~chronik.projections.RunnerStatus`, or
     anything with ``name``, ``kind`` and ``lag.events``/``lag.seconds``).
 
-    Projection runners and process managers do this themselves when they start
-    running, if a meter provider is set by then; this is for other runners (the
-    relay's), or for a runner started before the application set its providers. An asyncio runner (whose
-    ``status()`` is a coroutine function) is observed from its own event loop. Held
-    weakly: a runner that is garbage collected drops out.
+    Projection runners, process managers and relays do this themselves when they
+    start running, if a meter provider is set by then; this is for runners of your
+    own, or for one started before the application set its providers. An asyncio
+    runner (whose ``status()`` is a coroutine function) is observed from its own
+    event loop. Held weakly: a runner that is garbage collected drops out.
     """
     _lag_metrics.observe(runner)
 

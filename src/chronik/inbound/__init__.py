@@ -18,7 +18,8 @@ derived from the message id. :func:`command_handler` makes such a function from 
     inbound.run_in_background()
 
 A poison message (undecodable, or failing ``tries`` times) goes to the source's
-dead-letter place. See ``docs/integrations.md``.
+dead-letter place. Each message is handled in a CONSUMER span continuing the
+sender's trace (its ``traceparent`` header). See ``docs/integrations.md``.
 """
 
 from __future__ import annotations
