@@ -27,6 +27,7 @@ from chronik.errors import (
     ProjectionFailedError,
     RetriesExhaustedError,
     StoreClosedError,
+    StreamDeletedError,
     StreamNotFoundError,
     WrongExpectedVersionError,
 )
@@ -45,6 +46,7 @@ from chronik.events import (
     uuid7,
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
+from chronik.lifecycle import DeleteResult, ScavengeResult, StreamMetadata
 from chronik.process_managers import ProcessManager
 from chronik.query import AppendCondition, Query, QueryItem
 from chronik.snapshots import SnapshotPolicy
@@ -77,6 +79,7 @@ __all__ = [
     "DCBResult",
     "Decider",
     "DecodeError",
+    "DeleteResult",
     "DuplicateEventError",
     "EventDecodeError",
     "EventRegistry",
@@ -93,10 +96,13 @@ __all__ = [
     "QueryItem",
     "RecordedEvent",
     "RetriesExhaustedError",
+    "ScavengeResult",
     "SnapshotPolicy",
     "Store",
     "StoreClosedError",
+    "StreamDeletedError",
     "StreamInfo",
+    "StreamMetadata",
     "StreamNotFoundError",
     "StreamWrite",
     "Subscription",

@@ -74,7 +74,9 @@ class EventRegistry:
     ...     owner: str
 
     ``strict=True`` makes reading an unregistered type an error instead of returning
-    its raw JSON value.
+    its raw JSON value. Type names starting with ``$`` are chronik's own (such as
+    ``$StreamDeleted``, see ``chronik.lifecycle``): they cannot be registered, and they
+    read as their JSON value in strict mode too.
     """
 
     def __init__(self, *, strict: bool = False) -> None:
@@ -100,6 +102,8 @@ class EventRegistry:
     def register(self, cls: type, name: str | None = None, *, version: int = 1) -> None:
         """Register ``cls`` (a frozen msgspec Struct or frozen dataclass) as ``name``."""
         name = _validate_type_name(name if name is not None else cls.__name__)
+        if name.startswith("$"):
+            raise RegistryError(f"event type {name!r}: names starting with '$' are chronik's own")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise RegistryError(f"schema version of {name!r} must be an int >= 1, got {version!r}")
         if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
@@ -381,7 +385,7 @@ class Codec:
         # incomplete, or the event was written by newer code.
         where = f"event {event.type!r} at {event.stream_id!r} version {event.version}"
         if entry is None:
-            if self.registry.strict:
+            if self.registry.strict and not event.type.startswith("$"):
                 raise _about(event, UnknownEventTypeError, f"{where} is not registered (strict registry)")
             try:
                 return _json_decode(event.raw_data)

@@ -4,8 +4,9 @@
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections) and ``ProjectionStateStore``, each with an
-asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
+``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
+``StreamDeletion``, ``StreamRetention`` and ``EventRepair`` (``chronik.lifecycle``),
+each with an asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
 of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
 are typed to return.
 
@@ -43,6 +44,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.lifecycle import DeleteResult, RepairRecord, ScavengeResult, StreamMetadata
 from chronik.query import AppendCondition, Query, ReadResult
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ __all__ = [
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncDCBStore",
+    "AsyncEventRepair",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -64,10 +67,13 @@ __all__ = [
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
     "DCBStore",
+    "EventRepair",
     "EventStore",
     "HookTransaction",
     "LogPage",
@@ -77,6 +83,8 @@ __all__ = [
     "SnapshotStore",
     "Store",
     "StoreTransaction",
+    "StreamDeletion",
+    "StreamRetention",
     "Subscribable",
     "Transactional",
     "is_async",
@@ -269,6 +277,92 @@ class AsyncDCBStore(Protocol):
     async def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult: ...
+
+
+# -- deleting, retaining, repairing (chronik.lifecycle, docs/lifecycle.md) -------------------
+
+
+@runtime_checkable
+class StreamDeletion(Protocol):
+    """A store that deletes streams, softly or for good."""
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (else
+        ``WrongExpectedVersionError``, nothing deleted): it reads as not existing from
+        then on; ``hard`` removes its events now and forbids its id for good."""
+        ...
+
+
+@runtime_checkable
+class AsyncStreamDeletion(Protocol):
+    """The asyncio twin of :class:`StreamDeletion`."""
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult: ...
+
+
+@runtime_checkable
+class StreamRetention(Protocol):
+    """A store whose streams keep only what their metadata says, and that removes the rest."""
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        ...
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        ...
+
+    def scavenge(self) -> ScavengeResult:
+        """Remove what metadata and deletes hide, and give the space back."""
+        ...
+
+
+@runtime_checkable
+class AsyncStreamRetention(Protocol):
+    """The asyncio twin of :class:`StreamRetention`."""
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
+
+    async def scavenge(self) -> ScavengeResult: ...
+
+
+@runtime_checkable
+class EventRepair(Protocol):
+    """A store on which an operator can replace an event in place, or archive a stream,
+    each recorded in the ``$repairs`` stream in the same transaction."""
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Replace the payload of the event at ``version`` of ``stream_id`` with ``event``'s
+        (type, schema version, data, and metadata if it has some)."""
+        ...
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Set ``stream_id`` aside: it reads as not existing, takes no more events, and
+        ``scavenge`` keeps its events."""
+        ...
+
+
+@runtime_checkable
+class AsyncEventRepair(Protocol):
+    """The asyncio twin of :class:`EventRepair`."""
+
+    async def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord: ...
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord: ...
 
 
 # -- snapshots and checkpoints ------------------------------------------------------------------
@@ -694,10 +788,13 @@ class Store(
     ProjectionStateStore,
     AppendHooks,
     DCBStore,
+    StreamDeletion,
+    StreamRetention,
     Protocol,
 ):
     """Every power at once: what each of chronik's own stores offers (the NATS store
-    lacks transactions and DCB), and what ``chronik.connect`` is typed to return."""
+    lacks transactions and DCB), and what ``chronik.connect`` is typed to return.
+    ``EventRepair`` is not part of it: the NATS store cannot replace a message."""
 
 
 @runtime_checkable
@@ -710,6 +807,8 @@ class AsyncStore(
     AsyncProjectionStateStore,
     AsyncAppendHooks,
     AsyncDCBStore,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
     Protocol,
 ):
     """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

@@ -20,16 +20,22 @@ from chronik.store import (
     AsyncAppendHooks,
     AsyncCheckpointStore,
     AsyncDCBStore,
+    AsyncEventRepair,
     AsyncEventStore,
     AsyncProjectionStateStore,
     AsyncSnapshotStore,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
     DCBStore,
+    EventRepair,
     EventStore,
     ProjectionStateStore,
     SnapshotStore,
+    StreamDeletion,
+    StreamRetention,
     Subscribable,
     Transactional,
 )
@@ -65,6 +71,9 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "append_hooks": (AppendHooks, AsyncAppendHooks),
     "projection_state": (ProjectionStateStore, AsyncProjectionStateStore),
     "dcb": (DCBStore, AsyncDCBStore),
+    "deletion": (StreamDeletion, AsyncStreamDeletion),
+    "retention": (StreamRetention, AsyncStreamRetention),
+    "repair": (EventRepair, AsyncEventRepair),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
 
