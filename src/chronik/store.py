@@ -290,15 +290,13 @@ class StreamDeletion(Protocol):
         self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
     ) -> DeleteResult:
         """Delete ``stream_id`` if it is at ``expected_version`` (else
-        ``WrongExpectedVersionError``, nothing deleted): it reads as not existing from
-        then on; ``hard`` removes its events now and forbids its id for good."""
+        ``WrongExpectedVersionError``, nothing deleted); ``hard``: its events go now, its
+        id is forbidden for good."""
         ...
 
 
 @runtime_checkable
 class AsyncStreamDeletion(Protocol):
-    """The asyncio twin of :class:`StreamDeletion`."""
-
     async def delete_stream(
         self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
     ) -> DeleteResult: ...
@@ -306,15 +304,11 @@ class AsyncStreamDeletion(Protocol):
 
 @runtime_checkable
 class StreamRetention(Protocol):
-    """A store whose streams keep only what their metadata says, and that removes the rest."""
+    """A store whose streams show what their metadata keeps, and that removes the rest."""
 
-    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
-        """Replace the stream's metadata; reads of the stream respect it at once."""
-        ...
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
 
-    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
-        """The stream's metadata (every limit None when it has none)."""
-        ...
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
 
     def scavenge(self) -> ScavengeResult:
         """Remove what metadata and deletes hide, and give the space back."""
@@ -323,8 +317,6 @@ class StreamRetention(Protocol):
 
 @runtime_checkable
 class AsyncStreamRetention(Protocol):
-    """The asyncio twin of :class:`StreamRetention`."""
-
     async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
 
     async def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
@@ -334,28 +326,20 @@ class AsyncStreamRetention(Protocol):
 
 @runtime_checkable
 class EventRepair(Protocol):
-    """A store on which an operator can replace an event in place, or archive a stream,
+    """A store on which an operator replaces an event in place or archives a stream,
     each recorded in the ``$repairs`` stream in the same transaction."""
 
     def repair_event(
         self, stream_id: str, version: int, event: object, *, reason: str, operator: str
-    ) -> RepairRecord:
-        """Replace the payload of the event at ``version`` of ``stream_id`` with ``event``'s
-        (type, schema version, data, and metadata if it has some)."""
-        ...
+    ) -> RepairRecord: ...
 
     def archive_stream(
         self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
-    ) -> RepairRecord:
-        """Set ``stream_id`` aside: it reads as not existing, takes no more events, and
-        ``scavenge`` keeps its events."""
-        ...
+    ) -> RepairRecord: ...
 
 
 @runtime_checkable
 class AsyncEventRepair(Protocol):
-    """The asyncio twin of :class:`EventRepair`."""
-
     async def repair_event(
         self, stream_id: str, version: int, event: object, *, reason: str, operator: str
     ) -> RepairRecord: ...
