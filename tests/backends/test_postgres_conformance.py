@@ -30,6 +30,9 @@ def test_postgres_declares_its_capabilities(postgres_store_url: str) -> None:
         "append_hooks",
         "projection_state",
         "dcb",
+        "deletion",
+        "retention",
+        "repair",
     }
     with chronik.connect(postgres_store_url) as store:
         assert capabilities(store) == everything

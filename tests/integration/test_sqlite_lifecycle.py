@@ -18,7 +18,9 @@ def _raw(path: Path) -> bytes:
 
 def _fill(store: chronik.Store, stream: str, n: int, text: str) -> None:
     for start in range(0, n, 100):
-        store.append(stream, [NewEvent("Noted", {"text": f"{text} {i}" * 20}) for i in range(start, start + 100)])
+        store.append(
+            stream, [NewEvent("Noted", {"text": f"{text} {i}" * 20}) for i in range(start, start + 100)]
+        )
 
 
 def test_a_scavenge_gives_the_space_back_to_the_file_system(tmp_path: Path) -> None:

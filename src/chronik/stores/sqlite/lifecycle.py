@@ -134,8 +134,7 @@ def scavenge(writer: Writer) -> ScavengeResult:
             if removed > 0:
                 events += removed
                 streams += 1
-    if events:
-        vacuum(writer)
+    vacuum(writer)  # also what hard deletes and repairs freed since the last scavenge
     return ScavengeResult(events, streams)
 
 
@@ -144,6 +143,8 @@ def vacuum(writer: Writer) -> None:
     connections = writer.connections
     conn = writer.connection()
     with connections.locked(), connections.errors():
+        if not conn.execute(sql.FREE_PAGES).fetchone()[0]:
+            return  # nothing to give back
         if conn.execute(sql.AUTO_VACUUM).fetchone()[0] == _INCREMENTAL:
             # As a script: the pragma frees one page per step, and execute() steps once.
             conn.executescript(sql.INCREMENTAL_VACUUM)

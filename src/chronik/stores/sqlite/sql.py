@@ -190,7 +190,8 @@ SELECT deleted, max_count, max_age, truncate_before FROM chronik_streams WHERE s
 SET_DELETED: Final = """
 INSERT INTO chronik_streams (stream_id, deleted, truncate_before, updated_at) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (stream_id) DO UPDATE SET
-    deleted = excluded.deleted, truncate_before = excluded.truncate_before, updated_at = excluded.updated_at"""
+    deleted = excluded.deleted, truncate_before = excluded.truncate_before,
+    updated_at = excluded.updated_at"""
 # Written again after a soft delete, a stream is live (its truncate_before stays).
 UNDELETE: Final = "UPDATE chronik_streams SET deleted = NULL, updated_at = ?2 WHERE stream_id = ?1"
 SET_METADATA: Final = """
@@ -221,6 +222,7 @@ WHERE stream_id = ?1 AND version < ?2 AND (version < ?3 OR recorded_at < ?4)"""
 SCAVENGE_TAGS: Final = f"DELETE FROM chronik_event_tags WHERE position IN ({_SCAVENGED})"
 SCAVENGE_EVENTS: Final = f"DELETE FROM chronik_events WHERE position IN ({_SCAVENGED})"
 AUTO_VACUUM: Final = "PRAGMA auto_vacuum"
+FREE_PAGES: Final = "PRAGMA freelist_count"
 SET_INCREMENTAL_VACUUM: Final = "PRAGMA auto_vacuum = INCREMENTAL"
 INCREMENTAL_VACUUM: Final = "PRAGMA incremental_vacuum"
 VACUUM: Final = "VACUUM"

@@ -33,7 +33,6 @@ from chronik.backend import (
     validate_read_stream,
 )
 from chronik.errors import InvalidInputError, WrongExpectedVersionError
-from chronik.lifecycle import check_append, visible_version
 from chronik.events import (
     ANY,
     NO_STREAM,
@@ -47,6 +46,7 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import check_append, visible_version
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import read_page, records, stream_records

@@ -9,6 +9,7 @@ for it and leaves that part out where the store lacks it.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -225,8 +226,8 @@ class DeletionTests(ConformanceBase):
             store.append(stream, [event(), event()])
             outcomes = _race(
                 {
-                    "append": lambda s=stream: store.append(s, [event()], 2),
-                    "delete": lambda s=stream: face.delete_stream(s, expected_version=2),
+                    "append": functools.partial(store.append, stream, [event()], 2),
+                    "delete": functools.partial(face.delete_stream, stream, expected_version=2),
                 }
             )
             failed = [name for name, outcome in outcomes.items() if isinstance(outcome, Exception)]
