@@ -144,13 +144,15 @@ def vacuum(writer: Writer) -> None:
     conn = writer.connection()
     with connections.locked(), connections.errors():
         if not conn.execute(sql.FREE_PAGES).fetchone()[0]:
-            return  # nothing to give back
-        if conn.execute(sql.AUTO_VACUUM).fetchone()[0] == _INCREMENTAL:
+            pass  # no page to give back (the removed events shared pages with others)
+        elif conn.execute(sql.AUTO_VACUUM).fetchone()[0] == _INCREMENTAL:
             # As a script: the pragma frees one page per step, and execute() steps once.
             conn.executescript(sql.INCREMENTAL_VACUUM)
         else:
             conn.execute(sql.SET_INCREMENTAL_VACUUM)
             conn.execute(sql.VACUUM)  # converts the file; incremental from then on
+        # Copies of the pages, old contents included, are in the write-ahead log until
+        # it is checkpointed; truncated, it holds nothing (readers may delay that).
         conn.execute(sql.CHECKPOINT_WAL).fetchall()
 
 
