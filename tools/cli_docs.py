@@ -29,8 +29,8 @@ when this page is stale. -->
 
 `chronik` looks inside a store, follows it, appends to it, moves it to another
 store, checks it, migrates it, deletes and repairs streams, and runs the
-application's projections, from a terminal. It is a client of the library: everything it does, an application can do
-with `chronik.connect(...)`.
+application's projections, from a terminal. It is a client of the library:
+everything it does, an application can do with `chronik.connect(...)`.
 
 - Every command takes `--url` (default `$CHRONIK_URL`, else `sqlite:///chronik.db`)
   and works on every backend. A URL where no chronik store exists is refused (only
