@@ -64,9 +64,14 @@ def _count(text: str) -> int | None:
         raise click.BadParameter(f"{text!r}: give a whole number, or none") from None
 
 
+def on_a_terminal() -> bool:
+    """Whether a person may be there to answer (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 def _confirm(question: str, yes: bool) -> None:
     """Ask on a terminal (``--yes`` does not); scripts are not asked."""
-    if yes or not sys.stdin.isatty():
+    if yes or not on_a_terminal():
         return
     if not click.confirm(question, default=False, err=True):
         raise fail("nothing was changed")
