@@ -6,9 +6,8 @@ backend must meet. Optional powers are separate small Protocols, checked with
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
 ``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
 ``StreamDeletion``, ``StreamRetention`` and ``EventRepair`` (``chronik.lifecycle``),
-each with an asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
-of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
-are typed to return.
+each with an asyncio twin. ``Store`` and ``AsyncStore`` are the powers every store of
+chronik's own offers, what ``chronik.connect`` and ``connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -289,14 +288,15 @@ class StreamDeletion(Protocol):
     def delete_stream(
         self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
     ) -> DeleteResult:
-        """Delete ``stream_id`` if it is at ``expected_version`` (else
-        ``WrongExpectedVersionError``, nothing deleted); ``hard``: its events go now, its
-        id is forbidden for good."""
+        """Delete ``stream_id`` if it is at ``expected_version`` (else nothing is deleted);
+        ``hard``: its events go now, its id is forbidden for good."""
         ...
 
 
 @runtime_checkable
 class AsyncStreamDeletion(Protocol):
+    """The asyncio twin of :class:`StreamDeletion`."""
+
     async def delete_stream(
         self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
     ) -> DeleteResult: ...
@@ -304,19 +304,19 @@ class AsyncStreamDeletion(Protocol):
 
 @runtime_checkable
 class StreamRetention(Protocol):
-    """A store whose streams show what their metadata keeps, and that removes the rest."""
+    """Streams show what their metadata keeps; ``scavenge`` removes the rest, freeing space."""
 
     def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
 
     def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
 
-    def scavenge(self) -> ScavengeResult:
-        """Remove what metadata and deletes hide, and give the space back."""
-        ...
+    def scavenge(self) -> ScavengeResult: ...
 
 
 @runtime_checkable
 class AsyncStreamRetention(Protocol):
+    """The asyncio twin of :class:`StreamRetention`."""
+
     async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
 
     async def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
@@ -340,6 +340,8 @@ class EventRepair(Protocol):
 
 @runtime_checkable
 class AsyncEventRepair(Protocol):
+    """The asyncio twin of :class:`EventRepair`."""
+
     async def repair_event(
         self, stream_id: str, version: int, event: object, *, reason: str, operator: str
     ) -> RepairRecord: ...

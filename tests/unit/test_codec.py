@@ -307,7 +307,6 @@ def test_a_payload_is_checked_against_its_registered_type_upcasters_included() -
     codec.encode("acc-1", NewEvent("Opened", {"owner": 1}, schema_version=3))  # newer: its readers check
 
 
-
 class Forged(msgspec.Struct, frozen=True):
     mode: str
 
