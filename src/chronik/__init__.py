@@ -10,6 +10,7 @@ implements from ``chronik.backend``, test tools from ``chronik.testing``.
 
 from chronik._connect import connect, connect_async
 from chronik.aggregate import Aggregate, applies
+from chronik.cipher import StaticKeys
 from chronik.codec import EventRegistry
 from chronik.consumer_groups import ConsumerGroup
 from chronik.dcb import AsyncDCBCommandHandler, DCBCommandHandler, DCBDecider, DCBResult
@@ -19,9 +20,11 @@ from chronik.errors import (
     ConcurrencyError,
     ConfigurationError,
     DecodeError,
+    DecryptionError,
     DuplicateEventError,
     EventDecodeError,
     InvalidInputError,
+    KeyNotFoundError,
     OperationalError,
     PersistenceError,
     ProjectionFailedError,
@@ -47,6 +50,7 @@ from chronik.events import (
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
 from chronik.lifecycle import DeleteResult, ScavengeResult, StreamMetadata
+from chronik.personal import REDACTED, PersonalData
 from chronik.process_managers import ProcessManager
 from chronik.query import AppendCondition, Query, QueryItem
 from chronik.snapshots import SnapshotPolicy
@@ -58,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "REDACTED",
     "STREAM_EXISTS",
     "Aggregate",
     "AppendCondition",
@@ -79,6 +84,7 @@ __all__ = [
     "DCBResult",
     "Decider",
     "DecodeError",
+    "DecryptionError",
     "DeleteResult",
     "DuplicateEventError",
     "EventDecodeError",
@@ -86,10 +92,12 @@ __all__ = [
     "EventStore",
     "ExpectedVersion",
     "InvalidInputError",
+    "KeyNotFoundError",
     "Loaded",
     "NewEvent",
     "OperationalError",
     "PersistenceError",
+    "PersonalData",
     "ProcessManager",
     "ProjectionFailedError",
     "Query",
@@ -98,6 +106,7 @@ __all__ = [
     "RetriesExhaustedError",
     "ScavengeResult",
     "SnapshotPolicy",
+    "StaticKeys",
     "Store",
     "StoreClosedError",
     "StreamDeletedError",

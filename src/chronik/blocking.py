@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Final, TypeVar, cast
 
@@ -48,6 +48,7 @@ from chronik.events import (
     StreamWrite,
 )
 from chronik.lifecycle import DeleteResult, RepairRecord, ScavengeResult, StreamMetadata
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHook,
@@ -62,6 +63,7 @@ from chronik.store import (
     AsyncSnapshotStore,
     AsyncStreamDeletion,
     AsyncStreamRetention,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     LogPage,
@@ -413,6 +415,15 @@ class _Repair(BlockingStore):
         return self._call(store.archive_stream(stream_id, expected_version, reason=reason, operator=operator))
 
 
+class _SubjectKeys(BlockingStore):
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        store = cast(AsyncSubjectKeyStore, self.async_store)
+        return self._call(store.subject_keys(subjects, create=create))
+
+    def forget(self, subject: str) -> None:
+        self._call(cast(AsyncSubjectKeyStore, self.async_store).forget(subject))
+
+
 _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncSnapshotStore, _Snapshots),
     (AsyncCheckpointStore, _Checkpoints),
@@ -424,6 +435,7 @@ _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncStreamDeletion, _Deletion),
     (AsyncStreamRetention, _Retention),
     (AsyncEventRepair, _Repair),
+    (AsyncSubjectKeyStore, _SubjectKeys),
 )
 _FACES: dict[tuple[type[BlockingStore], ...], type[BlockingStore]] = {}
 _FACES_LOCK: Final = threading.Lock()

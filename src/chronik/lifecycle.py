@@ -42,7 +42,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -53,6 +53,7 @@ from chronik.errors import (
     WrongExpectedVersionError,
 )
 from chronik.events import (
+    ANY,
     Checkpoint,
     ExpectedVersion,
     NewEvent,
@@ -66,11 +67,17 @@ __all__ = [
     "REPAIRS_STREAM",
     "STREAM_ARCHIVED",
     "STREAM_DELETED",
+    "AsyncEventRepair",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
     "DeleteMode",
     "DeleteResult",
+    "EventRepair",
     "RepairRecord",
     "ScavengeResult",
+    "StreamDeletion",
     "StreamMetadata",
+    "StreamRetention",
     "archive_mode",
     "archive_record",
     "check_append",
@@ -162,6 +169,79 @@ class RepairRecord(msgspec.Struct, frozen=True, kw_only=True):
     new_schema_version: int | None = None
     new_digest: str | None = None
     events: int = 1
+
+
+# -- the powers (re-exported by chronik.store, where the other powers are) ---------------------
+
+
+@runtime_checkable
+class StreamDeletion(Protocol):
+    """A store that deletes streams, softly or for good."""
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (else nothing is deleted);
+        ``hard``: its events go now, its id is forbidden for good."""
+        ...
+
+
+@runtime_checkable
+class AsyncStreamDeletion(Protocol):
+    """The asyncio twin of :class:`StreamDeletion`."""
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult: ...
+
+
+@runtime_checkable
+class StreamRetention(Protocol):
+    """Streams show what their metadata keeps; ``scavenge`` removes the rest, freeing space."""
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
+
+    def scavenge(self) -> ScavengeResult: ...
+
+
+@runtime_checkable
+class AsyncStreamRetention(Protocol):
+    """The asyncio twin of :class:`StreamRetention`."""
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
+
+    async def scavenge(self) -> ScavengeResult: ...
+
+
+@runtime_checkable
+class EventRepair(Protocol):
+    """A store on which an operator replaces an event in place or archives a stream,
+    each recorded in the ``$repairs`` stream in the same transaction."""
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord: ...
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord: ...
+
+
+@runtime_checkable
+class AsyncEventRepair(Protocol):
+    """The asyncio twin of :class:`EventRepair`."""
+
+    async def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord: ...
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord: ...
 
 
 # -- stream metadata -------------------------------------------------------------------

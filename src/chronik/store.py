@@ -5,9 +5,10 @@ backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
 ``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
-``StreamDeletion``, ``StreamRetention`` and ``EventRepair`` (``chronik.lifecycle``),
-each with an asyncio twin. ``Store`` and ``AsyncStore`` are the powers every store of
-chronik's own offers, what ``chronik.connect`` and ``connect_async`` are typed to return.
+``SubjectKeyStore`` (crypto-shredding), ``StreamDeletion``, ``StreamRetention`` and
+``EventRepair`` (``chronik.lifecycle``), each with an asyncio twin. ``Store`` and
+``AsyncStore`` are the powers every store of chronik's own offers, what
+``chronik.connect`` and ``connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -25,7 +26,7 @@ use to implement it is gathered in ``chronik.backend``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -43,7 +44,17 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
-from chronik.lifecycle import DeleteResult, RepairRecord, ScavengeResult, StreamMetadata
+
+# The powers of deleting, retaining and repairing live beside their values and rules.
+from chronik.lifecycle import (
+    AsyncEventRepair,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
+    EventRepair,
+    StreamDeletion,
+    StreamRetention,
+)
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 
 if TYPE_CHECKING:
@@ -68,6 +79,7 @@ __all__ = [
     "AsyncStoreTransaction",
     "AsyncStreamDeletion",
     "AsyncStreamRetention",
+    "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
@@ -84,6 +96,7 @@ __all__ = [
     "StoreTransaction",
     "StreamDeletion",
     "StreamRetention",
+    "SubjectKeyStore",
     "Subscribable",
     "Transactional",
     "is_async",
@@ -278,79 +291,6 @@ class AsyncDCBStore(Protocol):
     ) -> AppendResult: ...
 
 
-# -- deleting, retaining, repairing (chronik.lifecycle, docs/lifecycle.md) -------------------
-
-
-@runtime_checkable
-class StreamDeletion(Protocol):
-    """A store that deletes streams, softly or for good."""
-
-    def delete_stream(
-        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
-    ) -> DeleteResult:
-        """Delete ``stream_id`` if it is at ``expected_version`` (else nothing is deleted);
-        ``hard``: its events go now, its id is forbidden for good."""
-        ...
-
-
-@runtime_checkable
-class AsyncStreamDeletion(Protocol):
-    """The asyncio twin of :class:`StreamDeletion`."""
-
-    async def delete_stream(
-        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
-    ) -> DeleteResult: ...
-
-
-@runtime_checkable
-class StreamRetention(Protocol):
-    """Streams show what their metadata keeps; ``scavenge`` removes the rest, freeing space."""
-
-    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
-
-    def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
-
-    def scavenge(self) -> ScavengeResult: ...
-
-
-@runtime_checkable
-class AsyncStreamRetention(Protocol):
-    """The asyncio twin of :class:`StreamRetention`."""
-
-    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None: ...
-
-    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata: ...
-
-    async def scavenge(self) -> ScavengeResult: ...
-
-
-@runtime_checkable
-class EventRepair(Protocol):
-    """A store on which an operator replaces an event in place or archives a stream,
-    each recorded in the ``$repairs`` stream in the same transaction."""
-
-    def repair_event(
-        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
-    ) -> RepairRecord: ...
-
-    def archive_stream(
-        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
-    ) -> RepairRecord: ...
-
-
-@runtime_checkable
-class AsyncEventRepair(Protocol):
-    """The asyncio twin of :class:`EventRepair`."""
-
-    async def repair_event(
-        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
-    ) -> RepairRecord: ...
-
-    async def archive_stream(
-        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
-    ) -> RepairRecord: ...
-
-
 # -- snapshots and checkpoints ------------------------------------------------------------------
 
 
@@ -402,6 +342,45 @@ class AsyncCheckpointStore(Protocol):
     async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
 
     async def delete_checkpoint(self, name: str) -> None: ...
+
+
+# -- subjects' keys (crypto-shredding: chronik.personal) ----------------------------------------
+
+
+@runtime_checkable
+class SubjectKeyStore(Protocol):
+    """Keeps each data subject's key, which seals the subject's personal data.
+
+    A store's own keeps them beside its events (a table, a key-value bucket, a dict);
+    one given to ``chronik.connect(..., subject_keys=...)`` replaces it (a vault, a
+    KMS). Keys never leave it but to seal and open personal fields in this process.
+    """
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The current key of each of ``subjects`` that has one.
+
+        With ``create``, a key is made first for each subject that has none (a subject
+        forgotten before gets a new one, with a new id): writers racing to make one
+        subject's key all get the same key.
+        """
+        ...
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key for good: its personal data, wherever it is stored,
+        reads as redacted from now on. A subject without a key (unknown, or forgotten
+        already) is no error."""
+        ...
+
+
+@runtime_checkable
+class AsyncSubjectKeyStore(Protocol):
+    """The asyncio twin of :class:`SubjectKeyStore`."""
+
+    async def subject_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, SubjectKey]: ...
+
+    async def forget(self, subject: str) -> None: ...
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -776,6 +755,7 @@ class Store(
     DCBStore,
     StreamDeletion,
     StreamRetention,
+    SubjectKeyStore,
     Protocol,
 ):
     """Every power at once: what each of chronik's own stores offers (the NATS store
@@ -795,6 +775,7 @@ class AsyncStore(
     AsyncDCBStore,
     AsyncStreamDeletion,
     AsyncStreamRetention,
+    AsyncSubjectKeyStore,
     Protocol,
 ):
     """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

@@ -9,7 +9,15 @@ from chronik.testing.conformance import EventStoreConformance, StoreFactory, cap
 
 pytestmark = pytest.mark.nats
 
-POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "deletion", "retention"}
+POWERS = {
+    "snapshots",
+    "checkpoints",
+    "subscriptions",
+    "projection_state",
+    "subject_keys",
+    "deletion",
+    "retention",
+}
 
 
 class TestNatsConformance(EventStoreConformance):

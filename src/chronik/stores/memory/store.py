@@ -13,24 +13,30 @@ position, so positions are never given out twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
+    forget_subject,
     normalize_filter,
     position_after,
     prepare_decision,
     prepare_replacement,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
     validate_expected_version,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, InvalidInputError
@@ -75,7 +81,8 @@ from chronik.stores.memory.reader import (
     StreamState,
     checkpoint_at,
 )
-from chronik.stores.memory.writing import MemoryTransaction, visible_rows, write
+from chronik.stores.memory.subject_keys import MemorySubjectKeys
+from chronik.stores.memory.writing import SYSTEM, MemoryTransaction, visible_rows, write
 
 __all__ = ["MemoryEventStore"]
 
@@ -91,6 +98,7 @@ class MemoryEventStore(Subscribes):
         self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     ) -> None:
         self.codec = Codec(registry, max_event_size=max_event_size)
+        self.codec.subject_keys = MemorySubjectKeys()
         self._log = MemoryLog(self.codec)
 
     # -- writing ---------------------------------------------------------------
@@ -98,14 +106,19 @@ class MemoryEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            with write(self._log) as tx:
+                result = tx.append_prepared(prepared)[0]
+            return span.done(result)
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        prepared = prepare_writes(self.codec, writes)
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            with write(self._log) as tx:
+                results = tx.append_prepared(prepared)
+            return span.done(results)
 
     # -- Dynamic Consistency Boundaries ------------------------------------------------
 
@@ -131,16 +144,19 @@ class MemoryEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        log = self._log
-        with write(log) as tx:
-            # One writer at a time: nothing can be stored between this check and the append.
-            if checked is not None:
-                query = checked.fail_if_events_match
-                for row in log.rows[checked.after or 0 :]:
-                    if isinstance(row, Row) and query.matches(row.event.type, row.event.tags):
-                        raise AppendConditionFailedError(query, checked.after, row.position)
-            return tx.append_prepared([prepared])[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            log = self._log
+            with write(log) as tx:
+                # One writer at a time: nothing can be stored between this check and the append.
+                if checked is not None:
+                    query = checked.fail_if_events_match
+                    for row in log.rows[checked.after or 0 :]:
+                        if isinstance(row, Row) and query.matches(row.event.type, row.event.tags):
+                            raise AppendConditionFailedError(query, checked.after, row.position)
+                result = tx.append_prepared([prepared])[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[MemoryTransaction]:
         """A write transaction: appends, checkpoints, snapshots, projection state and dead
@@ -151,6 +167,16 @@ class MemoryEventStore(Subscribes):
         store itself inside the block, on the same thread, raises ``InvalidInputError``.
         """
         return write(self._log)
+
+    # -- subjects' keys (crypto-shredding) -------------------------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return subject_keys_of(self.codec, subjects, create)
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        forget_subject(self.codec, subject)
 
     # -- reading ---------------------------------------------------------------
 
@@ -305,6 +331,7 @@ class MemoryEventStore(Subscribes):
     ) -> RepairRecord:
         stream_id = validate_stream_id(stream_id)
         reason, operator = validate_repair(stream_id, version, reason, operator)
+        keys = write_keys(self.codec, [[event]])  # before the write lock, as an append's
         log = self._log
         with write(log) as tx:
             positions = tx.positions(stream_id)
@@ -314,7 +341,13 @@ class MemoryEventStore(Subscribes):
             old = row.event
             check_repairable(stream_id, version, old.type)
             new = prepare_replacement(
-                self.codec, stream_id, event, event_id=old.event_id, metadata=old.metadata, tags=old.tags
+                self.codec,
+                stream_id,
+                event,
+                event_id=old.event_id,
+                metadata=old.metadata,
+                tags=old.tags,
+                keys=keys,
             )
             record = replace_record(
                 stream_id=stream_id,

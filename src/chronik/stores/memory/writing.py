@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import msgspec
 
@@ -30,6 +30,8 @@ from chronik.backend import (
     ExistingEvent,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     expected_version_ok,
     position_after,
     prepare_write,
@@ -37,6 +39,7 @@ from chronik.backend import (
     resolve_existing,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import EncodedEvent
 from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
@@ -68,7 +71,10 @@ from chronik.lifecycle import (
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, LIVE, MemoryLog, Removed, Row, StreamState, checkpoint_at
 
-__all__ = ["MemoryTransaction", "visible_rows", "write"]
+__all__ = ["SYSTEM", "MemoryTransaction", "visible_rows", "write"]
+
+SYSTEM: Final = "memory"
+"""What telemetry calls this backend (``db.system.name``)."""
 
 _Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot | None], projection_state.ProjectionChanges]
 
@@ -126,11 +132,17 @@ class MemoryTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        codec = self._log.codec
-        return self.append_prepared([prepare_write(codec, stream_id, events, expected_version)])[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._log.codec
+            keys = write_keys(codec, [events])
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done(self.append_prepared(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._log.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._log.codec
+            prepared = prepare_writes(codec, writes, write_keys(codec, writes))
+            return span.done(self.append_prepared(prepared))
 
     def append_prepared(self, writes: list[PreparedWrite], *, system: bool = False) -> list[AppendResult]:
         """Stage validated writes and run the append hooks on them; all or nothing.

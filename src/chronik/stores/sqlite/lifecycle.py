@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from chronik.backend import Codec, prepare_replacement, prepare_write
+from chronik.backend import Codec, prepare_replacement, prepare_write, write_keys
 from chronik.errors import InvalidInputError
 from chronik.events import ANY, ExpectedVersion
 from chronik.lifecycle import (
@@ -160,6 +160,7 @@ def repair(
     writer: Writer, stream_id: str, version: int, event: object, reason: str, operator: str
 ) -> RepairRecord:
     codec: Codec = writer.codec
+    keys = write_keys(codec, [[event]])  # before the write lock, as an append's
     with writer.write() as conn:
         row = conn.execute(sql.EVENT_AT, (stream_id, version)).fetchone()
         if row is None:
@@ -168,7 +169,9 @@ def repair(
         check_repairable(stream_id, version, type_)
         old_id = uuid.UUID(bytes=event_id)
         kept_tags: tuple[str, ...] = () if not tags else tuple(msgspec.json.decode(tags))
-        new = prepare_replacement(codec, stream_id, event, event_id=old_id, metadata=metadata, tags=kept_tags)
+        new = prepare_replacement(
+            codec, stream_id, event, event_id=old_id, metadata=metadata, tags=kept_tags, keys=keys
+        )
         record = replace_record(
             stream_id=stream_id,
             version=version,

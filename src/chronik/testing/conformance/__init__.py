@@ -16,12 +16,12 @@ where the bridge would hide what is tested)::
 
 The capability suites (:class:`SnapshotTests`, :class:`CheckpointTests`,
 :class:`SubscriptionTests`, :class:`TransactionTests`, :class:`AppendHookTests`,
-:class:`ProjectionStateTests`, :class:`DCBTests`, :class:`DeletionTests`,
-:class:`RetentionTests`, :class:`RepairTests`) are part of :class:`EventStoreConformance`; each runs
-wherever the store on the face under test declares its capability (``isinstance``
-against the ``chronik.store`` Protocols, see :func:`capabilities`) and skips
-elsewhere. Pin what each face declares in a test of your own, so that losing a
-capability fails loudly instead of skipping quietly.
+:class:`ProjectionStateTests`, :class:`DCBTests`, :class:`SubjectKeyTests`,
+:class:`DeletionTests`, :class:`RetentionTests`, :class:`RepairTests`) are part of
+:class:`EventStoreConformance`; each runs wherever the store on the face under test
+declares its capability (``isinstance`` against the ``chronik.store`` Protocols, see
+:func:`capabilities`) and skips elsewhere. Pin what each face declares in a test of
+your own, so that losing a capability fails loudly instead of skipping quietly.
 """
 
 from chronik.testing.conformance._append import AppendTests, AtomicityTests, IdempotencyTests
@@ -44,6 +44,7 @@ from chronik.testing.conformance._lifecycle import DeletionTests, RepairTests, R
 from chronik.testing.conformance._projection_state import ProjectionStateTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests
+from chronik.testing.conformance._shredding import EncryptionTests, SubjectKeyTests
 from chronik.testing.conformance._snapshots import CheckpointTests, SnapshotTests
 from chronik.testing.conformance._subscriptions import SubscriptionTests
 from chronik.testing.conformance._transactions import TransactionTests
@@ -60,6 +61,7 @@ __all__ = [
     "DCBTests",
     "DeletionTests",
     "Deposited",
+    "EncryptionTests",
     "EventStoreConformance",
     "FaceTests",
     "IdempotencyTests",
@@ -73,6 +75,7 @@ __all__ = [
     "SnapshotTests",
     "StoreFactory",
     "StreamInfoTests",
+    "SubjectKeyTests",
     "SubscriptionTests",
     "TransactionTests",
     "capabilities",
@@ -91,6 +94,7 @@ class CapabilityTests(
     AppendHookTests,
     ProjectionStateTests,
     DCBTests,
+    SubjectKeyTests,
     DeletionTests,
     RetentionTests,
     RepairTests,
@@ -107,6 +111,7 @@ class EventStoreConformance(
     StreamInfoTests,
     ConcurrencyTests,
     PropertyTests,
+    EncryptionTests,
     CapabilityTests,
 ):
     """Every conformance test. Subclass it and provide the ``store_factory`` fixture."""

@@ -26,6 +26,7 @@ from chronik.store import (
     AsyncSnapshotStore,
     AsyncStreamDeletion,
     AsyncStreamRetention,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
@@ -36,6 +37,7 @@ from chronik.store import (
     SnapshotStore,
     StreamDeletion,
     StreamRetention,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
 )
@@ -74,6 +76,7 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "deletion": (StreamDeletion, AsyncStreamDeletion),
     "retention": (StreamRetention, AsyncStreamRetention),
     "repair": (EventRepair, AsyncEventRepair),
+    "subject_keys": (SubjectKeyStore, AsyncSubjectKeyStore),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
 

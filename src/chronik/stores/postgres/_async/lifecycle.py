@@ -34,7 +34,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from chronik.backend import prepare_replacement, prepare_write
+from chronik.backend import prepare_replacement, prepare_write, write_keys_async
 from chronik.errors import InvalidInputError, OperationalError, WrongExpectedVersionError
 from chronik.events import ANY, ExpectedVersion, category_of
 from chronik.lifecycle import (
@@ -165,6 +165,7 @@ async def scavenge(shared: Connections) -> ScavengeResult:
 async def repair(
     shared: Connections, stream_id: str, version: int, event: object, reason: str, operator: str
 ) -> RepairRecord:
+    keys = await write_keys_async(shared.codec, [[event]])
     async with transaction(shared) as tx:
         conn, statements = tx.connection, tx.statements
         cursor = await conn.execute(statements.event_at, (stream_id, version))
@@ -174,7 +175,9 @@ async def repair(
         position, event_id, type_, schema_version, data, metadata, tags = row
         check_repairable(stream_id, version, type_)
         old_id = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
-        new = prepare_replacement(tx.codec, stream_id, event, event_id=old_id, metadata=metadata, tags=tags)
+        new = prepare_replacement(
+            tx.codec, stream_id, event, event_id=old_id, metadata=metadata, tags=tags, keys=keys
+        )
         record = replace_record(
             stream_id=stream_id,
             version=version,

@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from chronik.backend import prepare_replacement, prepare_write
+from chronik.backend import prepare_replacement, prepare_write, write_keys
 from chronik.errors import InvalidInputError, OperationalError, WrongExpectedVersionError
 from chronik.events import ANY, ExpectedVersion, category_of
 from chronik.lifecycle import (
@@ -135,6 +135,7 @@ def scavenge(shared: Connections) -> ScavengeResult:
 def repair(
     shared: Connections, stream_id: str, version: int, event: object, reason: str, operator: str
 ) -> RepairRecord:
+    keys = write_keys(shared.codec, [[event]])
     with transaction(shared) as tx:
         conn, statements = tx.connection, tx.statements
         cursor = conn.execute(statements.event_at, (stream_id, version))
@@ -144,7 +145,9 @@ def repair(
         position, event_id, type_, schema_version, data, metadata, tags = row
         check_repairable(stream_id, version, type_)
         old_id = event_id if isinstance(event_id, uuid.UUID) else uuid.UUID(str(event_id))
-        new = prepare_replacement(tx.codec, stream_id, event, event_id=old_id, metadata=metadata, tags=tags)
+        new = prepare_replacement(
+            tx.codec, stream_id, event, event_id=old_id, metadata=metadata, tags=tags, keys=keys
+        )
         record = replace_record(
             stream_id=stream_id,
             version=version,
