@@ -279,7 +279,7 @@ def repair_event(
     stdin), keeping its version, position, id, tags and time. It is checked against
     its registered type (the application's registry with --app)."""
     app = load_app(app_ref)
-    store = _power(open_store(url, app.registry), EventRepair, url, "repair events")
+    store = _power(open_store(url, app.registry, **app.store_options), EventRepair, url, "repair events")
     old = store.read_stream(stream, version, version)
     found = old[0] if old else None
     kind = type_ or (found.type if found is not None else None)
