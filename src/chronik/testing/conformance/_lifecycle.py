@@ -20,6 +20,7 @@ import pytest
 
 import chronik
 from chronik import NO_STREAM, NewEvent, StreamMetadata
+from chronik.cipher import StaticKeys
 from chronik.errors import (
     DecodeError,
     EventValidationError,
@@ -40,6 +41,7 @@ from chronik.testing.conformance._base import (
     capabilities,
     event,
     face_of,
+    native,
     needs,
     new_stream,
 )
@@ -250,6 +252,24 @@ class DeletionTests(ConformanceBase):
             face.delete_stream(stream, hard=True)
             [marker] = feed.collect(1)
             assert (marker.stream_id, marker.type, marker.data["mode"]) == (stream, STREAM_DELETED, "hard")
+
+    def test_deletes_work_the_same_on_a_store_that_seals_payloads(self, store: EventStore) -> None:
+        # The deletion event stays clear (the store reads it to know the stream's state).
+        native(store).codec.protect(cipher=StaticKeys({"k1": StaticKeys.new_key()}), encrypt_metadata=True)
+        face = face_of(store)
+        stream = new_stream()
+        store.append(stream, [event(n=1)])
+        face.delete_stream(stream)
+        assert store.stream_info(stream).deleted == "soft"
+        with pytest.raises(WrongExpectedVersionError):
+            store.append(stream, [event()], expected_version=1)
+        assert store.append(stream, [event(n=2)], NO_STREAM).version == 3
+        face.delete_stream(stream, hard=True)
+        with pytest.raises(StreamDeletedError):
+            store.append(stream, [event()])
+        [tombstone] = _of(store, stream)  # the rest went with the hard delete
+        assert (tombstone.type, tombstone.data["mode"]) == (STREAM_DELETED, "hard")
+        assert not str(tombstone.raw_data).startswith('{"$chronik"')
 
     def test_a_delete_drops_the_stream_snapshot(self, store: EventStore) -> None:
         if "snapshots" not in capabilities(store):
