@@ -45,6 +45,7 @@ FILES: dict[str, tuple[str, str]] = {
             ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
             ("dcb", "Dynamic Consistency Boundaries on the sync PostgreSQL store: locks, reads, checks."),
+            ("lifecycle", "Deleting, retaining and repairing on the sync PostgreSQL store."),
             ("subject_keys", "The sync PostgreSQL store's subjects' keys: the ``subject_keys`` table."),
         ]
     },

@@ -4,10 +4,11 @@
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections), ``ProjectionStateStore`` and
-``SubjectKeyStore`` (crypto-shredding), each with an asyncio twin. ``Store`` and
-``AsyncStore`` are all of them at once: what every store of chronik's own offers,
-and what ``chronik.connect`` and ``chronik.connect_async`` are typed to return.
+``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
+``SubjectKeyStore`` (crypto-shredding), ``StreamDeletion``, ``StreamRetention`` and
+``EventRepair`` (``chronik.lifecycle``), each with an asyncio twin. ``Store`` and
+``AsyncStore`` are the powers every store of chronik's own offers, what
+``chronik.connect`` and ``connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -43,6 +44,16 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+
+# The powers of deleting, retaining and repairing live beside their values and rules.
+from chronik.lifecycle import (
+    AsyncEventRepair,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
+    EventRepair,
+    StreamDeletion,
+    StreamRetention,
+)
 from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 
@@ -58,6 +69,7 @@ __all__ = [
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncDCBStore",
+    "AsyncEventRepair",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -65,11 +77,14 @@ __all__ = [
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
     "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
     "DCBStore",
+    "EventRepair",
     "EventStore",
     "HookTransaction",
     "LogPage",
@@ -79,6 +94,8 @@ __all__ = [
     "SnapshotStore",
     "Store",
     "StoreTransaction",
+    "StreamDeletion",
+    "StreamRetention",
     "SubjectKeyStore",
     "Subscribable",
     "Transactional",
@@ -736,11 +753,14 @@ class Store(
     ProjectionStateStore,
     AppendHooks,
     DCBStore,
+    StreamDeletion,
+    StreamRetention,
     SubjectKeyStore,
     Protocol,
 ):
     """Every power at once: what each of chronik's own stores offers (the NATS store
-    lacks transactions and DCB), and what ``chronik.connect`` is typed to return."""
+    lacks transactions and DCB), and what ``chronik.connect`` is typed to return.
+    ``EventRepair`` is not part of it: the NATS store cannot replace a message."""
 
 
 @runtime_checkable
@@ -753,6 +773,8 @@ class AsyncStore(
     AsyncProjectionStateStore,
     AsyncAppendHooks,
     AsyncDCBStore,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
     AsyncSubjectKeyStore,
     Protocol,
 ):

@@ -40,6 +40,7 @@ from chronik.errors import ChronikError, DuplicateEventError, InvalidInputError,
 from chronik.events import NewEvent
 from chronik.personal import validate_subject
 from chronik.store import SubjectKeyStore, Subscribable
+from chronik.web._lifecycle import delete_stream, metadata_routes
 from chronik.web._support import (
     ApiError,
     Context,
@@ -47,6 +48,7 @@ from chronik.web._support import (
     context,
     json_response,
     parse_checkpoint,
+    parse_expected,
     parse_moment,
     query_bool,
     query_checkpoint,
@@ -125,6 +127,8 @@ def stream(request: Request) -> Response:
     backwards = query_bool(request, "backwards")
     assert start is not None
     info = ctx.store.stream_info(stream_id)
+    if info.deleted is not None:
+        raise ApiError(404, f"stream {stream_id!r} was deleted", stream_id=stream_id, deleted=info.deleted)
     if not info.exists:
         raise ApiError(404, f"stream {stream_id!r} does not exist", stream_id=stream_id)
     events = ctx.store.read_stream(stream_id, start, end, backwards=backwards, limit=limit)
@@ -176,26 +180,6 @@ class AppendIn(msgspec.Struct, forbid_unknown_fields=True):
     expected_version: int | str | None = None
 
 
-_NAMED = {"any": chronik.ANY, "no-stream": chronik.NO_STREAM, "stream-exists": chronik.STREAM_EXISTS}
-
-
-def _expected(value: int | str | None) -> Any:
-    if value is None:
-        return chronik.ANY
-    if isinstance(value, str):
-        if value.lower() not in _NAMED:
-            raise ApiError(
-                400,
-                f"expected_version {value!r}: give a version (0 for no stream), 'any', 'no-stream' "
-                "or 'stream-exists'",
-                field="expected_version",
-            )
-        return _NAMED[value.lower()]
-    if value < 0:
-        raise ApiError(400, f"expected_version must be 0 or more, got {value}", field="expected_version")
-    return value
-
-
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -232,7 +216,7 @@ async def append(request: Request) -> Response:
         raise ApiError(400, f"the body is not JSON: {err}", field=None) from None
     if not body.events:
         raise ApiError(400, "events must hold at least one event", field="events")
-    expected = _expected(body.expected_version)
+    expected = parse_expected(body.expected_version)
     new = [NewEvent(e.type, e.data, e.metadata, e.event_id) for e in body.events]
     try:
         result = await anyio.to_thread.run_sync(lambda: ctx.store.append(stream_id, new, expected))
@@ -460,6 +444,8 @@ def _from_head(request: Request) -> bool:
 async def stream_or_append(request: Request) -> Response:
     if request.method == "POST":
         return await append(request)
+    if request.method == "DELETE":
+        return await delete_stream(request)
     return await anyio.to_thread.run_sync(stream, request)
 
 
@@ -467,7 +453,8 @@ def api_routes() -> list[Route]:
     return [
         Route("/api/info", info),
         Route("/api/streams", streams),
-        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST"]),
+        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST", "DELETE"]),
+        *metadata_routes(),
         Route("/api/log", log),
         Route("/api/subscribe", subscribe),
         Route("/api/projections", projections),
