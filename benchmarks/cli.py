@@ -19,15 +19,12 @@ from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
 __all__ = ["main", "parser"]
 
 
-def _workloads(text: str) -> list[int]:
-    try:
-        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected workload numbers like 1,3,5, got {text!r}") from None
-    unknown = [w for w in chosen if w not in WORKLOADS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"workloads are 1 to 7, got {text!r}")
-    return chosen
+def _workloads(text: str) -> list[str]:
+    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(wanted - set(WORKLOADS))
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"workloads are {', '.join(WORKLOADS)} (e.g. 1,3,a), got {text!r}")
+    return [w for w in WORKLOADS if w in wanted]
 
 
 def _positive_int(text: str) -> int:
@@ -48,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="chronik against eventsourcing and the raw drivers, on SQLite, PostgreSQL and NATS "
-        "(issues 6 and 13).",
+        "(issues 6, 13 and 19).",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
@@ -58,7 +55,9 @@ def parser() -> argparse.ArgumentParser:
         "--scale", type=_positive_float, help="multiply the issue's event counts by this factor"
     )
     p.add_argument("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
-    p.add_argument("--only", type=_workloads, help="workloads to run, e.g. 1,3,5 (default: all seven)")
+    p.add_argument(
+        "--only", type=_workloads, help="workloads to run, e.g. 1,3,a,d (default: all of 1-7 and a-i)"
+    )
     p.add_argument("--repeat", type=_positive_int, help="repetitions per figure (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, help="write bench.json and bench.md into this directory")
     p.add_argument(
@@ -80,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, help="where the SQLite files go (default: a temporary directory)")
     p.add_argument(
         "--no-normal", action="store_true", help="skip the labelled chronik synchronous=NORMAL rows"
+    )
+    p.add_argument(
+        "--no-fast",
+        action="store_true",
+        help="skip the labelled rows of eventsourcing on its fastest documented settings",
     )
     p.add_argument(
         "--extras",
@@ -105,17 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scale:
         sizes, label, repeat = FULL.scaled(args.scale), f"scale {args.scale:g}", args.repeat or 3
     else:
-        sizes, label, repeat = FULL, "full (issue 6)", args.repeat or 3
+        sizes, label, repeat = FULL, "full (issues 6 and 19)", args.repeat or 3
     backends: list[Backend] = list(BACKENDS) if args.backend == "all" else [args.backend]
     config = Config(
         sizes=sizes,
         backends=backends,
-        workloads=args.only or sorted(WORKLOADS),
+        workloads=args.only or list(WORKLOADS),
         repeat=repeat,
         workdir=args.workdir,
         postgres_url=args.postgres_url,
         nats_url=args.nats_url,
         normal=not args.no_normal,
+        fast=not args.no_fast,
         extras=args.extras,
         timeout=600.0 if args.quick else 3600.0,
         label=label,

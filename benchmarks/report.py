@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmarks import validation
-from benchmarks.spec import ON_CHRONIK, VARIANT_COLUMN
+from benchmarks.spec import FAST, ON_CHRONIK, VARIANT_COLUMN
 
 __all__ = ["markdown", "print_tables", "write_outputs"]
 
@@ -33,7 +33,7 @@ _COLUMNS: Final = ("chronik", "eventsourcing", "raw")
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return ""
-    if unit == "events/s":
+    if unit.endswith("/s"):
         return f"{value:,.0f}"
     if unit == "x":
         return f"{value:.2f}"
@@ -51,6 +51,11 @@ def _missing(backend: dict[str, Any], row: dict[str, Any], name: str) -> str:
     if entry is None or not entry["available"]:
         return "n/a"
     contender = row["variant"] or name
+    if any(
+        e["workload"] == row["workload"] and e["contender"] == contender
+        for e in backend.get("not_applicable", [])
+    ):
+        return "n/a"
     if any(e["workload"] == row["workload"] and e["contender"] == contender for e in backend["errors"]):
         return "error"
     return "—"
@@ -178,6 +183,15 @@ def _notes(backend: dict[str, Any]) -> list[str]:
         notes.append(
             f"{name}: {info.get('library', '')}; {info.get('api', '')}"
             + (f"; {settings}" if settings else "")
+        )
+    for entry in backend.get("not_applicable", []):
+        notes.append(f"{entry['contender']} on workload {entry['workload']}: n/a, {entry['reason']}")
+    if any(row["variant"] == FAST for row in backend["rows"]):
+        notes.append(
+            "the same, eventsourcing on its fastest settings: the eventsourcing contender with the "
+            "orjson transcoder of its documentation"
+            + (" and POSTGRES_ENABLE_DB_FUNCTIONS" if backend["backend"] == "postgres" else "")
+            + "; its ratio is chronik's speed over it"
         )
     if any(row["variant"] == ON_CHRONIK for row in backend["rows"]):
         notes.append(
