@@ -90,6 +90,13 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the figures beyond the issue's: workload 2 as commands that load the aggregate first",
     )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="also commit-ready: write the run's JSON to benchmarks/results/<date>-<time>-<machine>.json, "
+        "which python -m benchmarks.report --readme turns into the README's tables",
+    )
+    p.add_argument("--note", help="a sentence on the run (the machine's state, ...) kept with its JSON")
     p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print the tables of a saved bench.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the tables")
     return p
@@ -129,9 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         else (lambda message: console.print(message, highlight=False, markup=False)),
     )
     result = run_benchmarks(config)
+    if args.note:
+        result["meta"]["note"] = args.note
     result["validation"] = validation.measure(rounds=5 if args.quick else 15)
     print_tables(result, console)
     if args.out:
         json_path, md_path = write_outputs(result, args.out)
         console.print(f"wrote {json_path} and {md_path}")
+    if args.publish:
+        from benchmarks.published import RESULTS, result_path
+
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = result_path(result)
+        path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}: python -m benchmarks.report --readme makes the README's tables from it")
     return 0

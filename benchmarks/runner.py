@@ -31,7 +31,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.contenders import NOT_APPLICABLE
+from benchmarks.contenders import NOT_APPLICABLE, NOT_APPLICABLE_JOBS
 from benchmarks.databases import (
     Location,
     create_location,
@@ -341,6 +341,12 @@ class _Run:
                     )
                 b.add(name, result["figures"])
                 self.config.progress(f"  [{b.backend}] h-load {name}: {_brief(result['figures'])}")
+                reason = NOT_APPLICABLE_JOBS.get(
+                    (VARIANTS[name].contender if name in VARIANTS else name, b.backend, "h-write")
+                )
+                if reason is not None:
+                    b.not_applicable.append({"workload": "h", "contender": name, "reason": reason})
+                    continue
                 with self.location(b.backend, f"h_write_{name}") as loc:
                     result = self.worker("h-write", name, {"main": loc})
                 b.add(name, result["figures"])

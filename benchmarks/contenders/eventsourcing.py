@@ -314,7 +314,10 @@ class EventsourcingAccounts:
                 batch.extend(
                     StoredEvent(originator_id, s.originator_version, s.topic, s.state) for s in stored
                 )
-            self.app.recorder.insert_events(batch)
+            # At most ``chunk`` rows a call: eventsourcing.postgres stalls inserting one
+            # batch of more than about 30,000 rows (workload h's aggregate is 100,000).
+            for first in range(0, len(batch), chunk):
+                self.app.recorder.insert_events(batch[first : first + chunk])
         return ids
 
     def count_events(self) -> int:
