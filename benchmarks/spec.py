@@ -169,7 +169,7 @@ class Sizes:
     e_events_per_stream: int = 50
     f_categories: int = 10  # the log of workload 5, its streams spread over this many categories
     g_threads: int = 4
-    g_commands: int = 200  # per thread
+    g_commands: int = 100  # per thread
     h_events: int = 100_000
     i_commands: int = 1_000
     i_tasks: int = 8
