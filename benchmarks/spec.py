@@ -165,7 +165,7 @@ class Sizes:
     c_per_writer: int = 100
     d_events: int = 200
     d_interval_ms: float = 4.0
-    e_events: int = 50_000
+    e_events: int = 20_000
     e_events_per_stream: int = 50
     f_categories: int = 10  # the log of workload 5, its streams spread over this many categories
     g_threads: int = 4
