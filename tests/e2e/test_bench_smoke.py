@@ -23,10 +23,13 @@ WORKLOADS = {
     "sqlite": {"1", "2", "3", "4", "5", "6", "7", "a", "b", "d", "e", "f", "g", "h", "i"},
     "postgres": {"1", "2", "3", "4", "5", "6", "7", "a", "c", "d", "e", "f", "g", "h", "i"},
 }
+# The figures a contender has in a workload it is otherwise n/a for.
+PARTLY = {("eventsourcing", "h.load_rss_mib"), ("eventsourcing", "h.load_rss_x")}
 ALL = ["1", "2", "3", "4", "5", "6", "7", "a", "b", "c", "d", "e", "f", "g", "h", "i"]
 CONTENDERS = ("chronik", "eventsourcing", "raw")
-# What eventsourcing has no counterpart for, per backend (shown as n/a, with why).
-NOT_APPLICABLE = {"sqlite": {"d", "e", "i"}, "postgres": {"i"}}
+# What eventsourcing has no counterpart for, per backend (shown as n/a, with why):
+# on PostgreSQL it loads workload h's aggregate but cannot save its 100,000 events.
+NOT_APPLICABLE = {"sqlite": {"d", "e", "i"}, "postgres": {"h", "i"}}
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +84,7 @@ def _check(result: dict[str, Any], markdown: str, backend: str) -> dict[str, Any
     assert all(e["reason"] for e in ran["not_applicable"])
     for row in rows:
         for name in available:
-            if (row["workload"], name) in absent:
+            if (row["workload"], name) in absent and (name, row["key"]) not in PARTLY:
                 assert row["values"][name] is None, (row["key"], name)
                 continue
             assert isinstance(row["values"][name], (int, float)), (row["key"], name)
@@ -90,7 +93,7 @@ def _check(result: dict[str, Any], markdown: str, backend: str) -> dict[str, Any
             comparable = row["unit"].endswith("/s") or row["unit"] == "ms"
             for other in ("eventsourcing", "raw"):
                 ratio = row["ratios"][other]
-                expected = comparable and (row["workload"], other) not in absent
+                expected = comparable and row["values"][other] is not None
                 assert (ratio is not None) == expected, (row["key"], other, ratio)
             for target in row["targets"]:
                 assert isinstance(target["met"], bool), (row["key"], target)
@@ -120,7 +123,7 @@ def test_bench_runs_on_sqlite(tmp_path: Path) -> None:
 
 def test_figures_beyond_the_issue_are_measured_only_when_asked(tmp_path: Path) -> None:
     _needs_eventsourcing()
-    result, markdown = _run("sqlite", tmp_path, "--only", "2", "--no-normal")
+    result, markdown = _run("sqlite", tmp_path, "--only", "2", "--no-normal", "--no-fast")
     (ran,) = result["backends"]
     keys = [row["key"] for row in ran["rows"]]
     assert keys == ["w2.events_per_s", "w2.snapshot_events_per_s"]
