@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import chronik.handling
+import chronik._paged_fold
 from chronik import AsyncCommandHandler, CommandHandler, ConfigurationError, NewEvent, SnapshotPolicy
 from chronik.errors import SnapshotDecodeError
 from chronik.events import Snapshot
@@ -24,7 +24,7 @@ from ._support import App, BlockingHandler
 def page(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Loads and refreshes read a stream a page at a time: small pages cross everywhere."""
     if request.param is not None:
-        monkeypatch.setattr(chronik.handling, "READ_PAGE", request.param)
+        monkeypatch.setattr(chronik._paged_fold, "READ_PAGE", request.param)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import chronik.handling
+import chronik._paged_fold
 from chronik import InvalidInputError, RecordedEvent, SnapshotPolicy
 from chronik.examples import registry
 from chronik.examples.bank import BankAccount
@@ -24,7 +24,7 @@ def page(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Non
     """Loads read a stream a page at a time (READ_PAGE events): with small pages the
     same loads cross pages everywhere, the snapshot's own page and as_of cuts included."""
     if request.param is not None:
-        monkeypatch.setattr(chronik.handling, "READ_PAGE", request.param)
+        monkeypatch.setattr(chronik._paged_fold, "READ_PAGE", request.param)
 
 
 @pytest.fixture

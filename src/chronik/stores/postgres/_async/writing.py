@@ -23,15 +23,20 @@ import psycopg
 
 from chronik.backend import (
     AsyncAppendHook,
+    Codec,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events_async,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys_async,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -54,6 +59,7 @@ from chronik.stores.postgres._async.reader import read_page
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -195,6 +201,15 @@ class AsyncPostgresTransaction:
         self._inline = inline  # holds the inline lock (projection_state.py)
         self._handed = 0  # the last position of its own given to the hooks
 
+    @property
+    def statements(self) -> sql.Statements:
+        """The store's statements (chronik's own code runs them in the transaction)."""
+        return self._statements
+
+    @property
+    def codec(self) -> Codec:
+        return self._shared.codec
+
     async def execute(
         self, statement: QueryNoTemplate, parameters: Params | None = None
     ) -> psycopg.AsyncCursor[Any]:
@@ -227,14 +242,20 @@ class AsyncPostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (await self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((await self.append_prepared(prepared))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return await self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(await self.append_prepared(prepare_writes(codec, writes, keys)))
 
     async def append_prepared(
-        self, writes: list[PreparedWrite], *, locked: bool = False
+        self, writes: list[PreparedWrite], *, locked: bool = False, system: bool = False
     ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
@@ -255,12 +276,13 @@ class AsyncPostgresTransaction:
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(conn, statements, writes, nested=True)
+        results = await append_writes(conn, statements, writes, nested=True, system=system)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = await projection_state.own_events(conn, statements, shared.codec, self._handed)
+            await unlock_events_async(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -274,10 +296,17 @@ class AsyncPostgresTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        params = {
+            "stream_id": stream_id,
+            "from_version": from_version,
+            "to_version": MAX_VERSION if to_version is None else to_version,
+            "limit": None,
+        }
         cursor = await self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in await cursor.fetchall()]
+        events = [record(row, codec) for row in await cursor.fetchall()]
+        await unlock_events_async(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     async def read_page(
         self,
@@ -287,9 +316,10 @@ class AsyncPostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return await read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = await read_page(self.connection, self._statements, codec, after, size, categories, types)
+        await unlock_events_async(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         await self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
@@ -330,7 +360,12 @@ class AsyncPostgresTransaction:
 
 
 async def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    *,
+    nested: bool,
+    system: bool = False,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -340,18 +375,17 @@ async def append_writes(
     and decides again. ``nested``: inside a caller's transaction, so every attempt
     gets a savepoint and a failed one leaves that transaction usable.
     """
-    rows = await _try_append(conn, statements, writes, None, nested=nested)
+    rows = await _try_append(conn, statements, writes, None, nested=nested, system=system)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
             return done
     for _ in range(MAX_APPEND_ATTEMPTS):
         found, versions = await _lookup(conn, statements, writes)
-        results, plan = decide(writes, found, versions)
+        results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = await _try_append(conn, statements, todo, pinned, nested=nested)
+            rows = await _try_append(conn, statements, todo, pinned, nested=nested, system=system)
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -375,9 +409,10 @@ async def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
+    system: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned)
+    statement, params = append_statement(statements, writes, pinned, system=system)
     try:
         if nested:
             async with conn.transaction():
@@ -401,12 +436,12 @@ async def _try_append(
 
 async def _lookup(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
-) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+) -> tuple[dict[uuid.UUID, Found], dict[str, tuple[int, str | None]]]:
     ids = [e.event_id for w in writes for e in w.events]
     cursor = await conn.execute(statements.find_event_ids, (ids,))
     found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in await cursor.fetchall()}
     cursor = await conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
-    versions = {row[0]: row[1] for row in await cursor.fetchall()}
+    versions = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
     return found, versions
 
 
