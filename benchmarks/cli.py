@@ -19,15 +19,12 @@ from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
 __all__ = ["main", "parser"]
 
 
-def _workloads(text: str) -> list[int]:
-    try:
-        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected workload numbers like 1,3,5, got {text!r}") from None
-    unknown = [w for w in chosen if w not in WORKLOADS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"workloads are 1 to 7, got {text!r}")
-    return chosen
+def _workloads(text: str) -> list[str]:
+    wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(wanted - set(WORKLOADS))
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"workloads are {', '.join(WORKLOADS)} (e.g. 1,3,a), got {text!r}")
+    return [w for w in WORKLOADS if w in wanted]
 
 
 def _positive_int(text: str) -> int:
@@ -48,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="chronik against eventsourcing and the raw drivers, on SQLite, PostgreSQL and NATS "
-        "(issues 6 and 13).",
+        "(issues 6, 13 and 19).",
     )
     size = p.add_mutually_exclusive_group()
     size.add_argument(
@@ -58,7 +55,9 @@ def parser() -> argparse.ArgumentParser:
         "--scale", type=_positive_float, help="multiply the issue's event counts by this factor"
     )
     p.add_argument("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
-    p.add_argument("--only", type=_workloads, help="workloads to run, e.g. 1,3,5 (default: all seven)")
+    p.add_argument(
+        "--only", type=_workloads, help="workloads to run, e.g. 1,3,a,d (default: all of 1-7 and a-i)"
+    )
     p.add_argument("--repeat", type=_positive_int, help="repetitions per figure (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, help="write bench.json and bench.md into this directory")
     p.add_argument(
@@ -82,10 +81,22 @@ def parser() -> argparse.ArgumentParser:
         "--no-normal", action="store_true", help="skip the labelled chronik synchronous=NORMAL rows"
     )
     p.add_argument(
+        "--no-fast",
+        action="store_true",
+        help="skip the labelled rows of eventsourcing on its fastest documented settings",
+    )
+    p.add_argument(
         "--extras",
         action="store_true",
         help="also the figures beyond the issue's: workload 2 as commands that load the aggregate first",
     )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="also commit-ready: write the run's JSON to benchmarks/results/<date>-<time>-<machine>.json, "
+        "which python -m benchmarks.report --readme turns into the README's tables",
+    )
+    p.add_argument("--note", help="a sentence on the run (the machine's state, ...) kept with its JSON")
     p.add_argument("--render", type=Path, metavar="BENCH_JSON", help="print the tables of a saved bench.json")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the tables")
     return p
@@ -105,17 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scale:
         sizes, label, repeat = FULL.scaled(args.scale), f"scale {args.scale:g}", args.repeat or 3
     else:
-        sizes, label, repeat = FULL, "full (issue 6)", args.repeat or 3
+        sizes, label, repeat = FULL, "full (issues 6 and 19)", args.repeat or 3
     backends: list[Backend] = list(BACKENDS) if args.backend == "all" else [args.backend]
     config = Config(
         sizes=sizes,
         backends=backends,
-        workloads=args.only or sorted(WORKLOADS),
+        workloads=args.only or list(WORKLOADS),
         repeat=repeat,
         workdir=args.workdir,
         postgres_url=args.postgres_url,
         nats_url=args.nats_url,
         normal=not args.no_normal,
+        fast=not args.no_fast,
         extras=args.extras,
         timeout=600.0 if args.quick else 3600.0,
         label=label,
@@ -124,9 +136,18 @@ def main(argv: list[str] | None = None) -> int:
         else (lambda message: console.print(message, highlight=False, markup=False)),
     )
     result = run_benchmarks(config)
+    if args.note:
+        result["meta"]["note"] = args.note
     result["validation"] = validation.measure(rounds=5 if args.quick else 15)
     print_tables(result, console)
     if args.out:
         json_path, md_path = write_outputs(result, args.out)
         console.print(f"wrote {json_path} and {md_path}")
+    if args.publish:
+        from benchmarks.published import RESULTS, result_path
+
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = result_path(result)
+        path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {path}: python -m benchmarks.report --readme makes the README's tables from it")
     return 0

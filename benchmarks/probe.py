@@ -4,8 +4,9 @@ Workload 1 of the benchmark, taken apart. In one process, on fresh databases, it
 times one-event writes layer by layer, alternating between them round after round
 (this machine is noisy: only the medians of interleaved rounds compare):
 
-- ``raw``: the raw contender's write (SQLite: ``BEGIN IMMEDIATE``, one ``INSERT``,
-  ``COMMIT``; PostgreSQL: one autocommit ``INSERT``), into its own table;
+- ``raw``: the raw contender's write of one event, with its table and statement
+  (``contenders/raw_sqlite.py``, ``raw_postgres.py``): one autocommit ``INSERT`` of
+  the msgspec-encoded payload, on SQLite as on PostgreSQL;
 - ``append``: ``store.append(stream, [event], NO_STREAM)``;
 - ``start``: ``CommandHandler.start`` with the benchmark's ``Account`` aggregate;
 - ``handle``: ``CommandHandler.handle`` on a new stream (a read, then the write).
@@ -18,7 +19,6 @@ the benchmark's: SQLite in WAL mode at ``synchronous=FULL``, PostgreSQL with
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import statistics
@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import chronik
+from benchmarks.contenders import raw_sqlite
+from benchmarks.contenders._raw import OPENED_JSON
 from benchmarks.contenders.chronik import Account, Opened, registry
 from benchmarks.databases import DEFAULT_POSTGRES_URL, create_location, drop_location
 from benchmarks.domain import CATEGORY, OWNER
@@ -60,19 +62,13 @@ def _sqlite_raw(path: Path, closers: list[Callable[[], object]]) -> Write:
     closers.append(conn.close)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
-    conn.execute(
-        "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_id TEXT NOT NULL, "
-        "version INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL, "
-        "recorded_at INTEGER NOT NULL, UNIQUE (stream_id, version))"
-    )
+    for statement in raw_sqlite.SCHEMA:
+        conn.execute(statement)
 
     def write() -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(
-            "INSERT INTO events (stream_id, version, type, data, recorded_at) VALUES (?, ?, ?, ?, ?)",
-            (_stream(), 1, "Opened", json.dumps({"owner": OWNER}), time.time_ns() // 1000),
-        )
-        conn.execute("COMMIT")
+        # autocommit: the insert is its own transaction, as the raw contender's
+        row = (_stream(), CATEGORY, 1, "Opened", OPENED_JSON, time.time_ns() // 1000)
+        conn.execute(raw_sqlite.INSERT, row)
 
     return write
 
@@ -80,19 +76,15 @@ def _sqlite_raw(path: Path, closers: list[Callable[[], object]]) -> Write:
 def _postgres_raw(url: str, schema: str, closers: list[Callable[[], object]]) -> Write:
     import psycopg
 
+    from benchmarks.contenders import raw_postgres
+
     conn = psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}")
     closers.append(conn.close)
-    conn.execute(
-        "CREATE TABLE events (position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-        "stream_id text NOT NULL, version bigint NOT NULL, type text NOT NULL, data jsonb NOT NULL, "
-        "recorded_at timestamptz NOT NULL DEFAULT now(), UNIQUE (stream_id, version))"
-    )
+    for statement in raw_postgres.SCHEMA:
+        conn.execute(statement)
 
     def write() -> None:
-        conn.execute(
-            "INSERT INTO events (stream_id, version, type, data) VALUES (%s, %s, %s, %s)",
-            (_stream(), 1, "Opened", json.dumps({"owner": OWNER})),
-        )
+        conn.execute(raw_postgres.INSERT, (_stream(), CATEGORY, 1, "Opened", OPENED_JSON))
 
     return write
 

@@ -7,6 +7,8 @@ be rendered again (``python -m benchmarks --render bench.json``).
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,9 +18,17 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmarks import validation
-from benchmarks.spec import ON_CHRONIK, VARIANT_COLUMN
+from benchmarks.spec import FAST, ON_CHRONIK, VARIANT_COLUMN
 
-__all__ = ["markdown", "print_tables", "write_outputs"]
+__all__ = [
+    "machine_slug",
+    "markdown",
+    "print_tables",
+    "run_summary",
+    "table_lines",
+    "targets_lines",
+    "write_outputs",
+]
 
 PASS: Final = "✓"
 MISS: Final = "✗"
@@ -28,12 +38,13 @@ _TITLES: Final = {
     "nats": "NATS JetStream (chronik against raw nats-py; eventsourcing has no NATS store)",
 }
 _COLUMNS: Final = ("chronik", "eventsourcing", "raw")
+_NOISE: Final = frozenset({"r", "tm", "cpu", "processor", "core", "with", "radeon", "graphics", "ghz"})
 
 
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return ""
-    if unit == "events/s":
+    if unit.endswith("/s"):
         return f"{value:,.0f}"
     if unit == "x":
         return f"{value:.2f}"
@@ -51,6 +62,11 @@ def _missing(backend: dict[str, Any], row: dict[str, Any], name: str) -> str:
     if entry is None or not entry["available"]:
         return "n/a"
     contender = row["variant"] or name
+    if any(
+        e["workload"] == row["workload"] and e["contender"] == contender
+        for e in backend.get("not_applicable", [])
+    ):
+        return "n/a"
     if any(e["workload"] == row["workload"] and e["contender"] == contender for e in backend["errors"]):
         return "error"
     return "—"
@@ -160,7 +176,9 @@ def _summary(result: dict[str, Any]) -> list[str]:
 
 
 def _actual(m: dict[str, Any]) -> str:
-    return f"{m['actual']:.2f}" + ("x" if m["against"] is not None else "")
+    if m["against"] is None:
+        return f"{m['actual']:,.3g}"
+    return f"{m['actual']:.2f}x {m['against']}"
 
 
 def _notes(backend: dict[str, Any]) -> list[str]:
@@ -179,6 +197,15 @@ def _notes(backend: dict[str, Any]) -> list[str]:
             f"{name}: {info.get('library', '')}; {info.get('api', '')}"
             + (f"; {settings}" if settings else "")
         )
+    for entry in backend.get("not_applicable", []):
+        notes.append(f"{entry['contender']} on workload {entry['workload']}: n/a, {entry['reason']}")
+    if any(row["variant"] == FAST for row in backend["rows"]):
+        notes.append(
+            "the same, eventsourcing on its fastest settings: the eventsourcing contender with the "
+            "orjson transcoder of its documentation"
+            + (" and POSTGRES_ENABLE_DB_FUNCTIONS" if backend["backend"] == "postgres" else "")
+            + "; its ratio is chronik's speed over it"
+        )
     if any(row["variant"] == ON_CHRONIK for row in backend["rows"]):
         notes.append(
             "the same, eventsourcing on chronik's PostgreSQL store: the eventsourcing contender's "
@@ -191,37 +218,69 @@ def _notes(backend: dict[str, Any]) -> list[str]:
     return notes
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The tables as GitHub Markdown, with the run's date, machine and versions."""
+def machine_slug(machine: dict[str, Any]) -> str:
+    """A short name for a machine, for file names: ``amd-epyc-7b13-2cpu``."""
+    words = re.findall(r"[a-z0-9]+", str(machine.get("processor", "machine")).lower())
+    kept = [w for w in words if w not in _NOISE][:3] or ["machine"]
+    return "-".join([*kept, f"{machine.get('cpus', '?')}cpu"])
+
+
+def run_summary(result: dict[str, Any], source: str | None = None) -> str:
+    """One paragraph: when, where, with what, how, and (when given) the file it comes from."""
     meta = result["meta"]
     machine, versions = meta["machine"], meta["versions"]
-    lines = [
+    text = (
         f"Run {meta['date']} on {machine.get('processor', '?')}, {machine.get('cpus', '?')} CPUs, "
         f"{machine.get('memory_gib', '?')} GiB ({machine.get('platform', '')}); "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f". `{meta['command']}`: medians of {meta['repeat']} repetitions, {meta['label']} sizes, "
-        f"{meta['duration_s']:.0f}s. Ratios are {meta['ratios']}.",
-        "",
-    ]
-    for backend in result["backends"]:
-        title = _TITLES[backend["backend"]]
-        if backend["backend"] in ("postgres", "nats") and backend["extra"].get("server"):
-            title += f" {backend['extra']['server']}"
-        lines.append(f"### {title}")
-        lines.append("")
-        if backend["status"] != "ran":
-            lines += [f"Skipped: {backend['reason']}", ""]
+        f"{meta['duration_s']:.0f}s. Ratios are {meta['ratios']}."
+    )
+    if meta.get("note"):
+        text += f" {meta['note']}"
+    if source:
+        text += f" Generated from [`{source}`]({source})."
+    return text
+
+
+def table_lines(backend: dict[str, Any], *, variants: bool = True, notes: bool = True) -> list[str]:
+    """One backend's table in Markdown (with its title; labelled rows and notes if asked)."""
+    title = _TITLES[backend["backend"]]
+    if backend["backend"] in ("postgres", "nats") and backend["extra"].get("server"):
+        title += f" {backend['extra']['server']}"
+    lines = [f"#### {title}", ""]
+    if backend["status"] != "ran":
+        return [*lines, f"Skipped: {backend['reason']}"]
+    lines.append("| figure | unit | chronik | eventsourcing | raw | chronik/eventsourcing | chronik/raw |")
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for row in backend["rows"]:
+        if row["variant"] is not None and not variants:
             continue
-        lines.append(
-            "| figure | unit | chronik | eventsourcing | raw | chronik/eventsourcing | chronik/raw |"
-        )
-        lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-        for row in backend["rows"]:
-            values, ratios, _ = _cells(backend, row)
-            cells = [row["title"], row["unit"], *values, *ratios]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        values, ratios, _ = _cells(backend, row)
+        cells = [row["title"], row["unit"], *values, *ratios]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if notes:
         lines.append("")
         lines += [f"- {note}" for note in _notes(backend)]
+    return lines
+
+
+def targets_lines(result: dict[str, Any]) -> list[str]:
+    """The targets missed (and not measured) in a run, as a Markdown list under a sentence."""
+    lines: list[str] = []
+    for line in _summary(result):
+        lines += [line] if line.startswith("- ") else (["", line, ""] if lines else [line, ""])
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables as GitHub Markdown, with the run's date, machine and versions."""
+    lines = [run_summary(result), ""]
+    for backend in result["backends"]:
+        lines += [
+            line.replace("#### ", "### ", 1) if line.startswith("#### ") else line
+            for line in table_lines(backend)
+        ]
         lines.append("")
     for line in _summary(result):
         lines += [line] if line.startswith("- ") else ["", line, ""]
@@ -236,3 +295,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(markdown(result), encoding="utf-8")
     return json_path, md_path
+
+
+if __name__ == "__main__":
+    from benchmarks.published import main
+
+    sys.exit(main())

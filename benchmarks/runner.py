@@ -31,6 +31,7 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any, Final
 
+from benchmarks.contenders import NOT_APPLICABLE, NOT_APPLICABLE_JOBS
 from benchmarks.databases import (
     Location,
     create_location,
@@ -43,16 +44,16 @@ from benchmarks.databases import (
 from benchmarks.spec import (
     BACKEND_WORKLOADS,
     CONTENDERS,
-    FIGURE_BY_KEY,
+    FAST,
     FIGURES,
     NORMAL,
-    NORMAL_WORKLOADS,
-    ON_CHRONIK,
-    ON_CHRONIK_WORKLOADS,
     TARGETS,
+    VARIANTS,
     WORKLOADS,
     Backend,
+    Figure,
     Sizes,
+    Variant,
     sizes_for,
     speed_ratio,
 )
@@ -63,24 +64,28 @@ __all__ = ["Config", "run_benchmarks"]
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 # jobs of each simple workload (one worker per job, contender and repetition)
-_SIMPLE_JOBS: Final[dict[int, tuple[str, ...]]] = {
-    1: ("w1",),
-    2: ("w2", "w2s", "w2c"),
-    3: ("w3",),
-    4: ("w4",),
-    6: ("w6",),
+_SIMPLE_JOBS: Final[dict[str, tuple[str, ...]]] = {
+    "1": ("w1",),
+    "2": ("w2", "w2s", "w2c"),
+    "3": ("w3",),
+    "4": ("w4",),
+    "6": ("w6",),
+    "a": ("a",),
+    "b": ("b",),
+    "c": ("c-small", "c-large"),
+    "d": ("d-local", "d-remote"),
+    "e": ("e",),
+    "g": ("g",),
+    "i": ("i-start", "i-handle"),
 }
 _EXTRA_JOBS: Final = frozenset({"w2c"})  # they measure only Figure.extra figures
 _JOB_OPTIONS: Final[dict[str, dict[str, Any]]] = {
     "w2s": {"snapshot_every": None},  # filled from the sizes
     "w2c": {"snapshot_every": None},
     "w4": {"snapshots": True},
-}
-
-# The labelled variants: a contender's own module, run with one option changed.
-_VARIANTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
-    NORMAL: ("chronik", {"synchronous": "NORMAL"}),
-    ON_CHRONIK: ("eventsourcing", {"on_chronik": True}),
+    "b": {"processes": True},
+    "d-local": {"notify": True},
+    "d-remote": {"notify": True},
 }
 
 
@@ -88,12 +93,13 @@ _VARIANTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
 class Config:
     sizes: Sizes
     backends: Sequence[Backend]
-    workloads: Sequence[int]
+    workloads: Sequence[str]
     repeat: int
     workdir: Path | None = None
     postgres_url: str = ""
     nats_url: str = ""
     normal: bool = True  # the labelled chronik synchronous=NORMAL row on SQLite
+    fast: bool = True  # the labelled rows of eventsourcing on its fastest settings
     extras: bool = False  # the figures beyond the issue's (Figure.extra)
     timeout: float = 3600.0
     label: str = "full"
@@ -114,6 +120,7 @@ class _Backend:
     contenders: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     samples: dict[str, dict[str, list[float]]] = dataclasses.field(default_factory=dict)
     errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    not_applicable: list[dict[str, str]] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -143,7 +150,9 @@ class _Run:
         options: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        module, changed = _VARIANTS.get(contender, (contender, {}))
+        variant = VARIANTS.get(contender)
+        module = variant.contender if variant else contender
+        changed = dict(variant.options) if variant else {}
         request = {
             "job": job,
             "contender": module,
@@ -193,22 +202,35 @@ class _Run:
 
     # -- the plan ------------------------------------------------------------------
 
-    def contenders_for(self, b: _Backend, workload: int, job: str, rep: int) -> list[str]:
-        names = [c for c in CONTENDERS if b.available(c)]
-        if (
-            b.backend == "sqlite"
-            and self.config.normal
-            and workload in NORMAL_WORKLOADS
-            and job in ("w1", "w2", "w6")
-            and b.available(NORMAL)
-        ):
-            names.append(NORMAL)
-        if b.backend == "postgres" and workload in ON_CHRONIK_WORKLOADS and b.available(ON_CHRONIK):
-            names.append(ON_CHRONIK)
+    def variant_runs(self, b: _Backend, variant: Variant, workload: str, job: str) -> bool:
+        if variant.name == NORMAL and not self.config.normal:
+            return False
+        if variant.name == FAST and not self.config.fast:
+            return False
+        return (
+            b.backend in variant.backends
+            and workload in variant.workloads
+            and (variant.jobs is None or job in variant.jobs)
+            and b.available(variant.name)
+        )
+
+    def contenders_for(self, b: _Backend, workload: str, job: str, rep: int) -> list[str]:
+        names = [c for c in CONTENDERS if b.available(c) and self.applies(b, c, workload)]
+        names += [v.name for v in VARIANTS.values() if self.variant_runs(b, v, workload, job)]
         # A, B, C, A, B, C, ... with the starting contender rotating each repetition,
         # so that none always runs first (on a cold cache) or last.
         shift = rep % len(names) if names else 0
         return names[shift:] + names[:shift]
+
+    def applies(self, b: _Backend, contender: str, workload: str) -> bool:
+        """Whether ``contender`` has ``workload`` on this backend (else noted once as n/a)."""
+        reason = NOT_APPLICABLE.get((contender, b.backend, workload))
+        if reason is None:
+            return True
+        entry = {"workload": workload, "contender": contender, "reason": reason}
+        if entry not in b.not_applicable:
+            b.not_applicable.append(entry)
+        return False
 
     def job_options(self, job: str) -> dict[str, Any]:
         options = dict(_JOB_OPTIONS.get(job, {}))
@@ -216,7 +238,7 @@ class _Run:
             options["snapshot_every"] = self.sizes.w2_snapshot_every
         return options
 
-    def record_error(self, b: _Backend, workload: int, contender: str, job: str, err: WorkerError) -> None:
+    def record_error(self, b: _Backend, workload: str, contender: str, job: str, err: WorkerError) -> None:
         self.config.progress(f"  [{b.backend}] {job} {contender}: ERROR {err}")
         b.errors.append(
             {
@@ -229,9 +251,17 @@ class _Run:
         )
 
     def probe(self, b: _Backend) -> None:
-        names = list(CONTENDERS) + ([NORMAL] if b.backend == "sqlite" and self.config.normal else [])
-        if b.backend == "postgres" and set(ON_CHRONIK_WORKLOADS) & set(self.config.workloads):
-            names.append(ON_CHRONIK)
+        names = list(CONTENDERS)
+        for variant in VARIANTS.values():
+            wanted = (variant.name != NORMAL or self.config.normal) and (
+                variant.name != FAST or self.config.fast
+            )
+            if (
+                wanted
+                and b.backend in variant.backends
+                and set(variant.workloads) & set(self.config.workloads)
+            ):
+                names.append(variant.name)
         for name in names:
             try:
                 with self.location(b.backend, f"probe_{name}") as loc:
@@ -247,7 +277,7 @@ class _Run:
                 continue
             b.contenders[name] = {"available": True, "reason": None, "info": result["data"]["info"]}
 
-    def simple(self, b: _Backend, workload: int) -> None:
+    def simple(self, b: _Backend, workload: str) -> None:
         for job in _SIMPLE_JOBS[workload]:
             if job in _EXTRA_JOBS and not self.config.extras:
                 continue
@@ -265,24 +295,64 @@ class _Run:
                     )
 
     def w5(self, b: _Backend) -> None:
+        """Workloads 5 and f share their store: the log, its streams over several categories."""
         sizes = self.sizes
-        params = {"events": sizes.w5_events, "events_per_stream": sizes.w5_events_per_stream}
+        chosen = set(_workloads(b.backend, self.config.workloads)) & {"5", "f"}
+        params = {
+            "events": sizes.w5_events,
+            "events_per_stream": sizes.w5_events_per_stream,
+            "categories": sizes.f_categories,
+        }
         for rep in range(self.config.repeat):
-            for name in self.contenders_for(b, 5, "w5", rep):
+            names = self.contenders_for(b, "5", "w5", rep) if "5" in chosen else []
+            names += [n for n in self.contenders_for(b, "f", "f-read", rep) if n not in names]
+            for name in names:
+                jobs = []
+                if "5" in chosen and name in self.contenders_for(b, "5", "w5", rep):
+                    jobs += [("5", "w5-undecoded"), ("5", "w5-decoded")]
+                if "f" in chosen and name in self.contenders_for(b, "f", "f-read", rep):
+                    jobs.append(("f", "f-read"))
+                current = jobs[0][0]
                 try:
                     with self.location(b.backend, f"w5_{name}_{rep}") as loc:
                         built = self.worker("build", name, {"main": loc}, params=params)
                         b.extra.setdefault("w5_build_s", {}).setdefault(name, []).append(
                             built["data"]["build_s"]
                         )
-                        for job in ("w5-undecoded", "w5-decoded"):
+                        for current, job in jobs:  # noqa: B007 - the one a failure is recorded under
                             result = self.worker(job, name, {"main": loc})
                             b.add(name, result["figures"])
                             self.config.progress(
                                 f"  [{b.backend}] {job} rep {rep + 1} {name}: {_brief(result['figures'])}"
                             )
                 except WorkerError as err:
-                    self.record_error(b, 5, name, "w5", err)
+                    self.record_error(b, current, name, "w5", err)
+
+    def h(self, b: _Backend) -> None:
+        """Peak memory, once per contender (it does not vary from run to run as times do)."""
+        sizes = self.sizes
+        params = {"events": sizes.h_events, "events_per_stream": sizes.h_events, "sample": 1}
+        for name in self.contenders_for(b, "h", "h", 0):
+            try:
+                with self.location(b.backend, f"h_{name}") as loc:
+                    built = self.worker("build", name, {"main": loc}, params=params)
+                    result = self.worker(
+                        "h-load", name, {"main": loc}, params={"sample": built["data"]["sample"]}
+                    )
+                b.add(name, result["figures"])
+                self.config.progress(f"  [{b.backend}] h-load {name}: {_brief(result['figures'])}")
+                reason = NOT_APPLICABLE_JOBS.get(
+                    (VARIANTS[name].contender if name in VARIANTS else name, b.backend, "h-write")
+                )
+                if reason is not None:
+                    b.not_applicable.append({"workload": "h", "contender": name, "reason": reason})
+                    continue
+                with self.location(b.backend, f"h_write_{name}") as loc:
+                    result = self.worker("h-write", name, {"main": loc})
+                b.add(name, result["figures"])
+                self.config.progress(f"  [{b.backend}] h-write {name}: {_brief(result['figures'])}")
+            except WorkerError as err:
+                self.record_error(b, "h", name, "h", err)
 
     def build_w7(self, b: _Backend, name: str, location: Location, events: int) -> list[str]:
         """Fill one of workload 7's stores; the ids of the aggregates to load from it."""
@@ -303,18 +373,18 @@ class _Run:
         sizes = self.sizes
         stores: dict[str, tuple[Location, Location, list[str], list[str]]] = {}
         with ExitStack() as stack:
-            for name in self.contenders_for(b, 7, "w7", 0):
+            for name in self.contenders_for(b, "7", "w7", 0):
                 small = stack.enter_context(self.location(b.backend, f"w7s_{name}"))
                 large = stack.enter_context(self.location(b.backend, f"w7l_{name}"))
                 try:
                     small_ids = self.build_w7(b, name, small, sizes.w7_small)
                     large_ids = self.build_w7(b, name, large, sizes.w7_large)
                 except WorkerError as err:
-                    self.record_error(b, 7, name, "w7-build", err)
+                    self.record_error(b, "7", name, "w7-build", err)
                     continue
                 stores[name] = (small, large, small_ids, large_ids)
             for rep in range(self.config.repeat):
-                for name in self.contenders_for(b, 7, "w7", rep):
+                for name in self.contenders_for(b, "7", "w7", rep):
                     if name not in stores:
                         continue
                     small, large, small_ids, large_ids = stores[name]
@@ -324,7 +394,7 @@ class _Run:
                             "w7-loads", name, {"small": small, "large": large}, params=params
                         )
                     except WorkerError as err:
-                        self.record_error(b, 7, name, "w7-loads", err)
+                        self.record_error(b, "7", name, "w7-loads", err)
                         continue
                     b.add(name, result["figures"])
                     self.config.progress(
@@ -334,7 +404,7 @@ class _Run:
                 try:
                     result = self.worker("w7-rss", name, {"main": large})
                 except WorkerError as err:
-                    self.record_error(b, 7, name, "w7-rss", err)
+                    self.record_error(b, "7", name, "w7-rss", err)
                     continue
                 b.add(name, result["figures"])
                 b.extra.setdefault("w7_read_events_per_s", {})[name] = result["data"]["read_events_per_s"]
@@ -362,13 +432,17 @@ class _Run:
         for workload in _workloads(backend, self.config.workloads):
             started = time.perf_counter()
             self.config.progress(f"[{backend}] workload {workload}: {WORKLOADS[workload]}")
-            if workload == 5:
+            if workload == "f" and "5" in _workloads(backend, self.config.workloads):
+                continue  # measured on workload 5's store, with it
+            if workload in ("5", "f"):
                 self.w5(b)
-            elif workload == 7:
+            elif workload == "7":
                 self.w7(b)
+            elif workload == "h":
+                self.h(b)
             else:
                 self.simple(b, workload)
-            b.seconds[str(workload)] = time.perf_counter() - started
+            b.seconds[workload] = time.perf_counter() - started
         return b
 
 
@@ -405,11 +479,36 @@ def _machine() -> dict[str, Any]:
     return machine
 
 
-def _workloads(backend: str, workloads: Sequence[int]) -> list[int]:
+def _workloads(backend: str, workloads: Sequence[str]) -> list[str]:
     return [w for w in workloads if w in BACKEND_WORKLOADS[backend]]
 
 
-def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int], extras: bool) -> list[dict[str, Any]]:
+def _variant_row(
+    figure: Figure, sizes: Sizes, variant: Variant, value: float, values: dict[str, Any], samples: list[float]
+) -> dict[str, Any]:
+    """The labelled row of a variant, its figure in its column."""
+    if variant.column == "chronik":
+        # The variant is chronik run otherwise: its speed over the others.
+        ratios = {other: speed_ratio(figure, value, values[other]) for other in ("eventsourcing", "raw")}
+    elif variant.against == "chronik":
+        ratios = {"eventsourcing": speed_ratio(figure, values["chronik"], value), "raw": None}
+    else:
+        ratios = {"eventsourcing": speed_ratio(figure, value, values[variant.column]), "raw": None}
+    return {
+        "key": figure.key,
+        "workload": figure.workload,
+        "title": f"{figure.workload}.   the same, {variant.label}",
+        "unit": figure.unit,
+        "better": figure.better,
+        "variant": variant.name,
+        "values": {name: (value if name == variant.column else None) for name in CONTENDERS},
+        "samples": {variant.column: samples},
+        "ratios": ratios,
+        "targets": [],
+    }
+
+
+def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[str], extras: bool) -> list[dict[str, Any]]:
     sizes = sizes_for(b.backend, sizes)
     workloads = _workloads(b.backend, workloads)
     rows: list[dict[str, Any]] = []
@@ -448,49 +547,12 @@ def _rows(b: _Backend, sizes: Sizes, workloads: Sequence[int], extras: bool) -> 
                 "targets": targets,
             }
         )
-        normal = samples.get(NORMAL)
-        if normal:
-            value = median(normal)
-            rows.append(
-                {
-                    "key": figure.key,
-                    "workload": figure.workload,
-                    "title": f"{figure.workload}.   the same, chronik at synchronous=NORMAL",
-                    "unit": figure.unit,
-                    "better": figure.better,
-                    "variant": NORMAL,
-                    "values": {"chronik": value, "eventsourcing": None, "raw": None},
-                    "samples": {"chronik": normal},
-                    "ratios": {
-                        other: speed_ratio(FIGURE_BY_KEY[figure.key], value, values[other])
-                        for other in ("eventsourcing", "raw")
-                    },
-                    "targets": [],
-                }
-            )
-        on_chronik = samples.get(ON_CHRONIK)
-        if on_chronik:
-            value = median(on_chronik)
-            rows.append(
-                {
-                    "key": figure.key,
-                    "workload": figure.workload,
-                    "title": f"{figure.workload}.   the same, eventsourcing on chronik's PostgreSQL store",
-                    "unit": figure.unit,
-                    "better": figure.better,
-                    "variant": ON_CHRONIK,
-                    "values": {"chronik": None, "eventsourcing": value, "raw": None},
-                    "samples": {"eventsourcing": on_chronik},
-                    # eventsourcing on chronik against eventsourcing on its own module.
-                    "ratios": {
-                        "eventsourcing": speed_ratio(
-                            FIGURE_BY_KEY[figure.key], value, values["eventsourcing"]
-                        ),
-                        "raw": None,
-                    },
-                    "targets": [],
-                }
-            )
+        for variant in VARIANTS.values():
+            measured = samples.get(variant.name)
+            if measured:
+                value = median(measured)
+                assert value is not None
+                rows.append(_variant_row(figure, sizes, variant, value, values, measured))
     return rows
 
 
@@ -530,6 +592,7 @@ def run_benchmarks(config: Config) -> dict[str, Any]:
                     "contenders": b.contenders,
                     "rows": rows,
                     "errors": b.errors,
+                    "not_applicable": b.not_applicable,
                     "extra": b.extra,
                     "seconds": b.seconds,
                     "sizes": dataclasses.asdict(sizes_for(backend, config.sizes)),

@@ -14,15 +14,16 @@ import sys
 import traceback
 from typing import Any, Final
 
+from benchmarks import scenarios, workloads
 from benchmarks.contenders import Contender, Options, open_contender
 from benchmarks.databases import Location, analyze
 from benchmarks.spec import Sizes
-from benchmarks.workloads import JOBS
 
-__all__ = ["ERROR_MARK", "RESULT_MARK", "main", "run"]
+__all__ = ["ERROR_MARK", "JOBS", "RESULT_MARK", "main", "run"]
 
 RESULT_MARK: Final = "RESULT "
 ERROR_MARK: Final = "ERROR "
+JOBS: Final = {**workloads.JOBS, **scenarios.JOBS}
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +32,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     options = Options(**request.get("options", {}))
     sizes = Sizes(**request["sizes"])
     params: dict[str, Any] = dict(request.get("params", {}))
+    params["_request"] = request  # for the jobs that start processes of their own
     if "main" in locations:
         main_location = locations["main"]
         params["analyze"] = lambda: analyze(main_location)

@@ -22,7 +22,18 @@ from benchmarks.memory import PeakRSS
 from benchmarks.spec import Sizes
 from benchmarks.stats import median, percentile
 
-__all__ = ["JOBS", "Job", "Result"]
+__all__ = [
+    "JOBS",
+    "CheckFailed",
+    "Contenders",
+    "Job",
+    "Result",
+    "check",
+    "result",
+    "stored",
+    "timed_threads",
+    "wait_until_readable",
+]
 
 Result = dict[str, Any]  # {"figures": {key: number}, "checks": {...}, "data": {...}}
 Contenders = Mapping[str, Contender[Any]]  # by role: "main", or "small" and "large"
@@ -35,21 +46,21 @@ class CheckFailed(AssertionError):
     """A contender did not do what the workload asked: its figures would be meaningless."""
 
 
-def _check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
 
 
-def _stored(c: Contender[Any], expected: int) -> int:
+def stored(c: Contender[Any], expected: int) -> int:
     stored = c.count_events()
-    _check(stored == expected, f"{stored} events stored, expected {expected}")
+    check(stored == expected, f"{stored} events stored, expected {expected}")
     return stored
 
 
 _VISIBLE_TIMEOUT: Final = 120.0
 
 
-def _wait_until_readable(c: Contender[Any], expected: int, page_size: int) -> None:
+def wait_until_readable(c: Contender[Any], expected: int, page_size: int) -> None:
     """Wait (untimed) until a reader of the global log sees all ``expected`` events.
 
     A store that keeps the ordering guarantee on PostgreSQL (chronik) shows a commit
@@ -71,7 +82,7 @@ def _wait_until_readable(c: Contender[Any], expected: int, page_size: int) -> No
         time.sleep(0.2)
 
 
-def _result(figures: dict[str, float], **checks: Any) -> Result:
+def result(figures: dict[str, float], **checks: Any) -> Result:
     return {"figures": figures, "checks": checks, "data": {}}
 
 
@@ -97,12 +108,10 @@ def probe(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     c.deposit_command(account_id, [1, 2])
     for stream, expected in ((c.account_id(account), 2), (account_id, 3)):
         version = c.load(stream)
-        _check(version == expected, f"loaded version {version}, expected {expected}")
-    _stored(c, 5)
-    _wait_until_readable(c, 5, sizes.page_size)
-    _check(
-        c.read_log(decode=True, page_size=sizes.page_size) == 5, "reading the log gave other than 5 events"
-    )
+        check(version == expected, f"loaded version {version}, expected {expected}")
+    stored(c, 5)
+    wait_until_readable(c, 5, sizes.page_size)
+    check(c.read_log(decode=True, page_size=sizes.page_size) == 5, "reading the log gave other than 5 events")
     return {"figures": {}, "checks": {}, "data": {"info": c.info()}}
 
 
@@ -115,17 +124,17 @@ def w1_commands(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Resu
     start = _perf()
     _single_commands(c, sizes.w1_commands, latencies)
     elapsed = _perf() - start
-    stored = _stored(c, warm + sizes.w1_commands)
-    result = _result(
+    events = stored(c, warm + sizes.w1_commands)
+    done = result(
         {
             "w1.events_per_s": sizes.w1_commands / elapsed,
             "w1.p50_ms": percentile(latencies, 50) * 1000,
             "w1.p99_ms": percentile(latencies, 99) * 1000,
         },
-        events=stored,
+        events=events,
     )
-    result["data"]["info"] = c.info()
-    return result
+    done["data"]["info"] = c.info()
+    return done
 
 
 def _w2(cs: Contenders, sizes: Sizes, key: str) -> Result:
@@ -144,8 +153,8 @@ def _w2(cs: Contenders, sizes: Sizes, key: str) -> Result:
         c.save([account])
     elapsed = _perf() - start
     version = c.load(c.account_id(account))
-    _check(version == total, f"loaded version {version}, expected {total}")
-    return _result({key: total / elapsed}, version=version)
+    check(version == total, f"loaded version {version}, expected {total}")
+    return result({key: total / elapsed}, version=version)
 
 
 def w2_batches(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
@@ -171,8 +180,8 @@ def w2_commands_snapshots(cs: Contenders, sizes: Sizes, params: Mapping[str, Any
         done += count
     elapsed = _perf() - start
     version = c.load(account_id)
-    _check(version == total, f"loaded version {version}, expected {total}")
-    return _result({"w2.command_snapshot_events_per_s": total / elapsed}, version=version)
+    check(version == total, f"loaded version {version}, expected {total}")
+    return result({"w2.command_snapshot_events_per_s": total / elapsed}, version=version)
 
 
 def w3_one_transaction(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
@@ -195,15 +204,15 @@ def w3_one_transaction(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) 
         elapsed = _perf() - start
         if round_:
             rates.append(n * per / elapsed)
-    stored = _stored(c, 4 * n * per)
+    events = stored(c, 4 * n * per)
     rate = median(rates)
     assert rate is not None
-    return _result({"w3.events_per_s": rate}, events=stored)
+    return result({"w3.events_per_s": rate}, events=events)
 
 
 def _timed_loads(c: Contender[Any], account_id: str, times: int, expected: int) -> float:
     version = c.load(account_id)  # warm: statements prepared, pages cached
-    _check(version == expected, f"loaded version {version}, expected {expected}")
+    check(version == expected, f"loaded version {version}, expected {expected}")
     samples = []
     for _ in range(times):
         start = _perf()
@@ -230,19 +239,19 @@ def w4_loads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     c.take_snapshot(large)
     figures["w4.load_small_snapshot_ms"] = _timed_loads(c, small, sizes.w4_loads, sizes.w4_small)
     figures["w4.load_large_snapshot_ms"] = _timed_loads(c, large, sizes.w4_loads, sizes.w4_large)
-    return _result(figures)
+    return result(figures)
 
 
 def build_log(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
-    """Set-up for workloads 5 and 7: fill a store with the fastest bulk path (untimed figure)."""
+    """Set-up for workloads 5, 7 and h: fill a store with the fastest bulk path (untimed figure)."""
     c = cs["main"]
     events, per = int(params["events"]), int(params["events_per_stream"])
     start = _perf()
-    ids = c.bulk_build(events // per, per, sizes.bulk_chunk)
+    ids = c.bulk_build(events // per, per, sizes.bulk_chunk, int(params.get("categories", 1)))
     elapsed = _perf() - start
-    _check(len(ids) * per == events, f"built {len(ids)} streams of {per}, expected {events} events")
-    _stored(c, events)
-    _wait_until_readable(c, events, sizes.page_size)
+    check(len(ids) * per == events, f"built {len(ids)} streams of {per}, expected {events} events")
+    stored(c, events)
+    wait_until_readable(c, events, sizes.page_size)
     sample = random.Random(6).sample(ids, min(len(ids), int(params.get("sample", 0))))
     return {"figures": {}, "checks": {"streams": len(ids)}, "data": {"sample": sample, "build_s": elapsed}}
 
@@ -254,26 +263,25 @@ def _read(c: Contender[Any], sizes: Sizes, events: int, *, decode: bool) -> tupl
     count = c.read_log(decode=decode, page_size=sizes.page_size)
     elapsed = _perf() - start
     added = rss.added_mib()
-    _check(count == events, f"read {count} events, expected {events}")
+    check(count == events, f"read {count} events, expected {events}")
     return count / elapsed, added
 
 
 def w5_read_undecoded(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     """Read the whole global log in pages of 1,000 without decoding payloads (own process)."""
     rate, rss = _read(cs["main"], sizes, sizes.w5_events, decode=False)
-    return _result({"w5.undecoded_events_per_s": rate, "w5.undecoded_rss_mib": rss})
+    return result({"w5.undecoded_events_per_s": rate, "w5.undecoded_rss_mib": rss})
 
 
 def w5_read_decoded(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     """Read the whole global log in pages of 1,000, decoding each event (own process)."""
     rate, rss = _read(cs["main"], sizes, sizes.w5_events, decode=True)
-    return _result({"w5.decoded_events_per_s": rate, "w5.decoded_rss_mib": rss})
+    return result({"w5.decoded_events_per_s": rate, "w5.decoded_rss_mib": rss})
 
 
-def w6_threads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
-    """4 threads, 1,000 new single-event aggregates each, one shared contender (and store)."""
-    c = cs["main"]
-    threads, per, warm = sizes.w6_threads, sizes.w6_per_thread, 2
+def timed_threads(c: Contender[Any], threads: int, per: int, warm: int) -> float:
+    """``threads`` threads sharing ``c``, ``per`` single-event commands each after ``warm``
+    untimed ones: the seconds from the moment all start until the last is done."""
     barrier = threading.Barrier(threads + 1)
     errors: list[BaseException] = []
 
@@ -290,7 +298,7 @@ def w6_threads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Resul
         except BaseException as err:
             errors.append(err)
 
-    workers = [threading.Thread(target=work, name=f"w6-{i}") for i in range(threads)]
+    workers = [threading.Thread(target=work, name=f"writer-{i}") for i in range(threads)]
     for worker in workers:
         worker.start()
     try:
@@ -303,8 +311,16 @@ def w6_threads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Resul
     elapsed = _perf() - start
     if errors:
         raise errors[0]
-    stored = _stored(c, threads * (per + warm))
-    return _result({"w6.events_per_s": threads * per / elapsed}, events=stored)
+    return elapsed
+
+
+def w6_threads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
+    """4 threads, 1,000 new single-event aggregates each, one shared contender (and store)."""
+    c = cs["main"]
+    threads, per, warm = sizes.w6_threads, sizes.w6_per_thread, 2
+    elapsed = timed_threads(c, threads, per, warm)
+    events = stored(c, threads * (per + warm))
+    return result({"w6.events_per_s": threads * per / elapsed}, events=events)
 
 
 def w7_loads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
@@ -315,7 +331,7 @@ def w7_loads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     expected = sizes.w7_aggregate_events
     for c, ids in ((small, small_ids), (large, large_ids)):
         version = c.load(ids.pop())  # warm
-        _check(version == expected, f"loaded version {version}, expected {expected}")
+        check(version == expected, f"loaded version {version}, expected {expected}")
     small_ms: list[float] = []
     large_ms: list[float] = []
     for small_id, large_id in zip(small_ids, large_ids, strict=False):
@@ -326,7 +342,7 @@ def w7_loads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     small_median, large_median = median(small_ms), median(large_ms)
     assert small_median is not None
     assert large_median is not None
-    return _result(
+    return result(
         {
             "w7.load_small_store_ms": small_median,
             "w7.load_large_store_ms": large_median,
@@ -339,9 +355,9 @@ def w7_loads(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
 def w7_read_large(cs: Contenders, sizes: Sizes, params: Mapping[str, Any]) -> Result:
     """Read the large store's whole log, decoded, in pages: the peak RSS it adds (own process)."""
     rate, rss = _read(cs["main"], sizes, sizes.w7_large, decode=True)
-    result = _result({"w7.rss_mib": rss})
-    result["data"]["read_events_per_s"] = rate
-    return result
+    done = result({"w7.rss_mib": rss})
+    done["data"]["read_events_per_s"] = rate
+    return done
 
 
 JOBS: Final[dict[str, Job]] = {
@@ -359,3 +375,4 @@ JOBS: Final[dict[str, Job]] = {
     "w7-loads": w7_loads,
     "w7-rss": w7_read_large,
 }
+# Issue 19's workloads (scenarios.py) join these when the worker looks a job up.

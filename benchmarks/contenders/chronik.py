@@ -22,11 +22,14 @@ Two adapters, chosen with ``CHRONIK_BENCH_API``:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -34,9 +37,10 @@ import msgspec
 import chronik
 import chronik.events
 import chronik.store
-from benchmarks.contenders import Options
+from benchmarks.contenders import Options, category_name
 from benchmarks.databases import Location
 from benchmarks.domain import CATEGORY, MEMO, OWNER, amount_for
+from chronik.projections import Projection, ProjectionRunner
 
 __all__ = ["Account", "AppAccounts", "StoreAccounts", "open_contender"]
 
@@ -119,7 +123,11 @@ class _Common:
         kwargs: dict[str, Any] = {}
         if location.backend == "sqlite":
             kwargs["synchronous"] = options.synchronous
-        self.store = chronik.connect(_location_url(location), registry=registry, **kwargs)
+        if location.backend == "postgres" and options.writers > 10:
+            kwargs["pool_max_size"] = options.writers  # a connection per writer, as raw has
+        self.kwargs = kwargs
+        self.url = _location_url(location)
+        self.store = chronik.connect(self.url, registry=registry, **kwargs)
         self.log_lags_commits = location.backend == "postgres"
         # JetStream commits one stream per message: append_many takes one stream there,
         # so saving several streams is an append each (as raw's publish each).
@@ -183,29 +191,36 @@ class _Common:
     # -- the log, bulk set-up, checks --------------------------------------------
 
     def read_log(self, *, decode: bool, page_size: int) -> int:
+        return self._read(None, decode=decode, page_size=page_size)
+
+    def read_category(self, category: str, *, page_size: int) -> int:
+        return self._read([category], decode=True, page_size=page_size)
+
+    def _read(self, categories: list[str] | None, *, decode: bool, page_size: int) -> int:
         count = 0
         after: chronik.Checkpoint | None = None
+        read_all = self.store.read_all
         while True:
             last = None
             if decode:
-                for last in self.store.read_all(after, limit=page_size):
+                for last in read_all(after, categories=categories, limit=page_size):
                     last.data  # noqa: B018 - decoding is what is measured
                     count += 1
             else:
-                for last in self.store.read_all(after, limit=page_size):  # noqa: B007 - kept for its checkpoint
+                for last in read_all(after, categories=categories, limit=page_size):  # noqa: B007 - kept for its checkpoint
                     count += 1
             if last is None:
                 return count
             after = last.checkpoint
 
-    def bulk_build(self, streams: int, events_per_stream: int, chunk: int) -> list[str]:
+    def bulk_build(self, streams: int, events_per_stream: int, chunk: int, categories: int = 1) -> list[str]:
         # The fastest path: append_many, many streams of typed events per transaction.
         ids: list[str] = []
         per_call = 1 if self.one_stream_per_call else max(1, chunk // events_per_stream)
         for start in range(0, streams, per_call):
             writes = []
-            for _ in range(min(per_call, streams - start)):
-                sid = _new_stream_id()
+            for n in range(start, min(start + per_call, streams)):
+                sid = f"{category_name(n % categories)}-{uuid.uuid4()}"
                 events: list[object] = [Opened(OWNER)]
                 events.extend(Deposited(amount_for(i), MEMO) for i in range(1, events_per_stream))
                 writes.append(chronik.StreamWrite(sid, events, chronik.NO_STREAM))
@@ -223,6 +238,41 @@ class _Common:
                 return total
             total += sum(info.version for info in page)
             after = page[-1].stream_id
+
+    def audit_log(self) -> tuple[int, int]:
+        streams: set[str] = set()
+        count = 0
+        for event in self.store.read_all():
+            streams.add(event.stream_id)
+            count += 1
+        return count, len(streams)
+
+    def follow(self, on_deposit: Callable[[int], None]) -> Callable[[], None]:
+        assert isinstance(self.store, chronik.store.Subscribable)
+        subscription = self.store.subscribe(after=self.store.head())
+
+        def run() -> None:
+            for event in subscription:
+                data = event.data
+                if type(data) is Deposited:
+                    on_deposit(data.amount)
+
+        thread = threading.Thread(target=run, name="chronik-follower", daemon=True)
+        thread.start()
+
+        def close() -> None:
+            subscription.close()  # from any thread: ends the blocked iteration
+            thread.join()
+
+        return close
+
+    def project(self) -> int:
+        return ProjectionRunner(self.store, BALANCES).run_until_caught_up()
+
+    def balances(self) -> tuple[int, int]:
+        with self.store.transaction() as tx:
+            accounts, total = tx.execute(_BALANCES).fetchone()
+        return int(accounts), int(total)
 
     def info(self) -> dict[str, Any]:
         info: dict[str, Any] = {
@@ -255,6 +305,32 @@ def _open(account: Account) -> None:
     account.open(OWNER)
 
 
+# Workload e: a read model of balances in the store's own database, kept by a
+# ProjectionRunner (its writes and the checkpoint commit together, a batch at a time).
+_UPSERT: Final = (
+    "INSERT INTO balances (id, balance) VALUES (:id, :amount) "
+    "ON CONFLICT (id) DO UPDATE SET balance = balances.balance + excluded.balance"
+)
+_BALANCES: Final = "SELECT count(*), coalesce(sum(balance), 0) FROM balances"
+
+
+def _create_balances(tx: chronik.store.StoreTransaction) -> None:
+    tx.execute("CREATE TABLE IF NOT EXISTS balances (id TEXT PRIMARY KEY, balance BIGINT NOT NULL)")
+
+
+def _on_opened(event: chronik.RecordedEvent[Opened], tx: chronik.store.StoreTransaction) -> None:
+    tx.execute(_UPSERT, {"id": event.stream_id, "amount": 0})
+
+
+def _on_deposited(event: chronik.RecordedEvent[Deposited], tx: chronik.store.StoreTransaction) -> None:
+    tx.execute(_UPSERT, {"id": event.stream_id, "amount": event.data.amount})
+
+
+BALANCES: Final = Projection(
+    "balances", {"Opened": _on_opened, "Deposited": _on_deposited}, setup=_create_balances
+)
+
+
 class AppAccounts(_Common):
     """Through chronik's application layer: ``CommandHandler`` over the ``Account`` aggregate."""
 
@@ -268,6 +344,8 @@ class AppAccounts(_Common):
                 every=options.snapshot_every or _NEVER, schema_version=SNAPSHOT_SCHEMA
             )
         self.handler = chronik.CommandHandler(self.store, Account, snapshots=policy)
+        # A hot stream (workload g): conflicts are the point, so many retries.
+        self.hot = chronik.CommandHandler(self.store, Account, retries=10_000)
 
     def open_account(self) -> str:
         stream_id = _new_stream_id()
@@ -282,6 +360,32 @@ class AppAccounts(_Common):
 
     def take_snapshot(self, account_id: str) -> None:
         self.handler.refresh_snapshot(account_id)
+
+    def hot_command(self, account_id: str, amount: int) -> int:
+        return self.hot.handle(account_id, _deposit_all([amount])).attempts
+
+    def run_async(self, job: str, count: int, tasks: int, account_ids: Sequence[str]) -> float:
+        async def main() -> float:
+            store = chronik.connect_async(self.url, registry=registry, **self.kwargs)
+            handler = chronik.AsyncCommandHandler(store, Account)
+            queue = list(range(count))
+
+            async def task() -> None:
+                while queue:
+                    i = queue.pop()
+                    if job == "start":
+                        await handler.start(_new_stream_id(), _open)
+                    else:
+                        await handler.handle(account_ids[i % len(account_ids)], _deposit_all([amount_for(i)]))
+
+            try:
+                started = time.perf_counter()
+                await asyncio.gather(*(task() for _ in range(tasks)))
+                return time.perf_counter() - started
+            finally:
+                await store.close()
+
+        return asyncio.run(main())
 
 
 class _State(msgspec.Struct):

@@ -6,11 +6,11 @@ pending events is one message on the account's subject (so several events are
 atomic), published with ``Nats-Expected-Last-Subject-Sequence`` set to the sequence
 the holder last wrote or read (a concurrent writer of the same account fails on it).
 The payload is the batch in MessagePack, ``[first_version, [[type, data], ...]]``
-with ``data`` the event's JSON from the standard library's ``json``. Loading reads
+with ``data`` the event's JSON, encoded and decoded with msgspec (``_raw.py``). Loading reads
 the account's messages with direct gets ("the subject's next message after sequence
 N"); the log is read with nats-py's own pull subscription, 1,000 messages a fetch.
 Undecoded means the batches are split (MessagePack) and the events counted; decoded
-also runs ``json.loads`` on each payload. Snapshots go to a key-value bucket.
+also decodes each payload into its typed Struct. Snapshots go to a key-value bucket.
 
 This floor has no event ids, no idempotent re-send, no metadata and no wake-up of
 other readers: it measures what nats-py and the server can do, not a store.
@@ -21,7 +21,6 @@ thread, as chronik's sync face does.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import uuid
 from collections.abc import Coroutine, Sequence
@@ -33,9 +32,10 @@ import nats
 import nats.js.errors
 from nats.js import api
 
-from benchmarks.contenders import Options
+from benchmarks.contenders import Options, category_name
+from benchmarks.contenders._raw import OPENED_JSON, amount_of, decode, deposited_json
 from benchmarks.databases import Location
-from benchmarks.domain import CATEGORY, MEMO, OWNER, amount_for
+from benchmarks.domain import CATEGORY, OWNER, amount_for
 
 __all__ = ["RawNats", "open_contender"]
 
@@ -43,6 +43,9 @@ T = TypeVar("T")
 _pack: Final = msgspec.msgpack.Encoder().encode
 _unpack: Final = msgspec.msgpack.Decoder(tuple[int, list[tuple[str, bytes]]]).decode
 _FETCH: Final = 1000
+_OPENED: Final = OPENED_JSON.encode()
+decode_event: Final = decode
+_encode: Final = msgspec.json.Encoder().encode
 
 
 class RawAccount:
@@ -84,12 +87,12 @@ class RawNats:
 
     def create(self) -> RawAccount:
         account = RawAccount(f"{CATEGORY}-{uuid.uuid4()}")
-        account.pending.append(("Opened", json.dumps({"owner": OWNER}).encode()))
+        account.pending.append(("Opened", _OPENED))
         return account
 
     def deposit(self, account: RawAccount, amount: int) -> None:
         account.balance += amount
-        account.pending.append(("Deposited", json.dumps({"amount": amount, "memo": MEMO}).encode()))
+        account.pending.append(("Deposited", deposited_json(amount).encode()))
 
     async def _publish(self, account: RawAccount) -> None:
         payload = _pack((account.version + 1, account.pending))
@@ -99,7 +102,7 @@ class RawNats:
         after = account.version + len(account.pending)
         if every and after // every > account.version // every:
             snapshot = {"version": after, "seq": ack.seq, "owner": OWNER, "balance": account.balance}
-            await self.js.publish(f"$KV.{self.bucket}.{account.stream_id}", json.dumps(snapshot).encode())
+            await self.js.publish(f"$KV.{self.bucket}.{account.stream_id}", _encode(snapshot))
         account.seq = ack.seq
         account.version = after
         account.pending = []
@@ -130,7 +133,7 @@ class RawNats:
             except nats.js.errors.NotFoundError:
                 pass
             else:
-                snapshot = json.loads(raw.data or b"{}")
+                snapshot = msgspec.json.decode(raw.data or b"{}")
                 account.version, account.seq = snapshot["version"], snapshot["seq"]
                 account.balance = snapshot["balance"]
         subject = self._subject(account_id)
@@ -140,8 +143,8 @@ class RawNats:
             except nats.js.errors.NotFoundError:
                 return account
             first, events = _unpack(raw.data or b"")
-            for _, data in events:
-                account.balance += json.loads(data).get("amount", 0)
+            for type_, data in events:
+                account.balance += amount_of(type_, data)
             account.version = first + len(events) - 1
             account.seq = raw.seq or 0
 
@@ -166,7 +169,7 @@ class RawNats:
                 "owner": OWNER,
                 "balance": account.balance,
             }
-            await self.js.publish(f"$KV.{self.bucket}.{account_id}", json.dumps(value).encode())
+            await self.js.publish(f"$KV.{self.bucket}.{account_id}", _encode(value))
 
         self._run(snapshot())
 
@@ -178,7 +181,6 @@ class RawNats:
         if not pending:
             return 0
         sub = await self.js.pull_subscribe(f"raw.{self.stream}.>", stream=self.stream, config=config)
-        loads = json.loads
         count = 0
         try:
             while pending:
@@ -187,8 +189,8 @@ class RawNats:
                     _, events = _unpack(message.data)
                     count += len(events)
                     if decode:
-                        for _, data in events:
-                            loads(data)
+                        for type_, data in events:
+                            decode_event(type_, data)
                 pending = messages[-1].metadata.num_pending
         finally:
             await sub.unsubscribe()
@@ -197,12 +199,13 @@ class RawNats:
     def read_log(self, *, decode: bool, page_size: int) -> int:
         return self._run(self._read_log(decode))
 
-    def bulk_build(self, streams: int, events_per_stream: int, chunk: int) -> list[str]:
+    def bulk_build(self, streams: int, events_per_stream: int, chunk: int, categories: int = 1) -> list[str]:
         # One message per account (its events as one batch), published concurrently.
         async def build() -> list[str]:
             accounts = []
-            for _ in range(streams):
+            for n in range(streams):
                 account = self.create()
+                account.stream_id = f"{category_name(n % categories)}-{uuid.uuid4()}"
                 for i in range(1, events_per_stream):
                     self.deposit(account, amount_for(i))
                 accounts.append(account)

@@ -24,7 +24,7 @@ that perform those requests, so the retry loop exists in one place.
 from __future__ import annotations
 
 import dataclasses
-import itertools
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -40,6 +40,7 @@ from chronik._command_io import SaveSnapshot as _SaveSnapshot
 from chronik._command_io import drive as _drive
 from chronik._command_io import drive_async as _drive_async
 from chronik._model import Model, check_category, check_decision, fold_recorded
+from chronik._paged_fold import fold_pages, page_end
 from chronik.aggregate import Aggregate, AggregateModel
 from chronik.codec import Codec, EventRegistry
 from chronik.decider import Decider, DeciderModel
@@ -337,33 +338,32 @@ class _Plan(Generic[C, S]):
 
     def _read_at(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
         found, _ = yield from self._snapshot(stream_id, version)
-        state = self.model.initial()
-        snapshot_version = None
-        read: list[RecordedEvent]
-        if found is not None:
-            state, snapshot_version, _ = found
-            read = yield from self._from_snapshot(stream_id, snapshot_version, version)
-            if as_of is not None and read[0].recorded_at > as_of:
-                # The snapshot is newer than the moment asked for: replay from the start.
-                earlier: list[RecordedEvent] = yield _ReadStream(stream_id, 1, snapshot_version - 1)
-                state, snapshot_version, read = self.model.initial(), None, earlier + read
+        state, snapshot_version = self.model.initial(), None
+        fold = functools.partial(fold_pages, self.model, self.registry, self.codec, stream_id)
+        if found is None:
+            state, last = yield from fold(state, 1, version, as_of)
         else:
-            read = yield _ReadStream(stream_id, 1, version)
-        if as_of is not None:
-            read = list(itertools.takewhile(lambda e: e.recorded_at <= as_of, read))
-        if version is not None and (not read or read[-1].version < version):
-            actual = read[-1].version if read else 0
+            state, snapshot_version, _ = found
+            page = yield from self._from_snapshot(
+                stream_id, snapshot_version, page_end(snapshot_version, version)
+            )
+            if as_of is not None and page[0].recorded_at > as_of:
+                # The snapshot is newer than the moment asked for: replay from the start.
+                state, snapshot_version = self.model.initial(), None
+                state, last = yield from fold(state, 1, version, as_of)
+            else:
+                state, last = yield from fold(state, snapshot_version, version, as_of, page, 1)
+        if version is not None and (last is None or last.version < version):
+            actual = last.version if last else 0
             raise InvalidInputError(
                 f"stream {stream_id!r} is at version {actual}: it has no version {version}"
             )
-        later = read[1:] if snapshot_version is not None else read
-        state = fold_recorded(self.model, state, later, self.registry)
-        at = read[-1].version if read else 0
+        at = last.version if last else 0
         return Loaded(
             stream_id,
             at,
             self.model.bind(state, stream_id, at),
-            read[-1].recorded_at if read else None,
+            last.recorded_at if last else None,
             snapshot_version,
         )
 
@@ -372,14 +372,14 @@ class _Plan(Generic[C, S]):
         check_category(self.model, stream_id)
         if self.snapshots is None:
             raise ConfigurationError("this handler has no SnapshotPolicy: there is no snapshot to refresh")
-        events: list[RecordedEvent] = yield _ReadStream(stream_id, 1, None)
-        state = fold_recorded(self.model, self.model.initial(), events, self.registry)
-        version = events[-1].version if events else 0
+        subjects: set[str] = set()
+        fold = functools.partial(fold_pages, self.model, self.registry, self.codec, stream_id)
+        state, last = yield from fold(self.model.initial(), 1, None, None, subjects=subjects)
+        version = last.version if last else 0
         state = self.model.bind(state, stream_id, version)
         if version:
-            snapshot = self.snapshots.encode(stream_id, version, state, state_subjects(self.codec, events))
-            yield _SaveSnapshot(snapshot)
-        return Loaded(stream_id, version, state, events[-1].recorded_at if events else None)
+            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state, frozenset(subjects)))
+        return Loaded(stream_id, version, state, last.recorded_at if last else None)
 
     # -- handling -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import chronik._paged_fold
 from chronik import AsyncCommandHandler, CommandHandler, ConfigurationError, NewEvent, SnapshotPolicy
 from chronik.errors import SnapshotDecodeError
 from chronik.events import Snapshot
@@ -17,6 +18,13 @@ from chronik.examples.orders import AddItem, CreateOrder, OrderSubmitted, Submit
 from chronik.store import SnapshotStore
 
 from ._support import App, BlockingHandler
+
+
+@pytest.fixture(autouse=True, params=[None, 2], ids=["one-page", "pages-of-2"])
+def page(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loads and refreshes read a stream a page at a time: small pages cross everywhere."""
+    if request.param is not None:
+        monkeypatch.setattr(chronik._paged_fold, "READ_PAGE", request.param)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import chronik._paged_fold
 from chronik import InvalidInputError, RecordedEvent, SnapshotPolicy
 from chronik.examples import registry
 from chronik.examples.bank import BankAccount
@@ -16,6 +17,14 @@ from chronik.examples.bank import BankAccount
 from ._support import App, Handler
 
 DEPOSITS = [100, 200, 400, 800, 1600, 3200]
+
+
+@pytest.fixture(autouse=True, params=[None, 2, 3], ids=["one-page", "pages-of-2", "pages-of-3"])
+def page(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loads read a stream a page at a time (READ_PAGE events): with small pages the
+    same loads cross pages everywhere, the snapshot's own page and as_of cuts included."""
+    if request.param is not None:
+        monkeypatch.setattr(chronik._paged_fold, "READ_PAGE", request.param)
 
 
 @pytest.fixture

@@ -21,6 +21,12 @@ late.
 Notifications are never the source of truth: a reader always reads the log after
 waking, and wakes on its own timeout when a notification is lost.
 
+Readers of the committing store itself, in the same process, do not wait for the
+notification: the poke also pokes their :class:`Waker` directly, so a subscriber
+learns of a commit of its own process at once, not after the notifier's interval
+and a round trip through the server (a p50 of 3.5 ms, against 0.4 ms for a raw
+LISTEN, when commits came every 4 ms).
+
 The sync store uses :class:`Notifier` (a daemon thread), :class:`Waker` and
 :func:`wait_notification` (``select`` on the listening socket and a pipe); the async
 store their asyncio twins. They are written twice because threads and tasks differ
@@ -175,7 +181,8 @@ class AsyncNotifier:
 
 
 class Waker:
-    """Lets ``close()`` from any thread interrupt a reader that is waiting (a self-pipe)."""
+    """Lets ``close()`` from any thread interrupt a reader that is waiting (a self-pipe),
+    and a commit of the reader's own store wake it (:meth:`poke`)."""
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
@@ -188,13 +195,25 @@ class Waker:
         with contextlib.suppress(OSError):  # full pipe: already awake; closed: done
             os.write(self._write, b"!")
 
+    def poke(self) -> None:
+        """Something was committed: a waiting reader returns to read (never blocks)."""
+        with contextlib.suppress(OSError):  # full pipe: already poked; closed: done
+            os.write(self._write, b".")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):  # empty: nothing to take
+            while os.read(self._read, 512):
+                pass
+
     def fileno(self) -> int:
         return self._read
 
     def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less when woken."""
+        """Sleep ``seconds``, or less when woken or poked."""
         if not self.woken:
-            select.select([self._read], [], [], max(seconds, 0.0))
+            ready, _, _ = select.select([self._read], [], [], max(seconds, 0.0))
+            if ready and not self.woken:
+                self.drain()  # a poke ends this sleep, not the next ones
 
     def close(self) -> None:
         for fd in (self._read, self._write):
@@ -213,14 +232,23 @@ class AsyncWaker:
         self.woken = True
         self._event.set()
 
+    def poke(self) -> None:
+        """Something was committed: a waiting reader returns to read (on the store's loop)."""
+        self._event.set()
+
+    def drain(self) -> None:
+        if not self.woken:
+            self._event.clear()
+
     async def wait(self) -> None:
         await self._event.wait()
 
     async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds``, or less when woken."""
+        """Sleep ``seconds``, or less when woken or poked."""
         if not self.woken:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._event.wait(), max(seconds, 0.0))
+            self.drain()  # a poke ends this sleep, not the next ones
 
     def close(self) -> None:
         pass
@@ -236,8 +264,11 @@ def wait_notification(conn: psycopg.Connection[Any], timeout: float, waker: Wake
         if remaining <= 0:
             return False
         ready, _, _ = select.select([conn.fileno(), waker.fileno()], [], [], remaining)
-        if waker.fileno() in ready or not ready:
+        if not ready or waker.woken:
             return False
+        if waker.fileno() in ready:
+            waker.drain()  # poked by a commit of this process's store
+            return True
         if _drain(conn):
             return True
     return False
@@ -270,6 +301,9 @@ async def async_wait_notification(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    if woken in done and not waker.woken:
+        waker.drain()  # poked by a commit of this process's store
+        return True
     return notified in done and notified.result()
 
 

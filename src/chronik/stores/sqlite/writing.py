@@ -435,9 +435,12 @@ def _append_in(
                 )
                 position = cursor.lastrowid
             else:
+                # Rows made as the driver takes them, not as a list first: a batch of
+                # 100,000 events would hold each one's row (with its text copy of the
+                # payload) all at once, as much again as the encoded events.
                 conn.executemany(
                     sql.INSERT_EVENT,
-                    [
+                    (
                         (
                             sid,
                             cat,
@@ -451,7 +454,7 @@ def _append_in(
                             _tags_json(e.tags),
                         )
                         for i, e in enumerate(write.events, 1)
-                    ],
+                    ),
                 )
                 position = conn.execute(sql.LAST_POSITION).fetchone()[0]
         except sqlite3.IntegrityError as err:

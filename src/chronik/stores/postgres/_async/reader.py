@@ -318,6 +318,10 @@ class AsyncPostgresLogReader:
                 await self._drop_listener()
                 return True
 
+    def poked(self) -> None:
+        """A commit of this reader's store: a wait in progress returns to read."""
+        self._waker.poke()
+
     async def _listen(self) -> Conn | None:
         """The LISTEN connection, opened if need be; None once the reader is closed."""
         listener = self._listener

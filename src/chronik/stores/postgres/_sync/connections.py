@@ -179,9 +179,12 @@ class Connections:
         return self.run(op)
 
     def poke(self) -> None:
-        """Tell listeners (in every process) that events were committed."""
+        """Tell listeners (in every process) that events were committed; this store's own
+        readers at once (``_notify.py``)."""
         if self._notifier is not None:
             self._notifier.poke()
+        for reader in list(self.readers):
+            reader.poked()
 
     def close(self) -> None:
         """Close the readers, the notifier and the pool; nothing can run afterwards."""

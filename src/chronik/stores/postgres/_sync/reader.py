@@ -306,6 +306,10 @@ class PostgresLogReader:
                 self._drop_listener()
                 return True
 
+    def poked(self) -> None:
+        """A commit of this reader's store: a wait in progress returns to read."""
+        self._waker.poke()
+
     def _listen(self) -> Conn | None:
         """The LISTEN connection, opened if need be; None once the reader is closed."""
         listener = self._listener
