@@ -350,8 +350,9 @@ ORDER BY position"""
 # (by hash) so that two writers never wait for each other in a cycle: exclusive on
 # the keys of a decision's condition, shared on the keys of the events it writes.
 # The key text is prefixed with the schema, so stores in other schemas never meet.
+# It also answers the store's head as the statement began (a read by query's head).
 _DCB_LOCK = """
-SELECT count(*) FROM (
+SELECT count(*), (SELECT max(position) FROM {schema}.events) FROM (
     SELECT CASE WHEN wanted.exclusive THEN pg_advisory_xact_lock(wanted.h)
                 ELSE pg_advisory_xact_lock_shared(wanted.h) END
     FROM (
@@ -360,7 +361,6 @@ SELECT count(*) FROM (
         GROUP BY 1 ORDER BY 1
     ) AS wanted
 ) AS taken"""
-_DCB_HEAD = "SELECT max(position) FROM {schema}.events"
 # One statement per query item (the GIN index on tags answers @>), in position order.
 _DCB_TAGGED = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
@@ -422,7 +422,6 @@ class Statements:
     younger_events: str
     own_events: str
     dcb_lock: str
-    dcb_head: str
     dcb_tagged: str
     dcb_tagged_backward: str
     dcb_types: str

@@ -16,17 +16,18 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
 from chronik.stores.postgres._sync.connections import Conn, Connections
-from chronik.stores.postgres._sync.writing import PostgresTransaction
+from chronik.stores.postgres._sync.writing import PostgresTransaction, TryCarefully, append_once
 
 __all__ = ["append_if", "read_query"]
 
-_NO_LIMIT = None  # LIMIT NULL: no limit
 
-
-def _lock(conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]) -> None:
+def _lock(conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]) -> int | None:
+    """Take the keys; the store's head as the statement began (None when empty)."""
     keys = exclusive + shared
     flags = [True] * len(exclusive) + [False] * len(shared)
-    conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": flags})
+    cursor = conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": flags})
+    row = cursor.fetchone()
+    return None if row is None else row[1]
 
 
 def _item_rows(
@@ -37,7 +38,8 @@ def _item_rows(
         statement = statements.dcb_tagged_backward if backwards else statements.dcb_tagged
     else:
         statement = statements.dcb_types_backward if backwards else statements.dcb_types
-    cursor = conn.execute(statement, params, binary=True)
+    # prepare=False: planned for these parameters (see "Plans" above).
+    cursor = conn.execute(statement, params, binary=True, prepare=False)
     return cursor.fetchall()
 
 
@@ -46,7 +48,7 @@ def _rows(
 ) -> list[Any]:
     if query.matches_all:
         statement = statements.dcb_all_backward if backwards else statements.dcb_all
-        cursor = conn.execute(statement, {"after": start, "limit": limit}, binary=True)
+        cursor = conn.execute(statement, {"after": start, "limit": limit}, binary=True, prepare=False)
         return cursor.fetchall()
     if len(query.items) == 1:
         return _item_rows(conn, statements, query.items[0], start, limit, backwards)
@@ -68,11 +70,13 @@ def read_query(
 
     def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
         with conn.transaction():
-            _lock(conn, statements, keys, [])
-            cursor = conn.execute(statements.dcb_head)
-            row = cursor.fetchone()
-            head = None if row is None else row[0]
+            head = _lock(conn, statements, keys, [])
             rows = _rows(conn, statements, query, start, limit, backwards)
+        # Matching events that committed while the read waited for its locks come
+        # after the head the lock statement saw; the read has them all (see above).
+        if rows:
+            last = max(rows[0][2], rows[-1][2])
+            head = last if head is None else max(head, last)
         return [record(r, codec) for r in rows], head
 
     events, head = shared.run(op)
@@ -91,18 +95,26 @@ def append_if(
     exclusive_keys = lock_keys(exclusive)
     shared_keys = lock_keys(covered - exclusive)
 
+    def decide(conn: Conn, careful: bool) -> AppendResult:
+        with conn.transaction():
+            _lock(conn, statements, exclusive_keys, shared_keys)
+            if condition is not None:
+                query = condition.fail_if_events_match
+                found = _rows(conn, statements, query, condition.after or 0, 1, False)
+                if found:
+                    raise AppendConditionFailedError(query, condition.after, found[0][2])
+            if careful or shared.hooks:
+                tx = PostgresTransaction(shared, conn, fresh=False)
+                return (tx.append_prepared([prepared], locked=True))[0]
+            return (append_once(conn, statements, [prepared]))[0]
+
     def op(conn: Conn) -> AppendResult:
+        careful = False
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
-                with conn.transaction():
-                    _lock(conn, statements, exclusive_keys, shared_keys)
-                    if condition is not None:
-                        query = condition.fail_if_events_match
-                        found = _rows(conn, statements, query, condition.after or 0, 1, False)
-                        if found:
-                            raise AppendConditionFailedError(query, condition.after, found[0][2])
-                    tx = PostgresTransaction(shared, conn, fresh=False)
-                    return (tx.append_prepared([prepared], locked=True))[0]
+                return decide(conn, careful)
+            except TryCarefully:
+                careful = True
             except OutOfOrderError:
                 # Only with inline projections: a writer without them appended to
                 # the stream meanwhile (as in writing.commit); go again.
