@@ -208,8 +208,8 @@ def test_a_read_that_waited_for_a_writer_has_its_event_at_or_below_its_head(
         (read,) = reads
         (event,) = read.events
         assert read.head is not None and read.head >= event.position
-        event = chronik.NewEvent("StudentSubscribed", {}, tags=["course:c1", "student:s2"])
-        cast(DCBStore, other).append_if([event], AppendCondition(query, read.head))
+        decided = chronik.NewEvent("StudentSubscribed", {}, tags=["course:c1", "student:s2"])
+        cast(DCBStore, other).append_if([decided], AppendCondition(query, read.head))
 
 
 def test_a_resent_decision_or_tagged_append_is_recognised_not_written_twice(postgres_store_url: str) -> None:

@@ -15,7 +15,7 @@ from typing import Final
 
 from psycopg import sql
 
-__all__ = ["Statements", "statements"]
+__all__ = ["Statements", "dcb_statement", "statements"]
 
 # -- schema inspection and migrations (the schema name is a parameter here) ---------
 
@@ -346,6 +346,11 @@ ORDER BY position"""
 
 # -- Dynamic Consistency Boundaries (the reasoning is in _async/dcb.py) ---------------------
 
+# Lists of names travel as one text each, the names separated by chr(31) or, for lock
+# keys (which contain chr(30) and chr(31): chronik.query.lock_keys), by chr(29): tags,
+# type names and keys are printable otherwise, and psycopg sends a text much faster
+# than an array (which it dumps element by element, in Python).
+#
 # Transaction-level advisory locks on the hashes of (type, tag) keys, in one order
 # (by hash) so that two writers never wait for each other in a cycle: exclusive on
 # the keys of a decision's condition, shared on the keys of the events it writes.
@@ -357,25 +362,30 @@ SELECT count(*), (SELECT max(position) FROM {schema}.events) FROM (
                 ELSE pg_advisory_xact_lock_shared(wanted.h) END
     FROM (
         SELECT hashtextextended({dcb_key} || k.key, 0) AS h, bool_or(k.exclusive) AS exclusive
-        FROM unnest(%(keys)s::text[], %(exclusive)s::boolean[]) AS k (key, exclusive)
+        FROM (
+            SELECT key, true AS exclusive FROM unnest(string_to_array(%(exclusive)s, chr(29))) AS key
+            UNION ALL
+            SELECT key, false FROM unnest(string_to_array(%(shared)s, chr(29))) AS key
+        ) AS k
         GROUP BY 1 ORDER BY 1
     ) AS wanted
 ) AS taken"""
-# One statement per query item (the GIN index on tags answers @>), in position order.
+# One statement per query item kind (the GIN index on tags answers @>), the events
+# after one position and up to another, in position order; a query of several items
+# is their UNION ALL (dcb_statement). Positional parameters, in the order written.
 _DCB_TAGGED = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE tags @> %(tags)s::text[] AND position > %(after)s
-  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
-ORDER BY position LIMIT %(limit)s"""
-_DCB_TAGGED_BACKWARD = _DCB_TAGGED.replace("ORDER BY position", "ORDER BY position DESC")
+WHERE tags @> string_to_array(%s, chr(31))
+  AND (%s::text IS NULL OR type = ANY(string_to_array(%s, chr(31))))
+  AND position > %s AND position <= %s
+ORDER BY position LIMIT %s"""
 _DCB_TYPES = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE type = ANY(%(types)s::text[]) AND position > %(after)s
-ORDER BY position LIMIT %(limit)s"""
-_DCB_TYPES_BACKWARD = _DCB_TYPES.replace("ORDER BY position", "ORDER BY position DESC")
+WHERE type = ANY(string_to_array(%s, chr(31))) AND position > %s AND position <= %s
+ORDER BY position LIMIT %s"""
 _DCB_ALL = f"""
-SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %(after)s ORDER BY position LIMIT %(limit)s"""
-_DCB_ALL_BACKWARD = _DCB_ALL.replace("ORDER BY position", "ORDER BY position DESC")
+SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %s AND position <= %s
+ORDER BY position LIMIT %s"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,11 +433,8 @@ class Statements:
     own_events: str
     dcb_lock: str
     dcb_tagged: str
-    dcb_tagged_backward: str
     dcb_types: str
-    dcb_types_backward: str
     dcb_all: str
-    dcb_all_backward: str
 
 
 @functools.lru_cache(maxsize=64)
@@ -445,3 +452,23 @@ def statements(schema: str, channel: str) -> Statements:
         for f in fields(Statements)
     }
     return Statements(**rendered)
+
+
+@functools.lru_cache(maxsize=256)
+def dcb_statement(statements: Statements, kinds: tuple[str, ...], backwards: bool, first: bool) -> str:
+    """A read by query in one statement, from the item statements of ``kinds``
+    (``tagged``, ``types``, or ``()`` for ``Query.all()``), in position order (reversed
+    if ``backwards``); ``first``: only the position of the first match (a condition's
+    check). The parameters are each item's, in order, then ``limit`` for a union."""
+    parts: list[str] = [getattr(statements, f"dcb_{kind}") for kind in kinds or ("all",)]
+    if backwards:
+        parts = [p.replace("ORDER BY position", "ORDER BY position DESC") for p in parts]
+    if first:
+        return "SELECT min(position) FROM (" + " UNION ALL ".join(f"({p})" for p in parts) + ") AS matched"
+    if len(parts) == 1:
+        return parts[0]
+    # An event two items match comes once; each item's first ``limit`` rows hold the
+    # first ``limit`` of the union.
+    union = " UNION ALL ".join(f"({p})" for p in parts)
+    order = "position DESC" if backwards else "position"
+    return f"SELECT DISTINCT ON (position) * FROM ({union}) AS matched ORDER BY {order} LIMIT %s"

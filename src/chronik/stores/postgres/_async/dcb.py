@@ -58,13 +58,17 @@ append, COMMIT). The append runs without a savepoint; when it does not go throug
 and the decision goes again the careful way (``writing.append_writes``), whose
 savepoints keep the transaction usable between its attempts.
 
-Plans. The statements that read by query run with ``prepare=False``: planned
-for their parameters every time (about 50 microseconds of the server's time).
-Prepared, PostgreSQL switched to a generic plan after five runs that walked the
-primary key from ``after`` and filtered every event by its tags (4.4 ms a read in
-a store of 20,000 events, against 0.02 ms for the bitmap scan of the tags index
-that the plan for the actual tag chooses): which index is right depends on the
-tag, the types and ``after`` a read is given, and only a custom plan knows them.
+Plans. A read by query is one statement whatever its items (their union:
+``sql.dcb_statement``), run with ``prepare=False``: planned for its parameters every
+time (150 microseconds of the server's time for one item, 300 for two, planning
+included). Prepared, PostgreSQL switched after five runs to a generic plan that
+walked the primary key and filtered every event by its tags: 6 to 13 ms a read in a
+store of 20,000 events. Which index is right depends on the tags, the types and the
+``after`` a read is given, and only a plan made for them knows. A condition's check
+after a recent head (what a decision on a read just made has) is the other way
+round: its generic plan walks the primary key from ``after``, through the few events
+since (20 microseconds, against 330 to plan it afresh); a check further behind, or
+with no ``after``, is planned for its parameters like a read.
 
 Limit, stated in docs/dcb.md: the position sequence must hand out increasing numbers
 across sessions (the identity's default ``CACHE 1``).
@@ -72,60 +76,82 @@ across sessions (the identity's default ``CACHE 1``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from chronik.backend import PreparedWrite
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
+from chronik.query import AppendCondition, Query, event_keys, lock_keys, query_keys, read_head
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async.connections import Conn, Connections
-from chronik.stores.postgres._async.writing import AsyncPostgresTransaction, TryCarefully, append_once
+from chronik.stores.postgres._async.writing import (
+    AsyncPostgresTransaction,
+    TryCarefully,
+    append_once,
+    lock_params,
+)
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
 
 __all__ = ["append_if", "read_query"]
 
+_UNBOUNDED: Final = 2**63 - 1  # a check looks at every position after ``after``
+_RECENT: Final = 1000  # events after a check's ``after``, at most, for its prepared plan
+
+
 async def _lock(
     conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]
 ) -> int | None:
     """Take the keys; the store's head as the statement began (None when empty)."""
-    keys = exclusive + shared
-    flags = [True] * len(exclusive) + [False] * len(shared)
-    cursor = await conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": flags})
+    cursor = await conn.execute(statements.dcb_lock, lock_params(exclusive, shared))
     row = await cursor.fetchone()
     return None if row is None else row[1]
 
 
-async def _item_rows(
-    conn: Conn, statements: sql.Statements, item: QueryItem, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    params = {"after": start, "limit": limit, "types": list(item.types) or None, "tags": list(item.tags)}
-    if item.tags:
-        statement = statements.dcb_tagged_backward if backwards else statements.dcb_tagged
-    else:
-        statement = statements.dcb_types_backward if backwards else statements.dcb_types
-    # prepare=False: planned for these parameters (see "Plans" above).
-    cursor = await conn.execute(statement, params, binary=True, prepare=False)
-    return await cursor.fetchall()
+def _names(names: tuple[str, ...]) -> str | None:
+    return "\x1f".join(names) if names else None  # see sql.py: one text, not an array
 
 
-async def _rows(
-    conn: Conn, statements: sql.Statements, query: Query, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    if query.matches_all:
-        statement = statements.dcb_all_backward if backwards else statements.dcb_all
-        cursor = await conn.execute(statement, {"after": start, "limit": limit}, binary=True, prepare=False)
-        return await cursor.fetchall()
-    if len(query.items) == 1:
-        return await _item_rows(conn, statements, query.items[0], start, limit, backwards)
-    # Each item's first ``limit`` rows hold the first ``limit`` rows of their union.
-    merged: dict[int, Any] = {}
+def _statement(
+    statements: sql.Statements,
+    query: Query,
+    start: int,
+    head: int,
+    limit: int | None,
+    *,
+    backwards: bool,
+    first: bool,
+) -> tuple[str, list[Any]]:
+    """The one statement of a read by query (or of a condition's check, ``first``) and its parameters."""
+    params: list[Any] = []
+    kinds: list[str] = []
     for item in query.items:
-        for row in await _item_rows(conn, statements, item, start, limit, backwards):
-            merged[row[2]] = row
-    rows = [merged[p] for p in sorted(merged, reverse=backwards)]
-    return rows if limit is None else rows[:limit]
+        if item.tags:
+            types = _names(item.types)
+            params += [_names(item.tags), types, types, start, head, limit]
+            kinds.append("tagged")
+        else:
+            params += [_names(item.types), start, head, limit]
+            kinds.append("types")
+    if query.matches_all:
+        params = [start, head, limit]
+    elif len(kinds) > 1 and not first:
+        params.append(limit)
+    return sql.dcb_statement(statements, tuple(kinds), backwards, first), params
+
+
+async def _first_match(
+    conn: Conn, statements: sql.Statements, query: Query, after: int, head: int | None
+) -> int | None:
+    """The position of the first event matching ``query`` after ``after``, or None;
+    ``head``: the store's head as the decision's locks were asked for."""
+    statement, params = _statement(statements, query, after, _UNBOUNDED, 1, backwards=False, first=True)
+    # A check after a recent head (a decision made on a read just now) runs prepared;
+    # one far behind, or with no ``after``, is planned for its parameters (see "Plans").
+    recent = head is None or head - after <= _RECENT
+    cursor = await conn.execute(statement, params, prepare=None if recent else False)
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
 
 
 async def read_query(
@@ -136,9 +162,15 @@ async def read_query(
     keys = lock_keys(query_keys(query))
 
     async def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
+        if limit == 0:
+            return [], await _lock(conn, statements, [], [])
+        statement, params = _statement(
+            statements, query, start, _UNBOUNDED, limit, backwards=backwards, first=False
+        )
         async with conn.transaction():
             head = await _lock(conn, statements, keys, [])
-            rows = await _rows(conn, statements, query, start, limit, backwards)
+            cursor = await conn.execute(statement, params, binary=True, prepare=False)  # see "Plans" above
+            rows = await cursor.fetchall()
         # Matching events that committed while the read waited for its locks come
         # after the head the lock statement saw; the read has them all (see above).
         if rows:
@@ -164,12 +196,12 @@ async def append_if(
 
     async def decide(conn: Conn, careful: bool) -> AppendResult:
         async with conn.transaction():
-            await _lock(conn, statements, exclusive_keys, shared_keys)
+            head = await _lock(conn, statements, exclusive_keys, shared_keys)
             if condition is not None:
                 query = condition.fail_if_events_match
-                found = await _rows(conn, statements, query, condition.after or 0, 1, False)
-                if found:
-                    raise AppendConditionFailedError(query, condition.after, found[0][2])
+                found = await _first_match(conn, statements, query, condition.after or 0, head)
+                if found is not None:
+                    raise AppendConditionFailedError(query, condition.after, found)
             if careful or shared.hooks:
                 tx = AsyncPostgresTransaction(shared, conn, fresh=False)
                 return (await tx.append_prepared([prepared], locked=True))[0]

@@ -6,59 +6,80 @@ the async module and run the script. The design is described there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from chronik.backend import PreparedWrite
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
+from chronik.query import AppendCondition, Query, event_keys, lock_keys, query_keys, read_head
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
 from chronik.stores.postgres._sync.connections import Conn, Connections
-from chronik.stores.postgres._sync.writing import PostgresTransaction, TryCarefully, append_once
+from chronik.stores.postgres._sync.writing import (
+    PostgresTransaction,
+    TryCarefully,
+    append_once,
+    lock_params,
+)
 
 __all__ = ["append_if", "read_query"]
+
+_UNBOUNDED: Final = 2**63 - 1  # a check looks at every position after ``after``
+_RECENT: Final = 1000  # events after a check's ``after``, at most, for its prepared plan
 
 
 def _lock(conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]) -> int | None:
     """Take the keys; the store's head as the statement began (None when empty)."""
-    keys = exclusive + shared
-    flags = [True] * len(exclusive) + [False] * len(shared)
-    cursor = conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": flags})
+    cursor = conn.execute(statements.dcb_lock, lock_params(exclusive, shared))
     row = cursor.fetchone()
     return None if row is None else row[1]
 
 
-def _item_rows(
-    conn: Conn, statements: sql.Statements, item: QueryItem, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    params = {"after": start, "limit": limit, "types": list(item.types) or None, "tags": list(item.tags)}
-    if item.tags:
-        statement = statements.dcb_tagged_backward if backwards else statements.dcb_tagged
-    else:
-        statement = statements.dcb_types_backward if backwards else statements.dcb_types
-    # prepare=False: planned for these parameters (see "Plans" above).
-    cursor = conn.execute(statement, params, binary=True, prepare=False)
-    return cursor.fetchall()
+def _names(names: tuple[str, ...]) -> str | None:
+    return "\x1f".join(names) if names else None  # see sql.py: one text, not an array
 
 
-def _rows(
-    conn: Conn, statements: sql.Statements, query: Query, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    if query.matches_all:
-        statement = statements.dcb_all_backward if backwards else statements.dcb_all
-        cursor = conn.execute(statement, {"after": start, "limit": limit}, binary=True, prepare=False)
-        return cursor.fetchall()
-    if len(query.items) == 1:
-        return _item_rows(conn, statements, query.items[0], start, limit, backwards)
-    # Each item's first ``limit`` rows hold the first ``limit`` rows of their union.
-    merged: dict[int, Any] = {}
+def _statement(
+    statements: sql.Statements,
+    query: Query,
+    start: int,
+    head: int,
+    limit: int | None,
+    *,
+    backwards: bool,
+    first: bool,
+) -> tuple[str, list[Any]]:
+    """The one statement of a read by query (or of a condition's check, ``first``) and its parameters."""
+    params: list[Any] = []
+    kinds: list[str] = []
     for item in query.items:
-        for row in _item_rows(conn, statements, item, start, limit, backwards):
-            merged[row[2]] = row
-    rows = [merged[p] for p in sorted(merged, reverse=backwards)]
-    return rows if limit is None else rows[:limit]
+        if item.tags:
+            types = _names(item.types)
+            params += [_names(item.tags), types, types, start, head, limit]
+            kinds.append("tagged")
+        else:
+            params += [_names(item.types), start, head, limit]
+            kinds.append("types")
+    if query.matches_all:
+        params = [start, head, limit]
+    elif len(kinds) > 1 and not first:
+        params.append(limit)
+    return sql.dcb_statement(statements, tuple(kinds), backwards, first), params
+
+
+def _first_match(
+    conn: Conn, statements: sql.Statements, query: Query, after: int, head: int | None
+) -> int | None:
+    """The position of the first event matching ``query`` after ``after``, or None;
+    ``head``: the store's head as the decision's locks were asked for."""
+    statement, params = _statement(statements, query, after, _UNBOUNDED, 1, backwards=False, first=True)
+    # A check after a recent head (a decision made on a read just now) runs prepared;
+    # one far behind, or with no ``after``, is planned for its parameters (see "Plans").
+    recent = head is None or head - after <= _RECENT
+    cursor = conn.execute(statement, params, prepare=None if recent else False)
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def read_query(
@@ -69,9 +90,15 @@ def read_query(
     keys = lock_keys(query_keys(query))
 
     def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
+        if limit == 0:
+            return [], _lock(conn, statements, [], [])
+        statement, params = _statement(
+            statements, query, start, _UNBOUNDED, limit, backwards=backwards, first=False
+        )
         with conn.transaction():
             head = _lock(conn, statements, keys, [])
-            rows = _rows(conn, statements, query, start, limit, backwards)
+            cursor = conn.execute(statement, params, binary=True, prepare=False)  # see "Plans" above
+            rows = cursor.fetchall()
         # Matching events that committed while the read waited for its locks come
         # after the head the lock statement saw; the read has them all (see above).
         if rows:
@@ -97,12 +124,12 @@ def append_if(
 
     def decide(conn: Conn, careful: bool) -> AppendResult:
         with conn.transaction():
-            _lock(conn, statements, exclusive_keys, shared_keys)
+            head = _lock(conn, statements, exclusive_keys, shared_keys)
             if condition is not None:
                 query = condition.fail_if_events_match
-                found = _rows(conn, statements, query, condition.after or 0, 1, False)
-                if found:
-                    raise AppendConditionFailedError(query, condition.after, found[0][2])
+                found = _first_match(conn, statements, query, condition.after or 0, head)
+                if found is not None:
+                    raise AppendConditionFailedError(query, condition.after, found)
             if careful or shared.hooks:
                 tx = PostgresTransaction(shared, conn, fresh=False)
                 return (tx.append_prepared([prepared], locked=True))[0]

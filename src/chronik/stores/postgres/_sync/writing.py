@@ -76,6 +76,7 @@ __all__ = [
     "install_hook",
     "load_checkpoint",
     "load_snapshot",
+    "lock_params",
     "lock_shared",
     "save_checkpoint",
     "save_snapshot",
@@ -96,9 +97,14 @@ def tag_lock_keys(writes: Sequence[PreparedWrite]) -> list[str]:
     return lock_keys(keys) if keys else []
 
 
+def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
+    """The parameters of ``sql._DCB_LOCK``: each list of keys as one text (see there)."""
+    return {"exclusive": "\x1d".join(exclusive), "shared": "\x1d".join(shared)}
+
+
 def lock_shared(conn: Conn, statements: sql.Statements, keys: list[str]) -> None:
     """Take ``keys`` as shared DCB locks until the transaction ends (``dcb.py``)."""
-    conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": [False] * len(keys)})
+    conn.execute(statements.dcb_lock, lock_params([], keys))
 
 
 def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
