@@ -388,7 +388,9 @@ SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %s AND position <= %s
 ORDER BY position LIMIT %s"""
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: hashed by identity (``statements`` makes one per schema), so that
+# ``dcb_statement``'s cache does not hash fifty strings at every read.
+@dataclass(frozen=True, slots=True, eq=False)
 class Statements:
     """The statements of one schema, rendered to text once."""
 
