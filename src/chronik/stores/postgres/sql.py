@@ -370,22 +370,18 @@ SELECT count(*), (SELECT max(position) FROM {schema}.events) FROM (
         GROUP BY 1 ORDER BY 1
     ) AS wanted
 ) AS taken"""
-# One statement per query item kind (the GIN index on tags answers @>), the events
-# after one position and up to another, in position order; a query of several items
-# is their UNION ALL (dcb_statement). Positional parameters, in the order written.
+# One statement per query item kind (the GIN index on tags answers @>): the events
+# after a position; ``dcb_statement`` adds the order and the limit, and makes a query
+# of several items their UNION ALL. Positional parameters, in the order written.
 _DCB_TAGGED = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
 WHERE tags @> string_to_array(%s, chr(31))
-  AND (%s::text IS NULL OR type = ANY(string_to_array(%s, chr(31))))
-  AND position > %s AND position <= %s
-ORDER BY position LIMIT %s"""
+  AND (%s::text IS NULL OR type = ANY(string_to_array(%s, chr(31)))) AND position > %s"""
 _DCB_TYPES = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE type = ANY(string_to_array(%s, chr(31))) AND position > %s AND position <= %s
-ORDER BY position LIMIT %s"""
+WHERE type = ANY(string_to_array(%s, chr(31))) AND position > %s"""
 _DCB_ALL = f"""
-SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %s AND position <= %s
-ORDER BY position LIMIT %s"""
+SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %s"""
 
 
 # eq=False: hashed by identity (``statements`` makes one per schema), so that
@@ -457,20 +453,25 @@ def statements(schema: str, channel: str) -> Statements:
 
 
 @functools.lru_cache(maxsize=256)
-def dcb_statement(statements: Statements, kinds: tuple[str, ...], backwards: bool, first: bool) -> str:
+def dcb_statement(statements: Statements, kinds: tuple[str, ...], backwards: bool, how: str) -> str:
     """A read by query in one statement, from the item statements of ``kinds``
     (``tagged``, ``types``, or ``()`` for ``Query.all()``), in position order (reversed
-    if ``backwards``); ``first``: only the position of the first match (a condition's
-    check). The parameters are each item's, in order, then ``limit`` for a union."""
+    if ``backwards``). ``how``: ``all`` the events, ``limit`` (each item's statement,
+    and their union, take a ``LIMIT`` parameter after the item's own), or ``first``
+    (the position of the first match: a condition's check)."""
     parts: list[str] = [getattr(statements, f"dcb_{kind}") for kind in kinds or ("all",)]
-    if backwards:
-        parts = [p.replace("ORDER BY position", "ORDER BY position DESC") for p in parts]
-    if first:
+    order = "position DESC" if backwards else "position"
+    tail = {
+        "all": f" ORDER BY {order}",
+        "limit": f" ORDER BY {order} LIMIT %s",
+        "first": " ORDER BY position LIMIT 1",
+    }
+    parts = [p + tail[how] for p in parts]
+    if how == "first":
         return "SELECT min(position) FROM (" + " UNION ALL ".join(f"({p})" for p in parts) + ") AS matched"
     if len(parts) == 1:
         return parts[0]
     # An event two items match comes once; each item's first ``limit`` rows hold the
     # first ``limit`` of the union.
     union = " UNION ALL ".join(f"({p})" for p in parts)
-    order = "position DESC" if backwards else "position"
-    return f"SELECT DISTINCT ON (position) * FROM ({union}) AS matched ORDER BY {order} LIMIT %s"
+    return f"SELECT DISTINCT ON (position) * FROM ({union}) AS matched{tail[how]}"

@@ -59,16 +59,19 @@ and the decision goes again the careful way (``writing.append_writes``), whose
 savepoints keep the transaction usable between its attempts.
 
 Plans. A read by query is one statement whatever its items (their union:
-``sql.dcb_statement``), run with ``prepare=False``: planned for its parameters every
-time (150 microseconds of the server's time for one item, 300 for two, planning
-included). Prepared, PostgreSQL switched after five runs to a generic plan that
-walked the primary key and filtered every event by its tags: 6 to 13 ms a read in a
-store of 20,000 events. Which index is right depends on the tags, the types and the
-``after`` a read is given, and only a plan made for them knows. A condition's check
-after a recent head (what a decision on a read just made has) is the other way
-round: its generic plan walks the primary key from ``after``, through the few events
-since (20 microseconds, against 330 to plan it afresh); a check further behind, or
-with no ``after``, is planned for its parameters like a read.
+``sql.dcb_statement``). Which index is right depends on the tags, the types, the
+``after`` and the limit it is given, and a generic plan (what a prepared statement
+switches to after five runs) knows none of them. With a limit PostgreSQL's generic
+plan walked the primary key and filtered every event by its tags: 6 to 13 ms a read
+in a store of 20,000 events, against 0.15 to 0.3 ms planned for the parameters
+(``prepare=False``, planning included), which is how a read with a limit runs.
+Without a limit (a decision's read) nothing makes a walk in position order pay, and
+the generic plan is the tags index's: that read runs prepared (70 microseconds of
+the server's time for one item, 170 for two, against 140 and 270 planned each time).
+A condition's check after a recent head (what a decision on a read just made has)
+runs prepared too: its generic plan walks the primary key from ``after`` through
+the few events since (20 microseconds, against 330 to plan it afresh); a check
+further behind, or with no ``after``, is planned for its parameters.
 
 Limit, stated in docs/dcb.md: the position sequence must hand out increasing numbers
 across sessions (the identity's default ``CACHE 1``).
@@ -95,7 +98,6 @@ from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
 
 __all__ = ["append_if", "read_query"]
 
-_UNBOUNDED: Final = 2**63 - 1  # a check looks at every position after ``after``
 _RECENT: Final = 1000  # events after a check's ``after``, at most, for its prepared plan
 
 
@@ -113,31 +115,25 @@ def _names(names: tuple[str, ...]) -> str | None:
 
 
 def _statement(
-    statements: sql.Statements,
-    query: Query,
-    start: int,
-    head: int,
-    limit: int | None,
-    *,
-    backwards: bool,
-    first: bool,
+    statements: sql.Statements, query: Query, start: int, limit: int | None, *, backwards: bool, how: str
 ) -> tuple[str, list[Any]]:
-    """The one statement of a read by query (or of a condition's check, ``first``) and its parameters."""
+    """The one statement of a read by query (``sql.dcb_statement``) and its parameters."""
     params: list[Any] = []
     kinds: list[str] = []
+    tail = [limit] if how == "limit" else []
     for item in query.items:
         if item.tags:
             types = _names(item.types)
-            params += [_names(item.tags), types, types, start, head, limit]
+            params += [_names(item.tags), types, types, start, *tail]
             kinds.append("tagged")
         else:
-            params += [_names(item.types), start, head, limit]
+            params += [_names(item.types), start, *tail]
             kinds.append("types")
     if query.matches_all:
-        params = [start, head, limit]
-    elif len(kinds) > 1 and not first:
-        params.append(limit)
-    return sql.dcb_statement(statements, tuple(kinds), backwards, first), params
+        params = [start, *tail]
+    elif len(kinds) > 1:
+        params += tail
+    return sql.dcb_statement(statements, tuple(kinds), backwards, how), params
 
 
 async def _first_match(
@@ -145,7 +141,7 @@ async def _first_match(
 ) -> int | None:
     """The position of the first event matching ``query`` after ``after``, or None;
     ``head``: the store's head as the decision's locks were asked for."""
-    statement, params = _statement(statements, query, after, _UNBOUNDED, 1, backwards=False, first=True)
+    statement, params = _statement(statements, query, after, None, backwards=False, how="first")
     # A check after a recent head (a decision made on a read just now) runs prepared;
     # one far behind, or with no ``after``, is planned for its parameters (see "Plans").
     recent = head is None or head - after <= _RECENT
@@ -164,12 +160,14 @@ async def read_query(
     async def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
         if limit == 0:
             return [], await _lock(conn, statements, [], [])
-        statement, params = _statement(
-            statements, query, start, _UNBOUNDED, limit, backwards=backwards, first=False
-        )
+        how = "all" if limit is None else "limit"
+        statement, params = _statement(statements, query, start, limit, backwards=backwards, how=how)
         async with conn.transaction():
             head = await _lock(conn, statements, keys, [])
-            cursor = await conn.execute(statement, params, binary=True, prepare=False)  # see "Plans" above
+            # Prepared without a limit, planned afresh with one (see "Plans" above).
+            cursor = await conn.execute(
+                statement, params, binary=True, prepare=None if how == "all" else False
+            )
             rows = await cursor.fetchall()
         # Matching events that committed while the read waited for its locks come
         # after the head the lock statement saw; the read has them all (see above).

@@ -25,7 +25,6 @@ from chronik.stores.postgres._sync.writing import (
 
 __all__ = ["append_if", "read_query"]
 
-_UNBOUNDED: Final = 2**63 - 1  # a check looks at every position after ``after``
 _RECENT: Final = 1000  # events after a check's ``after``, at most, for its prepared plan
 
 
@@ -41,31 +40,25 @@ def _names(names: tuple[str, ...]) -> str | None:
 
 
 def _statement(
-    statements: sql.Statements,
-    query: Query,
-    start: int,
-    head: int,
-    limit: int | None,
-    *,
-    backwards: bool,
-    first: bool,
+    statements: sql.Statements, query: Query, start: int, limit: int | None, *, backwards: bool, how: str
 ) -> tuple[str, list[Any]]:
-    """The one statement of a read by query (or of a condition's check, ``first``) and its parameters."""
+    """The one statement of a read by query (``sql.dcb_statement``) and its parameters."""
     params: list[Any] = []
     kinds: list[str] = []
+    tail = [limit] if how == "limit" else []
     for item in query.items:
         if item.tags:
             types = _names(item.types)
-            params += [_names(item.tags), types, types, start, head, limit]
+            params += [_names(item.tags), types, types, start, *tail]
             kinds.append("tagged")
         else:
-            params += [_names(item.types), start, head, limit]
+            params += [_names(item.types), start, *tail]
             kinds.append("types")
     if query.matches_all:
-        params = [start, head, limit]
-    elif len(kinds) > 1 and not first:
-        params.append(limit)
-    return sql.dcb_statement(statements, tuple(kinds), backwards, first), params
+        params = [start, *tail]
+    elif len(kinds) > 1:
+        params += tail
+    return sql.dcb_statement(statements, tuple(kinds), backwards, how), params
 
 
 def _first_match(
@@ -73,7 +66,7 @@ def _first_match(
 ) -> int | None:
     """The position of the first event matching ``query`` after ``after``, or None;
     ``head``: the store's head as the decision's locks were asked for."""
-    statement, params = _statement(statements, query, after, _UNBOUNDED, 1, backwards=False, first=True)
+    statement, params = _statement(statements, query, after, None, backwards=False, how="first")
     # A check after a recent head (a decision made on a read just now) runs prepared;
     # one far behind, or with no ``after``, is planned for its parameters (see "Plans").
     recent = head is None or head - after <= _RECENT
@@ -92,12 +85,12 @@ def read_query(
     def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
         if limit == 0:
             return [], _lock(conn, statements, [], [])
-        statement, params = _statement(
-            statements, query, start, _UNBOUNDED, limit, backwards=backwards, first=False
-        )
+        how = "all" if limit is None else "limit"
+        statement, params = _statement(statements, query, start, limit, backwards=backwards, how=how)
         with conn.transaction():
             head = _lock(conn, statements, keys, [])
-            cursor = conn.execute(statement, params, binary=True, prepare=False)  # see "Plans" above
+            # Prepared without a limit, planned afresh with one (see "Plans" above).
+            cursor = conn.execute(statement, params, binary=True, prepare=None if how == "all" else False)
             rows = cursor.fetchall()
         # Matching events that committed while the read waited for its locks come
         # after the head the lock statement saw; the read has them all (see above).
