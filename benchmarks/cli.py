@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 
@@ -19,15 +20,22 @@ from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
 __all__ = ["main", "parser"]
 
 
-def _workloads(text: str) -> list[int]:
+DCB: Final = "dcb"
+
+
+def _workloads(text: str) -> list[int | str]:
+    """Workload numbers, and ``dcb`` for the DCB section (``benchmarks.dcb``)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
     try:
-        chosen = sorted({int(part) for part in text.split(",") if part.strip()})
+        chosen: list[int | str] = sorted({int(part) for part in parts if part != DCB})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected workload numbers like 1,3,5, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected workload numbers like 1,3,5 or dcb, got {text!r}"
+        ) from None
     unknown = [w for w in chosen if w not in WORKLOADS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"workloads are 1 to 7, got {text!r}")
-    return chosen
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"workloads are 1 to 7 and dcb, got {text!r}")
+    return chosen + ([DCB] if DCB in parts else [])
 
 
 def _positive_int(text: str) -> int:
@@ -58,7 +66,12 @@ def parser() -> argparse.ArgumentParser:
         "--scale", type=_positive_float, help="multiply the issue's event counts by this factor"
     )
     p.add_argument("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
-    p.add_argument("--only", type=_workloads, help="workloads to run, e.g. 1,3,5 (default: all seven)")
+    p.add_argument(
+        "--only",
+        type=_workloads,
+        help="workloads to run, e.g. 1,3,5, and dcb for the DCB section (python -m benchmarks.dcb; "
+        "default: all seven and dcb)",
+    )
     p.add_argument("--repeat", type=_positive_int, help="repetitions per figure (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, help="write bench.json and bench.md into this directory")
     p.add_argument(
@@ -100,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("eventsourcing") is None:
         console.print("eventsourcing is not installed: pip install -r benchmarks/requirements.txt")
         return 2
+    chosen = args.only or [*sorted(WORKLOADS), DCB]
+    workloads = [w for w in chosen if isinstance(w, int)]
+    if workloads:
+        _main_section(args, workloads, console)
+    if DCB in chosen:
+        _dcb_section(args, console)
+    return 0
+
+
+def _main_section(args: argparse.Namespace, workloads: list[int], console: Console) -> None:
     if args.quick:
         sizes, label, repeat = QUICK, "quick", args.repeat or 1
     elif args.scale:
@@ -110,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(
         sizes=sizes,
         backends=backends,
-        workloads=args.only or sorted(WORKLOADS),
+        workloads=workloads,
         repeat=repeat,
         workdir=args.workdir,
         postgres_url=args.postgres_url,
@@ -129,4 +152,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         json_path, md_path = write_outputs(result, args.out)
         console.print(f"wrote {json_path} and {md_path}")
-    return 0
+
+
+def _dcb_section(args: argparse.Namespace, console: Console) -> None:
+    """The DCB benchmark (``benchmarks.dcb``) on the chosen backends that have DCB."""
+    from benchmarks.dcb import cli as dcb_cli
+    from benchmarks.dcb import report as dcb_report
+
+    backends = ["memory", "sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    if "nats" in backends:
+        console.print(
+            "DCB on NATS: not measured: chronik's NATS store has no DCB (docs/nats.md says why) "
+            "and eventsourcing has no NATS recorder",
+            highlight=False,
+            markup=False,
+        )
+        backends.remove("nats")
+    if not backends:
+        return
+    result = dcb_cli.run(
+        quick=args.quick,
+        backends=backends,
+        repeat=args.repeat,
+        postgres_url=args.postgres_url,
+        workdir=args.workdir,
+        scaling=True,
+        console=console,
+        quiet=args.quiet,
+    )
+    dcb_report.print_tables(result, console)
+    if args.out:
+        json_path, md_path = dcb_report.write_outputs(result, args.out)
+        console.print(f"wrote {json_path} and {md_path}")
