@@ -55,6 +55,9 @@ class MemoryLog:
         self.rows: list[Row] = []  # row N-1 is at position N
         self.streams: dict[str, list[int]] = {}  # each stream's positions, by version
         self.ids: dict[uuid.UUID, ExistingEvent] = {}
+        # Positions by tag and by type, in order: what reads by query look at (dcb.py).
+        self.by_tag: dict[str, list[int]] = {}
+        self.by_type: dict[str, list[int]] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.checkpoints: dict[str, Checkpoint] = {}
         self.projections: dict[tuple[str, int], ProjectionState] = {}

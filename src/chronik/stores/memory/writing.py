@@ -273,6 +273,9 @@ class MemoryTransaction:
             for row in self._rows:
                 log.rows.append(row)
                 log.streams.setdefault(row.stream_id, []).append(row.position)
+                log.by_type.setdefault(row.event.type, []).append(row.position)
+                for tag in row.event.tags:
+                    log.by_tag.setdefault(tag, []).append(row.position)
                 log.ids[row.event.event_id] = ExistingEvent(row.stream_id, row.version, row.position)
             for name, checkpoint in self._checkpoints.items():
                 if checkpoint is None:

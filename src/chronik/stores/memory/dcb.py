@@ -1,0 +1,60 @@
+"""Dynamic Consistency Boundaries in memory: which events a query matches, found through
+an index of positions by tag and by type instead of a look at every event.
+
+The log keeps, for every tag and every type, the positions of its events in order
+(``MemoryLog.by_tag``, ``by_type``: appended at each commit, under the log's lock).
+An item with tags looks only at the positions of its rarest tag; one without, at
+those of its types; the events there are then matched whole. So a read or a check
+costs what it finds, not what the store holds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections.abc import Iterator, Sequence
+
+from chronik.query import Query, QueryItem
+from chronik.stores.memory.reader import MemoryLog
+
+__all__ = ["first_match", "matching"]
+
+
+def _candidates(log: MemoryLog, item: QueryItem, start: int) -> Iterator[int]:
+    """Positions after ``start`` where ``item`` may match, in order."""
+    if item.tags:
+        lists: Sequence[list[int]] = [min((log.by_tag.get(tag, []) for tag in item.tags), key=len)]
+    else:
+        lists = [log.by_type.get(type, []) for type in item.types]
+    tails = [positions[bisect.bisect_right(positions, start) :] for positions in lists]
+    return iter(tails[0]) if len(tails) == 1 else heapq.merge(*tails)
+
+
+def _item_matches(log: MemoryLog, item: QueryItem, start: int) -> Iterator[int]:
+    rows = log.rows
+    for position in _candidates(log, item, start):
+        event = rows[position - 1].event
+        if item.matches(event.type, event.tags):
+            yield position
+
+
+def matching(log: MemoryLog, query: Query, start: int) -> list[int]:
+    """The positions after ``start`` of the events ``query`` matches, in order; the
+    caller holds the log's lock (or its write lock)."""
+    if query.matches_all:
+        return list(range(start + 1, len(log.rows) + 1))
+    if len(query.items) == 1:
+        return list(_item_matches(log, query.items[0], start))
+    found: set[int] = set()
+    for item in query.items:
+        found.update(_item_matches(log, item, start))
+    return sorted(found)
+
+
+def first_match(log: MemoryLog, query: Query, after: int) -> int | None:
+    """The position of the first event after ``after`` that ``query`` matches, or None."""
+    if query.matches_all:
+        return after + 1 if after < len(log.rows) else None
+    firsts = [next(_item_matches(log, item, after), None) for item in query.items]
+    found = [p for p in firsts if p is not None]
+    return min(found) if found else None
