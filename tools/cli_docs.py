@@ -56,7 +56,10 @@ with `chronik.connect(...)`.
 
 ## Examples
 
-Each example runs in the test suite, in order, in an empty directory.
+Each example runs in the test suite, in order, in an empty directory. `--tag` tags
+an event for Dynamic Consistency Boundaries, and `query` reads events by type and
+tag the way a decision does ([dcb.md](dcb.md)): any of the `--type` types, with all
+of the `--tag` tags, then the store's head. The NATS store has neither.
 
 ```console
 $ chronik append order-1 OrderPlaced '{"customer": "ada", "total": 30}' --metadata '{"user": "ada"}'
@@ -75,6 +78,14 @@ $ chronik streams --json
 {"stream_id":"order-2","category":"order","version":1}
 $ chronik log --type OrderPlaced --json --limit 1
 {"stream_id":"order-1","version":1,"position":1,"type":"OrderPlaced","schema_version":1,...
+$ chronik append course-c1 CourseDefined '{"capacity": 10}' --tag course:c1 --tag teacher:t1
+appended to course-c1: version 1, position 4
+$ chronik query --type CourseDefined --type StudentSubscribed --tag course:c1
+course-c1 v1  CourseDefined  position 4  ...
+  {
+    "capacity": 10
+  }
+1 event; head 4
 $ chronik append order-1 OrderPlaced '{}' --expected-version 0
 Error: stream 'order-1': expected version 0, actual version 2
 ```
@@ -94,15 +105,15 @@ log, PostgreSQL's tables and indexes, the JetStream stream and its buckets).
 
 ```console
 $ chronik export events.jsonl
-exported 3 events, up to checkpoint sqlite:3
+exported 4 events, up to checkpoint sqlite:4
 $ chronik import events.jsonl --url sqlite:///copy.db
-imported 3 events from 3 lines into sqlite:///copy.db
+imported 4 events from 4 lines into sqlite:///copy.db
 $ chronik import events.jsonl --url sqlite:///copy.db
-imported 3 events from 3 lines into sqlite:///copy.db
+imported 4 events from 4 lines into sqlite:///copy.db
 $ chronik copy sqlite:///chronik.db sqlite:///moved.db
-copied 3 events from sqlite:///chronik.db to sqlite:///moved.db
+copied 4 events from sqlite:///chronik.db to sqlite:///moved.db
 $ chronik verify --url sqlite:///moved.db
-checked 3 events in 2 streams of sqlite:///moved.db: no problems
+checked 4 events in 3 streams of sqlite:///moved.db: no problems
 $ chronik migrate --check
 sqlite:///chronik.db is up to date (...
 ```

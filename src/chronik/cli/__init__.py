@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from chronik.cli._app import App
-from chronik.cli._inspect import append, info, log, read, streams, tail
+from chronik.cli._inspect import append, info, log, query, read, streams, tail
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
 from chronik.cli._serve import serve
@@ -55,6 +55,7 @@ for _command in (
     streams,
     read,
     log,
+    query,
     tail,
     append,
     export,
