@@ -13,7 +13,7 @@ import pytest
 import chronik
 from chronik import uuid7
 from chronik.errors import AppendConditionFailedError, DuplicateEventError
-from chronik.query import AppendCondition, Query, ReadResult, event_keys, lock_keys, query_keys
+from chronik.query import AppendCondition, Query, QueryItem, ReadResult, event_keys, lock_keys, query_keys
 from chronik.store import DCBStore
 
 WRITERS = 16
@@ -229,3 +229,71 @@ def test_a_resent_decision_or_tagged_append_is_recognised_not_written_twice(post
             store.append_if([decided], None, stream_id="course-c2")
         query = Query.of(tags=["course:c1"])
         assert [e.event_id for e in store.read_query(query).events] == [decided.event_id, plain.event_id]
+
+
+# Queries that untagged events match: by types alone, and Query.all().
+UNTAGGED_QUERIES = {
+    "types": Query(QueryItem(types=["ShopClosed"]), QueryItem(types=["OrderPlaced"], tags=["shop:s1"])),
+    "all": Query.all(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNTAGGED_QUERIES))
+def test_a_plain_untagged_append_in_flight_is_seen_by_a_decision_on_its_type(
+    kind: str, postgres_store_url: str, postgres_url: str
+) -> None:
+    # Rule: no order in a closed shop. The close is an untagged event, written with a
+    # plain append in a transaction held open here; a decision whose query matches it
+    # by type (or matches everything) waits for it and sees it.
+    query = UNTAGGED_QUERIES[kind]
+    outcome: list[str] = []
+
+    def order(store: DCBStore) -> None:
+        read = store.read_query(query)
+        if any(e.type == "ShopClosed" for e in read.events):
+            outcome.append("refused")
+            return
+        event = chronik.NewEvent("OrderPlaced", {}, tags=["shop:s1"])
+        store.append_if([event], AppendCondition(query, read.head))
+        outcome.append("ordered")
+
+    with chronik.connect(postgres_store_url) as opened, chronik.connect(postgres_store_url) as other:
+        with opened.transaction() as tx:
+            tx.append("shop-s1", [chronik.NewEvent("ShopClosed", {})])
+            thread = threading.Thread(target=order, args=(cast(DCBStore, other),), daemon=True)
+            thread.start()
+            _wait_until_blocked(thread, postgres_url)
+            assert thread.is_alive(), "the decision did not wait for the untagged append"
+        thread.join(60)
+        assert outcome == ["refused"]
+
+
+def test_sixteen_writers_with_plain_untagged_appends_never_break_a_rule(postgres_store_url: str) -> None:
+    # Invoice numbers without gaps or repeats (a query by types alone, no tags) while
+    # one writer closes the books with a plain, untagged append: no invoice may come
+    # after the close in the log, and the numbers before it have no gaps.
+    query = Query.of(types=["InvoiceCreated", "BooksClosed"])
+
+    def work(store: DCBStore, who: int) -> None:
+        if who == 0:
+            for _ in range(3):  # let some invoices in first
+                decide_until_done(store, query, decide)
+            store.append("books-2026", [chronik.NewEvent("BooksClosed", {})])  # type: ignore[attr-defined]
+            return
+        for _ in range(5):
+            decide_until_done(store, query, decide)
+
+    def decide(seen: list[chronik.RecordedEvent]) -> list[chronik.NewEvent]:
+        if any(e.type == "BooksClosed" for e in seen):
+            return []
+        number = sum(e.type == "InvoiceCreated" for e in seen) + 1
+        return [chronik.NewEvent("InvoiceCreated", {"number": number})]
+
+    race(postgres_store_url, work)
+    with chronik.connect(postgres_store_url) as opened:
+        events = cast(DCBStore, opened).read_query(query).events
+        types = [e.type for e in events]
+        assert types.count("BooksClosed") == 1
+        assert "InvoiceCreated" not in types[types.index("BooksClosed") :]
+        numbers = [e.data["number"] for e in events if e.type == "InvoiceCreated"]
+        assert numbers == list(range(1, len(numbers) + 1))

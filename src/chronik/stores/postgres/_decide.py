@@ -12,6 +12,7 @@ import msgspec
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint
+from chronik.query import event_keys, lock_keys
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import KIND
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_order",
     "decide",
     "finish",
+    "write_keys",
 ]
 
 # Attempts of one append when concurrent writers keep taking the version it read
@@ -45,10 +47,15 @@ def _expectation(want: object) -> tuple[int | None, bool]:
 
 
 def append_statement(
-    statements: sql.Statements, writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    pinned: Sequence[int] | None = None,
+    *,
+    keys: str,
 ) -> tuple[str, dict[str, Any]]:
     """The append statement for ``writes`` and its parameters; ``pinned`` replaces
-    each write's expected version. One event to one stream goes as scalars."""
+    each write's expected version, ``keys`` are the DCB keys it holds shared
+    (``write_keys``; empty: none). One event to one stream goes as scalars."""
     if len(writes) == 1 and len(writes[0].events) == 1:
         write = writes[0]
         event = write.events[0]
@@ -64,8 +71,9 @@ def append_statement(
             "data": event.data.decode(),
             "metadata": None if event.metadata is None else event.metadata.decode(),
             "tags": tags_json(event.tags),
+            "keys": keys,
         }
-    return statements.append, append_params(writes, pinned)
+    return statements.append, {**append_params(writes, pinned), "keys": keys}
 
 
 def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None) -> dict[str, Any]:
@@ -111,6 +119,18 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
         "metadata": metadata,
         "tags": tags,
     }
+
+
+def write_keys(writes: Sequence[PreparedWrite]) -> str:
+    """The DCB keys the events of ``writes`` are covered by (``chronik.query.event_keys``)
+    as the append statement takes them: one text, joined by chr(29) (the statement
+    takes them in hash order: see ``sql._APPEND_TEMPLATE``). Each (type, tags) counts
+    once, so ten thousand events of one type cost one set of keys."""
+    kinds = {(event.type, event.tags) for write in writes for event in write.events}
+    keys: set[tuple[str, str]] = set()
+    for type, tags in kinds:
+        keys |= event_keys(type, tags)
+    return "\x1d".join(lock_keys(keys))
 
 
 def tags_json(tags: tuple[str, ...]) -> str | None:

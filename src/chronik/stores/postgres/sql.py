@@ -60,9 +60,19 @@ _LISTEN = "LISTEN {channel}"
 # belongs to and ``offset`` its place in that write. ``expected`` is
 # NULL for ANY/STREAM_EXISTS, else the exact version (0 for NO_STREAM).
 #
-# Nothing is locked up front. If a concurrent writer takes the same version first,
+# No row is locked up front. If a concurrent writer takes the same version first,
 # the insert fails with unique_violation on events_stream_version_key and the caller
 # re-reads and decides again; writers of other streams are never waited for.
+#
+# The statement does hold its events' DCB keys (``keys``: chronik.query.event_keys,
+# joined by chr(29)) SHARED, until its transaction ends: ``dcb_locks`` takes them,
+# and the insert is gated on it (a one-time filter, evaluated before the insert's
+# first row, so before any of its events gets a position). A decision holds the keys
+# of its condition EXCLUSIVE (_async/dcb.py), so it waits for every append of an
+# event it would match, tagged or not, plain or in a transaction, and every such
+# append that starts later waits for it. Shared keys never wait for each other, so
+# appends never wait for appends. With no keys (an append_if, which took them with
+# its condition's), nothing is locked here.
 #
 # ``order_ok`` keeps each stream's events in version order in the global log: an
 # event must not get a smaller transaction id than the stream's previous event.
@@ -70,7 +80,15 @@ _LISTEN = "LISTEN {channel}"
 # before another writer appended to the stream; a plain append takes its id inside
 # this statement, after every event it can see was committed, so it always holds.
 _APPEND_TEMPLATE = """
-WITH writes AS (
+WITH dcb_locks AS (
+    SELECT count(*) AS n FROM (
+        SELECT pg_advisory_xact_lock_shared(wanted.h) FROM (
+            SELECT DISTINCT hashtextextended({dcb_key} || key, 0) AS h
+            FROM unnest(string_to_array(%(keys)s, chr(29))) AS key ORDER BY 1
+        ) AS wanted
+    ) AS taken
+),
+writes AS (
     SELECT w.idx, w.stream_id, w.category, w.expected, w.must_exist
     FROM {writes}
 ),
@@ -92,7 +110,8 @@ inserted AS (
             ELSE ARRAY(SELECT json_array_elements_text(e.tags::json)) END
     FROM {events}
     JOIN current AS c ON c.idx = e.write_idx
-    WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
+    WHERE (SELECT n FROM dcb_locks) >= 0
+      AND NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
     -- Positions are taken in this order: each write's events get consecutive
     -- positions, in version order, and the writes follow each other as given.
     ORDER BY e.ord

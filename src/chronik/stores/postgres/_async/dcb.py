@@ -40,15 +40,16 @@ decisions the second to take the lock sees the first's events. (3) Decisions and
 reads on disjoint keys never share an exclusive lock, so they never wait for each
 other; writers only share locks in shared mode, which do not wait at all.
 
-Plain appends. ``append``, ``append_many`` and a transaction's appends hold the
-keys of their TAGGED events shared too, the same keys ``append_if`` takes for its
-events (``writing.tag_lock_keys``), in their transaction, before the inline lock, so
-a decision is serialized against them as against ``append_if``. Untagged events take
-no keys (an untagged append stays one statement): so a decision whose query has an
-item without tags (types only, or ``Query.all()``) is not protected against untagged
-events appended plainly; write those with ``append_if``. A transaction that appends
-tagged events twice takes keys in two batches and may deadlock with a decision;
-PostgreSQL then rolls one of them back (a transient ``OperationalError``).
+Plain appends. Every append statement, plain or in a transaction, of tagged events
+or not, holds its events' keys SHARED from before its events get positions until
+its transaction commits, the keys ``append_if`` takes for its own events (the lock
+is taken inside the statement: ``sql._APPEND_TEMPLATE``). So a decision is
+serialized against plain appends exactly as against other decisions, whatever its
+query: by tags, by types alone, or ``Query.all()``. Untagged events are covered by
+(type, *) and (*, *): they wait only for decisions on their type or on everything.
+A transaction that appends twice takes keys in two batches and may deadlock with a
+decision that holds one of them and wants the other; PostgreSQL then rolls one of
+them back (a transient ``OperationalError``).
 
 Round trips (each costs both sides CPU, and on a machine with few cores that CPU
 is what bounds decisions per second: docs/dcb.md): a read is four statements

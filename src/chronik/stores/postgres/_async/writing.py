@@ -46,7 +46,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.query import event_keys, lock_keys
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async import projection_state
 from chronik.stores.postgres._async.connections import Conn, Connections
@@ -67,6 +66,7 @@ from chronik.stores.postgres._decide import (
     check_order,
     decide,
     finish,
+    write_keys,
 )
 
 if TYPE_CHECKING:
@@ -88,20 +88,8 @@ __all__ = [
     "save_checkpoint",
     "save_snapshot",
     "snapshot_params",
-    "tag_lock_keys",
     "transaction",
 ]
-
-
-def tag_lock_keys(writes: Sequence[PreparedWrite]) -> list[str]:
-    """The DCB lock keys the tagged events of ``writes`` are covered by (none for
-    untagged events: see ``dcb.py``), in the order every writer takes them."""
-    keys: set[tuple[str, str]] = set()
-    for write in writes:
-        for event in write.events:
-            if event.tags:
-                keys |= event_keys(event.type, event.tags)
-    return lock_keys(keys) if keys else []
 
 
 def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
@@ -109,34 +97,19 @@ def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
     return {"exclusive": "\x1d".join(exclusive), "shared": "\x1d".join(shared)}
 
 
-async def lock_shared(conn: Conn, statements: sql.Statements, keys: list[str]) -> None:
-    """Take ``keys`` as shared DCB locks until the transaction ends (``dcb.py``)."""
-    await conn.execute(statements.dcb_lock, lock_params([], keys))
+async def lock_shared(conn: Conn, statements: sql.Statements, keys: str) -> None:
+    """Take ``keys`` (``write_keys``) shared until the transaction ends (``dcb.py``)."""
+    await conn.execute(statements.dcb_lock, {"exclusive": "", "shared": keys})
 
 
 async def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
     """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
     statements = shared.statements
-    keys = tag_lock_keys(writes)
-
-    async def locked(conn: Conn, careful: bool) -> list[AppendResult]:
-        async with conn.transaction():
-            await lock_shared(conn, statements, keys)
-            if careful:
-                return await append_writes(conn, statements, writes, nested=True)
-            return await append_once(conn, statements, writes)
+    keys = write_keys(writes)
 
     async def op(conn: Conn) -> list[AppendResult]:
-        if keys:
-            # Tagged events: their DCB keys are held until the commit, so that a
-            # decision on them waits for this append (dcb.py), hence a transaction.
-            # The append statement goes first with no savepoint (two round trips
-            # fewer); when it did not go through, the careful way runs in a new one.
-            try:
-                return await locked(conn, careful=False)
-            except TryCarefully:
-                return await locked(conn, careful=True)
-        return await append_writes(conn, statements, writes, nested=False)
+        # One statement, which holds its events' DCB keys until it commits (sql.py).
+        return await append_writes(conn, statements, writes, nested=False, keys=keys)
 
     async def hooked(conn: Conn) -> list[AppendResult]:
         for attempt in range(MAX_APPEND_ATTEMPTS):
@@ -256,24 +229,25 @@ class AsyncPostgresTransaction:
     ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
-        Tagged events take their DCB keys first (shared, until the transaction
-        ends), before the inline lock as ``append_if`` does; ``locked``: the caller
-        (``dcb.append_if``) holds them already.
+        The append statement holds its events' DCB keys shared until the
+        transaction ends (sql.py); ``locked``: the caller (``dcb.append_if``) holds
+        them already. Before the inline lock is first taken, they are taken on their
+        own, as ``append_if`` takes them before it: a decision never holds a key
+        while it waits for the inline lock held by an append that waits for that key.
         """
         shared, conn, statements = self._shared, self.connection, self._statements
         hooks = shared.hooks
-        if not locked:
-            keys = tag_lock_keys(writes)
+        keys = "" if locked else write_keys(writes)
+        if hooks and not self._inline:
             if keys:
                 await lock_shared(conn, statements, keys)  # assigns no transaction id
-        if hooks and not self._inline:
             timeout = shared.config.visibility_timeout
             await projection_state.enter_inline(
                 conn, statements, fresh=self._fresh, timeout=timeout, where=shared.where
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(conn, statements, writes, nested=True)
+        results = await append_writes(conn, statements, writes, nested=True, keys=keys)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
@@ -348,7 +322,7 @@ class AsyncPostgresTransaction:
 
 
 async def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
+    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool, keys: str
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -356,9 +330,10 @@ async def append_writes(
     decides like the memory store (``decide``), and inserts what is left with the
     versions it read pinned; if a concurrent writer moved one meanwhile, it reads
     and decides again. ``nested``: inside a caller's transaction, so every attempt
-    gets a savepoint and a failed one leaves that transaction usable.
+    gets a savepoint and a failed one leaves that transaction usable. ``keys``: the
+    DCB keys each attempt holds (``write_keys``; empty when the caller holds them).
     """
-    rows = await _try_append(conn, statements, writes, None, nested=nested)
+    rows = await _try_append(conn, statements, writes, None, nested=nested, keys=keys)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
@@ -369,7 +344,7 @@ async def append_writes(
         if plan:
             todo = [writes[i] for i in plan]
             pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = await _try_append(conn, statements, todo, pinned, nested=nested)
+            rows = await _try_append(conn, statements, todo, pinned, nested=nested, keys=keys)
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -398,8 +373,9 @@ async def append_once(
     """The append statement alone, in the caller's transaction and with no savepoint:
     the commonest append (new events, nothing in the way) in one round trip. Raises
     :class:`TryCarefully` when it did not go through (an event id stored already, a
-    version moved); a failed statement has then aborted the transaction."""
-    rows = await _try_append(conn, statements, writes, None, nested=False)
+    version moved); a failed statement has then aborted the transaction. The caller
+    (``dcb.append_if``) holds the events' DCB keys."""
+    rows = await _try_append(conn, statements, writes, None, nested=False, keys="")
     done = None if rows is None else finish(writes, rows)
     if done is None:
         raise TryCarefully
@@ -413,9 +389,10 @@ async def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
+    keys: str,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned)
+    statement, params = append_statement(statements, writes, pinned, keys=keys)
     try:
         if nested:
             async with conn.transaction():
