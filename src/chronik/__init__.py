@@ -10,6 +10,7 @@ implements from ``chronik.backend``, test tools from ``chronik.testing``.
 
 from chronik._connect import connect, connect_async
 from chronik.aggregate import Aggregate, applies
+from chronik.cipher import StaticKeys
 from chronik.codec import EventRegistry
 from chronik.consumer_groups import ConsumerGroup
 from chronik.dcb import AsyncDCBCommandHandler, DCBCommandHandler, DCBDecider, DCBResult
@@ -19,14 +20,17 @@ from chronik.errors import (
     ConcurrencyError,
     ConfigurationError,
     DecodeError,
+    DecryptionError,
     DuplicateEventError,
     EventDecodeError,
     InvalidInputError,
+    KeyNotFoundError,
     OperationalError,
     PersistenceError,
     ProjectionFailedError,
     RetriesExhaustedError,
     StoreClosedError,
+    StreamDeletedError,
     StreamNotFoundError,
     WrongExpectedVersionError,
 )
@@ -45,6 +49,8 @@ from chronik.events import (
     uuid7,
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
+from chronik.lifecycle import DeleteResult, ScavengeResult, StreamMetadata
+from chronik.personal import REDACTED, PersonalData
 from chronik.process_managers import ProcessManager
 from chronik.query import AppendCondition, Query, QueryItem
 from chronik.snapshots import SnapshotPolicy
@@ -56,6 +62,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "REDACTED",
     "STREAM_EXISTS",
     "Aggregate",
     "AppendCondition",
@@ -77,26 +84,34 @@ __all__ = [
     "DCBResult",
     "Decider",
     "DecodeError",
+    "DecryptionError",
+    "DeleteResult",
     "DuplicateEventError",
     "EventDecodeError",
     "EventRegistry",
     "EventStore",
     "ExpectedVersion",
     "InvalidInputError",
+    "KeyNotFoundError",
     "Loaded",
     "NewEvent",
     "OperationalError",
     "PersistenceError",
+    "PersonalData",
     "ProcessManager",
     "ProjectionFailedError",
     "Query",
     "QueryItem",
     "RecordedEvent",
     "RetriesExhaustedError",
+    "ScavengeResult",
     "SnapshotPolicy",
+    "StaticKeys",
     "Store",
     "StoreClosedError",
+    "StreamDeletedError",
     "StreamInfo",
+    "StreamMetadata",
     "StreamNotFoundError",
     "StreamWrite",
     "Subscription",

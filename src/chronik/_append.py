@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final, NamedTuple, get_args
 
+from chronik._otel import trace_metadata
 from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import (
     DuplicateEventError,
@@ -24,6 +25,7 @@ from chronik.events import (
     Checkpoint,
     DeadLetter,
     ExpectedVersion,
+    NewEvent,
     ProjectionState,
     ProjectionStatus,
     StreamWrite,
@@ -33,6 +35,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
+from chronik.personal import KeyRing
 from chronik.query import AppendCondition, check_condition, check_events
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "normalize_filter",
     "position_after",
     "prepare_decision",
+    "prepare_replacement",
     "prepare_writes",
     "resolve_existing",
     "validate_checkpoint_name",
@@ -69,8 +73,13 @@ class ExistingEvent(NamedTuple):
     position: int
 
 
-def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[PreparedWrite]:
-    """Validate and encode every write; raise before anything touches the database."""
+def prepare_writes(
+    codec: Codec, writes: Sequence[StreamWrite], keys: KeyRing | None = None
+) -> list[PreparedWrite]:
+    """Validate and encode every write; raise before anything touches the database.
+
+    ``keys``: the subjects' keys the writes need (:func:`chronik.backend.write_keys`).
+    """
     if not isinstance(writes, Sequence) or isinstance(writes, (str, bytes)):
         raise InvalidInputError(f"append_many takes a list of StreamWrite, got {type(writes).__name__}")
     if not writes:
@@ -81,7 +90,7 @@ def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[Prepared
     for write in writes:
         if not isinstance(write, StreamWrite):
             raise InvalidInputError(f"append_many takes StreamWrite values, got {type(write).__name__}")
-        p = prepare_write(codec, write.stream_id, write.events, write.expected_version)
+        p = prepare_write(codec, write.stream_id, write.events, write.expected_version, keys)
         if p.stream_id in seen_streams:
             raise InvalidInputError(f"stream {p.stream_id!r} appears twice in one append_many")
         seen_streams.add(p.stream_id)
@@ -98,7 +107,7 @@ DCB_CATEGORY: Final = "dcb"
 
 
 def prepare_decision(
-    codec: Codec, events: object, condition: object, stream_id: str | None
+    codec: Codec, events: object, condition: object, stream_id: str | None, keys: KeyRing | None = None
 ) -> tuple[PreparedWrite, AppendCondition | None]:
     """Validate and encode a DCB append (``DCBStore.append_if``) before any I/O.
 
@@ -107,17 +116,61 @@ def prepare_decision(
     """
     checked = check_condition(condition)
     stream = f"{DCB_CATEGORY}-{uuid7().hex}" if stream_id is None else stream_id
-    return prepare_write(codec, stream, check_events(events), ANY), checked
+    return prepare_write(codec, stream, check_events(events), ANY, keys), checked
 
 
 def prepare_write(
-    codec: Codec, stream_id: str, events: Sequence[object], expected_version: object
+    codec: Codec,
+    stream_id: str,
+    events: Sequence[object],
+    expected_version: object,
+    keys: KeyRing | None = None,
 ) -> PreparedWrite:
-    """Validate and encode one stream's write."""
+    """Validate and encode one stream's write (``keys``: as for :func:`prepare_writes`)."""
     stream_id = validate_stream_id(stream_id)
     expected = validate_expected_version(expected_version)
-    encoded = codec.encode_many(stream_id, events)
+    # The trace context of the append's span (chronik._otel.appending), or of the
+    # caller's: continued by whoever handles these events.
+    encoded = codec.encode_many(stream_id, events, trace_metadata(), keys)
     return PreparedWrite(stream_id, category_of(stream_id), expected, encoded)
+
+
+def prepare_replacement(
+    codec: Codec,
+    stream_id: str,
+    event: object,
+    *,
+    event_id: uuid.UUID,
+    metadata: bytes | str | None,
+    tags: Sequence[str],
+    keys: KeyRing | None = None,
+) -> EncodedEvent:
+    """Validate and encode the event that replaces a stored one in place (a repair).
+
+    It is checked against its registered type as any append is, and sealed as any
+    append is (``keys``: its subjects' keys, :func:`chronik.backend.write_keys`); it
+    keeps the stored event's id and tags, and the stored metadata unless it brings
+    its own (a :class:`NewEvent` with metadata).
+    """
+    if isinstance(event, (list, tuple, str, bytes)):
+        raise InvalidEventError(f"a repair replaces one event, got {type(event).__name__}")
+    encoded = codec.encode(stream_id, event, None, keys)
+    if isinstance(event, NewEvent):
+        if event.event_id is not None and event.event_id != event_id:
+            raise InvalidEventError(
+                f"the replacement carries event id {event.event_id}, but a replaced event keeps its id "
+                f"({event_id}); leave event_id unset"
+            )
+        if event.tags and tuple(encoded.tags) != tuple(tags):
+            raise InvalidEventError(
+                f"the replacement carries tags {list(encoded.tags)!r}, but a replaced event keeps its tags "
+                f"({list(tags)!r}); leave tags unset"
+            )
+    kept = metadata.encode() if isinstance(metadata, str) else metadata
+    new_metadata = encoded.metadata if isinstance(event, NewEvent) and event.metadata else kept
+    return EncodedEvent(
+        event_id, encoded.type, encoded.schema_version, encoded.data, new_metadata, tuple(tags)
+    )
 
 
 def resolve_existing(

@@ -16,18 +16,23 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins, and
+``ProjectionStateStore``, ``AppendHooks``, ``DCBStore``, ``SubjectKeyStore``,
+``StreamDeletion``, ``StreamRetention``, ``EventRepair`` and their asyncio twins, and
 ``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
 its face with ``is_async = False`` or ``True``; a subscribable one supplies
 ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
 :class:`AsyncSubscribes`).
 
-The helpers keep every backend's behaviour the same: validate and encode writes
+The helpers keep every backend's behaviour the same: wrap each append in chronik's
+telemetry (:func:`appending`: its span, counters and log line; the events get the
+span's trace context when they are prepared), validate and encode writes
 before any I/O (:func:`prepare_write`, :func:`prepare_writes`), decide about re-sent
 event ids (:func:`resolve_existing`) and expected versions
 (:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
 of one position (:func:`position_after`), build recorded events
-(:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
+(:func:`recorded_event`), load the subjects' keys that personal data needs, before
+a write encodes (:func:`write_keys`) and on what a read returns
+(:func:`unlock_events`), keep named migrations (:func:`load_migrations`,
 :func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
 portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
@@ -49,6 +54,7 @@ from chronik._append import (
     normalize_filter,
     position_after,
     prepare_decision,
+    prepare_replacement,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -62,7 +68,19 @@ from chronik._append import (
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
+from chronik._otel import append_many_events, appending
 from chronik._params import check_named, named_statement, to_pyformat
+from chronik._subject_keys import (
+    LiveKeys,
+    forget_subject,
+    forget_subject_async,
+    subject_keys_of,
+    subject_keys_of_async,
+    unlock_events,
+    unlock_events_async,
+    write_keys,
+    write_keys_async,
+)
 from chronik.aio import AsyncStoreAdapter
 from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -73,6 +91,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
+from chronik.personal import SubjectKey, new_subject_key, validate_subject, validate_subjects
 from chronik.store import (
     AppendHook,
     AppendHooks,
@@ -80,6 +99,7 @@ from chronik.store import (
     AsyncAppendHooks,
     AsyncCheckpointStore,
     AsyncDCBStore,
+    AsyncEventRepair,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
@@ -87,10 +107,14 @@ from chronik.store import (
     AsyncSnapshotStore,
     AsyncStore,
     AsyncStoreTransaction,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
     DCBStore,
+    EventRepair,
     EventStore,
     HookTransaction,
     LogPage,
@@ -100,6 +124,9 @@ from chronik.store import (
     SQLDatabase,
     Store,
     StoreTransaction,
+    StreamDeletion,
+    StreamRetention,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
     is_async,
@@ -115,6 +142,7 @@ __all__ = [
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncDCBStore",
+    "AsyncEventRepair",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -123,6 +151,9 @@ __all__ = [
     "AsyncStore",
     "AsyncStoreAdapter",
     "AsyncStoreTransaction",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
+    "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncSubscribes",
     "AsyncTransactional",
@@ -132,9 +163,11 @@ __all__ = [
     "Codec",
     "DCBStore",
     "EncodedEvent",
+    "EventRepair",
     "EventStore",
     "ExistingEvent",
     "HookTransaction",
+    "LiveKeys",
     "LogPage",
     "LogReader",
     "Migration",
@@ -149,25 +182,39 @@ __all__ = [
     "Store",
     "StoreSize",
     "StoreTransaction",
+    "StreamDeletion",
+    "StreamRetention",
+    "SubjectKey",
+    "SubjectKeyStore",
     "Subscribable",
     "Subscribes",
     "Transactional",
+    "append_many_events",
+    "appending",
     "check_named",
     "expected_version_ok",
+    "forget_subject",
+    "forget_subject_async",
     "is_async",
     "load_migrations",
     "named_statement",
+    "new_subject_key",
     "normalize_filter",
     "parse_bool",
     "parse_options",
     "pending_migrations",
     "position_after",
     "prepare_decision",
+    "prepare_replacement",
     "prepare_write",
     "prepare_writes",
     "recorded_event",
     "resolve_existing",
+    "subject_keys_of",
+    "subject_keys_of_async",
     "to_pyformat",
+    "unlock_events",
+    "unlock_events_async",
     "validate_checkpoint_name",
     "validate_dead_letter",
     "validate_dead_letter_key",
@@ -177,6 +224,10 @@ __all__ = [
     "validate_projection_state",
     "validate_read_stream",
     "validate_stream_id",
+    "validate_subject",
+    "validate_subjects",
+    "write_keys",
+    "write_keys_async",
 ]
 
 OpenStore = Callable[[str, EventRegistry | None, dict[str, Any]], EventStore]

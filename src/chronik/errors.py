@@ -16,7 +16,9 @@
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   ├── WrongCategoryError          a command sent to a stream of another category
-    │   └── InvalidQueryError           a DCB query or append condition that is not one
+    │   ├── UndecodableMessageError     an inbound message whose body is not what its handler takes
+    │   ├── InvalidQueryError           a DCB query or append condition that is not one
+    │   └── InvalidStreamMetadataError  a stream's max_count, max_age or truncate_before out of range
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
     │   │   └── StreamNotFoundError     a command that needs its stream found none
@@ -24,12 +26,15 @@
     │   ├── DecisionRetriesExhaustedError (DCB) a decision still conflicting after its last retry
     │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
+    ├── StreamDeletedError              a write to a stream deleted for good (or archived)
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
     ├── DecodeError                     reading back what was stored
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
     │   ├── UpcastError                 an upcaster missing, failing, or leaving a payload undecodable
     │   ├── EventDecodeError            a payload that never fitted the version it was stored at
-    │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── KeyNotFoundError            sealed with a cipher key the key provider does not have
+    │   └── DecryptionError             a seal that does not authenticate: wrong key, altered bytes
     ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
     │   ├── NotAChronikStoreError
@@ -41,6 +46,7 @@
     │   ├── ProjectionFailedError       a handler failed for good: stream, version, type, position
     │   ├── ProjectionVersionError      code older than the store's active version
     │   └── ProjectionConflictError     another runner moved the checkpoint (also a ConcurrencyError)
+    ├── BrokerError                     a message broker (relay, inbound) refused or could not be reached
     └── PersistenceError                driver failures, shaped like PEP 249 and
         ├── OperationalError            translated at the transaction boundary from
         ├── IntegrityError              the driver's own error codes, which also set
@@ -63,11 +69,13 @@ from typing import Any, Final
 
 __all__ = [
     "AppendConditionFailedError",
+    "BrokerError",
     "ChronikError",
     "ConcurrencyError",
     "ConfigurationError",
     "DecisionRetriesExhaustedError",
     "DecodeError",
+    "DecryptionError",
     "DuplicateEventError",
     "DuplicateProjectionError",
     "EventDecodeError",
@@ -82,7 +90,9 @@ __all__ = [
     "InvalidInputError",
     "InvalidQueryError",
     "InvalidStreamIdError",
+    "InvalidStreamMetadataError",
     "InvalidTagError",
+    "KeyNotFoundError",
     "NotAChronikStoreError",
     "NotAnEventError",
     "OperationalError",
@@ -99,7 +109,9 @@ __all__ = [
     "SchemaVersionError",
     "SnapshotDecodeError",
     "StoreClosedError",
+    "StreamDeletedError",
     "StreamNotFoundError",
+    "UndecodableMessageError",
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -149,6 +161,18 @@ class InvalidTagError(InvalidEventError):
 
 class InvalidQueryError(InvalidInputError):
     """A DCB query, query item or append condition that chronik cannot run as given."""
+
+
+class InvalidStreamMetadataError(InvalidInputError):
+    """A stream's metadata (``max_count``, ``max_age``, ``truncate_before``) out of range;
+    ``field`` names the one refused. Nothing is written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.args[0]))
 
 
 class EventValidationError(InvalidEventError):
@@ -292,6 +316,24 @@ class DuplicateEventError(ChronikError):
         return (_rebuild, (type(self), self.args, self.__dict__))
 
 
+class StreamDeletedError(ChronikError):
+    """A write to a stream that was deleted for good (``mode == "hard"``: its id can
+    never be used again) or archived (``mode == "archived"``: set aside by an operator,
+    see ``docs/lifecycle.md``). Nothing was written."""
+
+    def __init__(self, stream_id: str, mode: str = "hard") -> None:
+        self.stream_id = stream_id
+        self.mode = mode
+        if mode == "archived":
+            why = "is archived (set aside by an operator): it takes no more events; delete it to free its id"
+        else:
+            why = "was deleted for good (a hard delete): its id cannot be written to again"
+        super().__init__(f"stream {stream_id!r} {why}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream_id, self.mode))
+
+
 def _rebuild(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
     err = cls.__new__(cls)
     err.args = args
@@ -338,6 +380,29 @@ class EventDecodeError(DecodeError):
     """
 
 
+class KeyNotFoundError(DecodeError):
+    """A payload sealed at rest with a cipher key that the key provider does not have
+    (or read with no cipher configured); ``key_id`` names the key."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
+
+
+class DecryptionError(DecodeError):
+    """A sealed payload (or a subject's personal data) that does not authenticate:
+    the key has the right id but other bytes, or the stored bytes were altered.
+    AES-GCM never hands back garbage: it refuses, and so does chronik."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
+
+
 class SchemaError(ChronikError):
     """The database schema and this version of chronik disagree."""
 
@@ -356,6 +421,29 @@ class PendingMigrationsError(SchemaError):
 
 class StoreClosedError(ChronikError):
     """The store was used after ``close()``."""
+
+
+class UndecodableMessageError(InvalidInputError):
+    """An inbound message whose body does not decode into what its handler takes: a
+    poison message, sent to the dead-letter place at once (retrying cannot fix it)."""
+
+
+class BrokerError(ChronikError):
+    """A message broker (NATS, RabbitMQ, Redis; ``chronik.relay``, ``chronik.inbound``)
+    refused a request or could not be reached.
+
+    ``transient`` says whether trying again later may succeed: a lost or refused
+    connection, a timeout, a broker restarting are; a refused subject, a missing
+    queue, bad credentials are not. Translated from the client's error, which stays
+    on ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class PersistenceError(ChronikError):

@@ -4,10 +4,11 @@
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections) and ``ProjectionStateStore``, each with an
-asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
-of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
-are typed to return.
+``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
+``SubjectKeyStore`` (crypto-shredding), ``StreamDeletion``, ``StreamRetention`` and
+``EventRepair`` (``chronik.lifecycle``), each with an asyncio twin. ``Store`` and
+``AsyncStore`` are the powers every store of chronik's own offers, what
+``chronik.connect`` and ``connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -25,7 +26,7 @@ use to implement it is gathered in ``chronik.backend``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -43,6 +44,17 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+
+# The powers of deleting, retaining and repairing live beside their values and rules.
+from chronik.lifecycle import (
+    AsyncEventRepair,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
+    EventRepair,
+    StreamDeletion,
+    StreamRetention,
+)
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 
 if TYPE_CHECKING:
@@ -57,6 +69,7 @@ __all__ = [
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncDCBStore",
+    "AsyncEventRepair",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -64,10 +77,14 @@ __all__ = [
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
+    "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
     "DCBStore",
+    "EventRepair",
     "EventStore",
     "HookTransaction",
     "LogPage",
@@ -77,6 +94,9 @@ __all__ = [
     "SnapshotStore",
     "Store",
     "StoreTransaction",
+    "StreamDeletion",
+    "StreamRetention",
+    "SubjectKeyStore",
     "Subscribable",
     "Transactional",
     "is_async",
@@ -322,6 +342,45 @@ class AsyncCheckpointStore(Protocol):
     async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
 
     async def delete_checkpoint(self, name: str) -> None: ...
+
+
+# -- subjects' keys (crypto-shredding: chronik.personal) ----------------------------------------
+
+
+@runtime_checkable
+class SubjectKeyStore(Protocol):
+    """Keeps each data subject's key, which seals the subject's personal data.
+
+    A store's own keeps them beside its events (a table, a key-value bucket, a dict);
+    one given to ``chronik.connect(..., subject_keys=...)`` replaces it (a vault, a
+    KMS). Keys never leave it but to seal and open personal fields in this process.
+    """
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The current key of each of ``subjects`` that has one.
+
+        With ``create``, a key is made first for each subject that has none (a subject
+        forgotten before gets a new one, with a new id): writers racing to make one
+        subject's key all get the same key.
+        """
+        ...
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key for good: its personal data, wherever it is stored,
+        reads as redacted from now on. A subject without a key (unknown, or forgotten
+        already) is no error."""
+        ...
+
+
+@runtime_checkable
+class AsyncSubjectKeyStore(Protocol):
+    """The asyncio twin of :class:`SubjectKeyStore`."""
+
+    async def subject_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, SubjectKey]: ...
+
+    async def forget(self, subject: str) -> None: ...
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -694,10 +753,14 @@ class Store(
     ProjectionStateStore,
     AppendHooks,
     DCBStore,
+    StreamDeletion,
+    StreamRetention,
+    SubjectKeyStore,
     Protocol,
 ):
     """Every power at once: what each of chronik's own stores offers (the NATS store
-    lacks transactions and DCB), and what ``chronik.connect`` is typed to return."""
+    lacks transactions and DCB), and what ``chronik.connect`` is typed to return.
+    ``EventRepair`` is not part of it: the NATS store cannot replace a message."""
 
 
 @runtime_checkable
@@ -710,6 +773,9 @@ class AsyncStore(
     AsyncProjectionStateStore,
     AsyncAppendHooks,
     AsyncDCBStore,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
+    AsyncSubjectKeyStore,
     Protocol,
 ):
     """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

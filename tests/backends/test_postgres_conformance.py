@@ -30,6 +30,10 @@ def test_postgres_declares_its_capabilities(postgres_store_url: str) -> None:
         "append_hooks",
         "projection_state",
         "dcb",
+        "subject_keys",
+        "deletion",
+        "retention",
+        "repair",
     }
     with chronik.connect(postgres_store_url) as store:
         assert capabilities(store) == everything

@@ -15,9 +15,12 @@ from pathlib import Path
 import click
 
 from chronik.cli._app import App
+from chronik.cli._forget import forget
 from chronik.cli._inspect import append, info, log, query, read, streams, tail
+from chronik.cli._lifecycle import delete, metadata, repair, scavenge
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
+from chronik.cli._relay import relay
 from chronik.cli._serve import serve
 from chronik.cli._transfer import copy, export, import_
 
@@ -29,8 +32,8 @@ __all__ = ["App", "main"]
 def main() -> None:
     """chronik: event sourcing for Python.
 
-    Look inside a store, follow it, append to it, move it, and run the
-    application's projections, from a terminal.
+    Look inside a store, follow it, append to it, move it, delete and repair
+    streams, and run the application's projections, from a terminal.
     """
 
 
@@ -58,13 +61,19 @@ for _command in (
     query,
     tail,
     append,
+    delete,
+    metadata,
+    scavenge,
+    repair,
     export,
     import_,
     copy,
     verify,
     migrate,
+    forget,
     projections,
     dead_letters,
+    relay,
     serve,
 ):
     main.add_command(_command)

@@ -61,7 +61,7 @@ def info(url: str, app_ref: str | None, as_json: bool) -> None:
     """Backend, schema, counts of events and streams by category, head, projections and lag."""
     app = load_app(app_ref)
     backend = find_backend(_scheme(url))
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     events = streams = 0
     by_category: Counter[str] = Counter()
     streams_by_category: Counter[str] = Counter()
@@ -198,8 +198,13 @@ def read(
     """The events of one stream."""
     store = open_store(url)
     events = store.read_stream(stream, from_version, to_version, backwards=backwards, limit=limit)
-    if not events and not store.stream_info(stream).exists:
-        raise fail(f"stream {stream!r} does not exist in {url}")
+    if not events:
+        found = store.stream_info(stream)
+        if found.deleted is not None:
+            how = {"soft": "deleted", "hard": "deleted for good", "archived": "archived"}[found.deleted]
+            raise fail(f"stream {stream!r} was {how} in {url} (chronik metadata {stream} shows it)")
+        if not found.exists:
+            raise fail(f"stream {stream!r} does not exist in {url}")
     _show(events, as_json, metadata)
 
 
@@ -369,7 +374,7 @@ def append(
     app = load_app(app_ref)
     out = Output(as_json)
     if stream is None:
-        store = open_store(url, app.registry, create=True)
+        store = open_store(url, app.registry, create=True, **app.store_options)
         for number, line in enumerate(sys.stdin, 1):
             if not line.strip():
                 continue
@@ -385,7 +390,7 @@ def append(
             "give STREAM TYPE DATA (DATA '-' reads stdin), or none of them to read JSON Lines"
         )
     payload = _json_value(sys.stdin.read() if data == "-" else data, "DATA")
-    store = open_store(url, app.registry, create=True)
+    store = open_store(url, app.registry, create=True, **app.store_options)
     result = store.append(stream, [NewEvent(type_, payload, meta, tags=tags)], expected_version)
     _report(out, result)
 

@@ -28,6 +28,7 @@ from chronik._operations import (
     categories,
     event_record,
     find_letters,
+    forget_subject,
     letter_record,
     projection_rows,
     replay_letter,
@@ -42,7 +43,9 @@ from chronik.errors import (
     WrongExpectedVersionError,
 )
 from chronik.events import NewEvent, validate_tags
-from chronik.store import Subscribable
+from chronik.personal import validate_subject
+from chronik.store import SubjectKeyStore, Subscribable
+from chronik.web._lifecycle import delete_stream, metadata_routes
 from chronik.web._support import (
     ApiError,
     Context,
@@ -50,6 +53,7 @@ from chronik.web._support import (
     context,
     json_response,
     parse_checkpoint,
+    parse_expected,
     parse_moment,
     query_bool,
     query_checkpoint,
@@ -138,6 +142,8 @@ def stream(request: Request) -> Response:
     backwards = query_bool(request, "backwards")
     assert start is not None
     info = ctx.store.stream_info(stream_id)
+    if info.deleted is not None:
+        raise ApiError(404, f"stream {stream_id!r} was deleted", stream_id=stream_id, deleted=info.deleted)
     if not info.exists:
         raise ApiError(404, f"stream {stream_id!r} does not exist", stream_id=stream_id)
     events = ctx.store.read_stream(stream_id, start, end, backwards=backwards, limit=limit)
@@ -190,26 +196,6 @@ class AppendIn(msgspec.Struct, forbid_unknown_fields=True):
     expected_version: int | str | None = None
 
 
-_NAMED = {"any": chronik.ANY, "no-stream": chronik.NO_STREAM, "stream-exists": chronik.STREAM_EXISTS}
-
-
-def _expected(value: int | str | None) -> Any:
-    if value is None:
-        return chronik.ANY
-    if isinstance(value, str):
-        if value.lower() not in _NAMED:
-            raise ApiError(
-                400,
-                f"expected_version {value!r}: give a version (0 for no stream), 'any', 'no-stream' "
-                "or 'stream-exists'",
-                field="expected_version",
-            )
-        return _NAMED[value.lower()]
-    if value < 0:
-        raise ApiError(400, f"expected_version must be 0 or more, got {value}", field="expected_version")
-    return value
-
-
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -246,7 +232,7 @@ async def append(request: Request) -> Response:
         raise ApiError(400, f"the body is not JSON: {err}", field=None) from None
     if not body.events:
         raise ApiError(400, "events must hold at least one event", field="events")
-    expected = _expected(body.expected_version)
+    expected = parse_expected(body.expected_version)
     new = [
         NewEvent(e.type, e.data, e.metadata, e.event_id, tags=_tags(e, i)) for i, e in enumerate(body.events)
     ]
@@ -388,6 +374,17 @@ async def replay(request: Request) -> Response:
     return json_response({"replayed": letter_record(letter)})
 
 
+async def forget(request: Request) -> Response:
+    """Crypto-shredding: destroy a subject's key (docs/lifecycle.md)."""
+    check_write(request)
+    ctx = context(request)
+    subject = validate_subject(request.path_params["subject"])
+    if not isinstance(ctx.store, SubjectKeyStore):
+        raise ApiError(409, "this store keeps no subjects' keys (it is not a SubjectKeyStore)")
+    await anyio.to_thread.run_sync(lambda: forget_subject(ctx.store, subject))
+    return json_response({"forgotten": subject})
+
+
 def time_travel(request: Request) -> Response:
     ctx = context(request)
     name = request.path_params["model"]
@@ -472,6 +469,8 @@ def _from_head(request: Request) -> bool:
 async def stream_or_append(request: Request) -> Response:
     if request.method == "POST":
         return await append(request)
+    if request.method == "DELETE":
+        return await delete_stream(request)
     return await anyio.to_thread.run_sync(stream, request)
 
 
@@ -479,7 +478,8 @@ def api_routes() -> list[Route]:
     return [
         Route("/api/info", info),
         Route("/api/streams", streams),
-        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST"]),
+        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST", "DELETE"]),
+        *metadata_routes(),
         Route("/api/log", log),
         Route("/api/subscribe", subscribe),
         Route("/api/projections", projections),
@@ -489,4 +489,5 @@ def api_routes() -> list[Route]:
         Route("/api/projections/{name}/dead-letters/{position:int}/replay", replay, methods=["POST"]),
         Route("/api/projections/{name}/dead-letters/{position:int}/skip", skip, methods=["POST"]),
         Route("/api/travel/{model}/{stream_id:path}", time_travel),
+        Route("/api/subjects/{subject:path}/forget", forget, methods=["POST"]),
     ]

@@ -26,9 +26,11 @@ from chronik._operations import (
     projection_rows,
     states_of,
 )
-from chronik.errors import ChronikError
+from chronik.errors import ChronikError, DecodeError
 from chronik.events import RecordedEvent
+from chronik.store import StreamDeletion
 from chronik.web._api import info_record, public_url, travel_or_422
+from chronik.web._lifecycle import metadata_record
 from chronik.web._meter import rate
 from chronik.web._support import (
     ApiError,
@@ -75,7 +77,13 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> HT
 
 
 def _view(event: RecordedEvent) -> dict[str, Any]:
-    metadata = event.raw_metadata
+    # The JSON as the application wrote it: opened, personal fields redacted where their
+    # subject was forgotten; an event that cannot be opened says why, in its place.
+    try:
+        data = pretty_json(event.plain_data)
+        metadata = event.plain_metadata
+    except DecodeError as err:
+        data, metadata = f"(cannot be opened: {err})", None
     meta: dict[str, Any] = {}
     if metadata:
         try:
@@ -93,7 +101,7 @@ def _view(event: RecordedEvent) -> dict[str, Any]:
         "recorded_at": event.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
         "tags": list(event.tags),
-        "data": pretty_json(event.raw_data),
+        "data": data,
         "metadata": pretty_json(metadata) if metadata else "",
         "correlation_id": _str_or_none(meta.get("correlation_id")),
         "causation_id": _str_or_none(meta.get("causation_id")),
@@ -164,7 +172,7 @@ def stream_page(request: Request) -> Response:
     start = query_int(request, "from", 1, minimum=1)
     assert start is not None
     info = ctx.store.stream_info(stream_id)
-    if not info.exists:
+    if not info.exists and info.deleted is None:
         return _render(request, "missing.html", 404, what=f"stream {stream_id}", page="streams")
     events = ctx.store.read_stream(stream_id, start, limit=limit)
     last = events[-1].version if events else start - 1
@@ -173,6 +181,8 @@ def stream_page(request: Request) -> Response:
         "stream.html",
         stream_id=stream_id,
         version=info.version,
+        state=metadata_record(ctx.store, stream_id),
+        can_delete=isinstance(ctx.store, StreamDeletion),
         events=[_view(e) for e in events],
         previous_from=max(1, start - limit) if start > 1 else None,
         next_from=last + 1 if last < info.version else None,

@@ -6,10 +6,12 @@ runs the asyncio store on a private event-loop thread, rather than a second clie
 Each method hands over to ``writing`` (appends), ``reader`` (the log) or
 ``projection_state`` (the key-value records).
 
-Powers: snapshots, checkpoints, subscriptions and projection state. It has no
-transactions and no append hooks: JetStream has no transaction spanning the log and
-the buckets (so no inline projections either); projections over it run from
-subscriptions and save their checkpoint after their writes.
+Powers: snapshots, checkpoints, subscriptions, projection state, deleting streams and
+stream metadata with scavenging (``lifecycle.py``). It has no transactions and no
+append hooks: JetStream has no transaction spanning the log and the buckets (so no
+inline projections either); projections over it run from subscriptions and save
+their checkpoint after their writes. It cannot repair an event: a stored message
+cannot be changed.
 """
 
 from __future__ import annotations
@@ -17,20 +19,28 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from chronik.backend import (
     BlockingStore,
     Codec,
     PreparedWrite,
+    SubjectKey,
+    append_many_events,
+    appending,
+    forget_subject_async,
     normalize_filter,
     position_after,
     prepare_write,
     prepare_writes,
+    subject_keys_of_async,
+    unlock_events_async,
+    validate_expected_version,
     validate_limit,
     validate_read_stream,
     validate_stream_id,
+    write_keys_async,
 )
 from chronik.codec import EventRegistry, given_ids
 from chronik.errors import InvalidInputError
@@ -47,18 +57,30 @@ from chronik.events import (
     StreamWrite,
     category_of,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    ScavengeResult,
+    StreamMetadata,
+    hidden_below,
+    max_age_micros,
+    validate_stream_metadata,
+)
 from chronik.stores.nats._config import NatsConfig
 from chronik.stores.nats._connection import Connection, Pull
 from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_message
 from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
+from chronik.stores.nats.lifecycle import Lifecycle
 from chronik.stores.nats.projection_state import StateBucket
 from chronik.stores.nats.reader import AsyncNatsLogReader
+from chronik.stores.nats.subject_keys import SubjectKeysBucket
 from chronik.stores.nats.writing import Writer
 from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+SYSTEM: Final = "nats"
+"""What telemetry calls this backend (``db.system.name``)."""
 _IDLE: Final = 20.0  # seconds a page's reader waits for the next page (consumers live 60)
 _FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
@@ -75,6 +97,8 @@ class AsyncNatsEventStore(AsyncSubscribes):
         self._conn = Connection(self.config, self.codec)
         self._writer = Writer(self._conn)
         self._state = StateBucket(self._conn)
+        self._lifecycle = Lifecycle(self._conn, self._writer, self._state)
+        self.codec.subject_keys = SubjectKeysBucket(self._conn)
         self._readers: weakref.WeakSet[AsyncNatsLogReader] = weakref.WeakSet()
         self._idle: tuple[AsyncNatsLogReader, float] | None = None  # see _take_reader
 
@@ -88,8 +112,10 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        write = _untagged(prepare_write(self.codec, stream_id, events, expected_version))
-        return await self._writer.commit(write, given_ids(events))
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            write = _untagged(prepare_write(self.codec, stream_id, events, expected_version, keys))
+            return span.done(await self._writer.commit(write, given_ids(events)))
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to one stream (as :meth:`append`); several streams are refused.
@@ -98,14 +124,17 @@ class AsyncNatsEventStore(AsyncSubscribes):
         publish came in 2.12), and an append to several streams that could half-commit
         would break the contract, so it is refused before anything is sent.
         """
-        prepared = [_untagged(write) for write in prepare_writes(self.codec, writes)]
-        if len(prepared) > 1:
-            raise InvalidInputError(
-                f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
-                "is refused by the NATS store: JetStream cannot commit messages of several streams "
-                "atomically, so each stream's append must be a call of its own (nothing was written)"
-            )
-        return [await self._writer.commit(prepared[0], given_ids(writes[0].events))]
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            prepared = [_untagged(write) for write in prepare_writes(self.codec, writes, keys)]
+            if len(prepared) > 1:
+                raise InvalidInputError(
+                    f"append_many to {len(prepared)} streams "
+                    f"({', '.join(repr(w.stream_id) for w in prepared)}) "
+                    "is refused by the NATS store: JetStream cannot commit messages of several streams "
+                    "atomically, so each stream's append must be a call of its own (nothing was written)"
+                )
+            return span.done([await self._writer.commit(prepared[0], given_ids(writes[0].events))])
 
     # -- reading --------------------------------------------------------------------------
 
@@ -120,13 +149,20 @@ class AsyncNatsEventStore(AsyncSubscribes):
     ) -> list[RecordedEvent]:
         stream_id, low, high, limit = validate_read_stream(stream_id, from_version, to_version, limit)
         subject = subject_of_stream(self.config.prefix, stream_id)
-        last = await self._writer.current(subject, stream_id)
-        if last is None or limit == 0:
+        # The stream's end and its metadata at once: what reads hide (lifecycle.py).
+        last, metadata = await asyncio.gather(
+            self._writer.current(subject, stream_id), self._state.load_stream_metadata(stream_id)
+        )
+        if last is None or limit == 0 or last.deleted is not None:
             return []
         high = last.last_version if high is None else min(high, last.last_version)
-        low = max(low, 1)
+        low = max(low, hidden_below(metadata, last.last_version))
         if low > high:
             return []
+        age = max_age_micros(metadata)
+        if age is not None:
+            # An append's events share their message's time: whole messages are hidden.
+            return await self._younger(subject, stream_id, last, low, high, backwards, limit, age)
         if low >= last.first_version:
             messages = [last]
         else:
@@ -134,7 +170,50 @@ class AsyncNatsEventStore(AsyncSubscribes):
         events = [e for m in messages for e in m.events(self.codec) if low <= e.version <= high]
         if backwards:
             events.reverse()
-        return events if limit is None else events[:limit]
+        events = events if limit is None else events[:limit]
+        await unlock_events_async(self.codec, events)
+        return events
+
+    # -- subjects' keys (crypto-shredding: subject_keys.py) ---------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.AsyncSubjectKeyStore``), from the codec's key store."""
+        return await subject_keys_of_async(self.codec, subjects, create)
+
+    async def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        await forget_subject_async(self.codec, subject)
+
+    async def _younger(
+        self,
+        subject: str,
+        stream_id: str,
+        last: StoredMessage,
+        low: int,
+        high: int,
+        backwards: bool,
+        limit: int | None,
+        age: int,
+    ) -> list[RecordedEvent]:
+        """The events of versions ``low..high`` not older than ``age`` microseconds."""
+        cutoff = time.time_ns() // 1000 - age
+        messages = (
+            [last]
+            if low >= last.first_version
+            else await self._messages_of(subject, stream_id, last, low, high, False, None)
+        )
+        events = [
+            e
+            for m in messages
+            if m.recorded_at >= cutoff
+            for e in m.events(self.codec)
+            if low <= e.version <= high
+        ]
+        if backwards:
+            events.reverse()
+        events = events if limit is None else events[:limit]
+        await unlock_events_async(self.codec, events)
+        return events
 
     async def _messages_of(
         self,
@@ -282,7 +361,11 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def stream_info(self, stream_id: str) -> StreamInfo:
         stream_id = validate_stream_id(stream_id)
         last = await self._writer.current(subject_of_stream(self.config.prefix, stream_id), stream_id)
-        return StreamInfo(stream_id, 0 if last is None else last.last_version)
+        if last is None:
+            return StreamInfo(stream_id, 0)
+        if last.deleted is not None:
+            return StreamInfo(stream_id, 0, last.deleted)
+        return StreamInfo(stream_id, last.last_version)
 
     async def list_streams(
         self, *, category: str | None = None, after: str | None = None, limit: int = 100
@@ -300,8 +383,17 @@ class AsyncNatsEventStore(AsyncSubscribes):
             s
             for s in ids
             if (category is None or category_of(s) == category) and (after is None or s > after)
-        ][:size]
-        return list(await asyncio.gather(*(self.stream_info(s) for s in chosen)))
+        ]
+        # Deleted streams are left out: look at the candidates a page at a time.
+        found: list[StreamInfo] = []
+        want = len(chosen) if size is None else size
+        start = 0
+        while len(found) < want and start < len(chosen):
+            page = chosen[start : start + want - len(found)]
+            start += len(page)
+            infos = await asyncio.gather(*(self.stream_info(s) for s in page))
+            found += [i for i in infos if i.deleted is None]
+        return found
 
     async def head(self) -> Checkpoint | None:
         last = await self._conn.last_sequence()
@@ -312,6 +404,29 @@ class AsyncNatsEventStore(AsyncSubscribes):
         reader = AsyncNatsLogReader(self._conn)
         self._readers.add(reader)
         return reader
+
+    # -- deleting and retaining (lifecycle.py) ------------------------------------------------
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (``docs/lifecycle.md``)."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return await self._lifecycle.delete(stream_id, expected, hard)
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        stream_id = validate_stream_id(stream_id)
+        await self._lifecycle.set_metadata(stream_id, validate_stream_metadata(metadata))
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        return await self._lifecycle.metadata(validate_stream_id(stream_id))
+
+    async def scavenge(self) -> ScavengeResult:
+        """Purge what deletes and metadata hide (whole messages; see ``lifecycle.py``)."""
+        return await self._lifecycle.scavenge()
 
     # -- snapshots, checkpoints, projection state ------------------------------------------
 
@@ -351,11 +466,11 @@ class AsyncNatsEventStore(AsyncSubscribes):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def size(self) -> int:
-        """Bytes the store's JetStream stream and its two buckets hold."""
+        """Bytes the store's JetStream stream and its three buckets hold."""
         return await self._conn.size()
 
     async def drop(self) -> None:
-        """Delete the store, for good: its JetStream stream and both buckets, then close.
+        """Delete the store, for good: its JetStream stream and all three buckets, then close.
 
         chronik never deletes anything on its own; this is for tests and samples.
         """

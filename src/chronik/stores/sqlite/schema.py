@@ -183,6 +183,10 @@ class Connections:
                 cached_statements=128,
             )
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Deleted events (a hard delete, a scavenge) are overwritten on the pages
+            # that stay, where that costs no extra I/O, so their bytes do not linger in
+            # the file (lifecycle.py); appends delete nothing and never pay for it.
+            conn.execute("PRAGMA secure_delete = FAST")
         except sqlite3.Error as err:
             raise translate(err, self.path) from err
         return conn
@@ -230,19 +234,32 @@ class Connections:
             self.readers.discard(reader)
 
     def close(self) -> None:
-        """Close every connection opened here, in every thread, and every reader."""
+        """Close this thread's connection and every reader; release every other thread's.
+
+        Another thread may be running a statement on its connection at this moment,
+        and closing a sqlite3 connection under a running statement crashes the
+        interpreter (the driver frees the statement that thread is stepping: a
+        segmentation fault, seen when a store was closed while threads still read
+        it). So only the calling thread's connection is closed here. The others are
+        released: dropping the thread-local and the list leaves each connection with
+        no owner but a call running on it, and CPython closes a connection when its
+        last reference goes: at once for an idle thread, and for a busy one as soon
+        as its statement returns (its next call finds the store closed).
+        """
         with self._lock:
             self.closed = True
             conns, self._conns = self._conns, []
             readers = list(self.readers)
         for reader in readers:
             reader.close()
-        for conn in conns:
+        own: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local = threading.local()
+        del conns
+        if own is not None:
             try:
-                conn.close()
+                own.close()
             except sqlite3.Error:
                 pass
-        self._local = threading.local()
 
 
 # -- the schema ----------------------------------------------------------------
@@ -310,6 +327,11 @@ def open_schema(connections: Connections, migrate: bool) -> None:
         )
     conn = connections.conn()
     with connections.errors():
+        if len(todo) == len(MIGRATIONS):
+            # A new file: free pages can go back to the file system without a full
+            # VACUUM (scavenge, lifecycle.py). Only takes effect before the first
+            # table; on a file that has some it changes nothing.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
     with connections.locked(), connections.begin(conn):
         todo = pending(conn, path)

@@ -8,28 +8,37 @@ connection, the write lock, the closed state, the open readers):
 - ``writing.py`` appends (group commit) and runs write transactions and append hooks;
 - ``reader.py`` reads streams and the log, and serves subscriptions, each on a
   connection of its own, closed with it;
-- ``projection_state.py`` keeps checkpoints, snapshots and projection records.
+- ``projection_state.py`` keeps checkpoints, snapshots and projection records;
+- ``lifecycle.py`` deletes streams, keeps their metadata, scavenges and repairs.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
+    forget_subject,
     normalize_filter,
     position_after,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, ConfigurationError, InvalidInputError
@@ -46,8 +55,17 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read
-from chronik.stores.sqlite import dcb, schema, sql
+from chronik.stores.sqlite import dcb, lifecycle, schema, sql
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite.reader import (
     DEFAULT_POLL_INTERVAL,
@@ -56,7 +74,8 @@ from chronik.stores.sqlite.reader import (
     stream_records,
 )
 from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
-from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
+from chronik.stores.sqlite.subject_keys import SQLiteSubjectKeys
+from chronik.stores.sqlite.writing import MAX_LIMIT, SYSTEM, SQLiteTransaction, Writer
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 
@@ -97,6 +116,7 @@ class SQLiteEventStore(Subscribes):
         self.poll_interval = DEFAULT_POLL_INTERVAL
         """Seconds between checks for commits by other processes while a subscription waits."""
         self._connections = Connections(self.path, synchronous, self.busy_timeout)
+        self.codec.subject_keys = SQLiteSubjectKeys(self._connections)
         self._writer = Writer(self._connections, self.codec)
         try:
             schema.open_schema(self._connections, migrate)
@@ -140,11 +160,25 @@ class SQLiteEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
-        return self._writer.commit(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            return span.done(self._writer.commit(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self._writer.commit(prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            return span.done(self._writer.commit(prepared))
+
+    # -- subjects' keys (crypto-shredding: subject_keys.py) -----------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return subject_keys_of(self.codec, subjects, create)
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        forget_subject(self.codec, subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py) ---------------------------------------
 
@@ -160,14 +194,17 @@ class SQLiteEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        writer = self._writer
-        with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
-            if checked is not None:
-                found = dcb.first_conflict(conn, checked)
-                if found is not None:
-                    raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
-            return writer.append_hooked(conn, [prepared], careful=True)[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            writer = self._writer
+            with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
+                if checked is not None:
+                    found = dcb.first_conflict(conn, checked)
+                    if found is not None:
+                        raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
+                result = writer.append_hooked(conn, [prepared], careful=True)[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[SQLiteTransaction]:
         """A write transaction for appends, checkpoints and your own SQL, all or nothing.
@@ -197,6 +234,7 @@ class SQLiteEventStore(Subscribes):
             from_version,
             MAX_LIMIT if to_version is None else to_version,
             MAX_LIMIT if limit is None else limit,
+            time.time_ns() // 1000,  # what max_age is measured from
         )
         connections = self._connections
         with connections.errors():
@@ -224,7 +262,9 @@ class SQLiteEventStore(Subscribes):
         stream_id = validate_stream_id(stream_id)
         connections = self._connections
         with connections.errors():
-            version = connections.conn().execute(sql.STREAM_VERSION, (stream_id,)).fetchone()[0]
+            version, mode = connections.conn().execute(sql.STREAM_STATE, (stream_id,)).fetchone()
+        if mode is not None:
+            return StreamInfo(stream_id, 0, mode)
         return StreamInfo(stream_id, version or 0)
 
     def list_streams(
@@ -247,6 +287,45 @@ class SQLiteEventStore(Subscribes):
         with connections.errors():
             row = connections.conn().execute(sql.HEAD).fetchone()
         return None if row[0] is None else Checkpoint(KIND, (row[0],))
+
+    # -- deleting, retaining, repairing (lifecycle.py) ---------------------------------
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return lifecycle.delete(self._writer, stream_id, expected, hard)
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        stream_id = validate_stream_id(stream_id)
+        lifecycle.set_metadata(self._writer, stream_id, validate_stream_metadata(metadata))
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        stream_id = validate_stream_id(stream_id)
+        connections = self._connections
+        with connections.errors():
+            return lifecycle.metadata_of(connections.conn(), stream_id)[1]
+
+    def scavenge(self) -> ScavengeResult:
+        """Remove what deletes and metadata hide, then give the space back to the file
+        system (an incremental vacuum; see ``lifecycle.py`` for older files)."""
+        return lifecycle.scavenge(self._writer)
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        return lifecycle.repair(self._writer, stream_id, version, event, reason, operator)
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        return lifecycle.archive(self._writer, stream_id, expected, reason, operator)
 
     # -- subscriptions ---------------------------------------------------------------
 

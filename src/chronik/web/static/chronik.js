@@ -20,6 +20,12 @@
     if (e.detail.verb !== "get" && token && token.value) {
       e.detail.headers["Authorization"] = "Bearer " + token.value;
     }
+    // The forget form names its subject in the path: POST /api/subjects/{subject}/forget.
+    var form = e.detail.elt;
+    if (form && form.hasAttribute && form.hasAttribute("data-forget")) {
+      var subject = form.querySelector("input[name=subject]").value;
+      e.detail.path = root + "/api/subjects/" + encodeURIComponent(subject) + "/forget";
+    }
   });
   document.body.addEventListener("htmx:afterRequest", function (e) {
     if (e.detail.requestConfig.verb === "get") { return; }
@@ -28,6 +34,8 @@
     if (xhr.status >= 200 && xhr.status < 300) {
       flash("done: " + e.detail.requestConfig.path, true);
       document.body.dispatchEvent(new Event("chronik:changed"));
+      // A deleted stream's page shows its new state.
+      if (e.detail.elt && e.detail.elt.dataset.reload) { window.location.reload(); }
     } else {
       flash("refused (" + xhr.status + "): " + (answer.error || xhr.statusText), false);
     }

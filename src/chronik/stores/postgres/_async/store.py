@@ -4,14 +4,15 @@ Written for asyncio; ``_sync/store.py`` (the sync ``PostgresEventStore``) is
 generated from this file by ``tools/unasync.py`` (see the package's docstring).
 The class is thin: its operations are in ``writing.py`` (appends, transactions,
 snapshots and checkpoints), ``reader.py`` (reads and subscriptions),
-``projection_state.py`` (projection state, inline projections) and ``schema.py``
-(checks and migrations), all on the ``Connections`` it shares with its
-transactions and readers (``connections.py``).
+``projection_state.py`` (projection state, inline projections), ``lifecycle.py``
+(deleting, stream metadata, scavenging, repairs) and ``schema.py`` (checks and
+migrations), all on the ``Connections`` it shares with its transactions and readers
+(``connections.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -20,13 +21,20 @@ import psycopg
 from chronik.backend import (
     AsyncAppendHook,
     AsyncSubscribes,
+    SubjectKey,
+    append_many_events,
+    appending,
+    forget_subject_async,
     normalize_filter,
     pending_migrations,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of_async,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
+    write_keys_async,
 )
 from chronik.codec import Codec, EventRegistry
 from chronik.errors import InvalidInputError, OperationalError
@@ -43,14 +51,24 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._async import dcb, projection_state, reader, writing
+from chronik.stores.postgres._async import dcb, lifecycle, projection_state, reader, writing
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
+from chronik.stores.postgres._async.subject_keys import AsyncPostgresSubjectKeys
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
@@ -73,6 +91,7 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self.where = config.where
         self.codec = Codec(registry, max_event_size=config.max_event_size)
         self._shared = Connections(config, self.codec)
+        self.codec.subject_keys = self._shared.own_keys = AsyncPostgresSubjectKeys(self._shared)
 
     @property
     def config(self) -> PostgresConfig:
@@ -133,12 +152,26 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        prepared = prepare_write(self.codec, stream_id, events, expected_version)
-        return (await writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
+            return span.done((await writing.commit(self._shared, [prepared]))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        return await writing.commit(self._shared, prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            return span.done(await writing.commit(self._shared, prepare_writes(self.codec, writes, keys)))
+
+    # -- subjects' keys (crypto-shredding; subject_keys.py) --------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return await subject_keys_of_async(self.codec, subjects, create)
+
+    async def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        await forget_subject_async(self.codec, subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
 
@@ -152,8 +185,10 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        return await dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            return span.done(await dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.
@@ -267,6 +302,47 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         """Forget one dead letter (replayed or skipped); one that is not there changes nothing."""
         await self._shared.on(projection_state.delete_dead_letter, projection, version, position)
+
+    # -- deleting, retaining, repairing (lifecycle.py) -----------------------------------
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (``docs/lifecycle.md``)."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return await lifecycle.delete(self._shared, stream_id, expected, hard)
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        stream_id = validate_stream_id(stream_id)
+        await lifecycle.set_metadata(self._shared, stream_id, validate_stream_metadata(metadata))
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        stream_id = validate_stream_id(stream_id)
+        return (await self._shared.on(lifecycle.metadata_of, stream_id))[1]
+
+    async def scavenge(self) -> ScavengeResult:
+        """Remove what deletes and metadata hide, then ``VACUUM`` the events table."""
+        return await lifecycle.scavenge(self._shared)
+
+    async def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Replace an event in place, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        return await lifecycle.repair(self._shared, stream_id, version, event, reason, operator)
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Set a stream aside, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        return await lifecycle.archive(self._shared, stream_id, expected, reason, operator)
 
     # -- append hooks (inline projections; see projection_state.py) ----------------------
 

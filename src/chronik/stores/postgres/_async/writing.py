@@ -23,15 +23,20 @@ import psycopg
 
 from chronik.backend import (
     AsyncAppendHook,
+    Codec,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events_async,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys_async,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -53,6 +58,7 @@ from chronik.stores.postgres._async.reader import read_page
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -66,7 +72,7 @@ from chronik.stores.postgres._decide import (
     check_order,
     decide,
     finish,
-    write_keys,
+    dcb_lock_keys,
 )
 
 if TYPE_CHECKING:
@@ -97,19 +103,19 @@ def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
     return {"exclusive": "\x1d".join(exclusive), "shared": "\x1d".join(shared)}
 
 
-async def lock_shared(conn: Conn, statements: sql.Statements, keys: str) -> None:
-    """Take ``keys`` (``write_keys``) shared until the transaction ends (``dcb.py``)."""
-    await conn.execute(statements.dcb_lock, {"exclusive": "", "shared": keys})
+async def lock_shared(conn: Conn, statements: sql.Statements, dcb_keys: str) -> None:
+    """Take ``dcb_keys`` (``dcb_lock_keys``) shared until the transaction ends (``dcb.py``)."""
+    await conn.execute(statements.dcb_lock, {"exclusive": "", "shared": dcb_keys})
 
 
 async def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
     """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
     statements = shared.statements
-    keys = write_keys(writes)
+    dcb_keys = dcb_lock_keys(writes)
 
     async def op(conn: Conn) -> list[AppendResult]:
         # One statement, which holds its events' DCB keys until it commits (sql.py).
-        return await append_writes(conn, statements, writes, nested=False, keys=keys)
+        return await append_writes(conn, statements, writes, nested=False, dcb_keys=dcb_keys)
 
     async def hooked(conn: Conn) -> list[AppendResult]:
         for attempt in range(MAX_APPEND_ATTEMPTS):
@@ -186,6 +192,15 @@ class AsyncPostgresTransaction:
         self._inline = inline  # holds the inline lock (projection_state.py)
         self._handed = 0  # the last position of its own given to the hooks
 
+    @property
+    def statements(self) -> sql.Statements:
+        """The store's statements (chronik's own code runs them in the transaction)."""
+        return self._statements
+
+    @property
+    def codec(self) -> Codec:
+        return self._shared.codec
+
     async def execute(
         self, statement: QueryNoTemplate, parameters: Params | None = None
     ) -> psycopg.AsyncCursor[Any]:
@@ -218,14 +233,20 @@ class AsyncPostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (await self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((await self.append_prepared(prepared))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return await self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(await self.append_prepared(prepare_writes(codec, writes, keys)))
 
     async def append_prepared(
-        self, writes: list[PreparedWrite], *, locked: bool = False
+        self, writes: list[PreparedWrite], *, locked: bool = False, system: bool = False
     ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
@@ -237,22 +258,25 @@ class AsyncPostgresTransaction:
         """
         shared, conn, statements = self._shared, self.connection, self._statements
         hooks = shared.hooks
-        keys = "" if locked else write_keys(writes)
+        dcb_keys = "" if locked else dcb_lock_keys(writes)
         if hooks and not self._inline:
-            if keys:
-                await lock_shared(conn, statements, keys)  # assigns no transaction id
+            if dcb_keys:
+                await lock_shared(conn, statements, dcb_keys)  # assigns no transaction id
             timeout = shared.config.visibility_timeout
             await projection_state.enter_inline(
                 conn, statements, fresh=self._fresh, timeout=timeout, where=shared.where
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(conn, statements, writes, nested=True, keys=keys)
+        results = await append_writes(
+            conn, statements, writes, nested=True, system=system, dcb_keys=dcb_keys
+        )
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = await projection_state.own_events(conn, statements, shared.codec, self._handed)
+            await unlock_events_async(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -266,10 +290,17 @@ class AsyncPostgresTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        params = {
+            "stream_id": stream_id,
+            "from_version": from_version,
+            "to_version": MAX_VERSION if to_version is None else to_version,
+            "limit": None,
+        }
         cursor = await self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in await cursor.fetchall()]
+        events = [record(row, codec) for row in await cursor.fetchall()]
+        await unlock_events_async(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     async def read_page(
         self,
@@ -279,9 +310,10 @@ class AsyncPostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return await read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = await read_page(self.connection, self._statements, codec, after, size, categories, types)
+        await unlock_events_async(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         await self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
@@ -322,7 +354,13 @@ class AsyncPostgresTransaction:
 
 
 async def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool, keys: str
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    *,
+    nested: bool,
+    system: bool = False,
+    dcb_keys: str,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -330,21 +368,22 @@ async def append_writes(
     decides like the memory store (``decide``), and inserts what is left with the
     versions it read pinned; if a concurrent writer moved one meanwhile, it reads
     and decides again. ``nested``: inside a caller's transaction, so every attempt
-    gets a savepoint and a failed one leaves that transaction usable. ``keys``: the
-    DCB keys each attempt holds (``write_keys``; empty when the caller holds them).
+    gets a savepoint and a failed one leaves that transaction usable. ``dcb_keys``:
+    the DCB keys each attempt holds (``dcb_lock_keys``; empty when the caller holds them).
     """
-    rows = await _try_append(conn, statements, writes, None, nested=nested, keys=keys)
+    rows = await _try_append(conn, statements, writes, None, nested=nested, system=system, dcb_keys=dcb_keys)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
             return done
     for _ in range(MAX_APPEND_ATTEMPTS):
         found, versions = await _lookup(conn, statements, writes)
-        results, plan = decide(writes, found, versions)
+        results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = await _try_append(conn, statements, todo, pinned, nested=nested, keys=keys)
+            rows = await _try_append(
+                conn, statements, todo, pinned, nested=nested, system=system, dcb_keys=dcb_keys
+            )
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -375,7 +414,7 @@ async def append_once(
     :class:`TryCarefully` when it did not go through (an event id stored already, a
     version moved); a failed statement has then aborted the transaction. The caller
     (``dcb.append_if``) holds the events' DCB keys."""
-    rows = await _try_append(conn, statements, writes, None, nested=False, keys="")
+    rows = await _try_append(conn, statements, writes, None, nested=False, dcb_keys="")
     done = None if rows is None else finish(writes, rows)
     if done is None:
         raise TryCarefully
@@ -389,10 +428,11 @@ async def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
-    keys: str,
+    system: bool = False,
+    dcb_keys: str,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned, keys=keys)
+    statement, params = append_statement(statements, writes, pinned, system=system, dcb_keys=dcb_keys)
     try:
         if nested:
             async with conn.transaction():
@@ -416,12 +456,12 @@ async def _try_append(
 
 async def _lookup(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
-) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+) -> tuple[dict[uuid.UUID, Found], dict[str, tuple[int, str | None]]]:
     ids = [e.event_id for w in writes for e in w.events]
     cursor = await conn.execute(statements.find_event_ids, (ids,))
     found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in await cursor.fetchall()}
     cursor = await conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
-    versions = {row[0]: row[1] for row in await cursor.fetchall()}
+    versions = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
     return found, versions
 
 

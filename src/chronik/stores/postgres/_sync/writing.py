@@ -16,15 +16,20 @@ import psycopg
 
 from chronik.backend import (
     AppendHook,
+    Codec,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -43,6 +48,7 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -54,9 +60,9 @@ from chronik.stores.postgres._decide import (
     OutOfOrderError,
     append_statement,
     check_order,
+    dcb_lock_keys,
     decide,
     finish,
-    write_keys,
 )
 from chronik.stores.postgres._sync import projection_state
 from chronik.stores.postgres._sync.connections import Conn, Connections
@@ -90,19 +96,19 @@ def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
     return {"exclusive": "\x1d".join(exclusive), "shared": "\x1d".join(shared)}
 
 
-def lock_shared(conn: Conn, statements: sql.Statements, keys: str) -> None:
-    """Take ``keys`` (``write_keys``) shared until the transaction ends (``dcb.py``)."""
-    conn.execute(statements.dcb_lock, {"exclusive": "", "shared": keys})
+def lock_shared(conn: Conn, statements: sql.Statements, dcb_keys: str) -> None:
+    """Take ``dcb_keys`` (``dcb_lock_keys``) shared until the transaction ends (``dcb.py``)."""
+    conn.execute(statements.dcb_lock, {"exclusive": "", "shared": dcb_keys})
 
 
 def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
     """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
     statements = shared.statements
-    keys = write_keys(writes)
+    dcb_keys = dcb_lock_keys(writes)
 
     def op(conn: Conn) -> list[AppendResult]:
         # One statement, which holds its events' DCB keys until it commits (sql.py).
-        return append_writes(conn, statements, writes, nested=False, keys=keys)
+        return append_writes(conn, statements, writes, nested=False, dcb_keys=dcb_keys)
 
     def hooked(conn: Conn) -> list[AppendResult]:
         for attempt in range(MAX_APPEND_ATTEMPTS):
@@ -177,6 +183,15 @@ class PostgresTransaction:
         self._inline = inline  # holds the inline lock (projection_state.py)
         self._handed = 0  # the last position of its own given to the hooks
 
+    @property
+    def statements(self) -> sql.Statements:
+        """The store's statements (chronik's own code runs them in the transaction)."""
+        return self._statements
+
+    @property
+    def codec(self) -> Codec:
+        return self._shared.codec
+
     def execute(self, statement: QueryNoTemplate, parameters: Params | None = None) -> psycopg.Cursor[Any]:
         """Run your own SQL (a read model's writes) in this transaction.
 
@@ -205,13 +220,21 @@ class PostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((self.append_prepared(prepared))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(self.append_prepared(prepare_writes(codec, writes, keys)))
 
-    def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
+    def append_prepared(
+        self, writes: list[PreparedWrite], *, locked: bool = False, system: bool = False
+    ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
         The append statement holds its events' DCB keys shared until the
@@ -222,22 +245,23 @@ class PostgresTransaction:
         """
         shared, conn, statements = self._shared, self.connection, self._statements
         hooks = shared.hooks
-        keys = "" if locked else write_keys(writes)
+        dcb_keys = "" if locked else dcb_lock_keys(writes)
         if hooks and not self._inline:
-            if keys:
-                lock_shared(conn, statements, keys)  # assigns no transaction id
+            if dcb_keys:
+                lock_shared(conn, statements, dcb_keys)  # assigns no transaction id
             timeout = shared.config.visibility_timeout
             projection_state.enter_inline(
                 conn, statements, fresh=self._fresh, timeout=timeout, where=shared.where
             )
             self._inline = True
         self._fresh = False
-        results = append_writes(conn, statements, writes, nested=True, keys=keys)
+        results = append_writes(conn, statements, writes, nested=True, system=system, dcb_keys=dcb_keys)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = projection_state.own_events(conn, statements, shared.codec, self._handed)
+            unlock_events(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -251,10 +275,17 @@ class PostgresTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        params = {
+            "stream_id": stream_id,
+            "from_version": from_version,
+            "to_version": MAX_VERSION if to_version is None else to_version,
+            "limit": None,
+        }
         cursor = self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in cursor.fetchall()]
+        events = [record(row, codec) for row in cursor.fetchall()]
+        unlock_events(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     def read_page(
         self,
@@ -264,9 +295,10 @@ class PostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = read_page(self.connection, self._statements, codec, after, size, categories, types)
+        unlock_events(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
@@ -305,7 +337,13 @@ class PostgresTransaction:
 
 
 def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool, keys: str
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    *,
+    nested: bool,
+    system: bool = False,
+    dcb_keys: str,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -313,21 +351,22 @@ def append_writes(
     decides like the memory store (``decide``), and inserts what is left with the
     versions it read pinned; if a concurrent writer moved one meanwhile, it reads
     and decides again. ``nested``: inside a caller's transaction, so every attempt
-    gets a savepoint and a failed one leaves that transaction usable. ``keys``: the
-    DCB keys each attempt holds (``write_keys``; empty when the caller holds them).
+    gets a savepoint and a failed one leaves that transaction usable. ``dcb_keys``:
+    the DCB keys each attempt holds (``dcb_lock_keys``; empty when the caller holds them).
     """
-    rows = _try_append(conn, statements, writes, None, nested=nested, keys=keys)
+    rows = _try_append(conn, statements, writes, None, nested=nested, system=system, dcb_keys=dcb_keys)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
             return done
     for _ in range(MAX_APPEND_ATTEMPTS):
         found, versions = _lookup(conn, statements, writes)
-        results, plan = decide(writes, found, versions)
+        results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = _try_append(conn, statements, todo, pinned, nested=nested, keys=keys)
+            rows = _try_append(
+                conn, statements, todo, pinned, nested=nested, system=system, dcb_keys=dcb_keys
+            )
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -358,7 +397,7 @@ def append_once(
     :class:`TryCarefully` when it did not go through (an event id stored already, a
     version moved); a failed statement has then aborted the transaction. The caller
     (``dcb.append_if``) holds the events' DCB keys."""
-    rows = _try_append(conn, statements, writes, None, nested=False, keys="")
+    rows = _try_append(conn, statements, writes, None, nested=False, dcb_keys="")
     done = None if rows is None else finish(writes, rows)
     if done is None:
         raise TryCarefully
@@ -372,10 +411,11 @@ def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
-    keys: str,
+    system: bool = False,
+    dcb_keys: str,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned, keys=keys)
+    statement, params = append_statement(statements, writes, pinned, system=system, dcb_keys=dcb_keys)
     try:
         if nested:
             with conn.transaction():
@@ -399,12 +439,12 @@ def _try_append(
 
 def _lookup(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
-) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+) -> tuple[dict[uuid.UUID, Found], dict[str, tuple[int, str | None]]]:
     ids = [e.event_id for w in writes for e in w.events]
     cursor = conn.execute(statements.find_event_ids, (ids,))
     found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
     cursor = conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
-    versions = {row[0]: row[1] for row in cursor.fetchall()}
+    versions = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
     return found, versions
 
 
