@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from chronik.query import Query, QueryItem
 from chronik.stores.memory.reader import MemoryLog, Row
@@ -58,17 +58,20 @@ def _item_matches(log: MemoryLog, item: QueryItem, start: int) -> Iterator[int]:
             yield position
 
 
-def matching(log: MemoryLog, query: Query, start: int) -> list[int]:
-    """The positions after ``start`` of the events ``query`` matches, in order; the
+def matching(log: MemoryLog, query: Query, start: int) -> list[Row]:
+    """The events after position ``start`` that ``query`` matches, in order; the
     caller holds the log's lock (or its write lock)."""
+    rows = log.rows
     if query.matches_all:
-        return [row.position for row in log.rows[start:] if isinstance(row, Row)]
+        return [row for row in rows[start:] if isinstance(row, Row)]
     if len(query.items) == 1:
-        return list(_item_matches(log, query.items[0], start))
-    found: set[int] = set()
-    for item in query.items:
-        found.update(_item_matches(log, item, start))
-    return sorted(found)
+        positions: Iterable[int] = _item_matches(log, query.items[0], start)
+    else:
+        found: set[int] = set()
+        for item in query.items:
+            found.update(_item_matches(log, item, start))
+        positions = sorted(found)
+    return [row for row in (rows[p - 1] for p in positions) if isinstance(row, Row)]
 
 
 def first_match(log: MemoryLog, query: Query, after: int) -> int | None:

@@ -132,7 +132,7 @@ class MemoryEventStore(Subscribes):
             log.check_open()
             rows = log.rows
             head = len(rows) or None
-            found = [rows[p - 1] for p in matching(log, query, start)]
+            found = matching(log, query, start)
         if backwards:
             found.reverse()
         if limit is not None:

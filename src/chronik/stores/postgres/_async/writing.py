@@ -70,9 +70,9 @@ from chronik.stores.postgres._decide import (
     OutOfOrderError,
     append_statement,
     check_order,
+    dcb_lock_keys,
     decide,
     finish,
-    dcb_lock_keys,
 )
 
 if TYPE_CHECKING:
@@ -268,9 +268,7 @@ class AsyncPostgresTransaction:
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(
-            conn, statements, writes, nested=True, system=system, dcb_keys=dcb_keys
-        )
+        results = await append_writes(conn, statements, writes, nested=True, system=system, dcb_keys=dcb_keys)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
