@@ -36,8 +36,9 @@ pytest: $(VENV)/.test-installed
 
 test: lint types pytest
 
-# Benchmarks against eventsourcing and the raw drivers: tables on screen, JSON and
-# Markdown in bench-results/. BENCH_ARGS="--quick" for a run of seconds.
+# Benchmarks against eventsourcing and the raw drivers, and the DCB decisions against
+# eventsourcing.dcb: tables on screen, JSON and Markdown in bench-results/ (bench.* and
+# dcb.*). BENCH_ARGS="--quick" for a run of seconds, BENCH_ARGS="--only dcb" for DCB alone.
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks --out bench-results $(BENCH_ARGS)
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 
@@ -19,12 +20,18 @@ from benchmarks.spec import BACKENDS, FULL, QUICK, WORKLOADS, Backend
 __all__ = ["main", "parser"]
 
 
+DCB: Final = "dcb"
+
+
 def _workloads(text: str) -> list[str]:
+    """Workload ids (1-7 and a-i), and ``dcb`` for the DCB section (``benchmarks.dcb``)."""
     wanted = {part.strip().lower() for part in text.split(",") if part.strip()}
-    unknown = sorted(wanted - set(WORKLOADS))
+    unknown = sorted(wanted - set(WORKLOADS) - {DCB})
     if unknown or not wanted:
-        raise argparse.ArgumentTypeError(f"workloads are {', '.join(WORKLOADS)} (e.g. 1,3,a), got {text!r}")
-    return [w for w in WORKLOADS if w in wanted]
+        raise argparse.ArgumentTypeError(
+            f"workloads are {', '.join(WORKLOADS)} and dcb (e.g. 1,3,a,dcb), got {text!r}"
+        )
+    return [w for w in WORKLOADS if w in wanted] + ([DCB] if DCB in wanted else [])
 
 
 def _positive_int(text: str) -> int:
@@ -56,7 +63,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=[*BACKENDS, "all"], default="all", help="default: all")
     p.add_argument(
-        "--only", type=_workloads, help="workloads to run, e.g. 1,3,a,d (default: all of 1-7 and a-i)"
+        "--only",
+        type=_workloads,
+        help="workloads to run, e.g. 1,3,a,d, and dcb for the DCB section (python -m benchmarks.dcb; "
+        "default: all of 1-7 and a-i, and dcb)",
     )
     p.add_argument("--repeat", type=_positive_int, help="repetitions per figure (default 3; 1 with --quick)")
     p.add_argument("--out", type=Path, help="write bench.json and bench.md into this directory")
@@ -111,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     if importlib.util.find_spec("eventsourcing") is None:
         console.print("eventsourcing is not installed: pip install -r benchmarks/requirements.txt")
         return 2
+    chosen = args.only or [*WORKLOADS, DCB]
+    workloads = [w for w in chosen if w != DCB]
+    if workloads:
+        _main_section(args, workloads, console)
+    if DCB in chosen:
+        _dcb_section(args, console)
+    return 0
+
+
+def _main_section(args: argparse.Namespace, workloads: list[str], console: Console) -> None:
     if args.quick:
         sizes, label, repeat = QUICK, "quick", args.repeat or 1
     elif args.scale:
@@ -121,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(
         sizes=sizes,
         backends=backends,
-        workloads=args.only or list(WORKLOADS),
+        workloads=workloads,
         repeat=repeat,
         workdir=args.workdir,
         postgres_url=args.postgres_url,
@@ -150,4 +170,35 @@ def main(argv: list[str] | None = None) -> int:
         path = result_path(result)
         path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         console.print(f"wrote {path}: python -m benchmarks.report --readme makes the README's tables from it")
-    return 0
+
+
+def _dcb_section(args: argparse.Namespace, console: Console) -> None:
+    """The DCB benchmark (``benchmarks.dcb``) on the chosen backends that have DCB."""
+    from benchmarks.dcb import cli as dcb_cli
+    from benchmarks.dcb import report as dcb_report
+
+    backends = ["memory", "sqlite", "postgres"] if args.backend == "all" else [args.backend]
+    if "nats" in backends:
+        console.print(
+            "DCB on NATS: not measured: chronik's NATS store has no DCB (docs/nats.md says why) "
+            "and eventsourcing has no NATS recorder",
+            highlight=False,
+            markup=False,
+        )
+        backends.remove("nats")
+    if not backends:
+        return
+    result = dcb_cli.run(
+        quick=args.quick,
+        backends=backends,
+        repeat=args.repeat,
+        postgres_url=args.postgres_url,
+        workdir=args.workdir,
+        scaling=True,
+        console=console,
+        quiet=args.quiet,
+    )
+    dcb_report.print_tables(result, console)
+    if args.out:
+        json_path, md_path = dcb_report.write_outputs(result, args.out)
+        console.print(f"wrote {json_path} and {md_path}")

@@ -137,6 +137,22 @@ $ chronik repair log --json
 {"action":"replace","stream_id":"order-1","version":2,"position":3,"operator":"grace",...
 ```
 
+Dynamic Consistency Boundaries ([dcb.md](dcb.md)): `--tag` tags an event, and
+`query` reads events by type and tag the way a decision does: any of the `--type`
+types, with all of the `--tag` tags, then the store's head (the position a decision
+on them would append after). The NATS store has neither.
+
+```console
+$ chronik append course-c1 CourseDefined '{"capacity": 10}' --tag course:c1 --tag teacher:t1
+appended to course-c1: version 1, position ...
+$ chronik query --type CourseDefined --type StudentSubscribed --tag course:c1
+course-c1 v1  CourseDefined  position ...
+  {
+    "capacity": 10
+  }
+1 event; head ...
+```
+
 Projections, with the application in `shop.py` (`projections = [...]`, as in
 [projections.md](projections.md)):
 

@@ -79,6 +79,11 @@ def test_commands_on_nats(tmp_path: Path, nats_store_url: str) -> None:
     assert "does not exist" in one_error_line(run_cli("read", "order-9", *url, cwd=tmp_path))
     conflict = run_cli("append", "order-1", "X", "{}", "--expected-version", "0", *url, cwd=tmp_path)
     assert "order-1" in one_error_line(conflict)
+    # NATS has no Dynamic Consistency Boundaries (docs/nats.md): no reads by query, no tags.
+    refused = run_cli("query", "--tag", "course:c1", *url, cwd=tmp_path)
+    assert "has no reads by query" in one_error_line(refused)
+    tagged = run_cli("append", "course-c1", "X", "{}", "--tag", "course:c1", *url, cwd=tmp_path)
+    assert "tag" in one_error_line(tagged)
 
 
 def test_export_and_import_between_nats_and_sqlite(tmp_path: Path, nats_store_url: str) -> None:

@@ -267,3 +267,80 @@ def test_the_soak_prints_memory_over_time_and_the_figure(tmp_path: Path) -> None
     assert result["rss_start_mib"] > 0 and result["rss_end_mib"] > 0
     assert result["samples"][0]["phase"] == "caught up"
     assert result["samples"][-1]["phase"] == "end" and result["samples"][-1]["lag"] == 0
+
+
+def _dcb_result(out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((out / "dcb.json").read_text(encoding="utf-8"))
+    assert result["meta"]["versions"]["eventsourcing"].startswith("9.5")
+    return result
+
+
+def _dcb_rows(backend: dict[str, Any], eventsourcing: bool) -> None:
+    """Every figure measured for chronik and its handler row, and for eventsourcing where it can run."""
+    assert backend["status"] == "ran", backend["reason"]
+    assert backend["errors"] == [], backend["errors"]
+    assert [row["workload"] for row in backend["rows"]] == ["disjoint", "disjoint", "contended"]
+    for row in backend["rows"]:
+        values = row["values"]
+        for name in ("chronik", "chronik-handler"):
+            assert values[name]["decisions_per_s"] > 0, (row["key"], name)
+        if eventsourcing:
+            assert values["eventsourcing"]["decisions_per_s"] > 0, row["key"]
+            assert row["ratio"] > 0 and row["handler_ratio"] > 0, row["key"]
+        else:
+            assert values["eventsourcing"] is None and row["ratio"] is None, row["key"]
+
+
+def test_dcb_bench_runs_in_memory_against_eventsourcings_popo_recorder(tmp_path: Path) -> None:
+    _needs_eventsourcing()
+    out = tmp_path / "out"
+    _python_m("benchmarks.dcb", "--quick", "--backend", "memory", "--out", str(out), timeout=300)
+    result = _dcb_result(out)
+    (memory,) = result["backends"]
+    _dcb_rows(memory, eventsourcing=True)
+    assert "eventsourcing.dcb.popo" in memory["contenders"]["eventsourcing"]["info"]["api"]
+    assert result["scaling"] is None
+    assert "| figure | chronik | eventsourcing.dcb | chronik/eventsourcing |" in (out / "dcb.md").read_text()
+
+
+def test_dcb_bench_on_sqlite_says_eventsourcing_has_no_recorder_there(tmp_path: Path) -> None:
+    _needs_eventsourcing()
+    out = tmp_path / "out"
+    args = ["--quick", "--backend", "sqlite", "--out", str(out), "--workdir", str(tmp_path)]
+    printed = _python_m("benchmarks.dcb", *args, timeout=300)
+    (sqlite,) = _dcb_result(out)["backends"]
+    _dcb_rows(sqlite, eventsourcing=False)
+    reason = sqlite["contenders"]["eventsourcing"]["reason"]
+    assert "has no sqlite DCB recorder" in reason
+    assert f"eventsourcing: not measured — {reason}" in (out / "dcb.md").read_text()
+    assert "has no sqlite DCB recorder" in printed
+    assert sqlite["contenders"]["chronik"]["info"]["synchronous"] == "FULL"
+
+
+@pytest.mark.postgres
+def test_dcb_bench_runs_on_postgres_from_make_bench_with_the_series_by_writers(tmp_path: Path) -> None:
+    # What `make bench` runs, reduced to its DCB section (--only dcb).
+    _needs_eventsourcing()
+    POSTGRES.require()
+    out = tmp_path / "out"
+    _python_m(
+        "benchmarks", "--quick", "--only", "dcb", "--backend", "postgres", "--out", str(out), timeout=900
+    )
+    assert not (out / "bench.json").exists()  # no numbered workload was asked for
+    result = _dcb_result(out)
+    (postgres,) = result["backends"]
+    _dcb_rows(postgres, eventsourcing=True)
+    for name in ("chronik", "eventsourcing"):
+        assert postgres["contenders"][name]["info"]["synchronous_commit"], name
+    contended = postgres["rows"][-1]["values"]
+    assert contended["chronik"]["decisions_per_s"] > 0
+    series = result["scaling"]["series"]
+    assert [point["writers"] for point in series] == [1, 2]
+    for point in series:
+        for column in ("chronik/processes", "chronik/threads", "eventsourcing/processes"):
+            assert point["values"][column]["decisions_per_s"] > 0, (point["writers"], column)
+        assert point["ratio"] > 0
+        if sys.platform == "linux":  # the backends' CPU comes from /proc
+            assert point["values"]["chronik/processes"]["server_cpu_us"] > 0
+    markdown = (out / "dcb.md").read_text()
+    assert "### DCB on PostgreSQL: disjoint tags, decisions per second by writers" in markdown

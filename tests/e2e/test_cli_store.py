@@ -311,3 +311,38 @@ def test_tags_show_in_read_and_log_and_survive_export_and_import(cli: Chronik, t
     for name in ("copy.db", "copy2.db"):
         with chronik.connect(f"sqlite:///{tmp_path / name}") as copy:
             assert [e.tags for e in copy.read_all()] == [tuple(tags), ()]
+
+
+def test_append_tags_events_and_query_reads_them_by_type_and_tag(cli: Chronik, tmp_path: Path) -> None:
+    done = cli("append", "course-c1", "CourseDefined", '{"capacity": 2}', "--tag", "course:c1")
+    assert done.code == 0, done.err
+    tagged = {
+        "stream_id": "sub-1",
+        "type": "StudentSubscribed",
+        "data": {},
+        "tags": ["student:s1", "course:c1"],
+    }
+    plain = {"stream_id": "sub-2", "type": "StudentSubscribed", "data": {}}
+    lines = "\n".join(json.dumps(line) for line in (tagged, plain))
+    assert cli("append", "--tag", "course:c2", stdin=lines).code == 0
+    everything = cli("query", "--tag", "course:c1", "--json").json_lines()
+    assert [(e["stream_id"], e["tags"]) for e in everything] == [
+        ("course-c1", ["course:c1"]),
+        ("sub-1", ["course:c1", "student:s1"]),
+    ]
+    subscribed = cli("query", "--type", "StudentSubscribed", "--tag", "course:c2", "--json").json_lines()
+    assert [(e["stream_id"], e["tags"]) for e in subscribed] == [("sub-2", ["course:c2"])]
+    either = cli("query", "--type", "CourseDefined", "--type", "StudentSubscribed", "--after", "1", "--json")
+    assert [e["position"] for e in either.json_lines()] == [2, 3]
+    people = cli("query", "--tag", "course:c1", "--backwards", "--limit", "1")
+    assert people.code == 0 and "sub-1 v1  StudentSubscribed" in people.out
+    assert "1 event; head 3" in people.out
+    with chronik_store(tmp_path) as store:
+        read = store.read_query(chronik.Query.of(tags=["course:c1"]))
+        assert [e.stream_id for e in read.events] == ["course-c1", "sub-1"]
+    assert "give --type or --tag" in one_error_line(cli("query"), code=2)
+    assert "a tag must be 1 to 200 characters long" in one_error_line(
+        cli("append", "x-1", "X", "{}", "--tag", "")
+    )
+    bad_line = cli("append", stdin='{"stream_id": "x-2", "type": "X", "data": {}, "tags": "course:c1"}')
+    assert "line 1: tags must be a list of strings" in one_error_line(bad_line)

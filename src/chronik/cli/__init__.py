@@ -16,7 +16,7 @@ import click
 
 from chronik.cli._app import App
 from chronik.cli._forget import forget
-from chronik.cli._inspect import append, info, log, read, streams, tail
+from chronik.cli._inspect import append, info, log, query, read, streams, tail
 from chronik.cli._lifecycle import delete, metadata, repair, scavenge
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
@@ -58,6 +58,7 @@ for _command in (
     streams,
     read,
     log,
+    query,
     tail,
     append,
     delete,

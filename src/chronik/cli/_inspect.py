@@ -1,4 +1,4 @@
-"""Looking inside a store: ``info``, ``streams``, ``read``, ``log``, ``tail``, and ``append``."""
+"""Looking inside a store: ``info``, ``streams``, ``read``, ``log``, ``query``, ``tail``, and ``append``."""
 
 from __future__ import annotations
 
@@ -29,12 +29,13 @@ from chronik.cli._common import (
     render_event,
     url_option,
 )
-from chronik.errors import ChronikError
-from chronik.events import Checkpoint, NewEvent, RecordedEvent
+from chronik.errors import ChronikError, InvalidTagError
+from chronik.events import Checkpoint, NewEvent, RecordedEvent, validate_tags
 from chronik.projections import projection_lag
-from chronik.store import ProjectionStateStore, Subscribable
+from chronik.query import Query
+from chronik.store import DCBStore, ProjectionStateStore, Subscribable
 
-__all__ = ["append", "info", "log", "read", "streams", "tail"]
+__all__ = ["append", "info", "log", "query", "read", "streams", "tail"]
 
 
 def _scheme(url: str) -> str:
@@ -234,6 +235,41 @@ def log(
     _show(store.read_all(after, limit=limit, **_filters(category, type_)), as_json, metadata)
 
 
+@click.command(short_help="Events by type and tag: a DCB read by query.")
+@click.option("--type", "type_", multiple=True, help="Events of this type (repeatable: any of them).")
+@click.option("--tag", "tags", multiple=True, help="Events with this tag (repeatable: all of them).")
+@click.option("--after", type=click.IntRange(min=0), help="Only events after this position.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--backwards", is_flag=True, help="The last event first.")
+@click.option("--metadata", is_flag=True, help="Show each event's metadata and id too.")
+@url_option
+@json_option
+@handle_errors
+def query(
+    type_: tuple[str, ...],
+    tags: tuple[str, ...],
+    after: int | None,
+    limit: int | None,
+    backwards: bool,
+    metadata: bool,
+    url: str,
+    as_json: bool,
+) -> None:
+    """The events of any of the --type types (any type, without one) that have every
+    --tag tag, in the order of the log, as a decision reads them (docs/dcb.md); then
+    the store's head, the position a decision on them would append after."""
+    if not type_ and not tags:
+        raise click.UsageError("give --type or --tag (chronik log reads every event)")
+    store = open_store(url)
+    if not isinstance(store, DCBStore):
+        raise fail(f"{url} has no reads by query: its store has no Dynamic Consistency Boundaries")
+    read = store.read_query(Query.of(types=type_, tags=tags), after=after, limit=limit, backwards=backwards)
+    shown = _show(read.events, as_json, metadata)
+    if not as_json:
+        noun = "event" if shown == 1 else "events"
+        Output(as_json).console.print(f"{shown} {noun}; head {read.head or 'none (the store is empty)'}")
+
+
 @click.command()
 @click.option("--after", type=checkpoint_type, help="Start after this checkpoint (default: the head).")
 @click.option("--from-start", is_flag=True, help="Start at the beginning of the log.")
@@ -309,6 +345,7 @@ def _json_value(text: str, what: str) -> Any:
     help="A version (0: no stream), any, no-stream or stream-exists.",
 )
 @click.option("--metadata", help="Metadata as a JSON object.")
+@click.option("--tag", "tags", multiple=True, help="A DCB tag of the event (repeatable).")
 @url_option
 @app_option
 @json_option
@@ -319,6 +356,7 @@ def append(
     data: str | None,
     expected: Any,
     metadata: str | None,
+    tags: tuple[str, ...],
     url: str,
     app_ref: str | None,
     as_json: bool,
@@ -326,7 +364,8 @@ def append(
     """Append an event: STREAM TYPE DATA (DATA '-': read it from stdin).
 
     With no arguments, reads JSON Lines from stdin, each {"stream_id", "type", "data"}
-    (and optionally "metadata", "event_id", "expected_version"), one append a line.
+    (and optionally "metadata", "event_id", "expected_version", "tags"), one append a
+    line; --tag then tags the lines that have no "tags".
     """
     expected_version = expected
     meta = _json_value(metadata, "--metadata") if metadata is not None else None
@@ -339,7 +378,7 @@ def append(
         for number, line in enumerate(sys.stdin, 1):
             if not line.strip():
                 continue
-            write = _line_write(line, number, meta, expected_version)
+            write = _line_write(line, number, meta, expected_version, tags)
             try:
                 result = store.append(write[0], [write[1]], write[2])
             except ChronikError as err:
@@ -352,11 +391,13 @@ def append(
         )
     payload = _json_value(sys.stdin.read() if data == "-" else data, "DATA")
     store = open_store(url, app.registry, create=True, **app.store_options)
-    result = store.append(stream, [NewEvent(type_, payload, meta)], expected_version)
+    result = store.append(stream, [NewEvent(type_, payload, meta, tags=tags)], expected_version)
     _report(out, result)
 
 
-def _line_write(line: str, number: int, meta: Any, expected: Any) -> tuple[str, NewEvent, Any]:
+def _line_write(
+    line: str, number: int, meta: Any, expected: Any, tags: tuple[str, ...]
+) -> tuple[str, NewEvent, Any]:
     try:
         record = msgspec.json.decode(line)
     except msgspec.DecodeError as err:
@@ -371,8 +412,9 @@ def _line_write(line: str, number: int, meta: Any, expected: Any) -> tuple[str, 
             record.get("metadata", meta),
             None if event_id is None else msgspec.convert(event_id, type=uuid.UUID),
             record.get("schema_version", 1),
+            validate_tags(record.get("tags") or tags),
         )
-    except (msgspec.ValidationError, TypeError) as err:
+    except (msgspec.ValidationError, TypeError, InvalidTagError) as err:
         raise fail(f"line {number}: {err} (lines before it are appended)") from None
     line_expected = record.get("expected_version")
     return record["stream_id"], new, expected if line_expected is None else _expected(str(line_expected))

@@ -36,8 +36,14 @@ from chronik._operations import (
     states_of,
 )
 from chronik._options import redacted
-from chronik.errors import ChronikError, DuplicateEventError, InvalidInputError, WrongExpectedVersionError
-from chronik.events import NewEvent
+from chronik.errors import (
+    ChronikError,
+    DuplicateEventError,
+    InvalidInputError,
+    InvalidTagError,
+    WrongExpectedVersionError,
+)
+from chronik.events import NewEvent, validate_tags
 from chronik.personal import validate_subject
 from chronik.store import SubjectKeyStore, Subscribable
 from chronik.web._lifecycle import delete_stream, metadata_routes
@@ -173,6 +179,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     data: Any = None
     metadata: dict[str, Any] | None = None
     event_id: uuid.UUID | None = None
+    tags: list[str] | None = None  # DCB tags (docs/dcb.md)
 
 
 class AppendIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -217,7 +224,9 @@ async def append(request: Request) -> Response:
     if not body.events:
         raise ApiError(400, "events must hold at least one event", field="events")
     expected = parse_expected(body.expected_version)
-    new = [NewEvent(e.type, e.data, e.metadata, e.event_id) for e in body.events]
+    new = [
+        NewEvent(e.type, e.data, e.metadata, e.event_id, tags=_tags(e, i)) for i, e in enumerate(body.events)
+    ]
     try:
         result = await anyio.to_thread.run_sync(lambda: ctx.store.append(stream_id, new, expected))
     except WrongExpectedVersionError as err:
@@ -240,6 +249,13 @@ async def append(request: Request) -> Response:
             "checkpoint": str(result.checkpoint),
         }
     )
+
+
+def _tags(event: EventIn, index: int) -> tuple[str, ...]:
+    try:
+        return validate_tags(event.tags or ())
+    except InvalidTagError as err:
+        raise ApiError(400, str(err), field=f"events[{index}].tags") from None
 
 
 def _input_field(err: InvalidInputError) -> str:

@@ -206,6 +206,12 @@ _SCHEMAS: dict[str, Any] = {
                 "format": "uuid",
                 "description": "Sending the same id again appends nothing (idempotent).",
             },
+            "tags": {
+                "type": ["array", "null"],
+                "items": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": "DCB tags (docs/dcb.md): printable strings of 1 to 200 characters; "
+                "kept sorted, without repeats.",
+            },
         },
     },
     "Append": {

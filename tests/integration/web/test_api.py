@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from chronik.query import Query
 from chronik.store import Store
 
 from ._shop import AUTH
@@ -170,6 +171,22 @@ def test_appends_are_idempotent_by_event_id(client: TestClient) -> None:
     assert first.json() == again.json()
     events = client.get("/api/streams/note-7").json()["events"]
     assert [e["event_id"] for e in events] == [event_id]
+
+
+def test_appended_events_carry_their_tags_to_reads_by_query(client: TestClient, store: Store) -> None:
+    tags = ["student:s1", "course:c1", "course:c1"]
+    body = {"events": [{"type": "StudentSubscribed", "data": {}, "tags": tags}, {"type": "Noted"}]}
+    answer = append(client, "dcb-1", body)
+    assert answer.status_code == 200, answer.text
+    events = client.get("/api/streams/dcb-1").json()["events"]
+    assert [e["tags"] for e in events] == [["course:c1", "student:s1"], []]
+    read = store.read_query(Query.of(types=["StudentSubscribed"], tags=["course:c1"]))
+    assert [(e.stream_id, e.tags) for e in read.events] == [("dcb-1", ("course:c1", "student:s1"))]
+    for bad in ([""], ["a\nb"], ["x" * 201], "course:c1", [3]):
+        refused = append(client, "dcb-2", {"events": [{"type": "X", "tags": bad}]})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["field"].startswith("events[0].tags"), (bad, refused.json())
+    assert client.get("/api/streams/dcb-2").status_code == 404
 
 
 def test_projections_and_dead_letters(client: TestClient, readonly: TestClient) -> None:

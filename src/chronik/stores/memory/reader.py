@@ -84,6 +84,9 @@ class MemoryLog:
         self.streams: dict[str, list[int]] = {}  # each stream's positions, by version
         self.lifecycle: dict[str, StreamState] = {}  # deleted streams, streams with metadata
         self.ids: dict[uuid.UUID, ExistingEvent] = {}
+        # Positions by tag and by type, in order: what reads by query look at (dcb.py).
+        self.by_tag: dict[str, list[int]] = {}
+        self.by_type: dict[str, list[int]] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.checkpoints: dict[str, Checkpoint] = {}
         self.projections: dict[tuple[str, int], ProjectionState] = {}

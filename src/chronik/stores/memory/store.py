@@ -72,6 +72,7 @@ from chronik.lifecycle import (
 )
 from chronik.query import AppendCondition, Query, ReadResult, check_read, read_head
 from chronik.stores.memory import projection_state
+from chronik.stores.memory.dcb import first_match, matching
 from chronik.stores.memory.reader import (
     KIND,
     LIVE,
@@ -131,9 +132,7 @@ class MemoryEventStore(Subscribes):
             log.check_open()
             rows = log.rows
             head = len(rows) or None
-            found = [
-                r for r in rows[start:] if isinstance(r, Row) and query.matches(r.event.type, r.event.tags)
-            ]
+            found = matching(log, query, start)
         if backwards:
             found.reverse()
         if limit is not None:
@@ -152,9 +151,9 @@ class MemoryEventStore(Subscribes):
                 # One writer at a time: nothing can be stored between this check and the append.
                 if checked is not None:
                     query = checked.fail_if_events_match
-                    for row in log.rows[checked.after or 0 :]:
-                        if isinstance(row, Row) and query.matches(row.event.type, row.event.tags):
-                            raise AppendConditionFailedError(query, checked.after, row.position)
+                    found = first_match(log, query, checked.after or 0)
+                    if found is not None:
+                        raise AppendConditionFailedError(query, checked.after, found)
                 result = tx.append_prepared([prepared])[0]
             return span.done(result)
 

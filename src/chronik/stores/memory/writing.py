@@ -69,6 +69,7 @@ from chronik.lifecycle import (
     visible_version,
 )
 from chronik.stores.memory import projection_state
+from chronik.stores.memory.dcb import index, reindex
 from chronik.stores.memory.reader import KIND, LIVE, MemoryLog, Removed, Row, StreamState, checkpoint_at
 
 __all__ = ["SYSTEM", "MemoryTransaction", "visible_rows", "write"]
@@ -379,6 +380,7 @@ class MemoryTransaction:
             for row in self._rows:
                 log.rows.append(row)
                 log.streams.setdefault(row.stream_id, []).append(row.position)
+                index(log, row)
                 log.ids[row.event.event_id] = ExistingEvent(row.stream_id, row.version, row.position)
             for name, checkpoint in self._checkpoints.items():
                 if checkpoint is None:
@@ -398,6 +400,7 @@ class MemoryTransaction:
                     log.lifecycle[stream_id] = state
             for position, row in self._replaced.items():
                 log.rows[position - 1] = row
+                reindex(log, row)
             for position in self._removed:
                 gone = log.rows[position - 1]
                 if isinstance(gone, Row):

@@ -13,6 +13,7 @@ from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, r
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint
 from chronik.lifecycle import check_append, visible_version
+from chronik.query import event_keys, lock_keys
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import KIND
 
@@ -24,6 +25,7 @@ __all__ = [
     "append_params",
     "append_statement",
     "check_order",
+    "dcb_lock_keys",
     "decide",
     "finish",
 ]
@@ -51,9 +53,11 @@ def append_statement(
     pinned: Sequence[int] | None = None,
     *,
     system: bool = False,
+    dcb_keys: str,
 ) -> tuple[str, dict[str, Any]]:
     """The append statement for ``writes`` and its parameters; ``pinned`` replaces
-    each write's expected version. One event to one stream goes as scalars.
+    each write's expected version, ``dcb_keys`` are the DCB keys it holds shared
+    (``dcb_lock_keys``; empty: none). One event to one stream goes as scalars.
     ``system``: chronik's own event (one), checked against the stream's real version
     whatever its state (``sql._SYSTEM_APPEND``)."""
     if len(writes) == 1 and len(writes[0].events) == 1:
@@ -71,9 +75,10 @@ def append_statement(
             "data": event.data.decode(),
             "metadata": None if event.metadata is None else event.metadata.decode(),
             "tags": tags_json(event.tags),
+            "keys": dcb_keys,
         }
     assert not system, "chronik's own events are appended one at a time"
-    return statements.append, append_params(writes, pinned)
+    return statements.append, {**append_params(writes, pinned), "keys": dcb_keys}
 
 
 def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None) -> dict[str, Any]:
@@ -119,6 +124,18 @@ def append_params(writes: Sequence[PreparedWrite], pinned: Sequence[int] | None 
         "metadata": metadata,
         "tags": tags,
     }
+
+
+def dcb_lock_keys(writes: Sequence[PreparedWrite]) -> str:
+    """The DCB keys the events of ``writes`` are covered by (``chronik.query.event_keys``)
+    as the append statement takes them: one text, joined by chr(29) (the statement
+    takes them in hash order: see ``sql._APPEND_TEMPLATE``). Each (type, tags) counts
+    once, so ten thousand events of one type cost one set of keys."""
+    kinds = {(event.type, event.tags) for write in writes for event in write.events}
+    keys: set[tuple[str, str]] = set()
+    for type, tags in kinds:
+        keys |= event_keys(type, tags)
+    return "\x1d".join(lock_keys(keys))
 
 
 def tags_json(tags: tuple[str, ...]) -> str | None:

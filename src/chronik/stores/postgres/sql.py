@@ -15,7 +15,7 @@ from typing import Final
 
 from psycopg import sql
 
-__all__ = ["Statements", "statements"]
+__all__ = ["Statements", "dcb_statement", "statements"]
 
 # -- schema inspection and migrations (the schema name is a parameter here) ---------
 
@@ -60,9 +60,19 @@ _LISTEN = "LISTEN {channel}"
 # belongs to and ``offset`` its place in that write. ``expected`` is
 # NULL for ANY/STREAM_EXISTS, else the exact version (0 for NO_STREAM).
 #
-# Nothing is locked up front. If a concurrent writer takes the same version first,
+# No row is locked up front. If a concurrent writer takes the same version first,
 # the insert fails with unique_violation on events_stream_version_key and the caller
 # re-reads and decides again; writers of other streams are never waited for.
+#
+# The statement does hold its events' DCB keys (``keys``: chronik.query.event_keys,
+# joined by chr(29)) SHARED, until its transaction ends: ``dcb_locks`` takes them,
+# and the insert is gated on it (a one-time filter, evaluated before the insert's
+# first row, so before any of its events gets a position). A decision holds the keys
+# of its condition EXCLUSIVE (_async/dcb.py), so it waits for every append of an
+# event it would match, tagged or not, plain or in a transaction, and every such
+# append that starts later waits for it. Shared keys never wait for each other, so
+# appends never wait for appends. With no keys (an append_if, which took them with
+# its condition's), nothing is locked here.
 #
 # ``order_ok`` keeps each stream's events in version order in the global log: an
 # event must not get a smaller transaction id than the stream's previous event.
@@ -77,7 +87,15 @@ _LISTEN = "LISTEN {channel}"
 # which neither hides the version nor refuses. A delete and an append that both read
 # version N insert version N+1: the unique key lets only one of them through.
 _APPEND_TEMPLATE = """
-WITH writes AS (
+WITH dcb_locks AS (
+    SELECT count(*) AS n FROM (
+        SELECT pg_advisory_xact_lock_shared(wanted.h) FROM (
+            SELECT DISTINCT hashtextextended({dcb_key} || key, 0) AS h
+            FROM unnest(string_to_array(%(keys)s, chr(29))) AS key ORDER BY 1
+        ) AS wanted
+    ) AS taken
+),
+writes AS (
     SELECT w.idx, w.stream_id, w.category, w.expected, w.must_exist
     FROM {writes}
 ),
@@ -100,7 +118,8 @@ inserted AS (
             ELSE ARRAY(SELECT json_array_elements_text(e.tags::json)) END
     FROM {events}
     JOIN current AS c ON c.idx = e.write_idx
-    WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok) OR refused)
+    WHERE (SELECT n FROM dcb_locks) >= 0
+      AND NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok) OR refused)
     -- Positions are taken in this order: each write's events get consecutive
     -- positions, in version order, and the writes follow each other as given.
     ORDER BY e.ord
@@ -389,36 +408,42 @@ ORDER BY position"""
 
 # -- Dynamic Consistency Boundaries (the reasoning is in _async/dcb.py) ---------------------
 
+# Lists of names travel as one text each, the names separated by chr(31) or, for lock
+# keys (which contain chr(30) and chr(31): chronik.query.lock_keys), by chr(29): tags,
+# type names and keys are printable otherwise, and psycopg sends a text much faster
+# than an array (which it dumps element by element, in Python).
+#
 # Transaction-level advisory locks on the hashes of (type, tag) keys, in one order
 # (by hash) so that two writers never wait for each other in a cycle: exclusive on
 # the keys of a decision's condition, shared on the keys of the events it writes.
 # The key text is prefixed with the schema, so stores in other schemas never meet.
+# It also answers the store's head as the statement began (a read by query's head).
 _DCB_LOCK = """
-SELECT count(*) FROM (
+SELECT count(*), (SELECT max(position) FROM {schema}.events) FROM (
     SELECT CASE WHEN wanted.exclusive THEN pg_advisory_xact_lock(wanted.h)
                 ELSE pg_advisory_xact_lock_shared(wanted.h) END
     FROM (
         SELECT hashtextextended({dcb_key} || k.key, 0) AS h, bool_or(k.exclusive) AS exclusive
-        FROM unnest(%(keys)s::text[], %(exclusive)s::boolean[]) AS k (key, exclusive)
+        FROM (
+            SELECT key, true AS exclusive FROM unnest(string_to_array(%(exclusive)s, chr(29))) AS key
+            UNION ALL
+            SELECT key, false FROM unnest(string_to_array(%(shared)s, chr(29))) AS key
+        ) AS k
         GROUP BY 1 ORDER BY 1
     ) AS wanted
 ) AS taken"""
-_DCB_HEAD = "SELECT max(position) FROM {schema}.events"
-# One statement per query item (the GIN index on tags answers @>), in position order.
+# One statement per query item kind (the GIN index on tags answers @>): the events
+# after a position; ``dcb_statement`` adds the order and the limit, and makes a query
+# of several items their UNION ALL. Positional parameters, in the order written.
 _DCB_TAGGED = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE tags @> %(tags)s::text[] AND position > %(after)s
-  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
-ORDER BY position LIMIT %(limit)s"""
-_DCB_TAGGED_BACKWARD = _DCB_TAGGED.replace("ORDER BY position", "ORDER BY position DESC")
+WHERE tags @> string_to_array(%s, chr(31))
+  AND (%s::text IS NULL OR type = ANY(string_to_array(%s, chr(31)))) AND position > %s"""
 _DCB_TYPES = f"""
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE type = ANY(%(types)s::text[]) AND position > %(after)s
-ORDER BY position LIMIT %(limit)s"""
-_DCB_TYPES_BACKWARD = _DCB_TYPES.replace("ORDER BY position", "ORDER BY position DESC")
+WHERE type = ANY(string_to_array(%s, chr(31))) AND position > %s"""
 _DCB_ALL = f"""
-SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %(after)s ORDER BY position LIMIT %(limit)s"""
-_DCB_ALL_BACKWARD = _DCB_ALL.replace("ORDER BY position", "ORDER BY position DESC")
+SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %s"""
 
 
 # -- deleting, retaining, repairing (the reasoning is in _async/lifecycle.py) --------------
@@ -465,7 +490,9 @@ _STREAM_EVENTS = """
 SELECT position, type, data, metadata FROM {schema}.events WHERE stream_id = %s ORDER BY version"""
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False: hashed by identity (``statements`` makes one per schema), so that
+# ``dcb_statement``'s cache does not hash fifty strings at every read.
+@dataclass(frozen=True, slots=True, eq=False)
 class Statements:
     """The statements of one schema, rendered to text once."""
 
@@ -510,13 +537,9 @@ class Statements:
     younger_events: str
     own_events: str
     dcb_lock: str
-    dcb_head: str
     dcb_tagged: str
-    dcb_tagged_backward: str
     dcb_types: str
-    dcb_types_backward: str
     dcb_all: str
-    dcb_all_backward: str
     set_deleted: str
     remove_below: str
     delete_snapshot: str
@@ -547,3 +570,28 @@ def statements(schema: str, channel: str) -> Statements:
         for f in fields(Statements)
     }
     return Statements(**rendered)
+
+
+@functools.lru_cache(maxsize=256)
+def dcb_statement(statements: Statements, kinds: tuple[str, ...], backwards: bool, how: str) -> str:
+    """A read by query in one statement, from the item statements of ``kinds``
+    (``tagged``, ``types``, or ``()`` for ``Query.all()``), in position order (reversed
+    if ``backwards``). ``how``: ``all`` the events, ``limit`` (each item's statement,
+    and their union, take a ``LIMIT`` parameter after the item's own), or ``first``
+    (the position of the first match: a condition's check)."""
+    parts: list[str] = [getattr(statements, f"dcb_{kind}") for kind in kinds or ("all",)]
+    order = "position DESC" if backwards else "position"
+    tail = {
+        "all": f" ORDER BY {order}",
+        "limit": f" ORDER BY {order} LIMIT %s",
+        "first": " ORDER BY position LIMIT 1",
+    }
+    parts = [p + tail[how] for p in parts]
+    if how == "first":
+        return "SELECT min(position) FROM (" + " UNION ALL ".join(f"({p})" for p in parts) + ") AS matched"
+    if len(parts) == 1:
+        return parts[0]
+    # An event two items match comes once; each item's first ``limit`` rows hold the
+    # first ``limit`` of the union.
+    union = " UNION ALL ".join(f"({p})" for p in parts)
+    return f"SELECT DISTINCT ON (position) * FROM ({union}) AS matched{tail[how]}"

@@ -51,7 +51,6 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
-from chronik.query import event_keys, lock_keys
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._async import projection_state
 from chronik.stores.postgres._async.connections import Conn, Connections
@@ -71,6 +70,7 @@ from chronik.stores.postgres._decide import (
     OutOfOrderError,
     append_statement,
     check_order,
+    dcb_lock_keys,
     decide,
     finish,
 )
@@ -80,6 +80,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncPostgresTransaction",
+    "TryCarefully",
+    "append_once",
     "append_writes",
     "checkpoint_params",
     "commit",
@@ -87,44 +89,33 @@ __all__ = [
     "install_hook",
     "load_checkpoint",
     "load_snapshot",
+    "lock_params",
     "lock_shared",
     "save_checkpoint",
     "save_snapshot",
     "snapshot_params",
-    "tag_lock_keys",
     "transaction",
 ]
 
 
-def tag_lock_keys(writes: Sequence[PreparedWrite]) -> list[str]:
-    """The DCB lock keys the tagged events of ``writes`` are covered by (none for
-    untagged events: see ``dcb.py``), in the order every writer takes them."""
-    keys: set[tuple[str, str]] = set()
-    for write in writes:
-        for event in write.events:
-            if event.tags:
-                keys |= event_keys(event.type, event.tags)
-    return lock_keys(keys) if keys else []
+def lock_params(exclusive: list[str], shared: list[str]) -> dict[str, str]:
+    """The parameters of ``sql._DCB_LOCK``: each list of keys as one text (see there)."""
+    return {"exclusive": "\x1d".join(exclusive), "shared": "\x1d".join(shared)}
 
 
-async def lock_shared(conn: Conn, statements: sql.Statements, keys: list[str]) -> None:
-    """Take ``keys`` as shared DCB locks until the transaction ends (``dcb.py``)."""
-    await conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": [False] * len(keys)})
+async def lock_shared(conn: Conn, statements: sql.Statements, dcb_keys: str) -> None:
+    """Take ``dcb_keys`` (``dcb_lock_keys``) shared until the transaction ends (``dcb.py``)."""
+    await conn.execute(statements.dcb_lock, {"exclusive": "", "shared": dcb_keys})
 
 
 async def commit(shared: Connections, writes: list[PreparedWrite]) -> list[AppendResult]:
     """Append ``writes`` on a pooled connection, all or nothing; wakes readers."""
     statements = shared.statements
-    keys = tag_lock_keys(writes)
+    dcb_keys = dcb_lock_keys(writes)
 
     async def op(conn: Conn) -> list[AppendResult]:
-        if keys:
-            # Tagged events: their DCB keys are held until the commit, so that a
-            # decision on them waits for this append (dcb.py), hence a transaction.
-            async with conn.transaction():
-                await lock_shared(conn, statements, keys)
-                return await append_writes(conn, statements, writes, nested=True)
-        return await append_writes(conn, statements, writes, nested=False)
+        # One statement, which holds its events' DCB keys until it commits (sql.py).
+        return await append_writes(conn, statements, writes, nested=False, dcb_keys=dcb_keys)
 
     async def hooked(conn: Conn) -> list[AppendResult]:
         for attempt in range(MAX_APPEND_ATTEMPTS):
@@ -259,24 +250,25 @@ class AsyncPostgresTransaction:
     ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
-        Tagged events take their DCB keys first (shared, until the transaction
-        ends), before the inline lock as ``append_if`` does; ``locked``: the caller
-        (``dcb.append_if``) holds them already.
+        The append statement holds its events' DCB keys shared until the
+        transaction ends (sql.py); ``locked``: the caller (``dcb.append_if``) holds
+        them already. Before the inline lock is first taken, they are taken on their
+        own, as ``append_if`` takes them before it: a decision never holds a key
+        while it waits for the inline lock held by an append that waits for that key.
         """
         shared, conn, statements = self._shared, self.connection, self._statements
         hooks = shared.hooks
-        if not locked:
-            keys = tag_lock_keys(writes)
-            if keys:
-                await lock_shared(conn, statements, keys)  # assigns no transaction id
+        dcb_keys = "" if locked else dcb_lock_keys(writes)
         if hooks and not self._inline:
+            if dcb_keys:
+                await lock_shared(conn, statements, dcb_keys)  # assigns no transaction id
             timeout = shared.config.visibility_timeout
             await projection_state.enter_inline(
                 conn, statements, fresh=self._fresh, timeout=timeout, where=shared.where
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(conn, statements, writes, nested=True, system=system)
+        results = await append_writes(conn, statements, writes, nested=True, system=system, dcb_keys=dcb_keys)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
@@ -366,6 +358,7 @@ async def append_writes(
     *,
     nested: bool,
     system: bool = False,
+    dcb_keys: str,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -373,9 +366,10 @@ async def append_writes(
     decides like the memory store (``decide``), and inserts what is left with the
     versions it read pinned; if a concurrent writer moved one meanwhile, it reads
     and decides again. ``nested``: inside a caller's transaction, so every attempt
-    gets a savepoint and a failed one leaves that transaction usable.
+    gets a savepoint and a failed one leaves that transaction usable. ``dcb_keys``:
+    the DCB keys each attempt holds (``dcb_lock_keys``; empty when the caller holds them).
     """
-    rows = await _try_append(conn, statements, writes, None, nested=nested, system=system)
+    rows = await _try_append(conn, statements, writes, None, nested=nested, system=system, dcb_keys=dcb_keys)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
@@ -385,7 +379,9 @@ async def append_writes(
         results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            rows = await _try_append(conn, statements, todo, pinned, nested=nested, system=system)
+            rows = await _try_append(
+                conn, statements, todo, pinned, nested=nested, system=system, dcb_keys=dcb_keys
+            )
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -402,6 +398,27 @@ async def append_writes(
     )
 
 
+class TryCarefully(Exception):
+    """``append_once`` did not go through: raised through ``conn.transaction()``, it
+    rolls the caller's transaction back (nothing of it remains), and the caller goes
+    again with ``append_writes``."""
+
+
+async def append_once(
+    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
+) -> list[AppendResult]:
+    """The append statement alone, in the caller's transaction and with no savepoint:
+    the commonest append (new events, nothing in the way) in one round trip. Raises
+    :class:`TryCarefully` when it did not go through (an event id stored already, a
+    version moved); a failed statement has then aborted the transaction. The caller
+    (``dcb.append_if``) holds the events' DCB keys."""
+    rows = await _try_append(conn, statements, writes, None, nested=False, dcb_keys="")
+    done = None if rows is None else finish(writes, rows)
+    if done is None:
+        raise TryCarefully
+    return done
+
+
 async def _try_append(
     conn: Conn,
     statements: sql.Statements,
@@ -410,9 +427,10 @@ async def _try_append(
     *,
     nested: bool,
     system: bool = False,
+    dcb_keys: str,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned, system=system)
+    statement, params = append_statement(statements, writes, pinned, system=system, dcb_keys=dcb_keys)
     try:
         if nested:
             async with conn.transaction():

@@ -6,57 +6,73 @@ the async module and run the script. The design is described there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from chronik.backend import PreparedWrite, unlock_events
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
-from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
+from chronik.query import AppendCondition, Query, event_keys, lock_keys, query_keys, read_head
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._decide import MAX_APPEND_ATTEMPTS, OutOfOrderError
 from chronik.stores.postgres._sync.connections import Conn, Connections
-from chronik.stores.postgres._sync.writing import PostgresTransaction
+from chronik.stores.postgres._sync.writing import (
+    PostgresTransaction,
+    TryCarefully,
+    append_once,
+    lock_params,
+)
 
 __all__ = ["append_if", "read_query"]
 
-_NO_LIMIT = None  # LIMIT NULL: no limit
+_RECENT: Final = 1000  # events after a check's ``after``, at most, for its prepared plan
 
 
-def _lock(conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]) -> None:
-    keys = exclusive + shared
-    flags = [True] * len(exclusive) + [False] * len(shared)
-    conn.execute(statements.dcb_lock, {"keys": keys, "exclusive": flags})
+def _lock(conn: Conn, statements: sql.Statements, exclusive: list[str], shared: list[str]) -> int | None:
+    """Take the keys; the store's head as the statement began (None when empty)."""
+    cursor = conn.execute(statements.dcb_lock, lock_params(exclusive, shared))
+    row = cursor.fetchone()
+    return None if row is None else row[1]
 
 
-def _item_rows(
-    conn: Conn, statements: sql.Statements, item: QueryItem, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    params = {"after": start, "limit": limit, "types": list(item.types) or None, "tags": list(item.tags)}
-    if item.tags:
-        statement = statements.dcb_tagged_backward if backwards else statements.dcb_tagged
-    else:
-        statement = statements.dcb_types_backward if backwards else statements.dcb_types
-    cursor = conn.execute(statement, params, binary=True)
-    return cursor.fetchall()
+def _names(names: tuple[str, ...]) -> str | None:
+    return "\x1f".join(names) if names else None  # see sql.py: one text, not an array
 
 
-def _rows(
-    conn: Conn, statements: sql.Statements, query: Query, start: int, limit: int | None, backwards: bool
-) -> list[Any]:
-    if query.matches_all:
-        statement = statements.dcb_all_backward if backwards else statements.dcb_all
-        cursor = conn.execute(statement, {"after": start, "limit": limit}, binary=True)
-        return cursor.fetchall()
-    if len(query.items) == 1:
-        return _item_rows(conn, statements, query.items[0], start, limit, backwards)
-    # Each item's first ``limit`` rows hold the first ``limit`` rows of their union.
-    merged: dict[int, Any] = {}
+def _statement(
+    statements: sql.Statements, query: Query, start: int, limit: int | None, *, backwards: bool, how: str
+) -> tuple[str, list[Any]]:
+    """The one statement of a read by query (``sql.dcb_statement``) and its parameters."""
+    params: list[Any] = []
+    kinds: list[str] = []
+    tail = [limit] if how == "limit" else []
     for item in query.items:
-        for row in _item_rows(conn, statements, item, start, limit, backwards):
-            merged[row[2]] = row
-    rows = [merged[p] for p in sorted(merged, reverse=backwards)]
-    return rows if limit is None else rows[:limit]
+        if item.tags:
+            types = _names(item.types)
+            params += [_names(item.tags), types, types, start, *tail]
+            kinds.append("tagged")
+        else:
+            params += [_names(item.types), start, *tail]
+            kinds.append("types")
+    if query.matches_all:
+        params = [start, *tail]
+    elif len(kinds) > 1:
+        params += tail
+    return sql.dcb_statement(statements, tuple(kinds), backwards, how), params
+
+
+def _first_match(
+    conn: Conn, statements: sql.Statements, query: Query, after: int, head: int | None
+) -> int | None:
+    """The position of the first event matching ``query`` after ``after``, or None;
+    ``head``: the store's head as the decision's locks were asked for."""
+    statement, params = _statement(statements, query, after, None, backwards=False, how="first")
+    # A check after a recent head (a decision made on a read just now) runs prepared;
+    # one far behind, or with no ``after``, is planned for its parameters (see "Plans").
+    recent = head is None or head - after <= _RECENT
+    cursor = conn.execute(statement, params, prepare=None if recent else False)
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def read_query(
@@ -67,12 +83,20 @@ def read_query(
     keys = lock_keys(query_keys(query))
 
     def op(conn: Conn) -> tuple[list[RecordedEvent], int | None]:
+        if limit == 0:
+            return [], _lock(conn, statements, [], [])
+        how = "all" if limit is None else "limit"
+        statement, params = _statement(statements, query, start, limit, backwards=backwards, how=how)
         with conn.transaction():
-            _lock(conn, statements, keys, [])
-            cursor = conn.execute(statements.dcb_head)
-            row = cursor.fetchone()
-            head = None if row is None else row[0]
-            rows = _rows(conn, statements, query, start, limit, backwards)
+            head = _lock(conn, statements, keys, [])
+            # Prepared without a limit, planned afresh with one (see "Plans" above).
+            cursor = conn.execute(statement, params, binary=True, prepare=None if how == "all" else False)
+            rows = cursor.fetchall()
+        # Matching events that committed while the read waited for its locks come
+        # after the head the lock statement saw; the read has them all (see above).
+        if rows:
+            last = max(rows[0][2], rows[-1][2])
+            head = last if head is None else max(head, last)
         return [record(r, codec) for r in rows], head
 
     events, head = shared.run(op)
@@ -92,18 +116,26 @@ def append_if(
     exclusive_keys = lock_keys(exclusive)
     shared_keys = lock_keys(covered - exclusive)
 
+    def decide(conn: Conn, careful: bool) -> AppendResult:
+        with conn.transaction():
+            head = _lock(conn, statements, exclusive_keys, shared_keys)
+            if condition is not None:
+                query = condition.fail_if_events_match
+                found = _first_match(conn, statements, query, condition.after or 0, head)
+                if found is not None:
+                    raise AppendConditionFailedError(query, condition.after, found)
+            if careful or shared.hooks:
+                tx = PostgresTransaction(shared, conn, fresh=False)
+                return (tx.append_prepared([prepared], locked=True))[0]
+            return (append_once(conn, statements, [prepared]))[0]
+
     def op(conn: Conn) -> AppendResult:
+        careful = False
         for attempt in range(MAX_APPEND_ATTEMPTS):
             try:
-                with conn.transaction():
-                    _lock(conn, statements, exclusive_keys, shared_keys)
-                    if condition is not None:
-                        query = condition.fail_if_events_match
-                        found = _rows(conn, statements, query, condition.after or 0, 1, False)
-                        if found:
-                            raise AppendConditionFailedError(query, condition.after, found[0][2])
-                    tx = PostgresTransaction(shared, conn, fresh=False)
-                    return (tx.append_prepared([prepared], locked=True))[0]
+                return decide(conn, careful)
+            except TryCarefully:
+                careful = True
             except OutOfOrderError:
                 # Only with inline projections: a writer without them appended to
                 # the stream meanwhile (as in writing.commit); go again.
