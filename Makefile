@@ -16,8 +16,8 @@ $(VENV)/.demo-installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: $(BIN)/python pyproject.toml benchmarks/requirements.txt
-	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis,rabbitmq,kafka,sqlalchemy,web,eventsourcing,otel,fastapi,crypto]' --group dev -r benchmarks/requirements.txt
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml benchmarks/requirements.txt Makefile
+	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis,rabbitmq,kafka,sqlalchemy,web,eventsourcing,otel,fastapi,crypto,bench-charts]' --group dev -r benchmarks/requirements.txt
 	touch $@
 
 demo: $(VENV)/.demo-installed
