@@ -16,7 +16,7 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``AppendHooks`` and their asyncio twins, and
+``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks`` and their asyncio twins, and
 ``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
 its face with ``is_async = False`` or ``True``; a subscribable one supplies
 ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
@@ -46,6 +46,7 @@ from chronik._append import (
     DCB_CATEGORY,
     ExistingEvent,
     PreparedWrite,
+    heartbeat_order,
     normalize_filter,
     position_after,
     prepare_decision,
@@ -55,10 +56,12 @@ from chronik._append import (
     validate_checkpoint_name,
     validate_dead_letter,
     validate_dead_letter_key,
+    validate_heartbeat,
     validate_limit,
     validate_projection,
     validate_projection_state,
     validate_read_stream,
+    validate_runner_id,
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
@@ -84,6 +87,7 @@ from chronik.store import (
     AsyncHookTransaction,
     AsyncLogReader,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
     AsyncStore,
     AsyncStoreTransaction,
@@ -96,6 +100,7 @@ from chronik.store import (
     LogPage,
     LogReader,
     ProjectionStateStore,
+    RunnerHeartbeats,
     SnapshotStore,
     SQLDatabase,
     Store,
@@ -119,6 +124,7 @@ __all__ = [
     "AsyncHookTransaction",
     "AsyncLogReader",
     "AsyncProjectionStateStore",
+    "AsyncRunnerHeartbeats",
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreAdapter",
@@ -142,6 +148,7 @@ __all__ = [
     "OpenStore",
     "PreparedWrite",
     "ProjectionStateStore",
+    "RunnerHeartbeats",
     "SQLDatabase",
     "SchemaCheck",
     "SchemaStatus",
@@ -154,6 +161,7 @@ __all__ = [
     "Transactional",
     "check_named",
     "expected_version_ok",
+    "heartbeat_order",
     "is_async",
     "load_migrations",
     "named_statement",
@@ -172,10 +180,12 @@ __all__ = [
     "validate_dead_letter",
     "validate_dead_letter_key",
     "validate_expected_version",
+    "validate_heartbeat",
     "validate_limit",
     "validate_projection",
     "validate_projection_state",
     "validate_read_stream",
+    "validate_runner_id",
     "validate_stream_id",
 ]
 

@@ -4,7 +4,8 @@
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections) and ``ProjectionStateStore``, each with an
+``AppendHooks`` (inline projections), ``ProjectionStateStore`` and
+``RunnerHeartbeats`` (what running runners say about themselves), each with an
 asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
 of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
 are typed to return.
@@ -39,6 +40,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -61,6 +63,7 @@ __all__ = [
     "AsyncHookTransaction",
     "AsyncLogReader",
     "AsyncProjectionStateStore",
+    "AsyncRunnerHeartbeats",
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
@@ -73,6 +76,7 @@ __all__ = [
     "LogPage",
     "LogReader",
     "ProjectionStateStore",
+    "RunnerHeartbeats",
     "SQLDatabase",
     "SnapshotStore",
     "Store",
@@ -506,6 +510,40 @@ class AsyncProjectionStateStore(Protocol):
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None: ...
 
 
+@runtime_checkable
+class RunnerHeartbeats(Protocol):
+    """Where running runners record what they are doing, for other processes to read.
+
+    One record per runner (``runner_id``), replaced by each heartbeat; the command
+    line, the HTTP API and the web UI read them. Outside any transaction: a runner
+    writes its heartbeat from a thread (or task) of its own, not in its batches.
+    """
+
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        """Store ``heartbeat``, replacing the record of the same ``runner_id``."""
+        ...
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        """Records of the runners of one projection (or of all), ordered by name,
+        version, partition, start and runner id."""
+        ...
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        """Forget one runner's record; one that is not there changes nothing."""
+        ...
+
+
+@runtime_checkable
+class AsyncRunnerHeartbeats(Protocol):
+    """The asyncio twin of :class:`RunnerHeartbeats`."""
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None: ...
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]: ...
+
+    async def delete_heartbeat(self, runner_id: str) -> None: ...
+
+
 # -- transactions -------------------------------------------------------------------------------
 
 
@@ -692,6 +730,7 @@ class Store(
     Subscribable,
     Transactional,
     ProjectionStateStore,
+    RunnerHeartbeats,
     AppendHooks,
     DCBStore,
     Protocol,
@@ -708,6 +747,7 @@ class AsyncStore(
     AsyncSubscribable,
     AsyncTransactional,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncAppendHooks,
     AsyncDCBStore,
     Protocol,

@@ -9,7 +9,7 @@ from chronik.testing.conformance import EventStoreConformance, StoreFactory, cap
 
 pytestmark = pytest.mark.nats
 
-POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state"}
+POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "heartbeats"}
 
 
 class TestNatsConformance(EventStoreConformance):

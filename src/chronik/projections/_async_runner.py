@@ -53,10 +53,13 @@ from chronik.events import (
     ProjectionState,
     ProjectionStatus,
     RecordedEvent,
+    Recovery,
 )
+from chronik.projections._async_heartbeat import AsyncHeartbeat
 from chronik.projections._async_lag import exists, lag, projection_lag_async, subscribable
 from chronik.projections._async_targets import AsyncProjectionTarget, AsyncUnit, default_target
 from chronik.projections._common import (
+    DEFAULT_HEARTBEAT,
     FailurePolicy,
     HandlerFailed,
     Lag,
@@ -64,6 +67,7 @@ from chronik.projections._common import (
     RunnerStatus,
     Stopped,
     checkpoint_name,
+    validate_heartbeat_interval,
 )
 from chronik.projections._concurrency import (
     AsyncBackground,
@@ -80,7 +84,7 @@ from chronik.projections.errors import (
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.store import AsyncEventStore, AsyncProjectionStateStore
+from chronik.store import AsyncEventStore, AsyncProjectionStateStore, AsyncRunnerHeartbeats
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition, validate_batch_size
 
 __all__ = ["AsyncProjectionRunner", "blue_green_async"]
@@ -99,6 +103,13 @@ class AsyncProjectionRunner(Generic[C]):
 
     Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
     background (:meth:`run_in_background`, :meth:`stop`).
+
+    While it runs, on a store that keeps heartbeats (``RunnerHeartbeats``) it writes
+    a record of what it is doing at start, on each change of state and every
+    ``heartbeat`` seconds (None: none), for other processes to read (``chronik
+    projections status``, the web UI); see ``_async_heartbeat.py``.
+    ``on_state_change(status)`` is called with each new :class:`RunnerStatus`
+    (running, retrying, recovered, caught up, stopped), off the runner's own loop.
     """
 
     def __init__(
@@ -114,6 +125,8 @@ class AsyncProjectionRunner(Generic[C]):
         warn_unknown_types: bool = True,
         on_progress: Callable[[AsyncProjectionRunner[C]], None] | None = None,
         kind: str = "projection",
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        on_state_change: Callable[[RunnerStatus], object] | None = None,
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
@@ -155,6 +168,12 @@ class AsyncProjectionRunner(Generic[C]):
         self._phase_since = datetime.now(UTC)
         self._stopped_by: BaseException | None = None
         self._loaded = False
+        self._recovered_reads: Recovery | None = None  # of the subscriptions this runner closed
+        interval = validate_heartbeat_interval(heartbeat)
+        beats = store if isinstance(store, AsyncRunnerHeartbeats) and interval is not None else None
+        self._heartbeat: AsyncHeartbeat | None = None
+        if beats is not None or on_state_change is not None:
+            self._heartbeat = AsyncHeartbeat(self, beats, interval or DEFAULT_HEARTBEAT, on_state_change)
 
     # -- running ------------------------------------------------------------------------
 
@@ -221,16 +240,25 @@ class AsyncProjectionRunner(Generic[C]):
     def _enter(self, phase: RunnerState, error: BaseException | None = None) -> None:
         if phase != self._phase:
             self._phase, self._phase_since = phase, datetime.now(UTC)
+            if self._heartbeat is not None:
+                self._heartbeat.poke()
         self._stopped_by = error
 
     async def _loop(self, *, follow: bool) -> None:
         self._enter("running")
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.start()
         try:
             await self._ride_out_faults(follow=follow)
         except BaseException as err:
             self._enter("stopped", err)
+            if heartbeat is not None:
+                await heartbeat.finish()
             raise
         self._enter("stopped" if follow else "idle")
+        if heartbeat is not None:
+            await heartbeat.finish()
 
     async def _ride_out_faults(self, *, follow: bool) -> None:
         while True:
@@ -292,6 +320,7 @@ class AsyncProjectionRunner(Generic[C]):
                     return
         finally:
             self._subscription = None
+            self._recovered_reads = subscription.recovered or self._recovered_reads
             await subscription.close()
 
     # -- start-up checks ------------------------------------------------------------------
@@ -578,6 +607,12 @@ class AsyncProjectionRunner(Generic[C]):
                     raise
         subscription = self._subscription
         retrying = self._faults.current or (subscription.retrying if subscription is not None else None)
+        ended = [
+            self._faults.last,
+            self._recovered_reads,
+            None if subscription is None else subscription.recovered,
+        ]
+        recovered = max((r for r in ended if r is not None), key=lambda r: r.until, default=None)
         phase, since, stopped_by = self._phase, self._phase_since, self._stopped_by
         if retrying is not None and phase in ("running", "caught_up"):
             phase, since = "retrying", retrying.since
@@ -594,6 +629,7 @@ class AsyncProjectionRunner(Generic[C]):
             retrying=retrying if phase == "retrying" else None,
             error=None if stopped_by is None else f"{type(stopped_by).__name__}: {stopped_by}",
             partition=None if self.partition is None else str(self.partition),
+            recovered=recovered,
         )
 
     async def state(self) -> ProjectionState | None:

@@ -25,8 +25,10 @@ from chronik.events import (
     ProjectionState,
     ProjectionStatus,
     RecordedEvent,
+    Recovery,
 )
 from chronik.projections._common import (
+    DEFAULT_HEARTBEAT,
     FailurePolicy,
     HandlerFailed,
     Lag,
@@ -34,6 +36,7 @@ from chronik.projections._common import (
     RunnerStatus,
     Stopped,
     checkpoint_name,
+    validate_heartbeat_interval,
 )
 from chronik.projections._concurrency import (
     AwaitableRefusedError,
@@ -44,6 +47,7 @@ from chronik.projections._concurrency import (
     settle,
 )
 from chronik.projections._declare import Projection
+from chronik.projections._heartbeat import Heartbeat
 from chronik.projections._lag import exists, lag, projection_lag, subscribable
 from chronik.projections._targets import ProjectionTarget, Unit, default_target
 from chronik.projections.errors import (
@@ -52,7 +56,7 @@ from chronik.projections.errors import (
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.store import EventStore, ProjectionStateStore
+from chronik.store import EventStore, ProjectionStateStore, RunnerHeartbeats
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, Partition, Subscription, validate_batch_size
 
 __all__ = ["ProjectionRunner", "blue_green"]
@@ -71,6 +75,13 @@ class ProjectionRunner(Generic[C]):
 
     Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
     background (:meth:`run_in_background`, :meth:`stop`).
+
+    While it runs, on a store that keeps heartbeats (``RunnerHeartbeats``) it writes
+    a record of what it is doing at start, on each change of state and every
+    ``heartbeat`` seconds (None: none), for other processes to read (``chronik
+    projections status``, the web UI); see ``_async_heartbeat.py``.
+    ``on_state_change(status)`` is called with each new :class:`RunnerStatus`
+    (running, retrying, recovered, caught up, stopped), off the runner's own loop.
     """
 
     def __init__(
@@ -86,6 +97,8 @@ class ProjectionRunner(Generic[C]):
         warn_unknown_types: bool = True,
         on_progress: Callable[[ProjectionRunner[C]], None] | None = None,
         kind: str = "projection",
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        on_state_change: Callable[[RunnerStatus], object] | None = None,
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
@@ -125,6 +138,12 @@ class ProjectionRunner(Generic[C]):
         self._phase_since = datetime.now(UTC)
         self._stopped_by: BaseException | None = None
         self._loaded = False
+        self._recovered_reads: Recovery | None = None  # of the subscriptions this runner closed
+        interval = validate_heartbeat_interval(heartbeat)
+        beats = store if isinstance(store, RunnerHeartbeats) and interval is not None else None
+        self._heartbeat: Heartbeat | None = None
+        if beats is not None or on_state_change is not None:
+            self._heartbeat = Heartbeat(self, beats, interval or DEFAULT_HEARTBEAT, on_state_change)
 
     # -- running ------------------------------------------------------------------------
 
@@ -191,16 +210,25 @@ class ProjectionRunner(Generic[C]):
     def _enter(self, phase: RunnerState, error: BaseException | None = None) -> None:
         if phase != self._phase:
             self._phase, self._phase_since = phase, datetime.now(UTC)
+            if self._heartbeat is not None:
+                self._heartbeat.poke()
         self._stopped_by = error
 
     def _loop(self, *, follow: bool) -> None:
         self._enter("running")
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.start()
         try:
             self._ride_out_faults(follow=follow)
         except BaseException as err:
             self._enter("stopped", err)
+            if heartbeat is not None:
+                heartbeat.finish()
             raise
         self._enter("stopped" if follow else "idle")
+        if heartbeat is not None:
+            heartbeat.finish()
 
     def _ride_out_faults(self, *, follow: bool) -> None:
         while True:
@@ -262,6 +290,7 @@ class ProjectionRunner(Generic[C]):
                     return
         finally:
             self._subscription = None
+            self._recovered_reads = subscription.recovered or self._recovered_reads
             subscription.close()
 
     # -- start-up checks ------------------------------------------------------------------
@@ -548,6 +577,12 @@ class ProjectionRunner(Generic[C]):
                     raise
         subscription = self._subscription
         retrying = self._faults.current or (subscription.retrying if subscription is not None else None)
+        ended = [
+            self._faults.last,
+            self._recovered_reads,
+            None if subscription is None else subscription.recovered,
+        ]
+        recovered = max((r for r in ended if r is not None), key=lambda r: r.until, default=None)
         phase, since, stopped_by = self._phase, self._phase_since, self._stopped_by
         if retrying is not None and phase in ("running", "caught_up"):
             phase, since = "retrying", retrying.since
@@ -564,6 +599,7 @@ class ProjectionRunner(Generic[C]):
             retrying=retrying if phase == "retrying" else None,
             error=None if stopped_by is None else f"{type(stopped_by).__name__}: {stopped_by}",
             partition=None if self.partition is None else str(self.partition),
+            recovered=recovered,
         )
 
     def state(self) -> ProjectionState | None:

@@ -6,7 +6,7 @@ runs the asyncio store on a private event-loop thread, rather than a second clie
 Each method hands over to ``writing`` (appends), ``reader`` (the log) or
 ``projection_state`` (the key-value records).
 
-Powers: snapshots, checkpoints, subscriptions and projection state. It has no
+Powers: snapshots, checkpoints, subscriptions, projection state and runners' heartbeats. It has no
 transactions and no append hooks: JetStream has no transaction spanning the log and
 the buckets (so no inline projections either); projections over it run from
 subscriptions and save their checkpoint after their writes.
@@ -42,6 +42,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -347,6 +348,15 @@ class AsyncNatsEventStore(AsyncSubscribes):
 
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         await self._state.delete_dead_letter(projection, version, position)
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        await self._state.save_heartbeat(heartbeat)
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        return await self._state.heartbeats(name)
+
+    async def delete_heartbeat(self, runner_id: str) -> None:
+        await self._state.delete_heartbeat(runner_id)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -312,6 +312,17 @@ SELECT projection, projection_version, position, transaction_id::text::bigint, s
 FROM {schema}.dead_letters WHERE %(projection)s::text IS NULL OR projection = %(projection)s::text
 ORDER BY parked"""
 
+# -- runners' heartbeats (migration 0004) -----------------------------------------------
+
+_SAVE_HEARTBEAT = """
+INSERT INTO {schema}.runners (runner_id, name, version, heard_at, record) VALUES (%s, %s, %s, %s, %s::json)
+ON CONFLICT (runner_id) DO UPDATE SET
+    name = excluded.name, version = excluded.version, heard_at = excluded.heard_at,
+    record = excluded.record"""
+_HEARTBEATS = """
+SELECT record::text FROM {schema}.runners WHERE %(name)s::text IS NULL OR name = %(name)s::text"""
+_DELETE_HEARTBEAT = "DELETE FROM {schema}.runners WHERE runner_id = %s"
+
 # -- inline projections (append hooks); the reasoning is in _async/projection_state.py ----
 
 # Every transaction that runs inline projections holds this lock until it ends: a
@@ -415,6 +426,9 @@ class Statements:
     park_event: str
     dead_letters: str
     delete_dead_letter: str
+    save_heartbeat: str
+    heartbeats: str
+    delete_heartbeat: str
     inline_enter: str
     inline_try_enter: str
     has_xid: str

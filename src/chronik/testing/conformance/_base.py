@@ -22,6 +22,7 @@ from chronik.store import (
     AsyncDCBStore,
     AsyncEventStore,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
     AsyncSubscribable,
     AsyncTransactional,
@@ -29,6 +30,7 @@ from chronik.store import (
     DCBStore,
     EventStore,
     ProjectionStateStore,
+    RunnerHeartbeats,
     SnapshotStore,
     Subscribable,
     Transactional,
@@ -64,6 +66,7 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "transactions": (Transactional, AsyncTransactional),
     "append_hooks": (AppendHooks, AsyncAppendHooks),
     "projection_state": (ProjectionStateStore, AsyncProjectionStateStore),
+    "heartbeats": (RunnerHeartbeats, AsyncRunnerHeartbeats),
     "dcb": (DCBStore, AsyncDCBStore),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
