@@ -231,38 +231,59 @@ def run(name: str, follow: bool, heartbeat: float, url: str, app_ref: str | None
     """Catch projection NAME up from its checkpoint (and follow live with --follow).
 
     Changes of state are printed as they happen (retrying, and why; recovered), and
-    written as the runner's heartbeat for `projections status` in other processes."""
+    written as the runner's heartbeat for `projections status` in other processes.
+    SIGTERM stops it as Ctrl-C does, and its last heartbeat says it stopped."""
     runner = _runner(url, app_ref, name, heartbeat=heartbeat, on_state_change=_StateLines(name))
-    with _progress_bar(runner, "running"):
-        handled = runner.run_until_caught_up()
-    parked = f", parked {runner.parked:,}" if runner.parked else ""
-    click.echo(f"{name}: handled {handled:,} events{parked}, caught up at {runner.checkpoint}")
-    if follow:
-        click.echo(f"{name}: following (Ctrl-C to stop)")
-        _follow(runner)
-        click.echo(f"{name}: stopped at {runner.checkpoint}")
-        if runner.error is not None:
-            raise fail(f"{name} stopped: {type(runner.error).__name__}: {runner.error}")
+    with _Sigterm() as sigterm:
+        try:
+            with _progress_bar(runner, "running"):
+                handled = runner.run_until_caught_up()
+            parked = f", parked {runner.parked:,}" if runner.parked else ""
+            click.echo(f"{name}: handled {handled:,} events{parked}, caught up at {runner.checkpoint}")
+            if not follow:
+                return
+            click.echo(f"{name}: following (Ctrl-C to stop)")
+            sigterm.following = True
+        except _Terminated:
+            click.echo(f"{name}: stopped by SIGTERM at {runner.checkpoint}")
+            return
+        try:
+            runner.run_in_background()
+            while not sigterm.done.is_set() and runner.status(lag=False).state != "stopped":
+                sigterm.done.wait(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.stop(timeout=30)  # its last heartbeat says it stopped, rather than go stale
+    click.echo(f"{name}: stopped at {runner.checkpoint}")
+    if runner.error is not None:
+        raise fail(f"{name} stopped: {type(runner.error).__name__}: {runner.error}")
 
 
-def _follow(runner: ProjectionRunner[Any]) -> None:
-    """Run in the background until it stops, Ctrl-C or SIGTERM; then stop it, so that its
-    last heartbeat says it stopped (rather than go stale)."""
-    done = threading.Event()
+class _Terminated(BaseException):
+    """SIGTERM arrived while the runner ran in the foreground (not an Exception, so no
+    handler or retry takes it for a failure of its own)."""
 
-    def terminate(signum: int, frame: FrameType | None) -> None:
-        done.set()
 
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        runner.run_in_background()
-        while not done.is_set() and runner.status(lag=False).state != "stopped":
-            done.wait(0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        runner.stop(timeout=30)
-        signal.signal(signal.SIGTERM, previous)
+class _Sigterm:
+    """While it is entered, SIGTERM ends a runner in the foreground with :class:`_Terminated`,
+    and, once one is ``following`` in the background, sets ``done`` for it to be stopped."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.following = False
+
+    def _received(self, signum: int, frame: FrameType | None) -> None:
+        self.done.set()
+        if not self.following:
+            raise _Terminated("SIGTERM")
+
+    def __enter__(self) -> _Sigterm:
+        self._previous = signal.signal(signal.SIGTERM, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
 
 
 @projections.command()
