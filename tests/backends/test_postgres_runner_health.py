@@ -63,9 +63,7 @@ def test_the_cli_and_the_api_see_a_runner_retry_go_stale_in_an_outage_recover_an
         # from every reader until it ends: ACCESS EXCLUSIVE would.)
         with psycopg.connect(postgres_store_url.split("?")[0]) as locker:
             locker.execute(
-                sql.SQL("LOCK TABLE {} IN SHARE MODE").format(
-                    sql.Identifier(postgres_schema, "seen")
-                )
+                sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.Identifier(postgres_schema, "seen"))
             )
             store.append("order-3", [NewEvent("Placed", {})])
             live = eventually(
