@@ -23,6 +23,7 @@ from psycopg import sql
 
 import chronik
 from chronik import NewEvent
+from chronik.stores.postgres import PostgresEventStore
 from tests.backends._outage import Outage
 from tests.e2e._runners import (
     api_runners,
@@ -132,7 +133,7 @@ def test_the_cli_and_the_api_see_a_runner_retry_go_stale_in_an_outage_recover_an
             "stale after SIGKILL",
         )
         assert gone["state"] == "caught_up"
-    assert isinstance(store, chronik.stores.postgres.PostgresEventStore)
+    assert isinstance(store, PostgresEventStore)
     with psycopg.connect(store.config.conninfo, autocommit=True) as conn:
         table = sql.Identifier(postgres_schema, "seen")
         seen = [p for (p,) in conn.execute(sql.SQL("SELECT p FROM {} ORDER BY 1").format(table))]
