@@ -232,14 +232,14 @@ class _Slow:
         self.store = chronik.connect(url)
         self.kind = kind
         self.stopping = threading.Event()
-        self.handled = 0
+        self.handled: dict[str, int] = {}  # by consumer
         self.runners: list[ProjectionRunner[Any]] = []
         self.threads: list[threading.Thread] = []
         tag = uuid.uuid4().hex[:8]
 
         def slow(event: RecordedEvent, context: object) -> None:
             time.sleep(SLOW)
-            self.handled += 1
+            self.handled["runner"] = self.handled.get("runner", 0) + 1
 
         if kind == "outside":
             self.threads.append(threading.Thread(target=self._subscribe, daemon=True))
@@ -268,7 +268,7 @@ class _Slow:
             while not self.stopping.is_set():
                 for _event in subscription.next_batch(0.2):
                     time.sleep(SLOW)
-                    self.handled += 1
+                    self.handled["subscription"] = self.handled.get("subscription", 0) + 1
                     if self.stopping.is_set():
                         return
 
@@ -278,13 +278,17 @@ class _Slow:
         for runner in self.runners:
             runner.run_in_background()
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """Stop them; how far behind the log the slowest one was (in events)."""
         self.stopping.set()
         for runner in self.runners:
             runner.stop(timeout=60)
         for thread in self.threads:
             thread.join(60)
+        total = sum(1 for _ in self.store.read_all())
         self.store.close()
+        consumers = ["runner", "subscription"] if self.threads else ["runner"]
+        return total - min(self.handled.get(name, 0) for name in consumers)
 
 
 KINDS: Final = {
@@ -302,9 +306,11 @@ def slow_consumers(
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
     behind: dict[str, list[int]] = {kind: [] for kind in KINDS}
     refused: dict[str, int] = dict.fromkeys(KINDS, 0)
+    kinds = list(KINDS)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         for round_ in range(repeats):
-            for kind in KINDS:
+            # Each round starts with another phase, so none always comes first.
+            for kind in kinds[round_ % len(kinds) :] + kinds[: round_ % len(kinds)]:
                 with _store_url(backend, workdir, postgres_url) as url:
                     with chronik.connect(url) as store:
                         store.append("order-seed", [NewEvent("Placed", {"n": -1})])  # the types exist
@@ -312,14 +318,15 @@ def slow_consumers(
                     consumers = None if kind == "alone" else _Slow(url, kind)
                     if consumers is not None:
                         consumers.start()
-                        time.sleep(0.5)  # following before the writers start
+                    time.sleep(0.5)  # consumers following, and the last phase's teardown settled
                     written, failed = pool.submit(write_for, url, seconds).result()
                     if consumers is not None:
-                        consumers.stop()
-                        behind[kind].append(written - consumers.handled)
+                        behind[kind].append(consumers.stop())
                 rates[kind].append(written / seconds)
                 refused[kind] += failed
                 note = f", {failed:,} appends refused" if failed else ""
+                if consumers is not None:
+                    note += f" (the slowest consumer {behind[kind][-1]:,} events behind at the end)"
                 print(
                     f"  {backend} round {round_ + 1}: {KINDS[kind]}: {written / seconds:,.0f} events/s{note}",
                     flush=True,
@@ -354,13 +361,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         backends.remove("postgres")
     result: dict[str, Any] = {"events": args.events, "catch_up": [], "slow_consumers": []}
     for backend in backends:
-        print(f"{backend}: catching up on a backlog", flush=True)
-        with _store_url(backend, workdir, args.postgres_url) as url:
-            result["catch_up"].extend(catch_ups(backend, url, args.events))
-        print(f"{backend}: writers beside slow consumers", flush=True)
-        result["slow_consumers"].append(
-            slow_consumers(backend, workdir, args.postgres_url, args.seconds, args.repeats)
-        )
+        if args.only in (None, "catch-up"):
+            print(f"{backend}: catching up on a backlog", flush=True)
+            with _store_url(backend, workdir, args.postgres_url) as url:
+                result["catch_up"].extend(catch_ups(backend, url, args.events))
+        if args.only in (None, "slow-consumers"):
+            print(f"{backend}: writers beside slow consumers", flush=True)
+            result["slow_consumers"].append(
+                slow_consumers(backend, workdir, args.postgres_url, args.seconds, args.repeats)
+            )
     print("\ncatch-up figure (RSS during the catch-up against just before it):", flush=True)
     for row in result["catch_up"]:
         print(
@@ -377,7 +386,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             refused = f", {figure['appends_refused']:,} appends refused" if figure["appends_refused"] else ""
             print(
                 f"  {row['backend']:<9} {KINDS[kind]}: {figure['events_per_s']:,} events/s "
-                f"({figure['ratio']:.2f}x){refused}",
+                f"({figure['ratio']:.2f}x){refused}; the slowest consumer up to "
+                f"{figure['consumers_behind_at_end']:,} events behind",
                 flush=True,
             )
     return result
@@ -400,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=3, help="rounds of the slow-consumer figure (default 3)"
     )
+    parser.add_argument("--only", choices=["catch-up", "slow-consumers"], help="one of the two figures")
     parser.add_argument(
         "--quick", action="store_true", help="a run of seconds: 2,000 events, 0.5 s rounds, 1 repeat"
     )
