@@ -17,7 +17,7 @@ $(VENV)/.demo-installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.test-installed: $(BIN)/python pyproject.toml benchmarks/requirements.txt
-	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis,sqlalchemy,web,eventsourcing]' --group dev -r benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -e '.[postgres,nats,redis,rabbitmq,kafka,sqlalchemy,web,eventsourcing,otel,fastapi,crypto]' --group dev -r benchmarks/requirements.txt
 	touch $@
 
 demo: $(VENV)/.demo-installed

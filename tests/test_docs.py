@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from chronik.testing.services import NATS, POSTGRES, REDIS
+from chronik.testing.services import NATS, POSTGRES, RABBITMQ, REDIS
 from tests._mypy import mypy_strict
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-SERVICES = (POSTGRES, REDIS, NATS)
+SERVICES = (POSTGRES, REDIS, NATS, RABBITMQ)
 
 
 def test_documents_have_samples() -> None:

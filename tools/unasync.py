@@ -45,6 +45,7 @@ FILES: dict[str, tuple[str, str]] = {
             ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
             ("dcb", "Dynamic Consistency Boundaries on the sync PostgreSQL store: locks, reads, checks."),
+            ("subject_keys", "The sync PostgreSQL store's subjects' keys: the ``subject_keys`` table."),
         ]
     },
     "projections/_async_targets.py": (
@@ -77,6 +78,12 @@ FILES: dict[str, tuple[str, str]] = {
         + _NOTE.format(source="_async_inline.py")
         + " The design, and the guarantee\ninline projections get, are described there.",
     ),
+    "relay/_async_target.py": (
+        "relay/_target.py",
+        "The relay's target: a unit publishes its batch, then saves the checkpoint (sync).\n\n"
+        + _NOTE.format(source="_async_target.py")
+        + " The design is described there.",
+    ),
 }
 
 REPLACEMENTS: list[tuple[str, str]] = [
@@ -84,7 +91,7 @@ REPLACEMENTS: list[tuple[str, str]] = [
     # inline projections and the thread/task helpers of projections/_concurrency.py)
     (
         r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
-        r"|Subscribable|AppendHooks|RunnerHeartbeats)\b",
+        r"|Subscribable|AppendHooks|SubjectKeyStore|RunnerHeartbeats)\b",
         r"\1",
     ),
     (
@@ -94,10 +101,13 @@ REPLACEMENTS: list[tuple[str, str]] = [
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
+    (r"\bAsync(Publisher|RelayTarget|RelayUnit)\b", r"\1"),
+    (r"\b(write_keys|unlock_events|subject_keys_of|forget_subject)_async\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline|heartbeat)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),
+    (r"\bAsyncPostgresSubjectKeys\b", "PostgresSubjectKeys"),
     (r"\bAsyncSubscription\b", "Subscription"),
     (r"\bAsyncSubscribes\b", "Subscribes"),
     (r"^(    is_async: Final = )True$", r"\1False"),

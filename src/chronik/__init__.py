@@ -10,6 +10,7 @@ implements from ``chronik.backend``, test tools from ``chronik.testing``.
 
 from chronik._connect import connect, connect_async
 from chronik.aggregate import Aggregate, applies
+from chronik.cipher import StaticKeys
 from chronik.codec import EventRegistry
 from chronik.consumer_groups import ConsumerGroup
 from chronik.dcb import AsyncDCBCommandHandler, DCBCommandHandler, DCBDecider, DCBResult
@@ -19,9 +20,11 @@ from chronik.errors import (
     ConcurrencyError,
     ConfigurationError,
     DecodeError,
+    DecryptionError,
     DuplicateEventError,
     EventDecodeError,
     InvalidInputError,
+    KeyNotFoundError,
     OperationalError,
     PersistenceError,
     ProjectionFailedError,
@@ -45,6 +48,7 @@ from chronik.events import (
     uuid7,
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
+from chronik.personal import REDACTED, PersonalData
 from chronik.process_managers import ProcessManager
 from chronik.query import AppendCondition, Query, QueryItem
 from chronik.snapshots import SnapshotPolicy
@@ -56,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "NO_STREAM",
+    "REDACTED",
     "STREAM_EXISTS",
     "Aggregate",
     "AppendCondition",
@@ -77,16 +82,19 @@ __all__ = [
     "DCBResult",
     "Decider",
     "DecodeError",
+    "DecryptionError",
     "DuplicateEventError",
     "EventDecodeError",
     "EventRegistry",
     "EventStore",
     "ExpectedVersion",
     "InvalidInputError",
+    "KeyNotFoundError",
     "Loaded",
     "NewEvent",
     "OperationalError",
     "PersistenceError",
+    "PersonalData",
     "ProcessManager",
     "ProjectionFailedError",
     "Query",
@@ -94,6 +102,7 @@ __all__ = [
     "RecordedEvent",
     "RetriesExhaustedError",
     "SnapshotPolicy",
+    "StaticKeys",
     "Store",
     "StoreClosedError",
     "StreamInfo",

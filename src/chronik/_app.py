@@ -17,6 +17,9 @@ found there (a module, or any object) is read for three attributes, each optiona
                       giving the projection's target, for a read model that is not
                       in the store's own database (and on a store without
                       transactions, such as NATS, for every projection)
+``store_options``     options the command line and the web UI open the store with
+                      (``chronik.connect``'s: the ``cipher`` of encryption at rest,
+                      ``compress``, ``subject_keys``...)
 
 The command line runs each projection as ``ProjectionRunner(store, projection,
 target, policy=...)`` does, its read model in the store's own database unless
@@ -82,6 +85,9 @@ class App:
     targets: Mapping[str, Callable[[EventStore], ProjectionTarget[Any]]] = field(default_factory=dict)
     """Where a projection's read model lives when not in the store's own database:
     ``{"totals": lambda store: SQLAlchemyTarget(metadata, "sqlite:///totals.db")}``."""
+    store_options: Mapping[str, Any] = field(default_factory=dict)
+    """What the store is opened with (``chronik.connect`` options): ``{"cipher":
+    StaticKeys.from_env(), "compress": True}`` for encryption at rest, say."""
 
     def __post_init__(self) -> None:
         where = self.source or "the application"
@@ -122,6 +128,8 @@ class App:
                 )
         object.__setattr__(self, "projections", projections)
         object.__setattr__(self, "process_managers", managers)
+        if not isinstance(self.store_options, Mapping):
+            raise fail(f"{where}: store_options must be a mapping of chronik.connect options")
 
     @property
     def names(self) -> list[str]:
@@ -207,6 +215,7 @@ def load_app(ref: str | None, *, required: bool = False) -> App:
         ref,
         _iterable(getattr(found, "models", ())),
         getattr(found, "targets", None) or {},
+        getattr(found, "store_options", None) or {},
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, NamedTuple, get_args
 
+from chronik._otel import trace_metadata
 from chronik.codec import Codec, EncodedEvent, given_ids
 from chronik.errors import (
     DuplicateEventError,
@@ -36,6 +37,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
+from chronik.personal import KeyRing
 from chronik.query import AppendCondition, check_condition, check_events
 
 __all__ = [
@@ -75,8 +77,13 @@ class ExistingEvent(NamedTuple):
     position: int
 
 
-def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[PreparedWrite]:
-    """Validate and encode every write; raise before anything touches the database."""
+def prepare_writes(
+    codec: Codec, writes: Sequence[StreamWrite], keys: KeyRing | None = None
+) -> list[PreparedWrite]:
+    """Validate and encode every write; raise before anything touches the database.
+
+    ``keys``: the subjects' keys the writes need (:func:`chronik.backend.write_keys`).
+    """
     if not isinstance(writes, Sequence) or isinstance(writes, (str, bytes)):
         raise InvalidInputError(f"append_many takes a list of StreamWrite, got {type(writes).__name__}")
     if not writes:
@@ -87,7 +94,7 @@ def prepare_writes(codec: Codec, writes: Sequence[StreamWrite]) -> list[Prepared
     for write in writes:
         if not isinstance(write, StreamWrite):
             raise InvalidInputError(f"append_many takes StreamWrite values, got {type(write).__name__}")
-        p = prepare_write(codec, write.stream_id, write.events, write.expected_version)
+        p = prepare_write(codec, write.stream_id, write.events, write.expected_version, keys)
         if p.stream_id in seen_streams:
             raise InvalidInputError(f"stream {p.stream_id!r} appears twice in one append_many")
         seen_streams.add(p.stream_id)
@@ -104,7 +111,7 @@ DCB_CATEGORY: Final = "dcb"
 
 
 def prepare_decision(
-    codec: Codec, events: object, condition: object, stream_id: str | None
+    codec: Codec, events: object, condition: object, stream_id: str | None, keys: KeyRing | None = None
 ) -> tuple[PreparedWrite, AppendCondition | None]:
     """Validate and encode a DCB append (``DCBStore.append_if``) before any I/O.
 
@@ -113,16 +120,22 @@ def prepare_decision(
     """
     checked = check_condition(condition)
     stream = f"{DCB_CATEGORY}-{uuid7().hex}" if stream_id is None else stream_id
-    return prepare_write(codec, stream, check_events(events), ANY), checked
+    return prepare_write(codec, stream, check_events(events), ANY, keys), checked
 
 
 def prepare_write(
-    codec: Codec, stream_id: str, events: Sequence[object], expected_version: object
+    codec: Codec,
+    stream_id: str,
+    events: Sequence[object],
+    expected_version: object,
+    keys: KeyRing | None = None,
 ) -> PreparedWrite:
-    """Validate and encode one stream's write."""
+    """Validate and encode one stream's write (``keys``: as for :func:`prepare_writes`)."""
     stream_id = validate_stream_id(stream_id)
     expected = validate_expected_version(expected_version)
-    encoded = codec.encode_many(stream_id, events)
+    # The trace context of the append's span (chronik._otel.appending), or of the
+    # caller's: continued by whoever handles these events.
+    encoded = codec.encode_many(stream_id, events, trace_metadata(), keys)
     return PreparedWrite(stream_id, category_of(stream_id), expected, encoded)
 
 

@@ -12,8 +12,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from chronik._subject_keys import (
+    opened_snapshot,
+    opened_snapshot_async,
+    sealed_snapshot,
+    sealed_snapshot_async,
+)
+from chronik.codec import Codec
 from chronik.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, Snapshot
-from chronik.store import AsyncSnapshotStore, SnapshotStore
+from chronik.store import AsyncSnapshotStore, AsyncSubjectKeyStore, SnapshotStore, SubjectKeyStore
 
 __all__ = [
     "Append",
@@ -115,7 +122,12 @@ async def run_flow_async(flow: Generator[Q, Any, T], perform: Callable[[Q], Awai
 
 
 def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
-    """Run ``flow`` to its end, performing its requests on ``store`` and ``snapshots``."""
+    """Run ``flow`` to its end, performing its requests on ``store`` and ``snapshots``.
+
+    Snapshots are sealed and opened with the snapshot store's codec (at rest, and
+    with their subjects' keys: ``chronik._sealed_snapshots``); saving one answers
+    whether it was saved (not when a subject of its state was forgotten meanwhile).
+    """
 
     def perform(request: Request) -> Any:
         if isinstance(request, ReadStream):
@@ -123,10 +135,16 @@ def drive(store: Writer, snapshots: SnapshotStore | None, flow: Flow[T]) -> T:
         if isinstance(request, Append):
             return store.append(request.stream_id, request.events, request.expected_version)
         assert snapshots is not None
+        codec: Codec | None = getattr(snapshots, "codec", None)
+        keys = snapshots if isinstance(snapshots, SubjectKeyStore) else None
         if isinstance(request, LoadSnapshot):
-            return snapshots.load_snapshot(request.stream_id)
-        snapshots.save_snapshot(request.snapshot)
-        return None
+            found = snapshots.load_snapshot(request.stream_id)
+            return found if codec is None else opened_snapshot(codec, found, keys)
+        sealed = request.snapshot if codec is None else sealed_snapshot(codec, request.snapshot, keys)
+        if sealed is None:
+            return False
+        snapshots.save_snapshot(sealed)
+        return True
 
     return run_flow(flow, perform)
 
@@ -140,9 +158,17 @@ async def drive_async(store: AsyncWriter, snapshots: AsyncSnapshotStore | None, 
         if isinstance(request, Append):
             return await store.append(request.stream_id, request.events, request.expected_version)
         assert snapshots is not None
+        codec: Codec | None = getattr(snapshots, "codec", None)
+        keys = snapshots if isinstance(snapshots, AsyncSubjectKeyStore) else None
         if isinstance(request, LoadSnapshot):
-            return await snapshots.load_snapshot(request.stream_id)
-        await snapshots.save_snapshot(request.snapshot)
-        return None
+            found = await snapshots.load_snapshot(request.stream_id)
+            return found if codec is None else await opened_snapshot_async(codec, found, keys)
+        sealed = (
+            request.snapshot if codec is None else await sealed_snapshot_async(codec, request.snapshot, keys)
+        )
+        if sealed is None:
+            return False
+        await snapshots.save_snapshot(sealed)
+        return True
 
     return await run_flow_async(flow, perform)

@@ -135,6 +135,45 @@ def _resolve(url: str | None) -> tuple[str, Backend]:
     return url, find_backend(scheme)
 
 
+_CODEC_OPTIONS: Final[tuple[str, ...]] = (
+    "cipher",
+    "compress",
+    "encrypt_metadata",
+    "subject_keys",
+    "shredding",
+)
+
+
+def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The options the codec takes (the same on every backend), and the backend's own."""
+    codec = {name: options.pop(name) for name in _CODEC_OPTIONS if name in options}
+    return codec, options
+
+
+def _configure(store: Any, options: Mapping[str, Any]) -> None:
+    """Give the store's codec its cipher and key store (see :func:`connect`)."""
+    if not options:
+        return
+    codec = store.codec
+    cipher = options.get("cipher")
+    if cipher is not None or options.get("compress") or options.get("encrypt_metadata"):
+        codec.protect(
+            cipher=cipher,
+            compress=bool(options.get("compress", False)),
+            encrypt_metadata=bool(options.get("encrypt_metadata", False)),
+        )
+    keys = options.get("subject_keys")
+    if keys is not None:
+        if not callable(getattr(keys, "subject_keys", None)) or not callable(getattr(keys, "forget", None)):
+            raise ConfigurationError(
+                "subject_keys= takes a chronik.store.SubjectKeyStore (subject_keys() and forget()), "
+                f"got {keys!r}"
+            )
+        codec.subject_keys = keys
+    if options.get("shredding"):
+        codec.shredding = True
+
+
 def connect(url: str | None = None, *, registry: EventRegistry | None = None, **options: Any) -> Store:
     """Open the store at ``url`` (default: ``$CHRONIK_URL``, else ``sqlite:///chronik.db``).
 
@@ -142,14 +181,29 @@ def connect(url: str | None = None, *, registry: EventRegistry | None = None, **
     ``postgresql://...`` and the schemes of installed third-party backends; options
     can be given as keyword arguments or in the URL's query string.
 
+    Every backend takes these keyword options, which live in the codec
+    (``docs/lifecycle.md``): ``cipher`` (a ``chronik.cipher.KeyProvider``: payloads
+    and snapshots are encrypted at rest with its current key), ``compress``
+    (zlib, before encrypting), ``encrypt_metadata`` (metadata stays clear
+    otherwise), ``subject_keys`` (the ``chronik.store.SubjectKeyStore`` that keeps
+    subjects' keys for crypto-shredding, instead of the store's own) and
+    ``shredding`` (read personal data even when the registry declares none, as the
+    command line does).
+
     It is typed as :class:`chronik.Store`, every power at once, which each of
     chronik's own stores has; a third-party store may lack some (check with
     ``isinstance`` against the Protocols in ``chronik.store``).
     """
     url, backend = _resolve(url)
-    store = backend.open(url, registry, dict(options))
+    codec_options, options = _split(dict(options))
+    store = backend.open(url, registry, options)
     if is_async(store):
         raise ConfigurationError(f"the {backend.name} backend's open() returned an asyncio store: {store!r}")
+    try:
+        _configure(store, codec_options)
+    except BaseException:
+        store.close()
+        raise
     return cast(Store, store)
 
 
@@ -158,9 +212,11 @@ def connect_async(
 ) -> AsyncStore:
     """The asyncio twin of :func:`connect`: same URLs, same options."""
     url, backend = _resolve(url)
-    store = backend.open_async(url, registry, dict(options))
+    codec_options, options = _split(dict(options))
+    store = backend.open_async(url, registry, options)
     if not is_async(store):
         raise ConfigurationError(
             f"the {backend.name} backend's open_async() returned a sync store: {store!r}"
         )
+    _configure(store, codec_options)  # asyncio stores connect lazily: nothing to close yet
     return cast(AsyncStore, store)

@@ -13,13 +13,14 @@ a dead letter that is not there); each front end words them its way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from chronik._app import App
+from chronik.cipher import StaticKeys
 from chronik.errors import ConfigurationError, InvalidInputError
 from chronik.events import (
     STALE_BEATS,
@@ -31,7 +32,7 @@ from chronik.events import (
 )
 from chronik.projections import ProjectionRunner, projection_lag
 from chronik.projections._concurrency import settle
-from chronik.store import EventStore, ProjectionStateStore, RunnerHeartbeats, Store
+from chronik.store import EventStore, ProjectionStateStore, RunnerHeartbeats, Store, SubjectKeyStore
 
 __all__ = [
     "all_streams",
@@ -40,8 +41,10 @@ __all__ = [
     "event_record",
     "find_letters",
     "forget_letter",
+    "forget_subject",
     "iso",
     "letter_record",
+    "operator_options",
     "pretty_json",
     "projection_row",
     "projection_rows",
@@ -58,17 +61,20 @@ def event_record(event: RecordedEvent) -> dict[str, Any]:
     """An event as one JSON object: what ``--json``, ``export``, ``import`` and the
     HTTP API use.
 
-    ``data`` and ``metadata`` are the stored JSON, as stored (no upcasting), so that
-    an export imports back exactly.
+    ``data`` and ``metadata`` are the JSON the application wrote, at the schema
+    version it was stored at (no upcasting), so that an export imports back exactly:
+    opened if it is sealed at rest, personal fields opened, or redacted where their
+    subject was forgotten (``RecordedEvent.plain_data``).
     """
+    metadata = event.plain_metadata
     return {
         "stream_id": event.stream_id,
         "version": event.version,
         "position": event.position,
         "type": event.type,
         "schema_version": event.schema_version,
-        "data": msgspec.Raw(_raw(event.raw_data)),
-        "metadata": msgspec.Raw(_raw(event.raw_metadata)) if event.raw_metadata else {},
+        "data": msgspec.Raw(_raw(event.plain_data)),
+        "metadata": msgspec.Raw(_raw(metadata)) if metadata else {},
         "event_id": str(event.event_id),
         "recorded_at": event.recorded_at.isoformat().replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
@@ -85,6 +91,27 @@ def pretty_json(raw: bytes | str | None) -> str:
     if not raw:
         return "{}"
     return msgspec.json.format(_raw(raw), indent=2).decode()
+
+
+def operator_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``chronik.connect`` options for the command line and the web UI: an operator
+    reads personal data whatever the registry declares (``shredding``), and the
+    cipher's keys come from ``$CHRONIK_CIPHER_KEYS`` unless the application gives
+    them (``App.store_options``)."""
+    found = dict(options)
+    found.setdefault("shredding", True)
+    if "cipher" not in found:
+        keys = StaticKeys.from_env()
+        if keys is not None:
+            found["cipher"] = keys
+    return found
+
+
+def forget_subject(store: object, subject: str) -> None:
+    """Forget ``subject`` in the store's key store (a ConfigurationError when it keeps none)."""
+    if not isinstance(store, SubjectKeyStore):
+        raise ConfigurationError("this store keeps no subjects' keys (it is not a SubjectKeyStore)")
+    store.forget(subject)
 
 
 def states_of(store: object) -> ProjectionStateStore:

@@ -34,9 +34,10 @@ a thread that does the same.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Final, Generic, ParamSpec, TypeVar, cast
@@ -55,6 +56,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHooks,
@@ -70,6 +72,7 @@ from chronik.store import (
     RunnerHeartbeats,
     SnapshotStore,
     SQLDatabase,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
 )
@@ -123,13 +126,17 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
     async def _read(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         self._check_open()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, functools.partial(fn, *args, **kwargs))
+        # In the caller's context (as asyncio.to_thread does): the current span, so an
+        # append's span and its events' trace context are the caller's trace.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._reader, call)
 
     async def _write(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         self._check_open()
         self._check_not_writing()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._writer, call)
 
     def _check_not_writing(self) -> None:
         task = asyncio.current_task()
@@ -243,6 +250,17 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         store = cast(ProjectionStateStore, self.sync)
         await self._write(store.delete_dead_letter, projection, version, position)
 
+    # -- subjects' keys (crypto-shredding) ---------------------------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        store = cast(SubjectKeyStore, self.sync)
+        if create:
+            return await self._write(store.subject_keys, subjects, create=True)
+        return await self._read(store.subject_keys, subjects)
+
+    async def forget(self, subject: str) -> None:
+        await self._write(cast(SubjectKeyStore, self.sync).forget, subject)
+
     # -- transactions ----------------------------------------------------------------------
 
     async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
@@ -338,6 +356,7 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
     (SQLDatabase, ("sql_dialect", "connect_dbapi")),
     (DCBStore, ("read_query", "append_if")),
+    (SubjectKeyStore, ("subject_keys", "forget")),
 )
 _FACES: dict[tuple[type, frozenset[type]], type] = {}
 _FACES_LOCK: Final = threading.Lock()
@@ -516,7 +535,9 @@ class AsyncTransactionAdapter:
             raise InvalidInputError("this transaction has ended: use it only inside its block")
         if self._executor is None:
             return fn(*args, **kwargs)
-        return await _wait_for(self._executor.submit(fn, *args, **kwargs))
+        # In the caller's context, as AsyncStoreAdapter's calls are.
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await _wait_for(self._executor.submit(call))
 
     def _method(self, name: str) -> Callable[..., Any]:
         method = getattr(self.sync, name, None)

@@ -16,18 +16,22 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks`` and their asyncio twins, and
-``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
-its face with ``is_async = False`` or ``True``; a subscribable one supplies
-``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
-:class:`AsyncSubscribes`).
+``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks``, ``SubjectKeyStore`` and
+their asyncio twins, and ``SQLDatabase`` for a store in a SQL database that read models
+may share). A store marks its face with ``is_async = False`` or ``True``; a
+subscribable one supplies ``log_reader()`` and inherits ``subscribe()`` from
+:class:`Subscribes` (or :class:`AsyncSubscribes`).
 
-The helpers keep every backend's behaviour the same: validate and encode writes
+The helpers keep every backend's behaviour the same: wrap each append in chronik's
+telemetry (:func:`appending`: its span, counters and log line; the events get the
+span's trace context when they are prepared), validate and encode writes
 before any I/O (:func:`prepare_write`, :func:`prepare_writes`), decide about re-sent
 event ids (:func:`resolve_existing`) and expected versions
 (:func:`expected_version_ok`), check inputs (``validate_*``), read checkpoints made
 of one position (:func:`position_after`), build recorded events
-(:func:`recorded_event`), keep named migrations (:func:`load_migrations`,
+(:func:`recorded_event`), load the subjects' keys that personal data needs, before
+a write encodes (:func:`write_keys`) and on what a read returns
+(:func:`unlock_events`), keep named migrations (:func:`load_migrations`,
 :func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
 portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
@@ -65,7 +69,19 @@ from chronik._append import (
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options
+from chronik._otel import append_many_events, appending
 from chronik._params import check_named, named_statement, to_pyformat
+from chronik._subject_keys import (
+    LiveKeys,
+    forget_subject,
+    forget_subject_async,
+    subject_keys_of,
+    subject_keys_of_async,
+    unlock_events,
+    unlock_events_async,
+    write_keys,
+    write_keys_async,
+)
 from chronik.aio import AsyncStoreAdapter
 from chronik.blocking import BlockingStore
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EncodedEvent, EventRegistry
@@ -76,6 +92,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
+from chronik.personal import SubjectKey, new_subject_key, validate_subject, validate_subjects
 from chronik.store import (
     AppendHook,
     AppendHooks,
@@ -91,6 +108,7 @@ from chronik.store import (
     AsyncSnapshotStore,
     AsyncStore,
     AsyncStoreTransaction,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
@@ -105,6 +123,7 @@ from chronik.store import (
     SQLDatabase,
     Store,
     StoreTransaction,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
     is_async,
@@ -129,6 +148,7 @@ __all__ = [
     "AsyncStore",
     "AsyncStoreAdapter",
     "AsyncStoreTransaction",
+    "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncSubscribes",
     "AsyncTransactional",
@@ -141,6 +161,7 @@ __all__ = [
     "EventStore",
     "ExistingEvent",
     "HookTransaction",
+    "LiveKeys",
     "LogPage",
     "LogReader",
     "Migration",
@@ -156,15 +177,22 @@ __all__ = [
     "Store",
     "StoreSize",
     "StoreTransaction",
+    "SubjectKey",
+    "SubjectKeyStore",
     "Subscribable",
     "Subscribes",
     "Transactional",
+    "append_many_events",
+    "appending",
     "check_named",
     "expected_version_ok",
+    "forget_subject",
+    "forget_subject_async",
     "heartbeat_order",
     "is_async",
     "load_migrations",
     "named_statement",
+    "new_subject_key",
     "normalize_filter",
     "parse_bool",
     "parse_options",
@@ -175,7 +203,11 @@ __all__ = [
     "prepare_writes",
     "recorded_event",
     "resolve_existing",
+    "subject_keys_of",
+    "subject_keys_of_async",
     "to_pyformat",
+    "unlock_events",
+    "unlock_events_async",
     "validate_checkpoint_name",
     "validate_dead_letter",
     "validate_dead_letter_key",
@@ -187,6 +219,10 @@ __all__ = [
     "validate_read_stream",
     "validate_runner_id",
     "validate_stream_id",
+    "validate_subject",
+    "validate_subjects",
+    "write_keys",
+    "write_keys_async",
 ]
 
 OpenStore = Callable[[str, EventRegistry | None, dict[str, Any]], EventStore]

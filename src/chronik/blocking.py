@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, Final, TypeVar, cast
 
@@ -48,6 +48,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
     AppendHook,
@@ -60,6 +61,7 @@ from chronik.store import (
     AsyncProjectionStateStore,
     AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     LogPage,
@@ -384,6 +386,15 @@ class _DCB(BlockingStore):
         return self._call(store.append_if(events, condition, stream_id=stream_id))
 
 
+class _SubjectKeys(BlockingStore):
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        store = cast(AsyncSubjectKeyStore, self.async_store)
+        return self._call(store.subject_keys(subjects, create=create))
+
+    def forget(self, subject: str) -> None:
+        self._call(cast(AsyncSubjectKeyStore, self.async_store).forget(subject))
+
+
 _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncSnapshotStore, _Snapshots),
     (AsyncCheckpointStore, _Checkpoints),
@@ -393,6 +404,7 @@ _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncRunnerHeartbeats, _Heartbeats),
     (AsyncAppendHooks, _Hooks),
     (AsyncDCBStore, _DCB),
+    (AsyncSubjectKeyStore, _SubjectKeys),
 )
 _FACES: dict[tuple[type[BlockingStore], ...], type[BlockingStore]] = {}
 _FACES_LOCK: Final = threading.Lock()

@@ -9,6 +9,11 @@ functions on the JSON object, registered by ``(type, from_version)`` and applied
 the read path. The chain for a type must be complete from its oldest upcaster to
 the registered version: :meth:`EventRegistry.validate` says so when a store is
 opened, not when an old event is first read.
+
+On the way in and out, the codec also seals: an event type's personal fields with
+their subjects' keys (``chronik.personal``: crypto-shredding), then the whole payload
+with the application's cipher and compression (``chronik.cipher``: encryption at
+rest). Both are pure: the store loads the subjects' keys, the codec uses them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
+from chronik.cipher import KeyProvider, Located, Sealer, is_sealed, named
 from chronik.errors import (
+    ConfigurationError,
     DecodeError,
+    DecryptionError,
     EventDecodeError,
     EventEncodeError,
     EventTooLargeError,
@@ -34,6 +42,19 @@ from chronik.errors import (
     UpcastError,
 )
 from chronik.events import NewEvent, unprintable, uuid7, validate_tags
+from chronik.personal import (
+    REDACTED,
+    KeyRing,
+    PersonalField,
+    Wrapper,
+    as_wrapper,
+    has_wrappers,
+    open_field,
+    personal_fields,
+    seal_field,
+    subject_text,
+    wrapped_subjects,
+)
 
 if TYPE_CHECKING:
     from chronik.events import RecordedEvent
@@ -56,13 +77,14 @@ def _validate_type_name(name: object) -> str:
 
 
 class _EventType:
-    __slots__ = ("cls", "decoder", "name", "version")
+    __slots__ = ("cls", "decoder", "name", "personal", "version")
 
     def __init__(self, name: str, cls: type, version: int) -> None:
         self.name = name
         self.cls = cls
         self.version = version
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(cls)
+        self.personal: tuple[PersonalField, ...] = personal_fields(cls, name)
 
 
 class EventRegistry:
@@ -82,6 +104,8 @@ class EventRegistry:
         self._by_name: dict[str, _EventType] = {}
         self._by_class: dict[type, _EventType] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self.has_personal_data = False
+        """Whether a registered type declares personal fields (``chronik.personal``)."""
 
     def decoder_of(self, name: str) -> tuple[int, msgspec.json.Decoder[Any]] | None:
         """The schema version and typed decoder of a registered type name, else None."""
@@ -120,6 +144,12 @@ class EventRegistry:
         entry = _EventType(name, cls, version)
         self._by_name[name] = entry
         self._by_class[cls] = entry
+        self.has_personal_data = self.has_personal_data or bool(entry.personal)
+
+    def personal_fields(self, name: str) -> tuple[PersonalField, ...]:
+        """The personal fields of the registered type ``name`` (none if it has none)."""
+        entry = self._by_name.get(name)
+        return () if entry is None else entry.personal
 
     def upcaster(self, type: str, *, from_version: int) -> Callable[[Upcaster], Upcaster]:
         """Decorator: register a function that rewrites ``type``'s payload one version up."""
@@ -234,7 +264,15 @@ _meta_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 
 class Codec:
-    """Encodes events for a store and decodes what it reads, using a registry."""
+    """Encodes events for a store and decodes what it reads, using a registry.
+
+    ``sealer`` seals payloads at rest (off until :meth:`protect` is called);
+    ``subject_keys`` is the key store of the subjects' keys (``chronik.store.SubjectKeyStore``
+    or its asyncio twin), which a store sets to its own and ``chronik.connect(...,
+    subject_keys=...)`` replaces. The codec never calls it: stores load keys before they
+    encode (:func:`chronik.backend.write_keys`) and after they read
+    (:func:`chronik.backend.unlock_events`).
+    """
 
     def __init__(
         self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
@@ -245,9 +283,83 @@ class Codec:
             raise InvalidEventError(f"max_event_size must be a positive int, got {max_event_size!r}")
         self.max_event_size = max_event_size
         self._encoder = msgspec.json.Encoder()
+        self.sealer = Sealer(None)
+        self.subject_keys: Any = None
+        self._shredding = False
 
-    def encode(self, stream_id: str, event: object) -> EncodedEvent:
-        """Turn a registered event object or :class:`NewEvent` into stored form."""
+    # -- configuration ---------------------------------------------------------------
+
+    def protect(
+        self, *, cipher: KeyProvider | None = None, compress: bool = False, encrypt_metadata: bool = False
+    ) -> None:
+        """Seal what is written from now on: with ``cipher``'s current key (AES-GCM),
+        compressed first if ``compress``, metadata too if ``encrypt_metadata``. What was
+        stored before stays readable: plain payloads are recognised as such."""
+        if encrypt_metadata and cipher is None:
+            raise ConfigurationError("encrypt_metadata=True needs a cipher= to encrypt with")
+        self.sealer = Sealer(cipher, compress=compress, metadata=encrypt_metadata)
+
+    @property
+    def shredding(self) -> bool:
+        """Whether reads load subjects' keys: the registry declares personal fields, or
+        shredding was switched on (to read personal data without the types, as the
+        command line does)."""
+        return self._shredding or self.registry.has_personal_data
+
+    @shredding.setter
+    def shredding(self, on: bool) -> None:
+        self._shredding = bool(on)
+
+    def subjects_to_write(self, events: Iterable[object]) -> set[str]:
+        """The subjects whose personal data a batch about to be encoded holds (their
+        keys must be loaded, or made, before :meth:`encode`). Bad subject ids are an
+        :class:`EventEncodeError` here, before any I/O."""
+        registry = self.registry
+        if not registry.has_personal_data:
+            return set()
+        found: set[str] = set()
+        for event in events:
+            entry = registry._by_class.get(type(event))
+            if entry is not None:
+                for field in entry.personal:
+                    value = getattr(event, field.subject_attribute, None)
+                    found.add(subject_text(value, f"{entry.name}.{field.subject_attribute}"))
+                continue
+            if not isinstance(event, NewEvent):
+                continue
+            entry = registry._by_name.get(event.type) if isinstance(event.type, str) else None
+            if entry is None or not entry.personal:
+                continue
+            data = event.data
+            if isinstance(data, msgspec.Raw):  # JSON as it was read (an import, a copy)
+                try:
+                    data = _json_decode(data)
+                except msgspec.DecodeError:
+                    continue  # refused by encode, which says why
+            elif not isinstance(data, Mapping):
+                data = msgspec.to_builtins(data)
+            if not isinstance(data, Mapping):
+                continue  # refused by encode, which says why
+            for field in entry.personal:
+                if field.name in data:
+                    found.add(subject_text(data.get(field.subject), f"{entry.name}.{field.subject}"))
+        return found
+
+    # -- writing ---------------------------------------------------------------------
+
+    def encode(
+        self,
+        stream_id: str,
+        event: object,
+        trace: Mapping[str, str] | None = None,
+        keys: KeyRing | None = None,
+    ) -> EncodedEvent:
+        """Turn a registered event object or :class:`NewEvent` into stored form.
+
+        ``trace``: the W3C trace context of the append (``traceparent``,
+        ``tracestate``), added to the event's metadata unless it sets those keys itself.
+        ``keys`` are the subjects' keys that :meth:`subjects_to_write` asked for.
+        """
         entry = self.registry._by_class.get(type(event))
         if entry is not None:  # the common case: a registered typed event
             type_name, schema_version = entry.name, entry.version
@@ -280,6 +392,8 @@ class Codec:
         try:
             data = self._encoder.encode(payload)
             given_meta = dict(metadata) if metadata else None
+            if trace:
+                given_meta = {**trace, **given_meta} if given_meta else dict(trace)
             meta = None if given_meta is None else self._encoder.encode(given_meta)
         except (TypeError, msgspec.EncodeError, ValueError, OverflowError) as err:
             raise EventEncodeError(
@@ -295,7 +409,43 @@ class Codec:
             self._refuse_metadata(stream_id, type_name, given_meta)
         if check is not None:
             self._check(stream_id, check, schema_version, data)
+        sealer = self.sealer
+        if (check is not None and check.personal) or sealer.active:
+            pii = False
+            if check is not None and check.personal:
+                data, pii = self._shred(stream_id, check, data, keys)
+            if sealer.active:
+                data = sealer.seal(data, b"data", pii=pii)
+                if meta is not None:
+                    meta = sealer.seal_metadata(meta)
+            size = len(data) + (len(meta) if meta else 0)
+            if size > self.max_event_size:
+                raise EventTooLargeError(stream_id, type_name, size, self.max_event_size)
         return EncodedEvent(event_id, type_name, schema_version, data, meta, tags)
+
+    def _shred(
+        self, stream_id: str, entry: _EventType, data: bytes, keys: KeyRing | None
+    ) -> tuple[bytes, bool]:
+        """``data`` with each personal field sealed with its subject's key."""
+        payload = _json_decode(data)
+        if not isinstance(payload, dict):
+            return data, False
+        sealed = False
+        for field in entry.personal:
+            if field.name not in payload:
+                continue
+            where = f"{entry.name}.{field.subject_attribute} of the event for stream {stream_id!r}"
+            subject = subject_text(payload.get(field.subject), where)
+            key = None if keys is None else keys.get(subject)
+            if key is None:
+                raise ConfigurationError(
+                    f"event {entry.name!r} for stream {stream_id!r} holds personal data of subject "
+                    f"{subject!r}, whose key was not loaded: the store must load subjects' keys "
+                    "before it encodes (chronik.backend.write_keys); nothing was written"
+                )
+            payload[field.name] = seal_field(key, self._encoder.encode(payload[field.name]))
+            sealed = True
+        return (self._encoder.encode(payload), True) if sealed else (data, False)
 
     def _check(self, stream_id: str, entry: _EventType, schema_version: int, data: bytes) -> None:
         """Refuse a payload that would not decode into its registered type when read.
@@ -346,15 +496,22 @@ class Codec:
             f"JSON values: str, int, float, bool, None, and lists and dicts of them with str keys"
         )
 
-    def encode_many(self, stream_id: str, events: object) -> list[EncodedEvent]:
-        """Encode a batch, refusing an empty batch, non-sequences and repeated ids."""
+    def encode_many(
+        self,
+        stream_id: str,
+        events: object,
+        trace: Mapping[str, str] | None = None,
+        keys: KeyRing | None = None,
+    ) -> list[EncodedEvent]:
+        """Encode a batch, refusing an empty batch, non-sequences and repeated ids;
+        ``trace`` and ``keys`` as for :meth:`encode`."""
         if isinstance(events, (str, bytes, NewEvent)) or not isinstance(events, Iterable):
             raise InvalidEventError(
                 f"events for stream {stream_id!r} must be a list of events, got {type(events).__name__}"
             )
         items = list(events)
         encode = self.encode
-        encoded = [encode(stream_id, e) for e in items]
+        encoded = [encode(stream_id, e, trace, keys) for e in items]
         if not encoded:
             raise InvalidEventError(f"append to stream {stream_id!r} needs at least one event")
         # Generated ids are unique by construction; only ids the caller chose can repeat.
@@ -363,28 +520,114 @@ class Codec:
             raise InvalidEventError(f"the batch for stream {stream_id!r} repeats an event id")
         return encoded
 
+    # -- reading ---------------------------------------------------------------------
+
     def decode(self, event: RecordedEvent) -> Any:
         """Decode ``event.raw_data``: typed when registered, raw JSON otherwise."""
         # The common case, kept short (private fields: this runs once per event read).
         entry = self.registry._by_name.get(event.type)
-        if entry is not None and event.schema_version == entry.version:
+        raw = event.raw_data
+        if (
+            entry is not None
+            and event.schema_version == entry.version
+            and not entry.personal
+            # A sealed payload is never decoded as it is: a type whose fields all have
+            # defaults would take the envelope for an event (garbage, not an error).
+            and not raw.startswith(_SEALED if type(raw) is bytes else _SEALED_TEXT)  # type: ignore[arg-type]
+        ):
             try:
-                return entry.decoder.decode(event.raw_data)
+                return entry.decoder.decode(raw)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 pass  # the full path below raises the error that names the event
         return self._decode(event, entry)
+
+    def plain_data(self, event: RecordedEvent) -> bytes | str:
+        """The event's payload as JSON, as the application wrote it: opened if it was
+        sealed at rest, its personal fields opened, or redacted where their subject was
+        forgotten. It is ``raw_data`` itself when nothing was sealed."""
+        return self._plain(event, self.registry._by_name.get(event.type))[0]
+
+    def redacted_fields(self, event: RecordedEvent) -> tuple[str, ...]:
+        """The personal fields of ``event`` that read redacted (their subject was forgotten)."""
+        return self._plain(event, self.registry._by_name.get(event.type))[1]
+
+    def subjects_to_unlock(self, event: RecordedEvent) -> set[str]:
+        """The subjects whose keys reading ``event`` needs (a quick look at its payload;
+        a payload that cannot be opened needs none: reading it raises the error)."""
+        raw = event.raw_data
+        if is_sealed(raw):
+            try:
+                body, pii = self.sealer.open(raw, b"data", _NOWHERE)
+            except DecodeError:
+                return set()
+            return wrapped_subjects(body) if pii else set()
+        return wrapped_subjects(raw)
+
+    def live_subjects(self, event: RecordedEvent) -> set[str]:
+        """The subjects whose personal data ``event`` holds readable (not forgotten):
+        what a state folded from it holds, and a snapshot of that state is sealed with."""
+        ring: KeyRing | None = event._keys
+        if ring is None:
+            return set()
+        return {s for s in self.subjects_to_unlock(event) if ring.get(s) is not None}
+
+    def _plain(self, event: RecordedEvent, entry: _EventType | None) -> tuple[bytes | str, tuple[str, ...]]:
+        raw = event.raw_data
+        if is_sealed(raw):
+            body: bytes | str = self.sealer.open(raw, b"data", lambda: (_where(event), _located(event)))[0]
+        else:
+            body = raw
+        if not has_wrappers(body):
+            return body, ()
+        return self._unshred(event, entry, body)
+
+    def _unshred(
+        self, event: RecordedEvent, entry: _EventType | None, body: bytes | str
+    ) -> tuple[bytes | str, tuple[str, ...]]:
+        """``body`` with each sealed personal field opened, or redacted."""
+        try:
+            payload = _json_decode(body)
+        except msgspec.DecodeError:
+            return body, ()  # the decode that follows says what is wrong with it
+        if not isinstance(payload, dict):
+            return body, ()
+        ring: KeyRing | None = event._keys
+        fields = {f.name: f for f in entry.personal} if entry is not None else {}
+        redacted: list[str] = []
+        for name, value in payload.items():
+            wrapper = as_wrapper(value)
+            if wrapper is None:
+                continue
+            if ring is None:
+                raise _about(
+                    event,
+                    EventDecodeError,
+                    f"{_where(event)} holds personal data of subject {wrapper.subject!r} (field "
+                    f"{name!r}), read without its subject's keys: register {event.type!r} with its "
+                    "PersonalData fields (or open the store with shredding=True) so that reads load them",
+                )
+            key = ring.get(wrapper.subject)
+            field = fields.get(name)
+            if key is not None and key.key_id == wrapper.key:
+                payload[name] = msgspec.Raw(_open(key, wrapper, event, name))
+            else:  # forgotten: no key, or a newer one made after the old was forgotten
+                payload[name] = msgspec.Raw(field.redacted if field is not None else _REDACTED_JSON)
+                redacted.append(field.attribute if field is not None else name)
+        return self._encoder.encode(payload), tuple(redacted)
 
     def _decode(self, event: RecordedEvent, entry: _EventType | None) -> Any:
         # The slow path: anything but a registered type at its current schema version,
         # and every failure. Each failure says which of three things went wrong: the
         # payload never fitted the version it was stored at, an upcaster is missing or
-        # incomplete, or the event was written by newer code.
-        where = f"event {event.type!r} at {event.stream_id!r} version {event.version}"
+        # incomplete, or the event was written by newer code. Sealed payloads and
+        # personal fields are opened first (a missing or wrong key is its own error).
+        where = _where(event)
+        plain = self._plain(event, entry)[0]
         if entry is None:
             if self.registry.strict:
                 raise _about(event, UnknownEventTypeError, f"{where} is not registered (strict registry)")
             try:
-                return _json_decode(event.raw_data)
+                return _json_decode(plain)
             except msgspec.DecodeError as err:
                 raise _about(
                     event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
@@ -393,7 +636,7 @@ class Codec:
         stored = event.schema_version
         if stored == current:
             try:
-                return entry.decoder.decode(event.raw_data)
+                return entry.decoder.decode(plain)
             except (msgspec.DecodeError, msgspec.ValidationError) as err:
                 name = entry.cls.__qualname__
                 raise _about(
@@ -412,7 +655,7 @@ class Codec:
                 f"{where} is newer than the registered {current}: it was written by newer code",
             )
         try:
-            raw = _json_decode(event.raw_data)
+            raw = _json_decode(plain)
         except msgspec.DecodeError as err:
             raise _about(
                 event, EventDecodeError, f"{where} is stored with a payload that is not JSON: {err}"
@@ -440,12 +683,23 @@ class Codec:
                 f"was written unchecked at v{stored})",
             ) from err
 
+    def plain_metadata(self, event: RecordedEvent) -> bytes | str | None:
+        """The event's metadata as JSON, opened if it was sealed at rest (None if it has none)."""
+        raw = event.raw_metadata
+        if raw and is_sealed(raw):
+            return self.sealer.open_metadata(
+                raw, lambda: (f"the metadata of {_where(event)}", _located(event))
+            )
+        return raw
+
     def decode_metadata(self, event: RecordedEvent) -> dict[str, Any]:
         """Decode ``event.raw_metadata`` into a dict (empty when there is none)."""
         if not event.raw_metadata:
             return {}
+        plain = self.plain_metadata(event)
+        assert plain is not None
         try:
-            return _meta_decoder.decode(event.raw_metadata)
+            return _meta_decoder.decode(plain)
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
             raise EventDecodeError(
                 f"metadata of {event.type!r} at {event.stream_id!r} version {event.version} "
@@ -496,6 +750,27 @@ def _a(noun: str) -> str:
 
 def _about(event: RecordedEvent, cls: type[E], message: str) -> E:
     return cls(message, stream_id=event.stream_id, version=event.version, type=event.type)
+
+
+def _where(event: RecordedEvent) -> str:
+    return f"event {event.type!r} at {event.stream_id!r} version {event.version}"
+
+
+def _located(event: RecordedEvent) -> Located:
+    return {"stream_id": event.stream_id, "version": event.version, "type": event.type}
+
+
+def _open(key: Any, wrapper: Wrapper, event: RecordedEvent, name: str) -> bytes:
+    try:
+        return open_field(key, wrapper, lambda: f"{_where(event)}, field {name!r}")
+    except DecryptionError as err:
+        raise DecryptionError(str(err), key_id=err.key_id, **_located(event)) from err.__cause__
+
+
+_NOWHERE: Final = named("an event")
+_SEALED: Final = b'{"$chronik":'
+_SEALED_TEXT: Final = _SEALED.decode()
+_REDACTED_JSON: Final = msgspec.json.encode(REDACTED)
 
 
 def given_ids(events: Iterable[object]) -> list[uuid.UUID]:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Collection, Generator, Iterable, Mapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from chronik import _spans
 from chronik._command_io import run_flow, run_flow_async
 from chronik.codec import EventRegistry
 from chronik.errors import (
@@ -206,7 +207,8 @@ class DCBCommandHandler(Generic[C, S]):
                 return store.read_query(request.query)
             return store.append_if(request.events, request.condition, stream_id=request.stream_id)
 
-        done: DCBResult[S] = run_flow(flow, perform)
+        with _spans.handling("handle", "dcb", stream_id, command) as span:
+            done: DCBResult[S] = span.done(run_flow(flow, perform))
         return done
 
     def __repr__(self) -> str:
@@ -244,7 +246,8 @@ class AsyncDCBCommandHandler(Generic[C, S]):
                 return await store.read_query(request.query)
             return await store.append_if(request.events, request.condition, stream_id=request.stream_id)
 
-        done: DCBResult[S] = await run_flow_async(flow, perform)
+        with _spans.handling("handle", "dcb", stream_id, command) as span:
+            done: DCBResult[S] = span.done(await run_flow_async(flow, perform))
         return done
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@
     │   ├── EventTooLargeError          over the store's size limit
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   ├── WrongCategoryError          a command sent to a stream of another category
+    │   ├── UndecodableMessageError     an inbound message whose body is not what its handler takes
     │   └── InvalidQueryError           a DCB query or append condition that is not one
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
@@ -29,7 +30,9 @@
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
     │   ├── UpcastError                 an upcaster missing, failing, or leaving a payload undecodable
     │   ├── EventDecodeError            a payload that never fitted the version it was stored at
-    │   └── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── SnapshotDecodeError         a snapshot the code should understand but cannot
+    │   ├── KeyNotFoundError            sealed with a cipher key the key provider does not have
+    │   └── DecryptionError             a seal that does not authenticate: wrong key, altered bytes
     ├── UnhandledEventError             a decider or aggregate met an event it cannot apply
     ├── SchemaError                     the database and this chronik disagree
     │   ├── NotAChronikStoreError
@@ -41,6 +44,7 @@
     │   ├── ProjectionFailedError       a handler failed for good: stream, version, type, position
     │   ├── ProjectionVersionError      code older than the store's active version
     │   └── ProjectionConflictError     another runner moved the checkpoint (also a ConcurrencyError)
+    ├── BrokerError                     a message broker (relay, inbound) refused or could not be reached
     └── PersistenceError                driver failures, shaped like PEP 249 and
         ├── OperationalError            translated at the transaction boundary from
         ├── IntegrityError              the driver's own error codes, which also set
@@ -63,11 +67,13 @@ from typing import Any, Final
 
 __all__ = [
     "AppendConditionFailedError",
+    "BrokerError",
     "ChronikError",
     "ConcurrencyError",
     "ConfigurationError",
     "DecisionRetriesExhaustedError",
     "DecodeError",
+    "DecryptionError",
     "DuplicateEventError",
     "DuplicateProjectionError",
     "EventDecodeError",
@@ -83,6 +89,7 @@ __all__ = [
     "InvalidQueryError",
     "InvalidStreamIdError",
     "InvalidTagError",
+    "KeyNotFoundError",
     "NotAChronikStoreError",
     "NotAnEventError",
     "OperationalError",
@@ -100,6 +107,7 @@ __all__ = [
     "SnapshotDecodeError",
     "StoreClosedError",
     "StreamNotFoundError",
+    "UndecodableMessageError",
     "UnhandledEventError",
     "UnknownEventTypeError",
     "UnregisteredEventError",
@@ -338,6 +346,29 @@ class EventDecodeError(DecodeError):
     """
 
 
+class KeyNotFoundError(DecodeError):
+    """A payload sealed at rest with a cipher key that the key provider does not have
+    (or read with no cipher configured); ``key_id`` names the key."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
+
+
+class DecryptionError(DecodeError):
+    """A sealed payload (or a subject's personal data) that does not authenticate:
+    the key has the right id but other bytes, or the stored bytes were altered.
+    AES-GCM never hands back garbage: it refuses, and so does chronik."""
+
+    def __init__(
+        self, message: str, *, key_id: str = "", stream_id: str = "", version: int = 0, type: str = ""
+    ) -> None:
+        self.key_id = key_id
+        super().__init__(message, stream_id=stream_id, version=version, type=type)
+
+
 class SchemaError(ChronikError):
     """The database schema and this version of chronik disagree."""
 
@@ -356,6 +387,29 @@ class PendingMigrationsError(SchemaError):
 
 class StoreClosedError(ChronikError):
     """The store was used after ``close()``."""
+
+
+class UndecodableMessageError(InvalidInputError):
+    """An inbound message whose body does not decode into what its handler takes: a
+    poison message, sent to the dead-letter place at once (retrying cannot fix it)."""
+
+
+class BrokerError(ChronikError):
+    """A message broker (NATS, RabbitMQ, Redis; ``chronik.relay``, ``chronik.inbound``)
+    refused a request or could not be reached.
+
+    ``transient`` says whether trying again later may succeed: a lost or refused
+    connection, a timeout, a broker restarting are; a refused subject, a missing
+    queue, bad credentials are not. Translated from the client's error, which stays
+    on ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
 
 class PersistenceError(ChronikError):

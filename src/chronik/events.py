@@ -322,6 +322,10 @@ class Snapshot(msgspec.Struct, frozen=True):
     schema_version: int
     data: bytes
     recorded_at: datetime | None = None
+    subjects: tuple[str, ...] = ()
+    """The data subjects whose personal data the state holds (crypto-shredding): the
+    snapshot is sealed with their keys, and forgetting any of them makes it unusable.
+    Filled in by the command handler; stores need not keep it (it is in ``data``)."""
 
 
 _UNSET: Any = object()
@@ -367,6 +371,9 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
     _tags: tuple[str, ...] | list[str] | str | None = ()
     _data: Any = _UNSET
     _metadata: Any = _UNSET
+    _keys: Any = None
+    """The subjects' keys the read loaded (``chronik.personal.KeyRing``), when it has
+    personal data (set by ``chronik.backend.unlock_events``)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Only the lazily converted fields change, and only from their properties.
@@ -432,6 +439,26 @@ class RecordedEvent(msgspec.Struct, Generic[DataT], gc=False):
             metadata = self._codec.decode_metadata(self)
             _set_field(self, "_metadata", metadata)
         return metadata
+
+    @property
+    def plain_data(self) -> bytes | str:
+        """The payload as JSON, as the application wrote it: opened when it is sealed at
+        rest (``chronik.cipher``), personal fields opened or, where their subject was
+        forgotten, redacted (``chronik.personal``). ``raw_data`` when nothing is sealed.
+
+        It is what the command line, exports and the web UI show.
+        """
+        return self._codec.plain_data(self)
+
+    @property
+    def plain_metadata(self) -> bytes | str | None:
+        """The metadata as JSON, opened when it is sealed at rest (None when there is none)."""
+        return self._codec.plain_metadata(self)
+
+    @property
+    def redacted(self) -> tuple[str, ...]:
+        """The personal fields that read redacted, their subject forgotten (empty when none)."""
+        return self._codec.redacted_fields(self)
 
     @property
     def category(self) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, Generic, Protocol, TypeVar, overload
 
+from chronik import _spans
 from chronik._command_io import Append as _Append
 from chronik._command_io import Flow as _Flow
 from chronik._command_io import LoadSnapshot as _LoadSnapshot
@@ -40,7 +41,7 @@ from chronik._command_io import drive as _drive
 from chronik._command_io import drive_async as _drive_async
 from chronik._model import Model, check_category, check_decision, fold_recorded
 from chronik.aggregate import Aggregate, AggregateModel
-from chronik.codec import EventRegistry
+from chronik.codec import Codec, EventRegistry
 from chronik.decider import Decider, DeciderModel
 from chronik.errors import (
     ConfigurationError,
@@ -66,7 +67,7 @@ from chronik.events import (
     validate_expected_version,
     validate_stream_id,
 )
-from chronik.snapshots import SnapshotPolicy, Snapshotter
+from chronik.snapshots import SnapshotPolicy, Snapshotter, state_subjects
 from chronik.store import AsyncEventStore, AsyncSnapshotStore, EventStore, SnapshotStore, is_async
 
 __all__ = ["AsyncCommandHandler", "CommandHandler", "CommandResult", "Loaded", "as_model"]
@@ -154,6 +155,7 @@ class _Current(Generic[S]):
     events: list[RecordedEvent]  # the events folded after the snapshot
     snapshot_version: int | None
     stale_snapshot: bool
+    subjects: frozenset[str] = frozenset()  # whose personal data the state holds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,6 +241,7 @@ class _Plan(Generic[C, S]):
         registry: EventRegistry,
         snapshots: SnapshotPolicy | None,
         retries: int,
+        codec: Codec | None = None,
     ) -> None:
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
@@ -246,12 +249,16 @@ class _Plan(Generic[C, S]):
         self.registry = registry
         self.snapshots = None if snapshots is None else Snapshotter(snapshots, model)
         self.retries = retries
+        self.codec = codec  # the store's: it tells whose personal data a folded state holds
 
     # -- loading ------------------------------------------------------------------
 
-    def _snapshot(self, stream_id: str, limit: int | None) -> _Flow[tuple[tuple[S, int] | None, bool]]:
-        """The latest usable snapshot at or below ``limit`` as (state, version), and
-        whether a snapshot of another type or schema version was found instead."""
+    def _snapshot(
+        self, stream_id: str, limit: int | None
+    ) -> _Flow[tuple[tuple[S, int, frozenset[str]] | None, bool]]:
+        """The latest usable snapshot at or below ``limit`` as (state, version, the
+        subjects whose data it holds), and whether a snapshot of another type or schema
+        version was found instead."""
         if self.snapshots is None:
             return None, False
         snapshot: Snapshot | None = yield _LoadSnapshot(stream_id)
@@ -262,7 +269,7 @@ class _Plan(Generic[C, S]):
         if limit is not None and isinstance(snapshot.version, int) and snapshot.version > limit:
             return None, False  # newer than the point asked for
         state: S = self.snapshots.restore(snapshot)
-        return (state, snapshot.version), False
+        return (state, snapshot.version, frozenset(snapshot.subjects)), False
 
     def _from_snapshot(
         self, stream_id: str, version: int, to_version: int | None
@@ -280,19 +287,31 @@ class _Plan(Generic[C, S]):
         return events
 
     def _load_current(self, stream_id: str) -> _Flow[_Current[S]]:
+        span = _spans.loading(self.model.name, stream_id)
+        try:
+            current = yield from self._read_current(stream_id)
+        except BaseException as err:
+            span.failed(err)
+            raise
+        span.loaded(current.version, current.snapshot_version, len(current.events))
+        return current
+
+    def _read_current(self, stream_id: str) -> _Flow[_Current[S]]:
         found, stale = yield from self._snapshot(stream_id, None)
+        subjects: frozenset[str] = frozenset()
         if found is None:
             state, version, snapshot_version = self.model.initial(), 0, None
             events: list[RecordedEvent] = yield _ReadStream(stream_id, 1, None)
         else:
-            state, version = found
+            state, version, subjects = found
             snapshot_version = version
             events = (yield from self._from_snapshot(stream_id, version, None))[1:]
         state = fold_recorded(self.model, state, events, self.registry)
         if events:
             version = events[-1].version
         state = self.model.bind(state, stream_id, version)
-        return _Current(state, version, events, snapshot_version, stale)
+        subjects |= state_subjects(self.codec, events)
+        return _Current(state, version, events, snapshot_version, stale, subjects)
 
     def load(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
         stream_id = validate_stream_id(stream_id)
@@ -307,12 +326,22 @@ class _Plan(Generic[C, S]):
             )
         if version == 0:
             return Loaded(stream_id, 0, self.model.bind(self.model.initial(), stream_id, 0))
+        span = _spans.loading(self.model.name, stream_id)
+        try:
+            loaded = yield from self._read_at(stream_id, version, as_of)
+        except BaseException as err:
+            span.failed(err)
+            raise
+        span.loaded(loaded.version, loaded.snapshot_version, None)
+        return loaded
+
+    def _read_at(self, stream_id: str, version: int | None, as_of: datetime | None) -> _Flow[Loaded[S]]:
         found, _ = yield from self._snapshot(stream_id, version)
         state = self.model.initial()
         snapshot_version = None
         read: list[RecordedEvent]
         if found is not None:
-            state, snapshot_version = found
+            state, snapshot_version, _ = found
             read = yield from self._from_snapshot(stream_id, snapshot_version, version)
             if as_of is not None and read[0].recorded_at > as_of:
                 # The snapshot is newer than the moment asked for: replay from the start.
@@ -348,7 +377,8 @@ class _Plan(Generic[C, S]):
         version = events[-1].version if events else 0
         state = self.model.bind(state, stream_id, version)
         if version:
-            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+            snapshot = self.snapshots.encode(stream_id, version, state, state_subjects(self.codec, events))
+            yield _SaveSnapshot(snapshot)
         return Loaded(stream_id, version, state, events[-1].recorded_at if events else None)
 
     # -- handling -------------------------------------------------------------------
@@ -408,6 +438,8 @@ class _Plan(Generic[C, S]):
                 appended: AppendResult = yield _Append(stream_id, new_events, current.version)
             except WrongExpectedVersionError as err:
                 conflict = err  # another writer got there first: load again and decide again
+                if attempt <= self.retries:
+                    _spans.conflicted(err, attempt, self.retries + 1)
                 continue
             except DuplicateEventError as err:
                 if not stamp.explicit or err.event_id not in {e.event_id for e in new_events}:
@@ -419,6 +451,12 @@ class _Plan(Generic[C, S]):
                 )
             return (yield from self._appended(stream_id, current, decided, appended, attempt))
         assert conflict is not None
+        _spans.handling_log.warning(
+            "stream %s still moved on after %d attempts: giving up",
+            stream_id,
+            self.retries + 1,
+            extra={"stream_id": stream_id, "version": conflict.actual, "attempt": self.retries + 1},
+        )
         raise RetriesExhaustedError(
             stream_id, self.retries + 1, version=conflict.actual, type=self.model.label
         ) from conflict
@@ -501,7 +539,8 @@ class _Plan(Generic[C, S]):
             )
             if not due or version == current.snapshot_version:
                 return False
-            yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state))
+            subjects = current.subjects | state_subjects(self.codec, [], new_events)
+            saved = yield _SaveSnapshot(self.snapshots.encode(stream_id, version, state, subjects))
         except Exception:
             # The events are committed: the command has succeeded whatever happens to
             # its snapshot, and the next command will simply try again.
@@ -509,7 +548,7 @@ class _Plan(Generic[C, S]):
                 "could not save a snapshot of stream %r at version %d", stream_id, version, exc_info=True
             )
             return False
-        return True
+        return saved is not False  # False: a subject of the state was forgotten meanwhile
 
 
 # -- the shells ------------------------------------------------------------------------
@@ -591,7 +630,9 @@ class CommandHandler(Generic[C, S]):
                 )
             self._snapshot_store = store
         self.store = store
-        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+        self._plan: _Plan[C, S] = _Plan(
+            as_model(model), store.codec.registry, snapshots, retries, store.codec
+        )
 
     def handle(
         self,
@@ -617,8 +658,9 @@ class CommandHandler(Generic[C, S]):
         or an exact version (a client's optimistic lock: a stream that moved on is a
         ``WrongExpectedVersionError`` at once, never retried).
         """
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
-        return _drive(self.store, self._snapshot_store, flow)
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
+            return span.done(_drive(self.store, self._snapshot_store, flow))
 
     def start(
         self,
@@ -637,8 +679,9 @@ class CommandHandler(Generic[C, S]):
         same ``command_id`` (or ``caused_by``) is recognised by the store from its event
         ids: it writes nothing and returns the original version and position.
         """
-        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
-        return _drive(self.store, self._snapshot_store, flow)
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
+            return span.done(_drive(self.store, self._snapshot_store, flow))
 
     def load(self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None) -> Loaded[S]:
         """The stream's state now, after its first ``version`` events, or ``as_of`` a moment.
@@ -650,7 +693,8 @@ class CommandHandler(Generic[C, S]):
 
     def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """Replay the whole stream, ignoring its snapshot, and save a fresh snapshot of it."""
-        return _drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+            return span.done(_drive(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id)))
 
     def __repr__(self) -> str:
         return f"CommandHandler({self._plan.model.label}, {self.store!r})"
@@ -702,7 +746,9 @@ class AsyncCommandHandler(Generic[C, S]):
                 )
             self._snapshot_store = store
         self.store = store
-        self._plan: _Plan[C, S] = _Plan(as_model(model), store.codec.registry, snapshots, retries)
+        self._plan: _Plan[C, S] = _Plan(
+            as_model(model), store.codec.registry, snapshots, retries, store.codec
+        )
 
     async def handle(
         self,
@@ -715,8 +761,9 @@ class AsyncCommandHandler(Generic[C, S]):
         expected_version: ExpectedVersion = ANY,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.handle`."""
-        flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
-        return await _drive_async(self.store, self._snapshot_store, flow)
+        with _spans.handling("handle", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.handle(stream_id, command, command_id, metadata, caused_by, expected_version)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     async def start(
         self,
@@ -728,8 +775,9 @@ class AsyncCommandHandler(Generic[C, S]):
         caused_by: RecordedEvent | None = None,
     ) -> CommandResult[S]:
         """See :meth:`CommandHandler.start`."""
-        flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
-        return await _drive_async(self.store, self._snapshot_store, flow)
+        with _spans.handling("start", self._plan.model.name, stream_id, command) as span:
+            flow = self._plan.start(stream_id, command, command_id, metadata, caused_by)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     async def load(
         self, stream_id: str, *, version: int | None = None, as_of: datetime | None = None
@@ -741,7 +789,9 @@ class AsyncCommandHandler(Generic[C, S]):
 
     async def refresh_snapshot(self, stream_id: str) -> Loaded[S]:
         """See :meth:`CommandHandler.refresh_snapshot`."""
-        return await _drive_async(self.store, self._snapshot_store, self._plan.refresh_snapshot(stream_id))
+        with _spans.handling("refresh_snapshot", self._plan.model.name, stream_id) as span:
+            flow = self._plan.refresh_snapshot(stream_id)
+            return span.done(await _drive_async(self.store, self._snapshot_store, flow))
 
     def __repr__(self) -> str:
         return f"AsyncCommandHandler({self._plan.model.label}, {self.store!r})"

@@ -36,6 +36,7 @@ from typing import Any, Final, TypeVar, cast, overload
 
 import msgspec
 
+from chronik import _spans
 from chronik._command_io import AsyncWriter, Writer, drive, drive_async
 from chronik.aggregate import Aggregate
 from chronik.codec import Codec
@@ -205,10 +206,11 @@ class ProcessContext(_Reaction):
         the command finds what it appended the first time and appends nothing
         (``already_handled``). Returns the :class:`~chronik.handling.CommandResult`.
         """
-        flow = command_flow(
-            as_model(model), self._codec.registry, stream_id, command, self._command(), expected_version
-        )
-        result = drive(self._writer, None, flow)
+        found = as_model(model)
+        with _spans.handling("execute", found.name, stream_id, command) as span:
+            stamp = self._command()
+            flow = command_flow(found, self._codec.registry, stream_id, command, stamp, expected_version)
+            result = span.done(drive(self._writer, None, flow))
         self._executed(result)
         return result
 
@@ -266,10 +268,11 @@ class AsyncProcessContext(_Reaction):
         self, model: Any, stream_id: str, command: Any, *, expected_version: ExpectedVersion = ANY
     ) -> CommandResult[Any]:
         """As :meth:`ProcessContext.execute`."""
-        flow = command_flow(
-            as_model(model), self._codec.registry, stream_id, command, self._command(), expected_version
-        )
-        result = await drive_async(self._writer, None, flow)
+        found = as_model(model)
+        with _spans.handling("execute", found.name, stream_id, command) as span:
+            stamp = self._command()
+            flow = command_flow(found, self._codec.registry, stream_id, command, stamp, expected_version)
+            result = span.done(await drive_async(self._writer, None, flow))
         self._executed(result)
         return result
 

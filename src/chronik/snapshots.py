@@ -19,16 +19,17 @@ or plain JSON-like values. Nothing here does I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
 
 from chronik._model import Model
+from chronik.codec import Codec
 from chronik.errors import ConfigurationError, SnapshotDecodeError
-from chronik.events import Snapshot
+from chronik.events import RecordedEvent, Snapshot
 
-__all__ = ["SnapshotPolicy", "Snapshotter"]
+__all__ = ["SnapshotPolicy", "Snapshotter", "state_subjects"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +101,13 @@ class Snapshotter:
         self.schema_version = policy.schema_version
         self._encoder = msgspec.json.Encoder()
 
-    def encode(self, stream_id: str, version: int, state: Any) -> Snapshot:
-        """The snapshot of ``state`` at ``version`` (raises if the state cannot be encoded)."""
-        return Snapshot(stream_id, version, self.type, self.schema_version, self._encoder.encode(state))
+    def encode(self, stream_id: str, version: int, state: Any, subjects: Collection[str] = ()) -> Snapshot:
+        """The snapshot of ``state`` at ``version`` (raises if the state cannot be encoded);
+        ``subjects``: whose personal data the state holds (it is sealed with their keys)."""
+        data = self._encoder.encode(state)
+        return Snapshot(
+            stream_id, version, self.type, self.schema_version, data, None, tuple(sorted(subjects))
+        )
 
     def matches(self, snapshot: Snapshot) -> bool:
         """Whether ``snapshot`` was written by this code (same type and schema version)."""
@@ -135,3 +140,17 @@ class Snapshotter:
                 version=snapshot.version,
                 type=snapshot.type,
             ) from err
+
+
+def state_subjects(
+    codec: Codec | None, events: Iterable[RecordedEvent], decided: Sequence[object] = ()
+) -> frozenset[str]:
+    """The subjects whose personal data a state folded from ``events`` (read) and
+    ``decided`` (new) holds: a snapshot of it is sealed with their keys (``codec``: the
+    store's; none, or no personal data about, gives none)."""
+    if codec is None or not codec.shredding:
+        return frozenset()
+    found: set[str] = set()
+    for event in events:
+        found |= codec.live_subjects(event)
+    return frozenset(found | codec.subjects_to_write(decided))

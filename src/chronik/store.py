@@ -5,10 +5,10 @@ backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
 ``AppendHooks`` (inline projections), ``ProjectionStateStore`` and
-``RunnerHeartbeats`` (what running runners say about themselves), each with an
-asyncio twin. ``Store`` and ``AsyncStore`` are all of them at once: what every store
-of chronik's own offers, and what ``chronik.connect`` and ``chronik.connect_async``
-are typed to return.
+``RunnerHeartbeats`` (what running runners say about themselves) and
+``SubjectKeyStore`` (crypto-shredding), each with an asyncio twin. ``Store`` and
+``AsyncStore`` are all of them at once: what every store of chronik's own offers,
+and what ``chronik.connect`` and ``chronik.connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -26,7 +26,7 @@ use to implement it is gathered in ``chronik.backend``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -45,6 +45,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ __all__ = [
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
+    "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncTransactional",
     "CheckpointStore",
@@ -81,6 +83,7 @@ __all__ = [
     "SnapshotStore",
     "Store",
     "StoreTransaction",
+    "SubjectKeyStore",
     "Subscribable",
     "Transactional",
     "is_async",
@@ -326,6 +329,45 @@ class AsyncCheckpointStore(Protocol):
     async def load_checkpoint(self, name: str) -> Checkpoint | None: ...
 
     async def delete_checkpoint(self, name: str) -> None: ...
+
+
+# -- subjects' keys (crypto-shredding: chronik.personal) ----------------------------------------
+
+
+@runtime_checkable
+class SubjectKeyStore(Protocol):
+    """Keeps each data subject's key, which seals the subject's personal data.
+
+    A store's own keeps them beside its events (a table, a key-value bucket, a dict);
+    one given to ``chronik.connect(..., subject_keys=...)`` replaces it (a vault, a
+    KMS). Keys never leave it but to seal and open personal fields in this process.
+    """
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The current key of each of ``subjects`` that has one.
+
+        With ``create``, a key is made first for each subject that has none (a subject
+        forgotten before gets a new one, with a new id): writers racing to make one
+        subject's key all get the same key.
+        """
+        ...
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key for good: its personal data, wherever it is stored,
+        reads as redacted from now on. A subject without a key (unknown, or forgotten
+        already) is no error."""
+        ...
+
+
+@runtime_checkable
+class AsyncSubjectKeyStore(Protocol):
+    """The asyncio twin of :class:`SubjectKeyStore`."""
+
+    async def subject_keys(
+        self, subjects: Collection[str], *, create: bool = False
+    ) -> dict[str, SubjectKey]: ...
+
+    async def forget(self, subject: str) -> None: ...
 
 
 # -- subscriptions ------------------------------------------------------------------------------
@@ -733,6 +775,7 @@ class Store(
     RunnerHeartbeats,
     AppendHooks,
     DCBStore,
+    SubjectKeyStore,
     Protocol,
 ):
     """Every power at once: what each of chronik's own stores offers (the NATS store
@@ -750,6 +793,7 @@ class AsyncStore(
     AsyncRunnerHeartbeats,
     AsyncAppendHooks,
     AsyncDCBStore,
+    AsyncSubjectKeyStore,
     Protocol,
 ):
     """The asyncio twin of :class:`Store`, what ``chronik.connect_async`` is typed to return."""

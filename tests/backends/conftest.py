@@ -146,7 +146,7 @@ def delete_nats_store(url: str, stream: str) -> None:
         nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
         try:
             js = nc.jetstream()
-            for name in (stream, f"KV_{stream}-ids", f"KV_{stream}-state"):
+            for name in (stream, f"KV_{stream}-ids", f"KV_{stream}-state", f"KV_{stream}-keys"):
                 try:
                     await js.delete_stream(name)
                 except nats.js.errors.NotFoundError:

@@ -9,7 +9,7 @@ from chronik.testing.conformance import EventStoreConformance, StoreFactory, cap
 
 pytestmark = pytest.mark.nats
 
-POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "heartbeats"}
+POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "heartbeats", "subject_keys"}
 
 
 class TestNatsConformance(EventStoreConformance):

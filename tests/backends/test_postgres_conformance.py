@@ -31,6 +31,7 @@ def test_postgres_declares_its_capabilities(postgres_store_url: str) -> None:
         "projection_state",
         "heartbeats",
         "dcb",
+        "subject_keys",
     }
     with chronik.connect(postgres_store_url) as store:
         assert capabilities(store) == everything

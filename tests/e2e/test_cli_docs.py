@@ -50,7 +50,7 @@ def examples(document: Path) -> list[tuple[str, list[str]]]:
     return [(command, shown) for command, shown in found if "chronik " in command]
 
 
-@pytest.mark.parametrize("document", ["docs/cli.md", "README.md"])
+@pytest.mark.parametrize("document", ["docs/cli.md", "README.md", "docs/lifecycle.md"])
 def test_console_examples_run(document: str, tmp_path: Path) -> None:
     found = examples(ROOT / document)
     assert found, f"{document} shows no chronik command"

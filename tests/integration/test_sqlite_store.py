@@ -256,3 +256,55 @@ def test_a_failing_inline_projection_fails_only_its_own_append(tmp_path: Path) -
         assert sorted(i.stream_id for i in store.list_streams()) == sorted(
             f"p-{i}" for i in range(8) if i % 4
         )
+
+
+_CLOSE_WHILE_READING = """
+import sys
+import threading
+
+import chronik
+from chronik import NewEvent
+from chronik.errors import StoreClosedError
+
+folder, rounds = sys.argv[1], int(sys.argv[2])
+for n in range(rounds):
+    store = chronik.connect(f"sqlite:///{folder}/events-{n}.db")
+    store.append("order-1", [NewEvent("OrderPlaced", {"n": i}) for i in range(50)])
+    errors = []
+
+    def read() -> None:
+        while True:
+            try:
+                list(store.read_all())
+            except StoreClosedError:
+                return
+            except Exception as error:  # anything but "closed" is the bug
+                errors.append(error)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    store.close()
+    for reader in readers:
+        reader.join()
+    if errors:
+        raise errors[0]
+print("clean")
+"""
+
+
+def test_closing_a_store_while_other_threads_read_it(tmp_path: Path) -> None:
+    # Closing a sqlite3 connection under another thread's running statement crashed
+    # the interpreter (a segmentation fault, seen in the suite). In a process of its
+    # own, so that a crash fails this test rather than ending the run.
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_WHILE_READING, str(tmp_path), "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "clean"), run.stderr[-2000:]

@@ -137,6 +137,32 @@ def test_filtered_events_move_the_checkpoint() -> None:
     assert store.load_checkpoint("projection:totals:v1") == store.head()
 
 
+def test_a_fallback_handles_every_type_without_a_handler_of_its_own() -> None:
+    store = _store()
+    _add(store, "acc-1", 1)
+    store.append("acc-1", [NewEvent("Renamed", {"name": "x"})])
+    store.append("noise-1", [NewEvent("Other", {})])
+    seen: list[tuple[str, str]] = []
+
+    def everything(event: RecordedEvent, model: Model) -> None:
+        seen.append(("fallback", event.type))
+
+    def added(event: RecordedEvent, model: Model) -> None:
+        seen.append(("added", event.type))
+
+    every = Projection("every", {"Added": added}, categories=("acc",), fallback=everything)
+    assert (every.types, every.type_filter) == (("Added",), None)
+    assert _totals().type_filter == ("Added",)
+    ProjectionRunner(store, every, CheckpointedTarget({}, store)).run_until_caught_up()
+    assert seen == [("added", "Added"), ("fallback", "Renamed")]  # noise-1 is another category
+    only = Projection("only", {}, fallback=everything)
+    seen.clear()
+    ProjectionRunner(store, only, CheckpointedTarget({}, store)).run_until_caught_up()
+    assert [t for _, t in seen] == ["Added", "Renamed", "Other"]
+    with pytest.raises(InvalidInputError, match="fallback must be callable"):
+        Projection("x", {}, fallback=3)  # type: ignore[arg-type]
+
+
 def test_follow_live_on_a_thread() -> None:
     store = _store()
     _add(store, "acc-1", 1)

@@ -15,9 +15,11 @@ from pathlib import Path
 import click
 
 from chronik.cli._app import App
+from chronik.cli._forget import forget
 from chronik.cli._inspect import append, info, log, read, streams, tail
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
+from chronik.cli._relay import relay
 from chronik.cli._serve import serve
 from chronik.cli._transfer import copy, export, import_
 
@@ -62,8 +64,10 @@ for _command in (
     copy,
     verify,
     migrate,
+    forget,
     projections,
     dead_letters,
+    relay,
     serve,
 ):
     main.add_command(_command)

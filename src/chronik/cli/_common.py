@@ -20,7 +20,7 @@ from rich.markup import escape
 
 import chronik
 from chronik._connect import DEFAULT_URL, find_backend
-from chronik._operations import event_record, pretty_json
+from chronik._operations import event_record, operator_options, pretty_json
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
 from chronik.events import Checkpoint, RecordedEvent
@@ -107,15 +107,19 @@ def open_store(
 ) -> Store:
     """The store at ``url``, closed when the command ends.
 
-    Unless ``create``, a URL where no chronik store exists yet is refused rather than
-    made into an empty store (a mistyped file name would otherwise become one).
+    Personal data reads as the application wrote it (or redacted, its subject
+    forgotten) whatever the registry declares, and sealed payloads open with the keys
+    of ``$CHRONIK_CIPHER_KEYS`` (``chronik._operations.operator_options``); ``options``
+    (an application's ``store_options``) come first. Unless ``create``, a URL where no
+    chronik store exists yet is refused rather than made into an empty store (a
+    mistyped file name would otherwise become one).
     """
     if not create:
         backend = find_backend(url.partition("://")[0]) if "://" in url else None
         check = backend.check_schema if backend is not None else None
         if check is not None and not check(url).applied:
             raise fail(f"no chronik store at {url} (chronik migrate --url ... creates one)")
-    store = chronik.connect(url, registry=registry, **options)
+    store = chronik.connect(url, registry=registry, **operator_options(options))
     click.get_current_context().call_on_close(store.close)
     return store
 
@@ -169,10 +173,10 @@ def render_event(out: Console, event: RecordedEvent, *, metadata: bool) -> None:
         + (f"  tags {escape(' '.join(event.tags))}" if event.tags else ""),
         markup=True,
     )
-    out.print(_indent(pretty_json(event.raw_data)), markup=False)
+    out.print(_indent(pretty_json(event.plain_data)), markup=False)
     if metadata:
         out.print(f"  metadata (event id {event.event_id}):", style="dim", markup=False)
-        out.print(_indent(pretty_json(event.raw_metadata)), markup=False)
+        out.print(_indent(pretty_json(event.plain_metadata)), markup=False)
 
 
 def _indent(text: str) -> str:

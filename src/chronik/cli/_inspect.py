@@ -60,7 +60,7 @@ def info(url: str, app_ref: str | None, as_json: bool) -> None:
     """Backend, schema, counts of events and streams by category, head, projections and lag."""
     app = load_app(app_ref)
     backend = find_backend(_scheme(url))
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     events = streams = 0
     by_category: Counter[str] = Counter()
     streams_by_category: Counter[str] = Counter()
@@ -330,7 +330,7 @@ def append(
     app = load_app(app_ref)
     out = Output(as_json)
     if stream is None:
-        store = open_store(url, app.registry, create=True)
+        store = open_store(url, app.registry, create=True, **app.store_options)
         for number, line in enumerate(sys.stdin, 1):
             if not line.strip():
                 continue
@@ -346,7 +346,7 @@ def append(
             "give STREAM TYPE DATA (DATA '-' reads stdin), or none of them to read JSON Lines"
         )
     payload = _json_value(sys.stdin.read() if data == "-" else data, "DATA")
-    store = open_store(url, app.registry, create=True)
+    store = open_store(url, app.registry, create=True, **app.store_options)
     result = store.append(stream, [NewEvent(type_, payload, meta)], expected_version)
     _report(out, result)
 

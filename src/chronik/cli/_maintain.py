@@ -97,7 +97,7 @@ def verify(url: str, app_ref: str | None, as_json: bool) -> None:
             found.append({"stream_id": None, "version": None, "position": None, "problem": str(err)})
             out.line(found[-1]) if as_json else out.console.print(str(err), markup=False)
             registry = None  # the store would refuse to open with it; the rest is checked without
-    store = open_store(url, registry)
+    store = open_store(url, registry, **app.store_options)
     totals: dict[str, Any] = {}
     for record in _problems(store, registry):
         if "problem" not in record:

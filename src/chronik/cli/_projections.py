@@ -111,7 +111,7 @@ def _label(runner: dict[str, Any]) -> str:
 def list_(url: str, app_ref: str | None, as_json: bool) -> None:
     """The application's projections and those the store knows, with status and lag."""
     app = load_app(app_ref)
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     _print_rows(Output(as_json), projection_rows(store, app))
 
 
@@ -124,7 +124,7 @@ def list_(url: str, app_ref: str | None, as_json: bool) -> None:
 def status(name: str, url: str, app_ref: str | None, as_json: bool) -> None:
     """One projection: status, checkpoint, lag, failure and dead letters."""
     app = load_app(app_ref)
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     states = _states(store).projection_states(name)
     if not states and name not in app.names:
         app.find(name)  # raises: unknown projection
@@ -154,7 +154,7 @@ def status(name: str, url: str, app_ref: str | None, as_json: bool) -> None:
 def _runner(url: str, app_ref: str | None, name: str, **options: Any) -> ProjectionRunner[Any]:
     app = load_app(app_ref, required=True)
     app.find(name)
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     return app.runner(store, name, **options)
 
 
@@ -373,8 +373,8 @@ def show(projection: str, position: int, url: str, as_json: bool) -> None:
     record = letter_record(letter)
     if stored:
         event = stored[0]
-        record["data"] = pretty_json(event.raw_data)
-        record["metadata"] = pretty_json(event.raw_metadata)
+        record["data"] = pretty_json(event.plain_data)
+        record["metadata"] = pretty_json(event.plain_metadata)
     out = Output(as_json)
     if as_json:
         out.line(record)
@@ -414,7 +414,7 @@ def replay(projection: str, positions: tuple[int, ...], every: bool, url: str, a
     in the same unit as the handler's writes."""
     app = load_app(app_ref, required=True)
     app.find(projection)
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     runner = app.runner(store, projection)
     if every:
         positions = tuple(

@@ -41,7 +41,7 @@ def serve(host: str, port: int, token: str | None, url: str, app_ref: str | None
     if token is not None and not token.strip():
         raise fail("--token is empty: give a token, or leave it out for a read-only UI")
     app = load_app(app_ref)
-    store = open_store(url, app.registry)
+    store = open_store(url, app.registry, **app.store_options)
     web = create_app(store, app=app, token=token)
     web.state.chronik.url = url
     where = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"

@@ -282,7 +282,7 @@ def import_(file: IO[bytes], batch_size: int, url: str, app_ref: str | None) -> 
     import at that line; everything before it is imported.
     """
     app = load_app(app_ref)
-    store = open_store(url, app.registry, create=True)
+    store = open_store(url, app.registry, create=True, **app.store_options)
     importer = Importer(store, batch_size)
     with _progress("importing") as progress:
         try:
@@ -333,21 +333,39 @@ def export(
 @click.argument("dst_url")
 @click.option("--after", type=checkpoint_type, help="Only events after this checkpoint of SRC_URL.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH, show_default=True)
+@app_option
 @handle_errors
-def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int) -> None:
+def copy(src_url: str, dst_url: str, after: Checkpoint | None, batch_size: int, app_ref: str | None) -> None:
     """Copy every event of SRC_URL into DST_URL, keeping streams, versions and ids.
 
     The way from an embedded SQLite file to PostgreSQL: chronik copy
     sqlite:///app.db postgresql://host/db. Running it again copies only what is missing.
+
+    Events are copied as the application wrote them and sealed again in DST_URL: with
+    its cipher, and personal data with its subjects' keys there, which needs the
+    application's registry (--app); an event with personal data stops the copy
+    without it.
     """
-    source = open_store(src_url)
-    target = open_store(dst_url, create=True)
+    app = load_app(app_ref)
+    source = open_store(src_url, app.registry, **app.store_options)
+    target = open_store(dst_url, app.registry, create=True, **app.store_options)
     importer = Importer(target, batch_size)
+    personal = target.codec.registry.personal_fields
     with _progress("copying") as progress:
         meter = _Meter(progress, _count(source, after, None, None) if progress is not None else None)
         for n, event in enumerate(source.read_all(after), 1):
-            metadata = msgspec.json.decode(event.raw_metadata) if event.raw_metadata else None
-            data = msgspec.Raw(event.raw_data.encode() if isinstance(event.raw_data, str) else event.raw_data)
+            if not personal(event.type) and source.codec.subjects_to_unlock(event):
+                importer.flush()
+                raise fail(
+                    f"event {n} of {src_url} ({event.type!r} at {event.stream_id!r} version "
+                    f"{event.version}) holds personal data: copy with --app naming the application "
+                    "whose registry declares it (PersonalData), so that it is sealed again in "
+                    f"{dst_url}; everything before it is copied"
+                )
+            plain_metadata = event.plain_metadata
+            metadata = msgspec.json.decode(plain_metadata) if plain_metadata else None
+            plain = event.plain_data
+            data = msgspec.Raw(plain.encode() if isinstance(plain, str) else plain)
             new = NewEvent(event.type, data, metadata, event.event_id, event.schema_version, event.tags)
             try:
                 importer.add(n, event.stream_id, event.version, new)

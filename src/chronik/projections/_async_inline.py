@@ -84,7 +84,7 @@ class AsyncInlineProjection(Generic[C]):
         projection = self.projection
         start = after
         while True:
-            page = await tx.read_page(start, _PAGE, projection.categories, projection.types)
+            page = await tx.read_page(start, _PAGE, projection.categories, projection.type_filter)
             if page.checkpoint is None or page.checkpoint == start:
                 return after
             for event in page.events:

@@ -52,7 +52,7 @@ async def lag(
     partition: Partition | None,
 ) -> Lag:
     head = await store.head()
-    cats, kinds = projection.categories, projection.types
+    cats, kinds = projection.categories, projection.type_filter
     oldest: RecordedEvent | None = None
     if partition is None:
         events = await reader.count_events(checkpoint, cats, kinds)

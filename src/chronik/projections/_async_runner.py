@@ -44,6 +44,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from chronik import _lag_metrics, _otel, _spans
 from chronik._retry import Faults
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import (
@@ -208,7 +209,7 @@ class AsyncProjectionRunner(Generic[C]):
             await self.run()
         except BaseException as err:
             self.error = err
-            logger.error("%s stopped: %s", self._named, err)
+            logger.error("%s stopped: %s", self._named, err, extra=self._fields())
             self._progress.notify()
             if not isinstance(err, Exception):
                 raise
@@ -244,7 +245,23 @@ class AsyncProjectionRunner(Generic[C]):
                 self._heartbeat.poke()
         self._stopped_by = error
 
+    def _fields(self, **more: Any) -> dict[str, Any]:
+        """The fields of this runner's log records (``extra=``)."""
+        fields: dict[str, Any] = {
+            "projection": self.projection.name,
+            "projection_version": self.projection.version,
+            "kind": self.kind,
+        }
+        if self.partition is not None:
+            fields["partition"] = str(self.partition)
+        fields.update(more)
+        return fields
+
     async def _loop(self, *, follow: bool) -> None:
+        otel = _otel.current()
+        if otel is not None and otel.metering():
+            # Its lag, in the chronik.lag.* gauges (held weakly: a dropped runner drops out).
+            _lag_metrics.observe(self)
         self._enter("running")
         heartbeat = self._heartbeat
         if heartbeat is not None:
@@ -267,7 +284,7 @@ class AsyncProjectionRunner(Generic[C]):
                 return
             except ProjectionConflictError as err:
                 # Another runner moved the checkpoint: start again from where it is.
-                logger.warning("%s; resuming from the stored checkpoint", err)
+                logger.warning("%s; resuming from the stored checkpoint", err, extra=self._fields())
             except Stopped:
                 return
             except Exception as err:
@@ -294,7 +311,7 @@ class AsyncProjectionRunner(Generic[C]):
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
-            types=self.projection.types,
+            types=self.projection.type_filter,
             partition=self.partition,
             batch_size=self.batch_size,
         )
@@ -425,15 +442,17 @@ class AsyncProjectionRunner(Generic[C]):
             )
 
     async def _handle(self, event: RecordedEvent, context: C) -> None:
-        try:
-            # Most handlers return None: only a result is settled (this runs per event).
-            result = self.projection.handle(event, context)
-            if result is not None:
-                await settle_async(result, self.projection, f"the handler of {event.type!r}")
-        except AwaitableRefusedError:
-            raise
-        except Exception as err:
-            raise HandlerFailed(event) from err
+        # In the trace of the request that appended the event, when it carries one.
+        with _spans.processing(event, self.kind, self.projection.name):
+            try:
+                # Most handlers return None: only a result is settled (this runs per event).
+                result = self.projection.handle(event, context)
+                if result is not None:
+                    await settle_async(result, self.projection, f"the handler of {event.type!r}")
+            except AwaitableRefusedError:
+                raise
+            except Exception as err:
+                raise HandlerFailed(event) from err
 
     def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
         self._faults.recovered(logger, self._named)
@@ -442,8 +461,20 @@ class AsyncProjectionRunner(Generic[C]):
         self._progress.notify()
         if self.on_progress is not None and handled:
             self.on_progress(self)
+        if handled and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s committed %d events, up to %s",
+                self._named,
+                handled,
+                checkpoint,
+                extra=self._fields(event_count=handled, checkpoint=str(checkpoint)),
+            )
 
     async def _process(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
+        with _spans.batch(self.kind, self.projection.name, self.projection.version, batch):
+            await self._process_batch(batch, bound)
+
+    async def _process_batch(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
         try:
             async with self.target.unit() as unit:
                 await self._guard(unit)
@@ -526,7 +557,17 @@ class AsyncProjectionRunner(Generic[C]):
             await unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
         self.parked += 1
         self._committed(event.checkpoint, 0)
-        logger.error("%s parked %s", self._named, failure.describe())
+        logger.error(
+            "%s parked %s",
+            self._named,
+            failure.describe(),
+            extra=self._fields(
+                stream_id=event.stream_id,
+                version=event.version,
+                position=event.position,
+                event_type=event.type,
+            ),
+        )
 
     async def _reached_head(self, bound: Checkpoint | None) -> None:
         self._faults.recovered(logger, self._named)
@@ -539,6 +580,12 @@ class AsyncProjectionRunner(Generic[C]):
             self._committed(bound, 0)
         if not self._live:
             self._live = True
+            logger.info(
+                "%s caught up at %s: following live events",
+                self._named,
+                self._checkpoint,
+                extra=self._fields(checkpoint=str(self._checkpoint)),
+            )
             async with self.target.unit() as unit:
                 states = unit.states or self._states
                 others = [] if states is None else await states.projection_states(self.projection.name)

@@ -168,6 +168,10 @@ class Projection(Generic[C]):
     categories: tuple[str, ...] | None = None
     """Only events of these stream categories (default: every category)."""
     description: str = field(default="", compare=False)
+    fallback: Handler[C] | None = None
+    """The handler of events of every type that has no handler of its own; with it the
+    projection reads events of every type (of its categories), e.g. to forward them
+    all elsewhere, as a relay does."""
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -175,7 +179,7 @@ class Projection(Generic[C]):
             raise InvalidInputError(
                 f"projection {self.name!r}: version must be an int >= 1, got {self.version!r}"
             )
-        if not isinstance(self.handlers, Mapping) or not self.handlers:
+        if not isinstance(self.handlers, Mapping) or not (self.handlers or self.fallback is not None):
             raise InvalidInputError(f"projection {self.name!r} needs handlers: {{'EventType': handler}}")
         for type_name, handler in self.handlers.items():
             if not isinstance(type_name, str) or not type_name:
@@ -186,7 +190,7 @@ class Projection(Generic[C]):
                 raise InvalidInputError(
                     f"projection {self.name!r}: handler for {type_name!r} is not callable"
                 )
-        for hook in ("setup", "teardown", "activate"):
+        for hook in ("setup", "teardown", "activate", "fallback"):
             value = getattr(self, hook)
             if value is not None and not callable(value):
                 raise InvalidInputError(f"projection {self.name!r}: {hook} must be callable")
@@ -195,8 +199,14 @@ class Projection(Generic[C]):
 
     @property
     def types(self) -> tuple[str, ...]:
-        """The event types it handles, in declaration order."""
+        """The event types it has handlers for, in declaration order."""
         return tuple(self.handlers)
+
+    @property
+    def type_filter(self) -> tuple[str, ...] | None:
+        """The event types it reads: those it has handlers for, or every type (None)
+        when it has a ``fallback``."""
+        return None if self.fallback is not None else tuple(self.handlers)
 
     @property
     def checkpoint_name(self) -> str:
@@ -207,7 +217,7 @@ class Projection(Generic[C]):
         """Apply ``event`` to the read model (events of types it does not handle are ignored).
 
         Returns what the handler returned: an awaitable for a coroutine function."""
-        handler = self.handlers.get(event.type)
+        handler = self.handlers.get(event.type, self.fallback)
         if handler is not None:
             return handler(event, context)
         return None

@@ -72,7 +72,7 @@ class InlineProjection(Generic[C]):
         projection = self.projection
         start = after
         while True:
-            page = tx.read_page(start, _PAGE, projection.categories, projection.types)
+            page = tx.read_page(start, _PAGE, projection.categories, projection.type_filter)
             if page.checkpoint is None or page.checkpoint == start:
                 return after
             for event in page.events:

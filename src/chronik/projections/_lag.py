@@ -53,7 +53,7 @@ def lag(
     partition: Partition | None,
 ) -> Lag:
     head = store.head()
-    cats, kinds = projection.categories, projection.types
+    cats, kinds = projection.categories, projection.type_filter
     oldest: RecordedEvent | None = None
     if partition is None:
         events = reader.count_events(checkpoint, cats, kinds)

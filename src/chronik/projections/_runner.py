@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from chronik import _lag_metrics, _otel, _spans
 from chronik._retry import Faults
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError
 from chronik.events import (
@@ -178,7 +179,7 @@ class ProjectionRunner(Generic[C]):
             self.run()
         except BaseException as err:
             self.error = err
-            logger.error("%s stopped: %s", self._named, err)
+            logger.error("%s stopped: %s", self._named, err, extra=self._fields())
             self._progress.notify()
             if not isinstance(err, Exception):
                 raise
@@ -214,7 +215,23 @@ class ProjectionRunner(Generic[C]):
                 self._heartbeat.poke()
         self._stopped_by = error
 
+    def _fields(self, **more: Any) -> dict[str, Any]:
+        """The fields of this runner's log records (``extra=``)."""
+        fields: dict[str, Any] = {
+            "projection": self.projection.name,
+            "projection_version": self.projection.version,
+            "kind": self.kind,
+        }
+        if self.partition is not None:
+            fields["partition"] = str(self.partition)
+        fields.update(more)
+        return fields
+
     def _loop(self, *, follow: bool) -> None:
+        otel = _otel.current()
+        if otel is not None and otel.metering():
+            # Its lag, in the chronik.lag.* gauges (held weakly: a dropped runner drops out).
+            _lag_metrics.observe(self)
         self._enter("running")
         heartbeat = self._heartbeat
         if heartbeat is not None:
@@ -237,7 +254,7 @@ class ProjectionRunner(Generic[C]):
                 return
             except ProjectionConflictError as err:
                 # Another runner moved the checkpoint: start again from where it is.
-                logger.warning("%s; resuming from the stored checkpoint", err)
+                logger.warning("%s; resuming from the stored checkpoint", err, extra=self._fields())
             except Stopped:
                 return
             except Exception as err:
@@ -264,7 +281,7 @@ class ProjectionRunner(Generic[C]):
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
-            types=self.projection.types,
+            types=self.projection.type_filter,
             partition=self.partition,
             batch_size=self.batch_size,
         )
@@ -395,15 +412,17 @@ class ProjectionRunner(Generic[C]):
             )
 
     def _handle(self, event: RecordedEvent, context: C) -> None:
-        try:
-            # Most handlers return None: only a result is settled (this runs per event).
-            result = self.projection.handle(event, context)
-            if result is not None:
-                settle(result, self.projection, f"the handler of {event.type!r}")
-        except AwaitableRefusedError:
-            raise
-        except Exception as err:
-            raise HandlerFailed(event) from err
+        # In the trace of the request that appended the event, when it carries one.
+        with _spans.processing(event, self.kind, self.projection.name):
+            try:
+                # Most handlers return None: only a result is settled (this runs per event).
+                result = self.projection.handle(event, context)
+                if result is not None:
+                    settle(result, self.projection, f"the handler of {event.type!r}")
+            except AwaitableRefusedError:
+                raise
+            except Exception as err:
+                raise HandlerFailed(event) from err
 
     def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
         self._faults.recovered(logger, self._named)
@@ -412,8 +431,20 @@ class ProjectionRunner(Generic[C]):
         self._progress.notify()
         if self.on_progress is not None and handled:
             self.on_progress(self)
+        if handled and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s committed %d events, up to %s",
+                self._named,
+                handled,
+                checkpoint,
+                extra=self._fields(event_count=handled, checkpoint=str(checkpoint)),
+            )
 
     def _process(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
+        with _spans.batch(self.kind, self.projection.name, self.projection.version, batch):
+            self._process_batch(batch, bound)
+
+    def _process_batch(self, batch: list[RecordedEvent], bound: Checkpoint | None) -> None:
         try:
             with self.target.unit() as unit:
                 self._guard(unit)
@@ -496,7 +527,17 @@ class ProjectionRunner(Generic[C]):
             unit.save_checkpoint(self.checkpoint_name, event.checkpoint)
         self.parked += 1
         self._committed(event.checkpoint, 0)
-        logger.error("%s parked %s", self._named, failure.describe())
+        logger.error(
+            "%s parked %s",
+            self._named,
+            failure.describe(),
+            extra=self._fields(
+                stream_id=event.stream_id,
+                version=event.version,
+                position=event.position,
+                event_type=event.type,
+            ),
+        )
 
     def _reached_head(self, bound: Checkpoint | None) -> None:
         self._faults.recovered(logger, self._named)
@@ -509,6 +550,12 @@ class ProjectionRunner(Generic[C]):
             self._committed(bound, 0)
         if not self._live:
             self._live = True
+            logger.info(
+                "%s caught up at %s: following live events",
+                self._named,
+                self._checkpoint,
+                extra=self._fields(checkpoint=str(self._checkpoint)),
+            )
             with self.target.unit() as unit:
                 states = unit.states or self._states
                 others = [] if states is None else states.projection_states(self.projection.name)

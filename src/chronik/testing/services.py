@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-__all__ = ["NATS", "POSTGRES", "REDIS", "Service", "reachable", "unavailable"]
+__all__ = ["NATS", "POSTGRES", "RABBITMQ", "REDIS", "Service", "reachable", "unavailable"]
 
 
 class Service:
@@ -40,6 +40,7 @@ class Service:
 POSTGRES = Service("CHRONIK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test", 5432)
 REDIS = Service("CHRONIK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0", 6379)
 NATS = Service("CHRONIK_TEST_NATS_URL", "nats://127.0.0.1:4222", 4222)
+RABBITMQ = Service("CHRONIK_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/", 5672)
 
 
 def reachable(url: str, default_port: int) -> bool:

@@ -40,6 +40,7 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the ins
 
 import chronik
 from chronik._app import App
+from chronik._operations import operator_options
 from chronik.errors import ChronikError, ConfigurationError, InvalidInputError, StoreClosedError
 from chronik.store import Store, is_async
 from chronik.web._api import api_routes
@@ -73,7 +74,7 @@ def create_app(
         raise ConfigurationError("token must be a non-empty string, or None for a read-only UI")
     if isinstance(store_or_url, str):
         url = store_or_url
-        store = chronik.connect(url, registry=app.registry)
+        store = chronik.connect(url, registry=app.registry, **operator_options(app.store_options))
         owns = True
     else:
         store = store_or_url

@@ -28,6 +28,7 @@ from chronik._operations import (
     categories,
     event_record,
     find_letters,
+    forget_subject,
     letter_record,
     projection_rows,
     replay_letter,
@@ -36,7 +37,8 @@ from chronik._operations import (
 )
 from chronik.errors import ChronikError, DuplicateEventError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import NewEvent
-from chronik.store import Subscribable
+from chronik.personal import validate_subject
+from chronik.store import SubjectKeyStore, Subscribable
 from chronik.web._support import (
     ApiError,
     Context,
@@ -372,6 +374,17 @@ async def replay(request: Request) -> Response:
     return json_response({"replayed": letter_record(letter)})
 
 
+async def forget(request: Request) -> Response:
+    """Crypto-shredding: destroy a subject's key (docs/lifecycle.md)."""
+    check_write(request)
+    ctx = context(request)
+    subject = validate_subject(request.path_params["subject"])
+    if not isinstance(ctx.store, SubjectKeyStore):
+        raise ApiError(409, "this store keeps no subjects' keys (it is not a SubjectKeyStore)")
+    await anyio.to_thread.run_sync(lambda: forget_subject(ctx.store, subject))
+    return json_response({"forgotten": subject})
+
+
 def time_travel(request: Request) -> Response:
     ctx = context(request)
     name = request.path_params["model"]
@@ -473,4 +486,5 @@ def api_routes() -> list[Route]:
         Route("/api/projections/{name}/dead-letters/{position:int}/replay", replay, methods=["POST"]),
         Route("/api/projections/{name}/dead-letters/{position:int}/skip", skip, methods=["POST"]),
         Route("/api/travel/{model}/{stream_id:path}", time_travel),
+        Route("/api/subjects/{subject:path}/forget", forget, methods=["POST"]),
     ]

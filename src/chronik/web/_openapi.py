@@ -52,6 +52,8 @@ _CATEGORY = _query("category", "Only events of this category (repeatable).")
 _TYPE = _query("type", "Only events of this type (repeatable).")
 _NAME = _path("name", "The projection's name.")
 _POSITION = _path("position", "The position of the parked event.", {"type": "integer", "minimum": 0})
+# A subject id: printable, at most 200 characters (chronik.personal.validate_subject).
+_SUBJECT = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f]+$"}
 _WRITE: list[dict[str, list[str]]] = [{"bearer": []}]
 _WRITE_ERRORS = {
     "401": _error("The write carries no token, or the wrong one."),
@@ -536,6 +538,29 @@ def openapi() -> dict[str, Any]:
                     ("replay", "Handle the parked event again"),
                     ("skip", "Drop the dead letter"),
                 )
+            },
+            "/api/subjects/{subject}/forget": {
+                "post": {
+                    "summary": "Forget a data subject: destroy its key (crypto-shredding)",
+                    "description": "From then on the subject's personal data reads as redacted "
+                    "everywhere; the rest of each event stays as it is. There is no undo. "
+                    "Forgetting a subject that has no key is no error.",
+                    "security": _WRITE,
+                    "parameters": [_path("subject", "The data subject's id.", _SUBJECT)],
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "required": ["forgotten"],
+                                "properties": {"forgotten": {"type": "string"}},
+                            },
+                            "Forgotten.",
+                        ),
+                        "400": _error("Not a subject id."),
+                        **_WRITE_ERRORS,
+                        "409": _error("The store keeps no subjects' keys."),
+                    },
+                }
             },
             "/api/travel/{model}/{stream_id}": {
                 "get": {

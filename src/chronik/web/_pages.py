@@ -26,7 +26,7 @@ from chronik._operations import (
     projection_rows,
     states_of,
 )
-from chronik.errors import ChronikError
+from chronik.errors import ChronikError, DecodeError
 from chronik.events import RecordedEvent
 from chronik.web._api import info_record, public_url, travel_or_422
 from chronik.web._meter import rate
@@ -75,7 +75,13 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> HT
 
 
 def _view(event: RecordedEvent) -> dict[str, Any]:
-    metadata = event.raw_metadata
+    # The JSON as the application wrote it: opened, personal fields redacted where their
+    # subject was forgotten; an event that cannot be opened says why, in its place.
+    try:
+        data = pretty_json(event.plain_data)
+        metadata = event.plain_metadata
+    except DecodeError as err:
+        data, metadata = f"(cannot be opened: {err})", None
     meta: dict[str, Any] = {}
     if metadata:
         try:
@@ -93,7 +99,7 @@ def _view(event: RecordedEvent) -> dict[str, Any]:
         "recorded_at": event.recorded_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "checkpoint": str(event.checkpoint),
         "tags": list(event.tags),
-        "data": pretty_json(event.raw_data),
+        "data": data,
         "metadata": pretty_json(metadata) if metadata else "",
         "correlation_id": _str_or_none(meta.get("correlation_id")),
         "causation_id": _str_or_none(meta.get("causation_id")),

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Final, NamedTuple
 
-from chronik.backend import AppendHook, Codec, EncodedEvent, ExistingEvent, LogPage, position_after
+from chronik.backend import AppendHook, Codec, EncodedEvent, ExistingEvent, LiveKeys, LogPage, position_after
 from chronik.errors import InvalidInputError, StoreClosedError
 from chronik.events import Checkpoint, DeadLetter, ProjectionState, RecordedEvent, RunnerHeartbeat, Snapshot
 
@@ -52,6 +52,9 @@ class MemoryLog:
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        # Subjects' keys are looked up when an event is decoded, not loaded by each read:
+        # in memory a look-up costs a dict's.
+        self.keys = LiveKeys(codec)
         self.rows: list[Row] = []  # row N-1 is at position N
         self.streams: dict[str, list[int]] = {}  # each stream's positions, by version
         self.ids: dict[uuid.UUID, ExistingEvent] = {}
@@ -103,6 +106,7 @@ class MemoryLog:
             row.recorded_at,
             self.codec,
             e.tags,
+            _keys=self.keys,
         )
 
     def page(

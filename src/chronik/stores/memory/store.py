@@ -9,21 +9,27 @@ run inside each append's transaction, before anything of it is committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
+    forget_subject,
     normalize_filter,
     position_after,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, InvalidInputError
@@ -44,7 +50,8 @@ from chronik.events import (
 from chronik.query import AppendCondition, Query, ReadResult, check_read, read_head
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
-from chronik.stores.memory.writing import MemoryTransaction, write
+from chronik.stores.memory.subject_keys import MemorySubjectKeys
+from chronik.stores.memory.writing import SYSTEM, MemoryTransaction, write
 
 __all__ = ["MemoryEventStore"]
 
@@ -60,6 +67,7 @@ class MemoryEventStore(Subscribes):
         self, registry: EventRegistry | None = None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
     ) -> None:
         self.codec = Codec(registry, max_event_size=max_event_size)
+        self.codec.subject_keys = MemorySubjectKeys()
         self._log = MemoryLog(self.codec)
 
     # -- writing ---------------------------------------------------------------
@@ -67,14 +75,19 @@ class MemoryEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            with write(self._log) as tx:
+                result = tx.append_prepared(prepared)[0]
+            return span.done(result)
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        prepared = prepare_writes(self.codec, writes)
-        with write(self._log) as tx:
-            return tx.append_prepared(prepared)
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            with write(self._log) as tx:
+                results = tx.append_prepared(prepared)
+            return span.done(results)
 
     # -- Dynamic Consistency Boundaries ------------------------------------------------
 
@@ -98,16 +111,19 @@ class MemoryEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        log = self._log
-        with write(log) as tx:
-            # One writer at a time: nothing can be stored between this check and the append.
-            if checked is not None:
-                query = checked.fail_if_events_match
-                for row in log.rows[checked.after or 0 :]:
-                    if query.matches(row.event.type, row.event.tags):
-                        raise AppendConditionFailedError(query, checked.after, row.position)
-            return tx.append_prepared([prepared])[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            log = self._log
+            with write(log) as tx:
+                # One writer at a time: nothing can be stored between this check and the append.
+                if checked is not None:
+                    query = checked.fail_if_events_match
+                    for row in log.rows[checked.after or 0 :]:
+                        if query.matches(row.event.type, row.event.tags):
+                            raise AppendConditionFailedError(query, checked.after, row.position)
+                result = tx.append_prepared([prepared])[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[MemoryTransaction]:
         """A write transaction: appends, checkpoints, snapshots, projection state and dead
@@ -118,6 +134,16 @@ class MemoryEventStore(Subscribes):
         store itself inside the block, on the same thread, raises ``InvalidInputError``.
         """
         return write(self._log)
+
+    # -- subjects' keys (crypto-shredding) -------------------------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return subject_keys_of(self.codec, subjects, create)
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        forget_subject(self.codec, subject)
 
     # -- reading ---------------------------------------------------------------
 

@@ -18,12 +18,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from chronik.backend import (
     ExistingEvent,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     expected_version_ok,
     position_after,
     prepare_write,
@@ -31,6 +33,7 @@ from chronik.backend import (
     resolve_existing,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -48,7 +51,10 @@ from chronik.events import (
 from chronik.stores.memory import projection_state
 from chronik.stores.memory.reader import KIND, MemoryLog, Row, checkpoint_at
 
-__all__ = ["MemoryTransaction", "write"]
+__all__ = ["SYSTEM", "MemoryTransaction", "write"]
+
+SYSTEM: Final = "memory"
+"""What telemetry calls this backend (``db.system.name``)."""
 
 _Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot], projection_state.ProjectionChanges]
 
@@ -101,11 +107,17 @@ class MemoryTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        codec = self._log.codec
-        return self.append_prepared([prepare_write(codec, stream_id, events, expected_version)])[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._log.codec
+            keys = write_keys(codec, [events])
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done(self.append_prepared(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._log.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._log.codec
+            prepared = prepare_writes(codec, writes, write_keys(codec, writes))
+            return span.done(self.append_prepared(prepared))
 
     def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
         """Stage validated writes and run the append hooks on them; all or nothing."""

@@ -1,10 +1,10 @@
 """The NATS JetStream backend: ``chronik.connect("nats://127.0.0.1:4222?stream=orders")``.
 
 Needs the ``nats`` extra (nats-py) and a NATS server 2.9 or newer with JetStream.
-Each store is one JetStream stream (``stream=``, default ``chronik``) and two
-key-value buckets beside it (``<stream>-ids``, ``<stream>-state``), created on
-first connect; several stores share a server under different names. The URL may list
-several servers of a cluster: ``nats://h1:4222,h2:4222,h3:4222?stream=orders&replicas=3``.
+Each store is one JetStream stream (``stream=``, default ``chronik``) and three
+key-value buckets beside it (``<stream>-ids``, ``<stream>-state``, ``<stream>-keys``
+for subjects' keys), created on first connect; several stores share a server under
+different names. The URL may list several servers of a cluster: ``nats://h1:4222,h2:4222,h3:4222?stream=orders&replicas=3``.
 
 Options, in the URL's query string or as keyword arguments:
 
@@ -21,9 +21,10 @@ Options, in the URL's query string or as keyword arguments:
 Layout (the same files as every backend): ``store.py`` (the asyncio store, and its
 sync face over it), ``writing.py`` (appends: the protocol and why it is safe),
 ``reader.py`` (reading the log, subscription hooks), ``projection_state.py`` (the
-key-value records); with no I/O: ``_config.py`` (the URL), ``_subjects.py`` (stream
-ids as subjects), ``_messages.py`` (the stored batch, positions); ``_connection.py``
-(the client, creating the stream, pull consumers). ``docs/nats.md`` says what is
+key-value records), ``subject_keys.py`` (subjects' keys); with no I/O:
+``_config.py`` (the URL), ``_subjects.py`` (stream ids as subjects),
+``_messages.py`` (the stored batch, positions); ``_connection.py`` (the client,
+creating the stream, pull consumers). ``docs/nats.md`` says what is
 guaranteed, under which server settings.
 """
 
@@ -65,7 +66,7 @@ def open_async_store(
 
 
 def store_size(url: str) -> int:
-    """Bytes the JetStream stream at ``url`` and its two buckets hold (read-only)."""
+    """Bytes the JetStream stream at ``url`` and its three buckets hold (read-only)."""
 
     async def measure() -> int:
         store = AsyncNatsEventStore(url, create=False)

@@ -78,6 +78,16 @@ class NatsConfig:
         """The key-value bucket of snapshots, checkpoints and projection records."""
         return f"{self.stream}-state"
 
+    @property
+    def keys_bucket(self) -> str:
+        """The key-value bucket of subjects' keys (crypto-shredding)."""
+        return f"{self.stream}-keys"
+
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        """Every key-value bucket of the store."""
+        return (self.ids_bucket, self.state_bucket, self.keys_bucket)
+
     @classmethod
     def parse(cls, url: str, options: Mapping[str, Any]) -> NatsConfig:
         parts = urlsplit(url)

@@ -149,7 +149,7 @@ class Connection:
         try:
             js = nc.jetstream(timeout=config.request_timeout)
             await self._ensure_stream(js)
-            for bucket in (config.ids_bucket, config.state_bucket):
+            for bucket in config.buckets:
                 await self._ensure_bucket(js, bucket)
         except BaseException as err:
             self._nc = None
@@ -217,7 +217,7 @@ class Connection:
         """Delete the stream and the buckets, with everything in them."""
         js = await self.ready()
         config = self.config
-        for name in (config.stream, f"KV_{config.ids_bucket}", f"KV_{config.state_bucket}"):
+        for name in (config.stream, *(f"KV_{bucket}" for bucket in config.buckets)):
             try:
                 await js.delete_stream(name)
             except nats.js.errors.NotFoundError:
@@ -230,7 +230,7 @@ class Connection:
         js = await self.ready()
         config = self.config
         total = 0
-        for name in (config.stream, f"KV_{config.ids_bucket}", f"KV_{config.state_bucket}"):
+        for name in (config.stream, *(f"KV_{bucket}" for bucket in config.buckets)):
             try:
                 info = await js.stream_info(name)
             except nats.js.errors.NotFoundError:

@@ -60,9 +60,9 @@ _heartbeat = msgspec.json.Decoder(RunnerHeartbeat).decode
 class StateBucket:
     """The store's records beside its log, in one key-value bucket."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, bucket: str | None = None) -> None:
         self.conn = conn
-        bucket = conn.config.state_bucket
+        bucket = bucket or conn.config.state_bucket
         self.stream = f"KV_{bucket}"
         self.subject = f"$KV.{bucket}"
 

@@ -31,7 +31,7 @@ from typing import Final
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from chronik.backend import LogPage, position_after
+from chronik.backend import LogPage, position_after, unlock_events_async
 from chronik.errors import OperationalError, PersistenceError, StoreClosedError, is_transient
 from chronik.events import Checkpoint, RecordedEvent, category_of
 from chronik.stores.nats._connection import Connection, Delivered, Pull
@@ -83,12 +83,15 @@ class AsyncNatsLogReader:
         deadline = time.monotonic() + max(_AWAY, 3 * self.conn.config.request_timeout)
         while True:
             try:
-                return await self._read_page(after, position, size, categories, types)
+                page = await self._read_page(after, position, size, categories, types)
             except (OperationalError, PersistenceError) as err:
                 await self._forget()
                 if is_transient(err) or self._closed or self.conn.closed or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(_PAUSE)
+                continue
+            await unlock_events_async(self.conn.codec, page.events)
+            return page
 
     async def _forget(self) -> None:
         pull, self._pull = self._pull, None

@@ -17,20 +17,27 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from chronik.backend import (
     BlockingStore,
     Codec,
     PreparedWrite,
+    SubjectKey,
+    append_many_events,
+    appending,
+    forget_subject_async,
     normalize_filter,
     position_after,
     prepare_write,
     prepare_writes,
+    subject_keys_of_async,
+    unlock_events_async,
     validate_limit,
     validate_read_stream,
     validate_stream_id,
+    write_keys_async,
 )
 from chronik.codec import EventRegistry, given_ids
 from chronik.errors import InvalidInputError
@@ -54,12 +61,15 @@ from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_mess
 from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
 from chronik.stores.nats.projection_state import StateBucket
 from chronik.stores.nats.reader import AsyncNatsLogReader
+from chronik.stores.nats.subject_keys import SubjectKeysBucket
 from chronik.stores.nats.writing import Writer
 from chronik.subscriptions import AsyncSubscribes
 
 __all__ = ["AsyncNatsEventStore", "NatsEventStore"]
 
 PAGE: Final = 1000
+SYSTEM: Final = "nats"
+"""What telemetry calls this backend (``db.system.name``)."""
 _IDLE: Final = 20.0  # seconds a page's reader waits for the next page (consumers live 60)
 _FEW_GETS: Final = 16  # messages a bounded read_stream fetches by direct gets
 
@@ -76,6 +86,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
         self._conn = Connection(self.config, self.codec)
         self._writer = Writer(self._conn)
         self._state = StateBucket(self._conn)
+        self.codec.subject_keys = SubjectKeysBucket(self._conn)
         self._readers: weakref.WeakSet[AsyncNatsLogReader] = weakref.WeakSet()
         self._idle: tuple[AsyncNatsLogReader, float] | None = None  # see _take_reader
 
@@ -89,8 +100,10 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        write = _untagged(prepare_write(self.codec, stream_id, events, expected_version))
-        return await self._writer.commit(write, given_ids(events))
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            write = _untagged(prepare_write(self.codec, stream_id, events, expected_version, keys))
+            return span.done(await self._writer.commit(write, given_ids(events)))
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to one stream (as :meth:`append`); several streams are refused.
@@ -99,14 +112,17 @@ class AsyncNatsEventStore(AsyncSubscribes):
         publish came in 2.12), and an append to several streams that could half-commit
         would break the contract, so it is refused before anything is sent.
         """
-        prepared = [_untagged(write) for write in prepare_writes(self.codec, writes)]
-        if len(prepared) > 1:
-            raise InvalidInputError(
-                f"append_many to {len(prepared)} streams ({', '.join(repr(w.stream_id) for w in prepared)}) "
-                "is refused by the NATS store: JetStream cannot commit messages of several streams "
-                "atomically, so each stream's append must be a call of its own (nothing was written)"
-            )
-        return [await self._writer.commit(prepared[0], given_ids(writes[0].events))]
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            prepared = [_untagged(write) for write in prepare_writes(self.codec, writes, keys)]
+            if len(prepared) > 1:
+                raise InvalidInputError(
+                    f"append_many to {len(prepared)} streams "
+                    f"({', '.join(repr(w.stream_id) for w in prepared)}) "
+                    "is refused by the NATS store: JetStream cannot commit messages of several streams "
+                    "atomically, so each stream's append must be a call of its own (nothing was written)"
+                )
+            return span.done([await self._writer.commit(prepared[0], given_ids(writes[0].events))])
 
     # -- reading --------------------------------------------------------------------------
 
@@ -135,7 +151,19 @@ class AsyncNatsEventStore(AsyncSubscribes):
         events = [e for m in messages for e in m.events(self.codec) if low <= e.version <= high]
         if backwards:
             events.reverse()
-        return events if limit is None else events[:limit]
+        events = events if limit is None else events[:limit]
+        await unlock_events_async(self.codec, events)
+        return events
+
+    # -- subjects' keys (crypto-shredding: subject_keys.py) ---------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.AsyncSubjectKeyStore``), from the codec's key store."""
+        return await subject_keys_of_async(self.codec, subjects, create)
+
+    async def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        await forget_subject_async(self.codec, subject)
 
     async def _messages_of(
         self,
@@ -361,11 +389,11 @@ class AsyncNatsEventStore(AsyncSubscribes):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def size(self) -> int:
-        """Bytes the store's JetStream stream and its two buckets hold."""
+        """Bytes the store's JetStream stream and its three buckets hold."""
         return await self._conn.size()
 
     async def drop(self) -> None:
-        """Delete the store, for good: its JetStream stream and both buckets, then close.
+        """Delete the store, for good: its JetStream stream and all three buckets, then close.
 
         chronik never deletes anything on its own; this is for tests and samples.
         """

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_VERSION",
     "MIGRATIONS",
     "PAGE_SIZE",
+    "SYSTEM",
     "check_server",
     "checkpoint_start",
     "connection_lost",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 KIND: Final = "postgres"
+SYSTEM: Final = "postgresql"
+"""What telemetry calls this backend (``db.system.name``, OpenTelemetry's name for it)."""
 PAGE_SIZE: Final = 1000
 MAX_VERSION: Final = 2**63 - 1
 MIN_SERVER_VERSION: Final = 130000

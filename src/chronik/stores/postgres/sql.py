@@ -282,6 +282,17 @@ _DELETE_CHECKPOINT = "DELETE FROM {schema}.checkpoints WHERE name = %s"
 _LOAD_CHECKPOINT = """
 SELECT transaction_id::text::bigint, position FROM {schema}.checkpoints WHERE name = %s"""
 
+# -- subjects' keys (crypto-shredding, migration 0006) -----------------------------
+
+_READ_SUBJECT_KEYS = "SELECT subject, key_id, key FROM {schema}.subject_keys WHERE subject = ANY(%s)"
+# A key another writer made first wins (nothing is inserted for it): every writer then
+# reads the same key back.
+_INSERT_SUBJECT_KEYS = """
+INSERT INTO {schema}.subject_keys (subject, key_id, key)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[])
+ON CONFLICT (subject) DO NOTHING"""
+_DELETE_SUBJECT_KEY = "DELETE FROM {schema}.subject_keys WHERE subject = %s"
+
 # -- projection state and dead letters (migration 0002) ----------------------------
 
 _SAVE_PROJECTION_STATE = """
@@ -443,6 +454,9 @@ class Statements:
     dcb_types_backward: str
     dcb_all: str
     dcb_all_backward: str
+    read_subject_keys: str
+    insert_subject_keys: str
+    delete_subject_key: str
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from chronik.backend import Codec, LogPage, position_after
+from chronik.backend import Codec, LogPage, position_after, unlock_events
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.stores.sqlite import sql
 
@@ -85,19 +85,23 @@ def json_list(values: tuple[str, ...] | None) -> str | None:
 def stream_records(stream_id: str, rows: list[Any], codec: Codec) -> list[RecordedEvent]:
     """Records from rows of ``sql._STREAM_COLUMNS`` (one stream: its id is not selected)."""
     new = NEW_RECORD
-    return [
+    events = [
         new(stream_id, version, position, _KIND, event_id, type_, schema_version, data, meta, at, codec, tags)
         for version, position, event_id, type_, schema_version, data, meta, at, tags in rows
     ]
+    unlock_events(codec, events)  # the subjects' keys their personal data needs, if any
+    return events
 
 
 def records(rows: Iterable[Any], codec: Codec) -> list[RecordedEvent]:
     """Records from rows of ``sql._COLUMNS`` (the codec goes between the columns and the tags)."""
     new = NEW_RECORD
-    return [
+    events = [
         new(sid, version, position, kind, event_id, type_, schema_version, data, meta, at, codec, tags)
         for sid, version, position, kind, event_id, type_, schema_version, data, meta, at, tags in rows
     ]
+    unlock_events(codec, events)
+    return events
 
 
 def iter_all(

@@ -230,19 +230,32 @@ class Connections:
             self.readers.discard(reader)
 
     def close(self) -> None:
-        """Close every connection opened here, in every thread, and every reader."""
+        """Close this thread's connection and every reader; release every other thread's.
+
+        Another thread may be running a statement on its connection at this moment,
+        and closing a sqlite3 connection under a running statement crashes the
+        interpreter (the driver frees the statement that thread is stepping: a
+        segmentation fault, seen when a store was closed while threads still read
+        it). So only the calling thread's connection is closed here. The others are
+        released: dropping the thread-local and the list leaves each connection with
+        no owner but a call running on it, and CPython closes a connection when its
+        last reference goes: at once for an idle thread, and for a busy one as soon
+        as its statement returns (its next call finds the store closed).
+        """
         with self._lock:
             self.closed = True
             conns, self._conns = self._conns, []
             readers = list(self.readers)
         for reader in readers:
             reader.close()
-        for conn in conns:
+        own: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local = threading.local()
+        del conns
+        if own is not None:
             try:
-                conn.close()
+                own.close()
             except sqlite3.Error:
                 pass
-        self._local = threading.local()
 
 
 # -- the schema ----------------------------------------------------------------

@@ -172,3 +172,18 @@ _QUERY_ALL: Final = (
 )
 QUERY_ALL: Final = _QUERY_ALL.format(order="ASC")
 QUERY_ALL_BACKWARD: Final = _QUERY_ALL.format(order="DESC")
+
+# -- subjects' keys (crypto-shredding): one row per subject ----------------------------
+
+# The subjects come as one JSON array, unpacked by json_each: one statement for any
+# number of them, never built from their text.
+READ_SUBJECT_KEYS: Final = (
+    "SELECT subject, key_id, key FROM chronik_subject_keys WHERE subject IN (SELECT value FROM json_each(?))"
+)
+# A key another writer made first wins (the INSERT does nothing): every writer then
+# reads the same key back.
+INSERT_SUBJECT_KEY: Final = (
+    "INSERT INTO chronik_subject_keys (subject, key_id, key, created_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (subject) DO NOTHING"
+)
+DELETE_SUBJECT_KEY: Final = "DELETE FROM chronik_subject_keys WHERE subject = ?"

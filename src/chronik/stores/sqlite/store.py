@@ -16,21 +16,27 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
+    forget_subject,
     normalize_filter,
     position_after,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
     validate_limit,
     validate_read_stream,
+    write_keys,
 )
 from chronik.codec import DEFAULT_MAX_EVENT_SIZE, Codec, EventRegistry
 from chronik.errors import AppendConditionFailedError, ConfigurationError, InvalidInputError
@@ -58,7 +64,8 @@ from chronik.stores.sqlite.reader import (
     stream_records,
 )
 from chronik.stores.sqlite.schema import Closable, Connections, Synchronous, check_schema
-from chronik.stores.sqlite.writing import MAX_LIMIT, SQLiteTransaction, Writer
+from chronik.stores.sqlite.subject_keys import SQLiteSubjectKeys
+from chronik.stores.sqlite.writing import MAX_LIMIT, SYSTEM, SQLiteTransaction, Writer
 
 __all__ = ["SQLiteEventStore", "SQLiteTransaction", "check_schema"]
 
@@ -99,6 +106,7 @@ class SQLiteEventStore(Subscribes):
         self.poll_interval = DEFAULT_POLL_INTERVAL
         """Seconds between checks for commits by other processes while a subscription waits."""
         self._connections = Connections(self.path, synchronous, self.busy_timeout)
+        self.codec.subject_keys = SQLiteSubjectKeys(self._connections)
         self._writer = Writer(self._connections, self.codec)
         try:
             schema.open_schema(self._connections, migrate)
@@ -142,11 +150,25 @@ class SQLiteEventStore(Subscribes):
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
-        prepared = [prepare_write(self.codec, stream_id, events, expected_version)]
-        return self._writer.commit(prepared)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = [prepare_write(self.codec, stream_id, events, expected_version, keys)]
+            return span.done(self._writer.commit(prepared)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self._writer.commit(prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            prepared = prepare_writes(self.codec, writes, write_keys(self.codec, writes))
+            return span.done(self._writer.commit(prepared))
+
+    # -- subjects' keys (crypto-shredding: subject_keys.py) -----------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return subject_keys_of(self.codec, subjects, create)
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        forget_subject(self.codec, subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py) ---------------------------------------
 
@@ -162,14 +184,17 @@ class SQLiteEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        writer = self._writer
-        with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
-            if checked is not None:
-                found = dcb.first_conflict(conn, checked)
-                if found is not None:
-                    raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
-            return writer.append_hooked(conn, [prepared], careful=True)[0]
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            writer = self._writer
+            with writer.write() as conn:  # BEGIN IMMEDIATE: the write lock is the decision's lock
+                if checked is not None:
+                    found = dcb.first_conflict(conn, checked)
+                    if found is not None:
+                        raise AppendConditionFailedError(checked.fail_if_events_match, checked.after, found)
+                result = writer.append_hooked(conn, [prepared], careful=True)[0]
+            return span.done(result)
 
     def transaction(self) -> AbstractContextManager[SQLiteTransaction]:
         """A write transaction for appends, checkpoints and your own SQL, all or nothing.

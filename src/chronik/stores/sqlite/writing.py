@@ -24,6 +24,8 @@ from chronik.backend import (
     ExistingEvent,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     expected_version_ok,
     named_statement,
@@ -31,6 +33,7 @@ from chronik.backend import (
     prepare_writes,
     resolve_existing,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
@@ -51,7 +54,10 @@ from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import read_page, records, stream_records
 from chronik.stores.sqlite.schema import Connections, translate
 
-__all__ = ["MAX_LIMIT", "SQLiteTransaction", "Writer"]
+__all__ = ["MAX_LIMIT", "SYSTEM", "SQLiteTransaction", "Writer"]
+
+SYSTEM: Final = "sqlite"
+"""What telemetry calls this backend (``db.system.name``)."""
 
 KIND: Final = sql.KIND
 MAX_LIMIT: Final = 2**62
@@ -264,14 +270,18 @@ class SQLiteTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        writer = self._writer
-        prepared = [prepare_write(writer.codec, stream_id, events, expected_version)]
-        return writer.append_hooked(self.connection, prepared, careful=True)[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            writer = self._writer
+            keys = write_keys(writer.codec, [events])  # made in this transaction (subject_keys.py)
+            prepared = [prepare_write(writer.codec, stream_id, events, expected_version, keys)]
+            return span.done(writer.append_hooked(self.connection, prepared, careful=True)[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in this transaction, all or nothing."""
-        writer = self._writer
-        return writer.append_hooked(self.connection, prepare_writes(writer.codec, writes), careful=True)
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            writer = self._writer
+            prepared = prepare_writes(writer.codec, writes, write_keys(writer.codec, writes))
+            return span.done(writer.append_hooked(self.connection, prepared, careful=True))
 
     def read_stream(
         self, stream_id: str, from_version: int = 1, to_version: int | None = None

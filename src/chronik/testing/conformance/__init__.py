@@ -16,11 +16,12 @@ where the bridge would hide what is tested)::
 
 The capability suites (:class:`SnapshotTests`, :class:`CheckpointTests`,
 :class:`SubscriptionTests`, :class:`TransactionTests`, :class:`AppendHookTests`,
-:class:`ProjectionStateTests`, :class:`DCBTests`) are part of :class:`EventStoreConformance`; each runs
-wherever the store on the face under test declares its capability (``isinstance``
-against the ``chronik.store`` Protocols, see :func:`capabilities`) and skips
-elsewhere. Pin what each face declares in a test of your own, so that losing a
-capability fails loudly instead of skipping quietly.
+:class:`ProjectionStateTests`, :class:`DCBTests`, :class:`SubjectKeyTests`) are part
+of :class:`EventStoreConformance`; each runs wherever the store on the face under
+test declares its capability (``isinstance`` against the ``chronik.store``
+Protocols, see :func:`capabilities`) and skips elsewhere. Pin what each face
+declares in a test of your own, so that losing a capability fails loudly instead
+of skipping quietly.
 """
 
 from chronik.testing.conformance._append import AppendTests, AtomicityTests, IdempotencyTests
@@ -42,6 +43,7 @@ from chronik.testing.conformance._hooks import AppendHookTests
 from chronik.testing.conformance._projection_state import ProjectionStateTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests
+from chronik.testing.conformance._shredding import EncryptionTests, SubjectKeyTests
 from chronik.testing.conformance._snapshots import CheckpointTests, SnapshotTests
 from chronik.testing.conformance._subscriptions import SubscriptionTests
 from chronik.testing.conformance._transactions import TransactionTests
@@ -57,6 +59,7 @@ __all__ = [
     "ConformanceBase",
     "DCBTests",
     "Deposited",
+    "EncryptionTests",
     "EventStoreConformance",
     "FaceTests",
     "IdempotencyTests",
@@ -68,6 +71,7 @@ __all__ = [
     "SnapshotTests",
     "StoreFactory",
     "StreamInfoTests",
+    "SubjectKeyTests",
     "SubscriptionTests",
     "TransactionTests",
     "capabilities",
@@ -86,6 +90,7 @@ class CapabilityTests(
     AppendHookTests,
     ProjectionStateTests,
     DCBTests,
+    SubjectKeyTests,
 ):
     """Every capability suite; each skips where the face under test lacks its capability."""
 
@@ -99,6 +104,7 @@ class EventStoreConformance(
     StreamInfoTests,
     ConcurrencyTests,
     PropertyTests,
+    EncryptionTests,
     CapabilityTests,
 ):
     """Every conformance test. Subclass it and provide the ``store_factory`` fixture."""

@@ -24,6 +24,7 @@ from chronik.store import (
     AsyncProjectionStateStore,
     AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
+    AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
@@ -32,6 +33,7 @@ from chronik.store import (
     ProjectionStateStore,
     RunnerHeartbeats,
     SnapshotStore,
+    SubjectKeyStore,
     Subscribable,
     Transactional,
 )
@@ -68,6 +70,7 @@ CAPABILITIES: dict[str, tuple[type, type]] = {
     "projection_state": (ProjectionStateStore, AsyncProjectionStateStore),
     "heartbeats": (RunnerHeartbeats, AsyncRunnerHeartbeats),
     "dcb": (DCBStore, AsyncDCBStore),
+    "subject_keys": (SubjectKeyStore, AsyncSubjectKeyStore),
 }
 """Each optional capability: its sync Protocol and its asyncio twin (``chronik.store``)."""
 

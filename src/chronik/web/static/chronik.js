@@ -20,6 +20,12 @@
     if (e.detail.verb !== "get" && token && token.value) {
       e.detail.headers["Authorization"] = "Bearer " + token.value;
     }
+    // The forget form names its subject in the path: POST /api/subjects/{subject}/forget.
+    var form = e.detail.elt;
+    if (form && form.hasAttribute && form.hasAttribute("data-forget")) {
+      var subject = form.querySelector("input[name=subject]").value;
+      e.detail.path = root + "/api/subjects/" + encodeURIComponent(subject) + "/forget";
+    }
   });
   document.body.addEventListener("htmx:afterRequest", function (e) {
     if (e.detail.requestConfig.verb === "get") { return; }

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVa
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from chronik.backend import AsyncAppendHook, Codec
+from chronik.backend import AsyncAppendHook, Codec, unlock_events_async
 from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from psycopg.abc import Params
 
     from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
+    from chronik.stores.postgres._async.subject_keys import AsyncPostgresSubjectKeys
 
 __all__ = ["Conn", "Connections"]
 
@@ -50,6 +51,8 @@ class Connections:
         self.statements = sql.statements(config.schema, config.channel)
         self.hooks: dict[str, AsyncAppendHook] = {}  # replaced, never changed in place
         self.readers: set[AsyncPostgresLogReader] = set()
+        self.own_keys: AsyncPostgresSubjectKeys | None = None
+        """The store's own key store (``subject_keys.py``), once the store has made it."""
         self.closed = False
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._abandoned: weakref.finalize[Any, Any] | None = None
@@ -147,7 +150,15 @@ class Connections:
             cursor = await conn.execute(statement, params, binary=True)
             return [record(row, codec) for row in await cursor.fetchall()]
 
-        return await self.run(op)
+        events = await self.run(op)
+        await unlock_events_async(codec, events)  # on another connection: this one is back
+        return events
+
+    def keys_on(self, conn: Conn) -> Any:
+        """The key store that a transaction on ``conn`` asks: the store's own on that
+        connection, or None for the codec's when another was given to the store."""
+        own = self.own_keys
+        return own.on(conn) if own is not None and self.codec.subject_keys is own else None
 
     async def fetch(self, statement: str, params: Params = ()) -> tuple[Any, ...]:
         """The first row of a statement that always returns one."""

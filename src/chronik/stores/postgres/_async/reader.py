@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, LogPage, validate_limit, validate_read_stream
+from chronik.backend import Codec, LogPage, unlock_events_async, validate_limit, validate_read_stream
 from chronik.errors import InvalidInputError
 from chronik.events import Checkpoint, RecordedEvent, StreamInfo, validate_stream_id
 from chronik.stores.postgres import sql
@@ -259,7 +259,9 @@ class AsyncPostgresLogReader:
         async def op(conn: Conn) -> LogPage:
             return await read_page(conn, statements, codec, after, size, categories, types)
 
-        return await shared.run(op)
+        page = await shared.run(op)
+        await unlock_events_async(codec, page.events)
+        return page
 
     async def count_events(
         self,

@@ -11,7 +11,7 @@ transactions and readers (``connections.py``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -20,13 +20,19 @@ import psycopg
 from chronik.backend import (
     AsyncAppendHook,
     AsyncSubscribes,
+    SubjectKey,
+    append_many_events,
+    appending,
+    forget_subject_async,
     normalize_filter,
     pending_migrations,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of_async,
     validate_checkpoint_name,
     validate_limit,
+    write_keys_async,
 )
 from chronik.codec import Codec, EventRegistry
 from chronik.errors import InvalidInputError, OperationalError
@@ -50,8 +56,9 @@ from chronik.stores.postgres._async import dcb, projection_state, reader, writin
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
+from chronik.stores.postgres._async.subject_keys import AsyncPostgresSubjectKeys
 from chronik.stores.postgres._async.writing import AsyncPostgresTransaction
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 
 __all__ = ["AsyncPostgresEventStore", "AsyncPostgresTransaction"]
@@ -74,6 +81,7 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self.where = config.where
         self.codec = Codec(registry, max_event_size=config.max_event_size)
         self._shared = Connections(config, self.codec)
+        self.codec.subject_keys = self._shared.own_keys = AsyncPostgresSubjectKeys(self._shared)
 
     @property
     def config(self) -> PostgresConfig:
@@ -134,12 +142,26 @@ class AsyncPostgresEventStore(AsyncSubscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        prepared = prepare_write(self.codec, stream_id, events, expected_version)
-        return (await writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
+            return span.done((await writing.commit(self._shared, [prepared]))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        return await writing.commit(self._shared, prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = await write_keys_async(self.codec, writes)
+            return span.done(await writing.commit(self._shared, prepare_writes(self.codec, writes, keys)))
+
+    # -- subjects' keys (crypto-shredding; subject_keys.py) --------------------------------
+
+    async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return await subject_keys_of_async(self.codec, subjects, create)
+
+    async def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        await forget_subject_async(self.codec, subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
 
@@ -153,8 +175,10 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        return await dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = await write_keys_async(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            return span.done(await dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncPostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

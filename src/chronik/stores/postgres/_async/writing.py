@@ -25,13 +25,17 @@ from chronik.backend import (
     AsyncAppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events_async,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys_async,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -54,6 +58,7 @@ from chronik.stores.postgres._async.reader import read_page
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -227,11 +232,17 @@ class AsyncPostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (await self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((await self.append_prepared(prepared))[0])
 
     async def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return await self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = await write_keys_async(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(await self.append_prepared(prepare_writes(codec, writes, keys)))
 
     async def append_prepared(
         self, writes: list[PreparedWrite], *, locked: bool = False
@@ -261,6 +272,7 @@ class AsyncPostgresTransaction:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = await projection_state.own_events(conn, statements, shared.codec, self._handed)
+            await unlock_events_async(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -277,7 +289,9 @@ class AsyncPostgresTransaction:
         params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
         cursor = await self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in await cursor.fetchall()]
+        events = [record(row, codec) for row in await cursor.fetchall()]
+        await unlock_events_async(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     async def read_page(
         self,
@@ -287,9 +301,10 @@ class AsyncPostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return await read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = await read_page(self.connection, self._statements, codec, after, size, categories, types)
+        await unlock_events_async(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         await self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))

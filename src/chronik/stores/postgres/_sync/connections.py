@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeAlias, TypeVa
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from chronik.backend import AppendHook, Codec
+from chronik.backend import AppendHook, Codec, unlock_events
 from chronik.errors import ConfigurationError, StoreClosedError
 from chronik.events import RecordedEvent
 from chronik.stores.postgres import sql
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from psycopg.abc import Params
 
     from chronik.stores.postgres._sync.reader import PostgresLogReader
+    from chronik.stores.postgres._sync.subject_keys import PostgresSubjectKeys
 
 __all__ = ["Conn", "Connections"]
 
@@ -47,6 +48,8 @@ class Connections:
         self.statements = sql.statements(config.schema, config.channel)
         self.hooks: dict[str, AppendHook] = {}  # replaced, never changed in place
         self.readers: set[PostgresLogReader] = set()
+        self.own_keys: PostgresSubjectKeys | None = None
+        """The store's own key store (``subject_keys.py``), once the store has made it."""
         self.closed = False
         self._pool: ConnectionPool[Conn] | None = None
         self._abandoned: weakref.finalize[Any, Any] | None = None
@@ -144,7 +147,15 @@ class Connections:
             cursor = conn.execute(statement, params, binary=True)
             return [record(row, codec) for row in cursor.fetchall()]
 
-        return self.run(op)
+        events = self.run(op)
+        unlock_events(codec, events)  # on another connection: this one is back
+        return events
+
+    def keys_on(self, conn: Conn) -> Any:
+        """The key store that a transaction on ``conn`` asks: the store's own on that
+        connection, or None for the codec's when another was given to the store."""
+        own = self.own_keys
+        return own.on(conn) if own is not None and self.codec.subject_keys is own else None
 
     def fetch(self, statement: str, params: Params = ()) -> tuple[Any, ...]:
         """The first row of a statement that always returns one."""

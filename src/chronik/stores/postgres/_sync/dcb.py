@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronik.backend import PreparedWrite
+from chronik.backend import PreparedWrite, unlock_events
 from chronik.errors import AppendConditionFailedError
 from chronik.events import AppendResult, RecordedEvent
 from chronik.query import AppendCondition, Query, QueryItem, event_keys, lock_keys, query_keys, read_head
@@ -76,6 +76,7 @@ def read_query(
         return [record(r, codec) for r in rows], head
 
     events, head = shared.run(op)
+    unlock_events(codec, events)
     return events, read_head(head, events[-1].position if events else None, len(events), limit, backwards)
 
 

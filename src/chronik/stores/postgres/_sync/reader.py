@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, LogPage, validate_limit, validate_read_stream
+from chronik.backend import Codec, LogPage, unlock_events, validate_limit, validate_read_stream
 from chronik.errors import InvalidInputError
 from chronik.events import Checkpoint, RecordedEvent, StreamInfo, validate_stream_id
 from chronik.stores.postgres import sql
@@ -247,7 +247,9 @@ class PostgresLogReader:
         def op(conn: Conn) -> LogPage:
             return read_page(conn, statements, codec, after, size, categories, types)
 
-        return shared.run(op)
+        page = shared.run(op)
+        unlock_events(codec, page.events)
+        return page
 
     def count_events(
         self,

@@ -6,7 +6,7 @@ the async module and run the script. The design is described there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
@@ -14,14 +14,20 @@ import psycopg
 
 from chronik.backend import (
     AppendHook,
+    SubjectKey,
     Subscribes,
+    append_many_events,
+    appending,
+    forget_subject,
     normalize_filter,
     pending_migrations,
     prepare_decision,
     prepare_write,
     prepare_writes,
+    subject_keys_of,
     validate_checkpoint_name,
     validate_limit,
+    write_keys,
 )
 from chronik.codec import Codec, EventRegistry
 from chronik.errors import InvalidInputError, OperationalError
@@ -41,12 +47,13 @@ from chronik.events import (
 )
 from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._common import MIGRATIONS, checkpoint_start, translate
+from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
 from chronik.stores.postgres._sync import dcb, projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
 from chronik.stores.postgres._sync.reader import PostgresLogReader
 from chronik.stores.postgres._sync.schema import applied_migrations
+from chronik.stores.postgres._sync.subject_keys import PostgresSubjectKeys
 from chronik.stores.postgres._sync.writing import PostgresTransaction
 
 __all__ = ["PostgresEventStore", "PostgresTransaction"]
@@ -69,6 +76,7 @@ class PostgresEventStore(Subscribes):
         self.where = config.where
         self.codec = Codec(registry, max_event_size=config.max_event_size)
         self._shared = Connections(config, self.codec)
+        self.codec.subject_keys = self._shared.own_keys = PostgresSubjectKeys(self._shared)
 
     @property
     def config(self) -> PostgresConfig:
@@ -129,12 +137,26 @@ class PostgresEventStore(Subscribes):
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically if it is at ``expected_version``."""
-        prepared = prepare_write(self.codec, stream_id, events, expected_version)
-        return (writing.commit(self._shared, [prepared]))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared = prepare_write(self.codec, stream_id, events, expected_version, keys)
+            return span.done((writing.commit(self._shared, [prepared]))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        return writing.commit(self._shared, prepare_writes(self.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            keys = write_keys(self.codec, writes)
+            return span.done(writing.commit(self._shared, prepare_writes(self.codec, writes, keys)))
+
+    # -- subjects' keys (crypto-shredding; subject_keys.py) --------------------------------
+
+    def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
+        """The subjects' keys (``chronik.store.SubjectKeyStore``), from the codec's key store."""
+        return subject_keys_of(self.codec, subjects, create)
+
+    def forget(self, subject: str) -> None:
+        """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
+        forget_subject(self.codec, subject)
 
     # -- Dynamic Consistency Boundaries (dcb.py: the locking, and why it is enough) ----
 
@@ -148,8 +170,10 @@ class PostgresEventStore(Subscribes):
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
     ) -> AppendResult:
-        prepared, checked = prepare_decision(self.codec, events, condition, stream_id)
-        return dcb.append_if(self._shared, prepared, checked)
+        with appending(SYSTEM, "append_if", stream_id, None, events) as span:
+            keys = write_keys(self.codec, [events])
+            prepared, checked = prepare_decision(self.codec, events, condition, stream_id, keys)
+            return span.done(dcb.append_if(self._shared, prepared, checked))
 
     def transaction(self) -> AbstractContextManager[PostgresTransaction]:
         """A transaction for appends, checkpoints, snapshots and your own SQL, all or nothing.

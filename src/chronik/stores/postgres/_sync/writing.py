@@ -18,13 +18,17 @@ from chronik.backend import (
     AppendHook,
     LogPage,
     PreparedWrite,
+    append_many_events,
+    appending,
     check_named,
     named_statement,
     prepare_write,
     prepare_writes,
     to_pyformat,
+    unlock_events,
     validate_checkpoint_name,
     validate_read_stream,
+    write_keys,
 )
 from chronik.errors import InvalidCheckpointError, OperationalError
 from chronik.events import (
@@ -44,6 +48,7 @@ from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import (
     KIND,
     MAX_VERSION,
+    SYSTEM,
     checkpoint_start,
     on_a_standby,
     record,
@@ -214,11 +219,17 @@ class PostgresTransaction:
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
     ) -> AppendResult:
         """Append in this transaction; it commits with everything else or not at all."""
-        prepared = [prepare_write(self._shared.codec, stream_id, events, expected_version)]
-        return (self.append_prepared(prepared))[0]
+        with appending(SYSTEM, "append", stream_id, expected_version, events) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, [events], self._shared.keys_on(self.connection))
+            prepared = [prepare_write(codec, stream_id, events, expected_version, keys)]
+            return span.done((self.append_prepared(prepared))[0])
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
-        return self.append_prepared(prepare_writes(self._shared.codec, writes))
+        with appending(SYSTEM, "append_many", events=append_many_events(writes)) as span:
+            codec = self._shared.codec
+            keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
+            return span.done(self.append_prepared(prepare_writes(codec, writes, keys)))
 
     def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
@@ -246,6 +257,7 @@ class PostgresTransaction:
             # Everything it wrote since the hooks last ran, even by appends made
             # before they were installed: the checkpoint is about to pass those too.
             events = projection_state.own_events(conn, statements, shared.codec, self._handed)
+            unlock_events(shared.codec, events, shared.keys_on(conn))
             if events:
                 self._handed = events[-1].position
                 for hook in hooks.values():
@@ -262,7 +274,9 @@ class PostgresTransaction:
         params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
         cursor = self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
-        return [record(row, codec) for row in cursor.fetchall()]
+        events = [record(row, codec) for row in cursor.fetchall()]
+        unlock_events(codec, events, self._shared.keys_on(self.connection))
+        return events
 
     def read_page(
         self,
@@ -272,9 +286,10 @@ class PostgresTransaction:
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the final log as this transaction sees it (as ``LogReader.read_page``)."""
-        return read_page(
-            self.connection, self._statements, self._shared.codec, after, size, categories, types
-        )
+        codec = self._shared.codec
+        page = read_page(self.connection, self._statements, codec, after, size, categories, types)
+        unlock_events(codec, page.events, self._shared.keys_on(self.connection))
+        return page
 
     def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         self.connection.execute(self._statements.save_checkpoint, checkpoint_params(name, checkpoint))
