@@ -597,8 +597,12 @@ class ProjectionRunner(Generic[C]):
         """Events behind the head and seconds behind, from the stored checkpoint."""
         return projection_lag(self.store, self.projection, self.target, partition=self.partition)
 
-    def _measure(self) -> Lag:
+    def _measure(self) -> Lag | None:
         if not self._loaded:
+            if self._phase not in ("idle", "stopped"):
+                # Starting: its checkpoint is not loaded yet, and its target is in use by
+                # the runner's own loop (another thread's reads would race it).
+                return None
             return self.lag()
         # From the checkpoint this runner holds, by reads alone: a fault that stops
         # its transactions (a lock, a full disk) leaves its lag visible.
@@ -611,7 +615,8 @@ class ProjectionRunner(Generic[C]):
     def status(self, *, lag: bool = True) -> RunnerStatus:
         """What this runner is doing: running, caught up, retrying (since when, how many
         attempts, the last error), stopped (and why); its checkpoint; and, with ``lag``,
-        how far behind it is (None when the store cannot be reached to measure it).
+        how far behind it is (None when the store cannot be reached to measure it, or while
+        it starts, before it has loaded its checkpoint).
 
         Safe to call from another thread (sync) or task (asyncio) while it runs.
         """
