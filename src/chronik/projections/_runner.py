@@ -154,7 +154,10 @@ class ProjectionRunner(Generic[C]):
         return self._checkpoint
 
     def run_until_caught_up(self) -> int:
-        """Handle every event up to the head, then return how many were handled."""
+        """Handle every event up to the head, then return how many were handled.
+
+        The head is read when it starts, and once more when it gets there: events
+        that committed meanwhile (its own reactions included) are handled too."""
         before = self.handled
         self._stop.clear()
         self._loop(follow=False)
@@ -278,6 +281,7 @@ class ProjectionRunner(Generic[C]):
         # held back from readers for a moment (PostgreSQL: until older transactions
         # end) would otherwise look caught up before they show.
         head = None if follow else self.store.head()
+        rechecked = False
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
@@ -302,6 +306,17 @@ class ProjectionRunner(Generic[C]):
                     return
                 if behind and not follow:
                     continue
+                if not follow and not rechecked:
+                    # Once more, to the head as it is now: events that committed during
+                    # the run (its own reactions, a process manager's) may still have
+                    # been held back from readers when the page after the first head
+                    # was read; head() returns once they are readable. Only once, so
+                    # that steady writers cannot keep it running.
+                    rechecked = True
+                    now, at = self.store.head(), subscription.checkpoint
+                    if now is not None and (at is None or at < now):
+                        head = now
+                        continue
                 self._reached_head(subscription.checkpoint)
                 if not follow:
                     return

@@ -325,6 +325,10 @@ ORDER BY parked"""
 
 # -- runners' heartbeats (migration 0004) -----------------------------------------------
 
+# A heartbeat is a note, not data: its commit need not wait for the disk. That keeps
+# its transaction short, and while one runs, readers of the log (of every schema) wait
+# for the events of younger transactions (they sort after it).
+_HEARTBEAT_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 _SAVE_HEARTBEAT = """
 INSERT INTO {schema}.runners (runner_id, name, version, heard_at, record) VALUES (%s, %s, %s, %s, %s::json)
 ON CONFLICT (runner_id) DO UPDATE SET
@@ -437,6 +441,7 @@ class Statements:
     park_event: str
     dead_letters: str
     delete_dead_letter: str
+    heartbeat_commit: str
     save_heartbeat: str
     heartbeats: str
     delete_heartbeat: str

@@ -136,7 +136,10 @@ async def dead_letters(conn: Conn, statements: sql.Statements, projection: str |
 
 
 async def save_heartbeat(conn: Conn, statements: sql.Statements, heartbeat: RunnerHeartbeat) -> None:
-    await conn.execute(statements.save_heartbeat, heartbeat_params(heartbeat))
+    params = heartbeat_params(heartbeat)
+    async with conn.transaction():  # see sql._HEARTBEAT_COMMIT
+        await conn.execute(statements.heartbeat_commit)
+        await conn.execute(statements.save_heartbeat, params)
 
 
 async def heartbeats(conn: Conn, statements: sql.Statements, name: str | None) -> list[RunnerHeartbeat]:

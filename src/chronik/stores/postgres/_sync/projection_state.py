@@ -80,7 +80,10 @@ def dead_letters(conn: Conn, statements: sql.Statements, projection: str | None)
 
 
 def save_heartbeat(conn: Conn, statements: sql.Statements, heartbeat: RunnerHeartbeat) -> None:
-    conn.execute(statements.save_heartbeat, heartbeat_params(heartbeat))
+    params = heartbeat_params(heartbeat)
+    with conn.transaction():  # see sql._HEARTBEAT_COMMIT
+        conn.execute(statements.heartbeat_commit)
+        conn.execute(statements.save_heartbeat, params)
 
 
 def heartbeats(conn: Conn, statements: sql.Statements, name: str | None) -> list[RunnerHeartbeat]:
