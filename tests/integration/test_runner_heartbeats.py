@@ -23,7 +23,9 @@ import pytest
 
 import chronik
 from chronik import NewEvent, RecordedEvent
+from chronik.consumer_groups import ConsumerGroup
 from chronik.events import RunnerHeartbeat
+from chronik.process_managers import ProcessContext, ProcessManager, process_manager_runner
 from chronik.projections import (
     AsyncProjectionRunner,
     FailurePolicy,
@@ -224,3 +226,25 @@ def test_the_asyncio_runner_writes_heartbeats_too(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(main())
+
+
+def test_consumer_group_members_and_process_managers_beat_as_what_they_are(tmp_path: Path) -> None:
+    store = chronik.connect(f"sqlite:///{tmp_path / 'shop.db'}")
+    for n in range(6):
+        store.append(f"order-{n}", [NewEvent("Placed", {})])
+    group = ConsumerGroup("orders", 2)
+    members = [member.runner(store, _orders(), heartbeat=0.2) for member in group.members]
+
+    def thank(event: RecordedEvent, ctx: ProcessContext) -> None:
+        ctx.append(f"thanks-{event.stream_id}", [NewEvent("Thanked", {})])
+
+    manager = process_manager_runner(store, ProcessManager("thanks", {"Placed": thank}), heartbeat=0.2)
+    for runner in [*members, manager]:
+        runner.run_until_caught_up()
+    beats = {(b.name, b.kind, b.partition, b.state) for b in store.heartbeats()}
+    assert beats == {
+        ("orders", "projection", "0of2", "idle"),
+        ("orders", "projection", "1of2", "idle"),
+        ("thanks", "process manager", None, "idle"),
+    }
+    store.close()
