@@ -6,7 +6,10 @@ backend, beside its ``chronik_dictstore-0.1.0.dist-info``, so that
 (``chronik.backends``: ``dict``) as it would an installed package's.
 
 ``telemetry`` records what chronik's OpenTelemetry instrumentation emits, with the
-SDK's in-memory span exporter and metric reader.
+SDK's in-memory span exporter and metric reader. The brokers' fixtures
+(``tests/backends/_brokers.py``: ``nats_broker``, ``rabbitmq_url``, ``redis_url``,
+``kafka``, ``nats_server``, ``proxy``) serve every test that needs a broker: the
+relay's, inbound messages', traces across brokers and the FastAPI example's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import pytest
 PLUGIN = str(Path(__file__).with_name("plugin"))
 if PLUGIN not in sys.path:
     sys.path.append(PLUGIN)
+
+pytest_plugins = ["tests.backends._brokers"]
 
 
 # -- OpenTelemetry -----------------------------------------------------------------------------

@@ -28,9 +28,9 @@ INTRO = """\
 when this page is stale. -->
 
 `chronik` looks inside a store, follows it, appends to it, moves it to another
-store, checks it, migrates it, and runs the application's projections, from a
-terminal. It is a client of the library: everything it does, an application can do
-with `chronik.connect(...)`.
+store, checks it, migrates it, deletes and repairs streams, and runs the
+application's projections, from a terminal. It is a client of the library:
+everything it does, an application can do with `chronik.connect(...)`.
 
 - Every command takes `--url` (default `$CHRONIK_URL`, else `sqlite:///chronik.db`)
   and works on every backend. A URL where no chronik store exists is refused (only
@@ -105,6 +105,36 @@ $ chronik verify --url sqlite:///moved.db
 checked 3 events in 2 streams of sqlite:///moved.db: no problems
 $ chronik migrate --check
 sqlite:///chronik.db is up to date (...
+```
+
+Deleting, retaining and repairing ([lifecycle.md](lifecycle.md) says what each
+does): `delete` hides a stream (its events stay in the log until `scavenge`), and
+with `--hard` removes its events at once and forbids its id; `metadata` shows and
+sets what a stream keeps (`--max-count`, `--max-age`, `--truncate-before`; `none`
+clears one); `repair event` replaces an event that does not decode and `repair
+archive` sets a broken stream aside, each recorded in the stream `$repairs`, which
+`repair log` shows. On a terminal `delete` and the repairs ask first (`--yes` does
+not).
+
+```console
+$ chronik append cart-1 ItemAdded '{"sku": "tea"}'
+appended to cart-1: version 1, position 4
+$ chronik delete cart-1 --expected-version 1
+deleted cart-1 (soft): deletion event at version 2, position 5
+$ chronik read cart-1
+Error: stream 'cart-1' was deleted in sqlite:///chronik.db (chronik metadata cart-1 shows it)
+$ chronik metadata order-1 --max-count 1 --max-age 30d
+order-1: version 2, live; max count 1, max age 30d
+$ chronik scavenge
+removed 2 events from 2 streams; the store takes ...
+$ chronik delete order-2 --hard --yes
+deleted order-2 (hard): deletion event at version 2, position 6
+$ chronik append order-2 OrderPlaced '{"total": 12}'
+Error: stream 'order-2' was deleted for good (a hard delete): its id cannot be written to again
+$ chronik repair event order-1 2 '{"carrier": "mail"}' --reason "the carrier was wrong" --operator grace
+replaced order-1 v2 (position 3) for grace: the carrier was wrong; digest of what was there sha256:...
+$ chronik repair log --json
+{"action":"replace","stream_id":"order-1","version":2,"position":3,"operator":"grace",...
 ```
 
 Projections, with the application in `shop.py` (`projections = [...]`, as in

@@ -45,6 +45,7 @@ FILES: dict[str, tuple[str, str]] = {
             ("schema", "Opening the sync PostgreSQL store: checking the server and the schema, migrating."),
             ("projection_state", "Projection state and inline projections for the sync PostgreSQL store."),
             ("dcb", "Dynamic Consistency Boundaries on the sync PostgreSQL store: locks, reads, checks."),
+            ("lifecycle", "Deleting, retaining and repairing on the sync PostgreSQL store."),
             ("subject_keys", "The sync PostgreSQL store's subjects' keys: the ``subject_keys`` table."),
         ]
     },
@@ -95,13 +96,13 @@ REPLACEMENTS: list[tuple[str, str]] = [
         r"\1",
     ),
     (
-        r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|Unit"
+        r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|CheckpointedUnit|Unit"
         r"|InlineProjection|Background|Progress|StopSignal|Heartbeat)\b",
         r"\1",
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
-    (r"\bAsync(Publisher|RelayTarget|RelayUnit)\b", r"\1"),
+    (r"\bAsync(Publisher|RelayTarget)\b", r"\1"),
     (r"\b(write_keys|unlock_events|subject_keys_of|forget_subject)_async\b", r"\1"),
     (r"\bprojections\._async_(runner|targets|lag|inline|heartbeat)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),

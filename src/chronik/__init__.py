@@ -30,6 +30,7 @@ from chronik.errors import (
     ProjectionFailedError,
     RetriesExhaustedError,
     StoreClosedError,
+    StreamDeletedError,
     StreamNotFoundError,
     WrongExpectedVersionError,
 )
@@ -48,6 +49,7 @@ from chronik.events import (
     uuid7,
 )
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult, Loaded
+from chronik.lifecycle import DeleteResult, ScavengeResult, StreamMetadata
 from chronik.personal import REDACTED, PersonalData
 from chronik.process_managers import ProcessManager
 from chronik.query import AppendCondition, Query, QueryItem
@@ -83,6 +85,7 @@ __all__ = [
     "Decider",
     "DecodeError",
     "DecryptionError",
+    "DeleteResult",
     "DuplicateEventError",
     "EventDecodeError",
     "EventRegistry",
@@ -101,11 +104,14 @@ __all__ = [
     "QueryItem",
     "RecordedEvent",
     "RetriesExhaustedError",
+    "ScavengeResult",
     "SnapshotPolicy",
     "StaticKeys",
     "Store",
     "StoreClosedError",
+    "StreamDeletedError",
     "StreamInfo",
+    "StreamMetadata",
     "StreamNotFoundError",
     "StreamWrite",
     "Subscription",

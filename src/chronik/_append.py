@@ -26,6 +26,7 @@ from chronik.events import (
     Checkpoint,
     DeadLetter,
     ExpectedVersion,
+    NewEvent,
     ProjectionState,
     ProjectionStatus,
     RunnerHeartbeat,
@@ -48,6 +49,7 @@ __all__ = [
     "normalize_filter",
     "position_after",
     "prepare_decision",
+    "prepare_replacement",
     "prepare_writes",
     "resolve_existing",
     "validate_checkpoint_name",
@@ -137,6 +139,44 @@ def prepare_write(
     # caller's: continued by whoever handles these events.
     encoded = codec.encode_many(stream_id, events, trace_metadata(), keys)
     return PreparedWrite(stream_id, category_of(stream_id), expected, encoded)
+
+
+def prepare_replacement(
+    codec: Codec,
+    stream_id: str,
+    event: object,
+    *,
+    event_id: uuid.UUID,
+    metadata: bytes | str | None,
+    tags: Sequence[str],
+    keys: KeyRing | None = None,
+) -> EncodedEvent:
+    """Validate and encode the event that replaces a stored one in place (a repair).
+
+    It is checked against its registered type as any append is, and sealed as any
+    append is (``keys``: its subjects' keys, :func:`chronik.backend.write_keys`); it
+    keeps the stored event's id and tags, and the stored metadata unless it brings
+    its own (a :class:`NewEvent` with metadata).
+    """
+    if isinstance(event, (list, tuple, str, bytes)):
+        raise InvalidEventError(f"a repair replaces one event, got {type(event).__name__}")
+    encoded = codec.encode(stream_id, event, None, keys)
+    if isinstance(event, NewEvent):
+        if event.event_id is not None and event.event_id != event_id:
+            raise InvalidEventError(
+                f"the replacement carries event id {event.event_id}, but a replaced event keeps its id "
+                f"({event_id}); leave event_id unset"
+            )
+        if event.tags and tuple(encoded.tags) != tuple(tags):
+            raise InvalidEventError(
+                f"the replacement carries tags {list(encoded.tags)!r}, but a replaced event keeps its tags "
+                f"({list(tags)!r}); leave tags unset"
+            )
+    kept = metadata.encode() if isinstance(metadata, str) else metadata
+    new_metadata = encoded.metadata if isinstance(event, NewEvent) and event.metadata else kept
+    return EncodedEvent(
+        event_id, encoded.type, encoded.schema_version, encoded.data, new_metadata, tuple(tags)
+    )
 
 
 def resolve_existing(

@@ -1,10 +1,10 @@
 """Lag as OpenTelemetry gauges: how far each observed runner is behind, from its ``status()``.
 
-Projection runners and process managers (sync and asyncio) put themselves here
-when they start running, if metrics go somewhere by then; anything else whose
-``status()`` has the same shape (a ``name``, a ``kind`` and a ``lag`` with
-``events`` and ``seconds``: the relay's runner) is added with
-:func:`chronik.telemetry.observe_lag`. Runners are held weakly: one that is
+Projection runners, process managers and relays (a relay is a projection runner
+of kind ``relay``), sync and asyncio, put themselves here when they start running,
+if metrics go somewhere by then; anything else whose ``status()`` has the same
+shape (a ``name``, a ``kind`` and a ``lag`` with ``events`` and ``seconds``) is
+added with :func:`chronik.telemetry.observe_lag`. Runners are held weakly: one that is
 garbage collected drops out by itself.
 
 The gauges are observed when the SDK's metric reader collects (a

@@ -43,6 +43,7 @@ __all__ = [
     "MAX_LINKS",
     "TRACEPARENT",
     "TRACESTATE",
+    "TRACE_KEYS",
     "Carry",
     "Otel",
     "append_many_events",
@@ -51,7 +52,9 @@ __all__ = [
     "context_of",
     "current",
     "expected_value",
+    "missing",
     "trace_metadata",
+    "trace_of",
     "tracer",
 ]
 
@@ -183,6 +186,7 @@ class Otel:
 class _State:
     resolved = False
     otel: Otel | None = None
+    missing = False  # the API is not installed (else: None is chronik's telemetry turned off)
     # The one on the global providers, made once: its instruments and gauges are
     # registered on the global meter, and registering them again would repeat them.
     on_globals: Otel | None = None
@@ -201,7 +205,7 @@ def current() -> Otel | None:
             try:
                 _state.otel = _on_globals()
             except ImportError:
-                _state.otel = None
+                _state.otel, _state.missing = None, True
             _state.resolved = True
     return _state.otel
 
@@ -231,7 +235,17 @@ def configure(
             except ImportError:
                 if tracer_provider is not None or meter_provider is not None:
                     raise
+                _state.missing = True
         _state.otel, _state.resolved = otel, True
+
+
+def missing() -> bool:
+    """Whether the OpenTelemetry API is not installed, so that no trace context goes on
+    through the current context (as it does with the API, and not at all when chronik's
+    telemetry is turned off)."""
+    if not _state.resolved:
+        current()
+    return _state.missing
 
 
 # -- trace context in events ---------------------------------------------------------------
@@ -246,6 +260,15 @@ def trace_metadata() -> dict[str, str] | None:
     carrier: dict[str, str] = {}
     otel.propagator.inject(carrier)
     return carrier or None
+
+
+TRACE_KEYS: Final = (TRACEPARENT, TRACESTATE)
+
+
+def trace_of(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The W3C trace context stored in an event's metadata, as headers (empty when it
+    has none): what the relay's messages and ``chronik.telemetry.trace_headers`` carry."""
+    return {key: value for key in TRACE_KEYS if isinstance(value := metadata.get(key), str) and value}
 
 
 def context_of(metadata: Mapping[str, Any], otel: Otel) -> Context | None:

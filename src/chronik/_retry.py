@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,8 +79,9 @@ class Faults:
         current = self.current
         return current is not None and current.attempts & (current.attempts - 1) == 0
 
-    def recovered(self, logger: logging.Logger, what: str) -> None:
-        """The loop did its work again: end the run (logging it, if there was one)."""
+    def recovered(self, logger: logging.Logger, what: str, extra: Mapping[str, object] | None = None) -> None:
+        """The loop did its work again: end the run (logging it, if there was one, with
+        the loop's fields ``extra``)."""
         current = self.current
         if current is None:
             return
@@ -91,10 +93,13 @@ class Faults:
             current.attempts,
             "" if current.attempts == 1 else "s",
             time.monotonic() - self._started,
+            extra=extra,
         )
 
-    def log(self, logger: logging.Logger, what: str, delay: float) -> None:
-        """Log the current failure if it is one worth logging."""
+    def log(
+        self, logger: logging.Logger, what: str, delay: float, extra: Mapping[str, object] | None = None
+    ) -> None:
+        """Log the current failure if it is one worth logging (with the loop's fields ``extra``)."""
         current = self.current
         if current is None or not self.worth_logging():
             return
@@ -105,4 +110,5 @@ class Faults:
             current.error,
             delay,
             current.since.isoformat(timespec="seconds"),
+            extra=extra,
         )

@@ -7,29 +7,56 @@
   the traces of its events, and inside it, for each event that carries a trace
   context, a span whose *parent* is that context (:func:`processing`): a
   projection's work and a process manager's step, with the commands and events it
-  causes, are in the trace of the request that appended the event.
+  causes, are in the trace of the request that appended the event;
+- a PRODUCER span for each message sent to a broker (:func:`sending`: the relay's
+  publishers, and ``chronik.telemetry.publishing``), whose parent is the trace context
+  the message carries from its event, and a CONSUMER span for each message handled
+  from one (:func:`receiving`: inbound consumers, and ``chronik.telemetry.consuming``),
+  whose parent is the sender's, so a trace goes on across the broker.
 
 Without spans to make (no API, no SDK, or turned off) each returns a shared object
-that does nothing; :func:`processing` still makes an event's trace context current
-for its handler, so what the handler appends carries it on.
+that does nothing; :func:`processing` and :func:`receiving` still make an event's (a
+message's) trace context current for its handler, so what the handler appends
+carries it on, and :func:`sending` gives the headers with the trace context as the
+message has it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from chronik._otel import MAX_LINKS, Carry, Otel, context_of, current, expected_value, tracer
+from chronik._otel import (
+    MAX_LINKS,
+    TRACE_KEYS,
+    Carry,
+    Otel,
+    context_of,
+    current,
+    expected_value,
+    tracer,
+)
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import RecordedEvent, category_of
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
-__all__ = ["batch", "conflicted", "handling", "handling_log", "loading", "processing"]
+__all__ = [
+    "MessageSpan",
+    "batch",
+    "conflicted",
+    "handling",
+    "handling_log",
+    "loading",
+    "processing",
+    "receiving",
+    "sending",
+]
 
 handling_log: Final = logging.getLogger("chronik.handling")
 
@@ -60,17 +87,40 @@ class _NoSpan:
 _NO_SPAN: Final = _NoSpan()
 
 
-class _Handle:
+class _Current:
+    """A span current for a block and ended after it, failed by an error raised in it."""
+
+    __slots__ = ("_otel", "_span", "_token")
+
+    def __init__(self, otel: Otel, span: Span | None = None) -> None:
+        self._otel = otel
+        self._span = span
+        self._token: object = None
+
+    def _failure(self, error: BaseException) -> BaseException:
+        return error
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        otel, span = self._otel, self._span
+        otel.context.detach(self._token)
+        if span is None:
+            return
+        if error is not None:
+            otel.fail(span, self._failure(error))
+        span.end()
+
+
+class _Handle(_Current):
     """The span of one command (see :func:`handling`)."""
 
-    __slots__ = ("_attributes", "_name", "_otel", "_span", "_token")
+    __slots__ = ("_attributes", "_name")
 
     def __init__(self, otel: Otel, name: str, attributes: dict[str, Any]) -> None:
-        self._otel = otel
+        super().__init__(otel)
         self._name = name
         self._attributes = attributes
-        self._span: Span | None = None
-        self._token: object = None
 
     def __enter__(self) -> _Handle:
         otel = self._otel
@@ -95,17 +145,6 @@ class _Handle:
             if isinstance(events, tuple):
                 span.set_attribute("chronik.event_count", len(events))
         return result
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if span is None:
-            return
-        if error is not None:
-            otel.fail(span, error)
-        span.end()
 
 
 def handling(operation: str, model: str, stream_id: object, command: object = None) -> _Handle | _NoSpan:
@@ -194,18 +233,16 @@ def conflicted(error: WrongExpectedVersionError, attempt: int, attempts: int) ->
 # -- projections and process managers ------------------------------------------------------
 
 
-class _Batch:
+class _Batch(_Current):
     """The span of one batch a runner handles (see :func:`batch`)."""
 
-    __slots__ = ("_attributes", "_events", "_name", "_otel", "_span", "_token")
+    __slots__ = ("_attributes", "_events", "_name")
 
     def __init__(self, otel: Otel, name: str, attributes: dict[str, Any], events: Sequence[RecordedEvent]):
-        self._otel = otel
+        super().__init__(otel)
         self._name = name
         self._attributes = attributes
         self._events = events
-        self._span: Span | None = None
-        self._token: object = None
 
     def __enter__(self) -> _Batch:
         otel = self._otel
@@ -224,17 +261,6 @@ class _Batch:
                     break
         self._token = otel.attach(span)
         return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if span is None:
-            return
-        if error is not None:
-            otel.fail(span, error)
-        span.end()
 
 
 def batch(kind: str, name: str, version: int, events: Sequence[RecordedEvent]) -> _Batch | _NoSpan:
@@ -258,29 +284,19 @@ def batch(kind: str, name: str, version: int, events: Sequence[RecordedEvent]) -
     return _Batch(otel, f"{kind} batch {name}", attributes, events)
 
 
-class _Process:
+class _Process(_Current):
     """The span of one event a runner handles (see :func:`processing`)."""
 
-    __slots__ = ("_otel", "_span", "_token")
-
-    def __init__(self, otel: Otel, span: Span) -> None:
-        self._otel = otel
-        self._span = span
-        self._token: object = None
+    __slots__ = ()
 
     def __enter__(self) -> _Process:
+        assert self._span is not None
         self._token = self._otel.attach(self._span)
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        otel, span = self._otel, self._span
-        otel.context.detach(self._token)
-        if error is not None:
-            # The runner wraps a handler's error; the handler's own is what tells.
-            otel.fail(span, error.__cause__ or error)
-        span.end()
+    def _failure(self, error: BaseException) -> BaseException:
+        # The runner wraps a handler's error; the handler's own is what tells.
+        return error.__cause__ or error
 
 
 def processing(event: RecordedEvent, kind: str, name: str) -> _Process | Carry | _NoSpan:
@@ -319,3 +335,168 @@ def processing(event: RecordedEvent, kind: str, name: str) -> _Process | Carry |
     if batch_context.is_valid and span.is_recording():
         span.add_link(batch_context)
     return _Process(otel, span)
+
+
+# -- messages to and from brokers --------------------------------------------------------------
+
+
+class _Message(_Current):
+    """The span of one message sent to a broker or handled from one (see :func:`sending`,
+    :func:`receiving`); ``headers``: the headers to send it with, which carry its trace on."""
+
+    __slots__ = ("_context", "_current", "headers")
+
+    def __init__(
+        self,
+        otel: Otel,
+        span: Span | None,
+        headers: dict[str, str],
+        *,
+        current: bool,
+        context: Context | None = None,
+    ) -> None:
+        super().__init__(otel, span)
+        self.headers = headers
+        self._current = current
+        self._context = context
+
+    def __enter__(self) -> _Message:
+        if self._current:
+            span = self._span
+            if span is not None:
+                self._token = self._otel.attach(span)
+            elif self._context is not None:
+                # No spans go anywhere: only the sender's trace goes on.
+                self._token = self._otel.context.attach(self._context)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            super().__exit__(kind, error, tb)
+            return
+        span = self._span
+        if span is not None:
+            if error is not None:
+                self._otel.fail(span, error)
+            span.end()
+
+    def retried(self, error: BaseException, attempt: int) -> None:
+        """A try failed and the message is handled again: a ``chronik.retry`` span event."""
+        span = self._span
+        if span is not None:
+            span.add_event(
+                "chronik.retry", {"error.type": type(error).__qualname__, "chronik.attempt": attempt}
+            )
+
+    def failed(self, error: BaseException, reason: str) -> None:
+        """It could not be handled (``reason``: why, as its dead letter says): the span failed."""
+        span = self._span
+        if span is not None:
+            self._otel.fail(span, error)
+            span.set_attribute("chronik.dead_letter_reason", reason[:500])
+
+
+class _NoMessage:
+    """What :func:`sending` and :func:`receiving` give when there is nothing to record."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+    def __enter__(self) -> _NoMessage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def retried(self, error: BaseException, attempt: int) -> None:
+        return None
+
+    def failed(self, error: BaseException, reason: str) -> None:
+        return None
+
+
+MessageSpan = _Message | _NoMessage
+"""What :func:`sending` and :func:`receiving` give: a context manager, with the ``headers``
+to send the message with, ``retried`` and ``failed``."""
+
+
+def sending(
+    headers: Mapping[str, str],
+    system: str,
+    destination: str,
+    message_id: str,
+    attributes: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    current: bool = False,
+) -> MessageSpan:
+    """A PRODUCER span for sending a message to a broker, whose parent is the trace context
+    in ``headers`` (an event's, as the relay's messages carry it), and which links to the
+    span current where it is sent (the relay's batch). Its ``headers`` are ``headers``
+    with the trace context of this span instead, so the message's consumers continue it;
+    without spans to make, ``headers`` as they are.
+
+    A message without a trace context (an event appended with telemetry off, or before
+    it was on) gets no span, as such an event gets none when a projection handles it: a
+    relay publishing years of untraced history costs a span per batch, not one per event.
+
+    ``name`` is the span's name without the operation (default: ``destination``: give a
+    template where the destination names a stream, so names stay few); ``current``:
+    make the span current in the block (for a broker client's own spans inside it).
+    """
+    otel = tracer()
+    parent = None if otel is None else context_of(headers, otel)
+    if otel is None or parent is None:
+        return _NoMessage(dict(headers))
+    every: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": destination,
+        "messaging.message.id": message_id,
+    }
+    if attributes:
+        every.update(attributes)
+    span = otel.start(f"send {name or destination}", otel.producer, every, parent)
+    here = otel.trace.get_current_span().get_span_context()
+    if here.is_valid and span.is_recording():
+        span.add_link(here)
+    carrier: dict[str, str] = {}
+    otel.propagator.inject(carrier, otel.trace.set_span_in_context(span))
+    sent = {k: v for k, v in headers.items() if k not in TRACE_KEYS} if carrier else dict(headers)
+    sent.update(carrier)
+    return _Message(otel, span, sent, current=current)
+
+
+def receiving(
+    headers: Mapping[str, Any], system: str, destination: str, message_id: str | None = None
+) -> MessageSpan:
+    """A CONSUMER span for handling a message received from a broker, current in the
+    block, whose parent is the trace context in its ``headers`` (``traceparent``,
+    ``tracestate``, in any case; ``str`` or ``bytes``): a command handled in it appends
+    events in the sender's trace. Without spans to make, the sender's context alone is
+    current in the block."""
+    otel = current()
+    if otel is None:
+        return _NoMessage({})
+    carrier: dict[str, str] = {}
+    for key, value in headers.items():
+        lowered = key.lower() if isinstance(key, str) else ""
+        if lowered in TRACE_KEYS:
+            carrier[lowered] = value.decode() if isinstance(value, bytes) else str(value)
+    parent = context_of(carrier, otel)
+    if not otel.tracing():
+        return _Message(otel, None, {}, current=True, context=parent)
+    attributes: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.operation.type": "process",
+        "messaging.destination.name": destination,
+    }
+    if message_id is not None:
+        attributes["messaging.message.id"] = message_id
+    span = otel.start(f"process {destination}", otel.consumer, attributes, parent)
+    return _Message(otel, span, {}, current=True)

@@ -56,6 +56,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.lifecycle import DeleteResult, RepairRecord, ScavengeResult, StreamMetadata
 from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
@@ -64,6 +65,7 @@ from chronik.store import (
     AsyncHookTransaction,
     CheckpointStore,
     DCBStore,
+    EventRepair,
     EventStore,
     HookTransaction,
     LogPage,
@@ -72,6 +74,8 @@ from chronik.store import (
     RunnerHeartbeats,
     SnapshotStore,
     SQLDatabase,
+    StreamDeletion,
+    StreamRetention,
     SubjectKeyStore,
     Subscribable,
     Transactional,
@@ -250,6 +254,39 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
         store = cast(ProjectionStateStore, self.sync)
         await self._write(store.delete_dead_letter, projection, version, position)
 
+    # -- deleting, retaining, repairing ----------------------------------------------------
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        store = cast(StreamDeletion, self.sync)
+        return await self._write(store.delete_stream, stream_id, expected_version, hard=hard)
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        await self._write(cast(StreamRetention, self.sync).set_stream_metadata, stream_id, metadata)
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        return await self._read(cast(StreamRetention, self.sync).get_stream_metadata, stream_id)
+
+    async def scavenge(self) -> ScavengeResult:
+        return await self._write(cast(StreamRetention, self.sync).scavenge)
+
+    async def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        store = cast(EventRepair, self.sync)
+        return await self._write(
+            store.repair_event, stream_id, version, event, reason=reason, operator=operator
+        )
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        store = cast(EventRepair, self.sync)
+        return await self._write(
+            store.archive_stream, stream_id, expected_version, reason=reason, operator=operator
+        )
+
     # -- subjects' keys (crypto-shredding) ---------------------------------------------------
 
     async def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
@@ -356,6 +393,9 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
     (SQLDatabase, ("sql_dialect", "connect_dbapi")),
     (DCBStore, ("read_query", "append_if")),
+    (StreamDeletion, ("delete_stream",)),
+    (StreamRetention, ("set_stream_metadata", "get_stream_metadata", "scavenge")),
+    (EventRepair, ("repair_event", "archive_stream")),
     (SubjectKeyStore, ("subject_keys", "forget")),
 )
 _FACES: dict[tuple[type, frozenset[type]], type] = {}

@@ -16,11 +16,12 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks``, ``SubjectKeyStore`` and
-their asyncio twins, and ``SQLDatabase`` for a store in a SQL database that read models
-may share). A store marks its face with ``is_async = False`` or ``True``; a
-subscribable one supplies ``log_reader()`` and inherits ``subscribe()`` from
-:class:`Subscribes` (or :class:`AsyncSubscribes`).
+``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks``, ``DCBStore``,
+``SubjectKeyStore``, ``StreamDeletion``, ``StreamRetention``, ``EventRepair`` and their
+asyncio twins, and ``SQLDatabase`` for a store in a SQL database that read models may
+share). A store marks its face with ``is_async = False`` or ``True``; a subscribable
+one supplies ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes`
+(or :class:`AsyncSubscribes`).
 
 The helpers keep every backend's behaviour the same: wrap each append in chronik's
 telemetry (:func:`appending`: its span, counters and log line; the events get the
@@ -32,7 +33,8 @@ of one position (:func:`position_after`), build recorded events
 (:func:`recorded_event`), load the subjects' keys that personal data needs, before
 a write encodes (:func:`write_keys`) and on what a read returns
 (:func:`unlock_events`), keep named migrations (:func:`load_migrations`,
-:func:`pending_migrations`), parse URL options (:func:`parse_options`), take SQL's
+:func:`pending_migrations`), parse URL options (:func:`parse_options`) and show a URL
+without its password (:func:`redacted`), take SQL's
 portable ``:name`` parameters (:func:`to_pyformat`, :func:`check_named`), and give a
 store the face it lacks (:class:`AsyncStoreAdapter`: asyncio over a sync store;
 :class:`BlockingStore`: sync over an asyncio store).
@@ -54,6 +56,7 @@ from chronik._append import (
     normalize_filter,
     position_after,
     prepare_decision,
+    prepare_replacement,
     prepare_write,
     prepare_writes,
     resolve_existing,
@@ -68,7 +71,7 @@ from chronik._append import (
     validate_runner_id,
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
-from chronik._options import parse_bool, parse_options
+from chronik._options import parse_bool, parse_options, redacted
 from chronik._otel import append_many_events, appending
 from chronik._params import check_named, named_statement, to_pyformat
 from chronik._subject_keys import (
@@ -100,6 +103,7 @@ from chronik.store import (
     AsyncAppendHooks,
     AsyncCheckpointStore,
     AsyncDCBStore,
+    AsyncEventRepair,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
@@ -108,11 +112,14 @@ from chronik.store import (
     AsyncSnapshotStore,
     AsyncStore,
     AsyncStoreTransaction,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
     AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
     CheckpointStore,
     DCBStore,
+    EventRepair,
     EventStore,
     HookTransaction,
     LogPage,
@@ -123,6 +130,8 @@ from chronik.store import (
     SQLDatabase,
     Store,
     StoreTransaction,
+    StreamDeletion,
+    StreamRetention,
     SubjectKeyStore,
     Subscribable,
     Transactional,
@@ -139,6 +148,7 @@ __all__ = [
     "AsyncAppendHooks",
     "AsyncCheckpointStore",
     "AsyncDCBStore",
+    "AsyncEventRepair",
     "AsyncEventStore",
     "AsyncHookTransaction",
     "AsyncLogReader",
@@ -148,6 +158,8 @@ __all__ = [
     "AsyncStore",
     "AsyncStoreAdapter",
     "AsyncStoreTransaction",
+    "AsyncStreamDeletion",
+    "AsyncStreamRetention",
     "AsyncSubjectKeyStore",
     "AsyncSubscribable",
     "AsyncSubscribes",
@@ -158,6 +170,7 @@ __all__ = [
     "Codec",
     "DCBStore",
     "EncodedEvent",
+    "EventRepair",
     "EventStore",
     "ExistingEvent",
     "HookTransaction",
@@ -177,6 +190,8 @@ __all__ = [
     "Store",
     "StoreSize",
     "StoreTransaction",
+    "StreamDeletion",
+    "StreamRetention",
     "SubjectKey",
     "SubjectKeyStore",
     "Subscribable",
@@ -199,9 +214,11 @@ __all__ = [
     "pending_migrations",
     "position_after",
     "prepare_decision",
+    "prepare_replacement",
     "prepare_write",
     "prepare_writes",
     "recorded_event",
+    "redacted",
     "resolve_existing",
     "subject_keys_of",
     "subject_keys_of_async",

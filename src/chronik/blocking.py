@@ -48,6 +48,7 @@ from chronik.events import (
     StreamInfo,
     StreamWrite,
 )
+from chronik.lifecycle import DeleteResult, RepairRecord, ScavengeResult, StreamMetadata
 from chronik.personal import SubjectKey
 from chronik.query import AppendCondition, Query, ReadResult
 from chronik.store import (
@@ -55,12 +56,15 @@ from chronik.store import (
     AsyncAppendHooks,
     AsyncCheckpointStore,
     AsyncDCBStore,
+    AsyncEventRepair,
     AsyncEventStore,
     AsyncHookTransaction,
     AsyncLogReader,
     AsyncProjectionStateStore,
     AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
+    AsyncStreamDeletion,
+    AsyncStreamRetention,
     AsyncSubjectKeyStore,
     AsyncSubscribable,
     AsyncTransactional,
@@ -386,6 +390,44 @@ class _DCB(BlockingStore):
         return self._call(store.append_if(events, condition, stream_id=stream_id))
 
 
+class _Deletion(BlockingStore):
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        self._check_not_writing()
+        store = cast(AsyncStreamDeletion, self.async_store)
+        return self._call(store.delete_stream(stream_id, expected_version, hard=hard))
+
+
+class _Retention(BlockingStore):
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        self._check_not_writing()
+        self._call(cast(AsyncStreamRetention, self.async_store).set_stream_metadata(stream_id, metadata))
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        return self._call(cast(AsyncStreamRetention, self.async_store).get_stream_metadata(stream_id))
+
+    def scavenge(self) -> ScavengeResult:
+        self._check_not_writing()
+        return self._call(cast(AsyncStreamRetention, self.async_store).scavenge())
+
+
+class _Repair(BlockingStore):
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        self._check_not_writing()
+        store = cast(AsyncEventRepair, self.async_store)
+        return self._call(store.repair_event(stream_id, version, event, reason=reason, operator=operator))
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        self._check_not_writing()
+        store = cast(AsyncEventRepair, self.async_store)
+        return self._call(store.archive_stream(stream_id, expected_version, reason=reason, operator=operator))
+
+
 class _SubjectKeys(BlockingStore):
     def subject_keys(self, subjects: Collection[str], *, create: bool = False) -> dict[str, SubjectKey]:
         store = cast(AsyncSubjectKeyStore, self.async_store)
@@ -404,6 +446,9 @@ _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncRunnerHeartbeats, _Heartbeats),
     (AsyncAppendHooks, _Hooks),
     (AsyncDCBStore, _DCB),
+    (AsyncStreamDeletion, _Deletion),
+    (AsyncStreamRetention, _Retention),
+    (AsyncEventRepair, _Repair),
     (AsyncSubjectKeyStore, _SubjectKeys),
 )
 _FACES: dict[tuple[type[BlockingStore], ...], type[BlockingStore]] = {}

@@ -96,7 +96,9 @@ class EventRegistry:
     ...     owner: str
 
     ``strict=True`` makes reading an unregistered type an error instead of returning
-    its raw JSON value.
+    its raw JSON value. Type names starting with ``$`` are chronik's own (such as
+    ``$StreamDeleted``, see ``chronik.lifecycle``): they cannot be registered, and they
+    read as their JSON value in strict mode too.
     """
 
     def __init__(self, *, strict: bool = False) -> None:
@@ -124,6 +126,8 @@ class EventRegistry:
     def register(self, cls: type, name: str | None = None, *, version: int = 1) -> None:
         """Register ``cls`` (a frozen msgspec Struct or frozen dataclass) as ``name``."""
         name = _validate_type_name(name if name is not None else cls.__name__)
+        if name.startswith("$"):
+            raise RegistryError(f"event type {name!r}: names starting with '$' are chronik's own")
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise RegistryError(f"schema version of {name!r} must be an int >= 1, got {version!r}")
         if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
@@ -410,7 +414,10 @@ class Codec:
         if check is not None:
             self._check(stream_id, check, schema_version, data)
         sealer = self.sealer
-        if (check is not None and check.personal) or sealer.active:
+        # chronik's own events (deletions, the audit trail: no type of theirs is ever
+        # registered) stay clear: a store reads them to know a stream's state (on NATS,
+        # its last message), keys or not.
+        if (check is not None and check.personal) or (sealer.active and not type_name.startswith("$")):
             pii = False
             if check is not None and check.personal:
                 data, pii = self._shred(stream_id, check, data, keys)
@@ -624,7 +631,7 @@ class Codec:
         where = _where(event)
         plain = self._plain(event, entry)[0]
         if entry is None:
-            if self.registry.strict:
+            if self.registry.strict and not event.type.startswith("$"):
                 raise _about(event, UnknownEventTypeError, f"{where} is not registered (strict registry)")
             try:
                 return _json_decode(plain)

@@ -17,7 +17,8 @@
     │   ├── InvalidCheckpointError      a checkpoint from another kind of store
     │   ├── WrongCategoryError          a command sent to a stream of another category
     │   ├── UndecodableMessageError     an inbound message whose body is not what its handler takes
-    │   └── InvalidQueryError           a DCB query or append condition that is not one
+    │   ├── InvalidQueryError           a DCB query or append condition that is not one
+    │   └── InvalidStreamMetadataError  a stream's max_count, max_age or truncate_before out of range
     ├── ConcurrencyError
     │   ├── WrongExpectedVersionError   (stream_id, expected, actual)
     │   │   └── StreamNotFoundError     a command that needs its stream found none
@@ -25,6 +26,7 @@
     │   ├── DecisionRetriesExhaustedError (DCB) a decision still conflicting after its last retry
     │   └── RetriesExhaustedError       a command still conflicting after its last retry
     ├── DuplicateEventError             an event id already stored at another place
+    ├── StreamDeletedError              a write to a stream deleted for good (or archived)
     ├── RegistryError                   duplicate type names, gaps in upcaster chains
     ├── DecodeError                     reading back what was stored
     │   ├── UnknownEventTypeError       strict mode: a type this process did not register
@@ -88,6 +90,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidQueryError",
     "InvalidStreamIdError",
+    "InvalidStreamMetadataError",
     "InvalidTagError",
     "KeyNotFoundError",
     "NotAChronikStoreError",
@@ -106,6 +109,7 @@ __all__ = [
     "SchemaVersionError",
     "SnapshotDecodeError",
     "StoreClosedError",
+    "StreamDeletedError",
     "StreamNotFoundError",
     "UndecodableMessageError",
     "UnhandledEventError",
@@ -157,6 +161,18 @@ class InvalidTagError(InvalidEventError):
 
 class InvalidQueryError(InvalidInputError):
     """A DCB query, query item or append condition that chronik cannot run as given."""
+
+
+class InvalidStreamMetadataError(InvalidInputError):
+    """A stream's metadata (``max_count``, ``max_age``, ``truncate_before``) out of range;
+    ``field`` names the one refused. Nothing is written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.args[0]))
 
 
 class EventValidationError(InvalidEventError):
@@ -298,6 +314,24 @@ class DuplicateEventError(ChronikError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class StreamDeletedError(ChronikError):
+    """A write to a stream that was deleted for good (``mode == "hard"``: its id can
+    never be used again) or archived (``mode == "archived"``: set aside by an operator,
+    see ``docs/lifecycle.md``). Nothing was written."""
+
+    def __init__(self, stream_id: str, mode: str = "hard") -> None:
+        self.stream_id = stream_id
+        self.mode = mode
+        if mode == "archived":
+            why = "is archived (set aside by an operator): it takes no more events; delete it to free its id"
+        else:
+            why = "was deleted for good (a hard delete): its id cannot be written to again"
+        super().__init__(f"stream {stream_id!r} {why}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.stream_id, self.mode))
 
 
 def _rebuild(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:

@@ -295,10 +295,17 @@ class AppendResult(msgspec.Struct, frozen=True):
 
 
 class StreamInfo(msgspec.Struct, frozen=True):
-    """A stream's current version (0 when it does not exist)."""
+    """A stream's current version (0 when it does not exist).
+
+    ``deleted`` says why a stream that had events reads as not existing: ``"soft"``
+    (deleted, and may be written to again), ``"hard"`` (deleted for good) or
+    ``"archived"`` (set aside by an operator); None for a live stream (see
+    ``docs/lifecycle.md``). A deleted stream's version is 0.
+    """
 
     stream_id: str
     version: int
+    deleted: Literal["soft", "hard", "archived"] | None = None
 
     @property
     def exists(self) -> bool:

@@ -3,11 +3,13 @@
 chronik is instrumented natively: with ``opentelemetry-api`` installed (the
 ``otel`` extra) and an SDK configured by the application, it records
 
-- a span for each append, load, command, projection batch and process-manager step,
-  following OpenTelemetry's messaging and database conventions where they fit;
+- a span for each append, load, command, projection batch, process-manager step,
+  message the relay publishes and message an inbound consumer handles, following
+  OpenTelemetry's messaging and database conventions where they fit;
 - the W3C trace context of each append in the metadata of the events it writes
   (:data:`TRACEPARENT`, :data:`TRACESTATE`), continued as the *parent* of the span
-  in which a projection or a process manager handles the event, so one trace
+  in which a projection, a process manager or the relay handles the event, and
+  carried in the relay's messages to the consumers beyond the broker, so one trace
   covers a request, its events and everything they cause;
 - counters of appends, events appended and conflicts, and gauges of each runner's
   lag (events and seconds behind the head).
@@ -17,8 +19,8 @@ with the API and no SDK, it only passes trace context on. Payloads never go into
 spans, metrics or logs (they may hold personal data). ``docs/integrations.md``
 lists every span, attribute, metric, logger and log field.
 
-This module is what an application or an integration (a relay to a broker, a
-consumer of one) uses directly: :func:`configure` (which providers chronik uses),
+This module is what an application or an integration of its own (to a broker
+chronik has no publisher or source for) uses directly: :func:`configure` (which providers chronik uses),
 :func:`publishing` and :func:`consuming` (a message's span, and the headers that
 carry the trace on), :func:`trace_headers` (an event's stored trace context),
 :func:`observe_lag` (the lag gauges for a runner of your own).
@@ -30,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from chronik import _lag_metrics, _otel
+from chronik import _lag_metrics, _otel, _spans
 from chronik.errors import ConfigurationError
 from chronik.events import RecordedEvent
 
@@ -60,6 +62,8 @@ LOGGERS: Final = (
     "chronik.handling",
     "chronik.projections",
     "chronik.subscriptions",
+    "chronik.inbound",
+    "chronik.brokers",
     "chronik.telemetry",
 )
 """The loggers chronik writes to (``docs/integrations.md`` lists their fields)."""
@@ -97,8 +101,7 @@ def trace_headers(event: RecordedEvent) -> dict[str, str]:
     """The W3C trace context stored with ``event`` (``traceparent`` and, when the
     trace has one, ``tracestate``), ready to be message headers; empty when the
     event was appended outside any trace."""
-    metadata = event.metadata
-    return {k: v for k in (TRACEPARENT, TRACESTATE) if isinstance(v := metadata.get(k), str)}
+    return _otel.trace_of(event.metadata)
 
 
 @contextmanager
@@ -118,36 +121,19 @@ def publishing(
         with telemetry.publishing(event, system="nats", destination=subject) as headers:
             await js.publish(subject, body, headers={**headers, "Nats-Msg-Id": str(event.event_id)})
 
-    An error raised in the block marks the span failed, and goes on.
+    An event appended outside any trace gets no span (and no headers). The relay's
+    publishers make the same span for each message they send. An error raised in the
+    block marks the span failed, and goes on.
     """
-    otel = _otel.tracer()
-    if otel is None:
-        yield trace_headers(event)
-        return
-    attributes: dict[str, Any] = {
-        "messaging.system": system,
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "publish",
-        "messaging.destination.name": destination,
-        "messaging.message.id": message_id if message_id is not None else str(event.event_id),
+    attributes = {
         "chronik.stream": event.stream_id,
         "chronik.version": event.version,
         "chronik.position": event.position,
         "chronik.event_type": event.type,
     }
-    parent = _otel.context_of(event.metadata, otel)
-    span = otel.start(f"send {destination}", otel.producer, attributes, parent)
-    token = otel.attach(span)
-    try:
-        headers: dict[str, str] = {}
-        otel.propagator.inject(headers)
-        yield headers or trace_headers(event)
-    except BaseException as err:
-        otel.fail(span, err)
-        raise
-    finally:
-        otel.context.detach(token)
-        span.end()
+    message = message_id if message_id is not None else str(event.event_id)
+    with _spans.sending(trace_headers(event), system, destination, message, attributes, current=True) as sent:
+        yield sent.headers
 
 
 @contextmanager
@@ -161,46 +147,14 @@ def consuming(
     """A CONSUMER span for handling a message received from a broker, whose parent is
     the trace context in its ``headers`` (``traceparent``, ``tracestate``, in any
     case), current in the block: a command handled in it appends events that carry
-    the sender's trace on.
+    the sender's trace on. Inbound consumers (:mod:`chronik.inbound`) make the same
+    span for each message they handle.
 
     ``headers`` values may be ``str`` or ``bytes``; other headers are ignored. An
     error raised in the block marks the span failed, and goes on.
     """
-    otel = _otel.current()
-    if otel is None:
+    with _spans.receiving(headers, system, destination, message_id):
         yield
-        return
-    carrier: dict[str, str] = {}
-    for key, value in headers.items():
-        name = key.lower() if isinstance(key, str) else ""
-        if name in (TRACEPARENT, TRACESTATE):
-            carrier[name] = value.decode() if isinstance(value, bytes) else str(value)
-    parent = _otel.context_of(carrier, otel)
-    if not otel.tracing():
-        # No spans go anywhere: only the sender's trace goes on.
-        if parent is None:
-            yield
-        else:
-            with _otel.Carry(otel, parent):
-                yield
-        return
-    attributes: dict[str, Any] = {
-        "messaging.system": system,
-        "messaging.operation.type": "process",
-        "messaging.destination.name": destination,
-    }
-    if message_id is not None:
-        attributes["messaging.message.id"] = message_id
-    span = otel.start(f"process {destination}", otel.consumer, attributes, parent)
-    token = otel.attach(span)
-    try:
-        yield
-    except BaseException as err:
-        otel.fail(span, err)
-        raise
-    finally:
-        otel.context.detach(token)
-        span.end()
 
 
 def observe_lag(runner: Any) -> None:
@@ -208,11 +162,11 @@ def observe_lag(runner: Any) -> None:
     gauges, from its ``status()`` (a :class:`~chronik.projections.RunnerStatus`, or
     anything with ``name``, ``kind`` and ``lag.events``/``lag.seconds``).
 
-    Projection runners and process managers do this themselves when they start
-    running, if a meter provider is set by then; this is for other runners (the
-    relay's), or for a runner started before the application set its providers. An asyncio runner (whose
-    ``status()`` is a coroutine function) is observed from its own event loop. Held
-    weakly: a runner that is garbage collected drops out.
+    Projection runners, process managers and relays do this themselves when they
+    start running, if a meter provider is set by then; this is for runners of your
+    own, or for one started before the application set its providers. An asyncio
+    runner (whose ``status()`` is a coroutine function) is observed from its own
+    event loop. Held weakly: a runner that is garbage collected drops out.
     """
     _lag_metrics.observe(runner)
 

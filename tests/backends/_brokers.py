@@ -47,6 +47,26 @@ def redis_url() -> str:
     return require(REDIS, "Redis")
 
 
+BOTH_WAYS = ["jetstream", "rabbitmq", "redis"]
+"""The brokers with a publisher and a source: a fixture's ``params`` for :func:`broker_of`."""
+_URLS = {"jetstream": "nats_broker", "rabbitmq": "rabbitmq_url", "redis": "redis_url"}
+
+
+def broker_of(
+    request: pytest.FixtureRequest,
+    jetstream: Callable[[str], T],
+    rabbitmq: Callable[[str], T],
+    redis: Callable[[str], T],
+) -> T:
+    """For a fixture with ``params=BOTH_WAYS``: the test marked for its broker (``nats``,
+    ``rabbitmq``, ``redis``), and what the broker's function makes of its URL (skipped,
+    or failed under CI, when the broker is away)."""
+    name: str = request.param
+    request.applymarker(getattr(pytest.mark, "nats" if name == "jetstream" else name))
+    url: str = request.getfixturevalue(_URLS[name])
+    return {"jetstream": jetstream, "rabbitmq": rabbitmq, "redis": redis}[name](url)
+
+
 def unique(prefix: str = "relaytest") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
@@ -70,6 +90,32 @@ def free_port() -> int:
 
 
 # -- reading back what the brokers hold ------------------------------------------------------
+
+
+async def nats_received(
+    url: str, subjects: str, count: int, during: Callable[[], Coroutine[Any, Any, object]]
+) -> list[Any]:
+    """The messages a core NATS subscriber of ``subjects`` gets while ``during()`` runs (and
+    after, until there are ``count`` of them, or a few seconds went by)."""
+    import nats
+
+    nc = await nats.connect(url)
+    got: list[Any] = []
+
+    async def take(msg: Any) -> None:
+        got.append(msg)
+
+    try:
+        await nc.subscribe(subjects, cb=take)
+        await nc.flush()
+        await during()
+        for _ in range(200):
+            if len(got) >= count:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await nc.close()
+    return got
 
 
 async def jetstream_messages(url: str, stream: str) -> list[Any]:

@@ -21,21 +21,18 @@ from chronik.brokers.redis import RedisStreamsSource
 from chronik.errors import OperationalError
 from chronik.inbound import AsyncInbound, Inbound, InboundPolicy, command_handler, event_id
 from tests.backends._brokers import (
+    BOTH_WAYS,
+    broker_of,
     delete_jetstream,
     jetstream_messages,
-    nats_broker,
     rabbitmq_delete,
     rabbitmq_drain,
-    rabbitmq_url,
     redis_delete,
     redis_entries,
-    redis_url,
     run,
     unique,
     wait_until,
 )
-
-__all__ = ["nats_broker", "rabbitmq_url", "redis_url"]
 
 FAST = InboundPolicy(tries=3, backoff=0.01, max_backoff=0.05)
 
@@ -162,16 +159,9 @@ def _redis(url: str) -> Broker:
     return broker
 
 
-@pytest.fixture(params=["jetstream", "rabbitmq", "redis"])
+@pytest.fixture(params=BOTH_WAYS)
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    name = request.param
-    request.applymarker(getattr(pytest.mark, "nats" if name == "jetstream" else name))
-    if name == "jetstream":
-        made = _jetstream(request.getfixturevalue("nats_broker"))
-    elif name == "rabbitmq":
-        made = _rabbitmq(request.getfixturevalue("rabbitmq_url"))
-    else:
-        made = _redis(request.getfixturevalue("redis_url"))
+    made = broker_of(request, _jetstream, _rabbitmq, _redis)
     yield made
     for clean in made.cleanup:
         clean()

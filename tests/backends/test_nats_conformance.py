@@ -9,7 +9,16 @@ from chronik.testing.conformance import EventStoreConformance, StoreFactory, cap
 
 pytestmark = pytest.mark.nats
 
-POWERS = {"snapshots", "checkpoints", "subscriptions", "projection_state", "heartbeats", "subject_keys"}
+POWERS = {
+    "snapshots",
+    "checkpoints",
+    "subscriptions",
+    "projection_state",
+    "heartbeats",
+    "subject_keys",
+    "deletion",
+    "retention",
+}
 
 
 class TestNatsConformance(EventStoreConformance):
@@ -22,7 +31,8 @@ class TestNatsConformance(EventStoreConformance):
 
 
 def test_nats_declares_its_capabilities(nats_store_url: str) -> None:
-    # No transactions (nothing spans the log and the buckets), so no append hooks.
+    # No transactions (nothing spans the log and the buckets), so no append hooks; no
+    # repairs (a stored message cannot be changed).
     with chronik.connect(nats_store_url) as store:
         assert capabilities(store) == POWERS
     async_store = chronik.connect_async(nats_store_url)

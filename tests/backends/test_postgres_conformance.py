@@ -32,6 +32,9 @@ def test_postgres_declares_its_capabilities(postgres_store_url: str) -> None:
         "heartbeats",
         "dcb",
         "subject_keys",
+        "deletion",
+        "retention",
+        "repair",
     }
     with chronik.connect(postgres_store_url) as store:
         assert capabilities(store) == everything

@@ -5,7 +5,6 @@ never restarted)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,25 +28,18 @@ from tests.backends._brokers import (
     delete_jetstream,
     free_port,
     jetstream_messages,
-    kafka,
     kafka_messages,
     kafka_topic,
-    nats_broker,
-    nats_server,
-    proxy,
+    nats_received,
     rabbitmq_delete,
     rabbitmq_drain,
     rabbitmq_queue,
-    rabbitmq_url,
     redis_delete,
     redis_entries,
-    redis_url,
     run,
     unique,
     wait_until,
 )
-
-__all__ = ["kafka", "nats_broker", "nats_server", "proxy", "rabbitmq_url", "redis_url"]
 
 FAST = FailurePolicy(backoff=0.02, max_backoff=0.2)
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -126,20 +118,10 @@ def test_jetstream_gets_each_event_once_with_its_id_and_headers(nats_broker: str
 
 @pytest.mark.nats
 def test_core_nats_subscribers_get_every_event_in_order(nats_broker: str, tmp_path: Path) -> None:
-    import nats
-
     category, prefix = unique("ord"), unique("core")
     store = _store(tmp_path, category)
-    got: list[Any] = []
 
-    async def relay_while_subscribed() -> None:
-        nc = await nats.connect(nats_broker)
-
-        async def take(msg: Any) -> None:
-            got.append(msg)
-
-        await nc.subscribe(f"{prefix}.>", cb=take)
-        await nc.flush()
+    async def relay() -> None:
         publisher = NatsPublisher(nats_broker, subject=f"{prefix}.{{category}}.{{stream}}")
         runner = relay_runner(
             chronik.connect_async(f"sqlite:///{tmp_path / 'relay.db'}"),
@@ -148,16 +130,11 @@ def test_core_nats_subscribers_get_every_event_in_order(nats_broker: str, tmp_pa
         )
         try:
             assert await runner.run_until_caught_up() == 3
-            for _ in range(100):
-                if len(got) == 3:
-                    break
-                await asyncio.sleep(0.02)
         finally:
             await publisher.close()
             await runner.store.close()
-            await nc.close()
 
-    run(relay_while_subscribed())
+    got = run(nats_received(nats_broker, f"{prefix}.>", 3, relay))
     assert [m.subject for m in got] == [f"{prefix}.{category}.{category}-{s}" for s in range(3)]
     assert [m.headers["Nats-Msg-Id"] for m in got] == [
         str(e.event_id) for e in store.read_all(categories=[category], types=["Placed"])

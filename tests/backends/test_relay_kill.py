@@ -24,24 +24,18 @@ from tests.backends._brokers import (
     Kafka,
     delete_jetstream,
     jetstream_messages,
-    kafka,
     kafka_count,
     kafka_messages,
-    nats_broker,
     rabbitmq_count,
     rabbitmq_delete,
     rabbitmq_drain,
     rabbitmq_queue,
-    rabbitmq_url,
     redis_delete,
     redis_entries,
-    redis_url,
     run,
     unique,
     wait_until,
 )
-
-__all__ = ["kafka", "nats_broker", "rabbitmq_url", "redis_url"]
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,9 @@
 """The example FastAPI service (chronik.examples.fastapi_orders), served by a real uvicorn
 on a free loopback port and driven with an HTTP client: commands, 409s, queries from
-the read model, the projection and the saga in its lifespan, and one trace from an
-HTTP request through its command, its events, the projection and the saga's
-follow-up commands."""
+the read model, the projection, the saga and the relay (to the real Redis) in its
+lifespan, and one trace from an HTTP request through its command, its events, the
+projection, the saga's follow-up commands, the relay's publishes and another
+service's inbound consumer that turns what it receives into a command of its own."""
 
 from __future__ import annotations
 
@@ -12,14 +13,23 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
+import chronik
+from chronik.brokers import InboundMessage
+from chronik.brokers.redis import RedisStreamsSource
 from chronik.examples.fastapi_orders import create_app
+from chronik.inbound import Inbound, command_handler
+from tests._shipping import ShipOrder, shipping, shipping_registry
+from tests.backends._brokers import redis_delete, redis_entries, unique
 from tests.conftest import Recorded
 
 from ._server import free_port
@@ -27,10 +37,9 @@ from ._server import free_port
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-@pytest.fixture
-def service(tmp_path: Path, telemetry: Recorded) -> Iterator[str]:
-    """The service on a SQLite file, in this process (its spans are recorded), at a URL."""
-    app = create_app(f"sqlite:///{tmp_path}/orders.db", tracer_provider=telemetry.provider)
+@contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port, in this process: its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -45,6 +54,44 @@ def service(tmp_path: Path, telemetry: Recorded) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=30)
         assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def service(tmp_path: Path, telemetry: Recorded) -> Iterator[str]:
+    """The service on a SQLite file, in this process (its spans are recorded), at a URL."""
+    with _serving(create_app(f"sqlite:///{tmp_path}/orders.db", tracer_provider=telemetry.provider)) as url:
+        yield url
+
+
+@dataclass
+class Relayed:
+    """The service with its relay publishing to Redis streams ``<prefix>:<category>``."""
+
+    url: str
+    redis: str
+    prefix: str
+
+
+@pytest.fixture
+def relayed(tmp_path: Path, telemetry: Recorded, redis_url: str) -> Iterator[Relayed]:
+    prefix = unique("shop")
+    to = f"{redis_url}?key={prefix}:{{category}}"
+    app = create_app(f"sqlite:///{tmp_path}/orders.db", relay_to=to, tracer_provider=telemetry.provider)
+    try:
+        with _serving(app) as url:
+            yield Relayed(url, redis_url, prefix)
+    finally:
+        redis_delete(redis_url, f"*{prefix}*")
+
+
+def _arrived(relayed: Relayed, category: str, count: int) -> list[dict[str, bytes]]:
+    """The entries the relay added to the category's Redis stream, once there are ``count``."""
+    key = f"{relayed.prefix}:{category}"
+    deadline = time.monotonic() + 20
+    while len(entries := redis_entries(relayed.redis, key)) < count:
+        assert time.monotonic() < deadline, f"{key}: {len(entries)} entries, not {count}"
+        time.sleep(0.05)
+    return entries
 
 
 def _until(client: httpx2.Client, path: str, done: Any, timeout: float = 20) -> dict[str, Any]:
@@ -105,10 +152,19 @@ def test_commands_conflicts_and_queries_over_http(service: str) -> None:
         assert all(r["state"] in ("running", "caught_up") for r in runners)
 
 
+def _shipment(message: InboundMessage) -> tuple[str, ShipOrder]:
+    """The warehouse's route: an order confirmed (a checkout's outcome) is shipped."""
+    confirmed = message.decode(dict[str, str])
+    return f"shipment-{confirmed['order_id']}", ShipOrder(confirmed["order_id"])
+
+
+@pytest.mark.redis
 def test_one_trace_from_an_http_request_through_the_command_its_events_the_projection_and_the_saga(
-    service: str, telemetry: Recorded
+    relayed: Relayed, telemetry: Recorded, tmp_path: Path
 ) -> None:
-    with httpx2.Client(base_url=service, timeout=10) as client:
+    """And on through the relay's publishes to the broker, and into the command another
+    service's inbound consumer makes of what it receives there."""
+    with httpx2.Client(base_url=relayed.url, timeout=10) as client:
         client.post("/stock", json={"sku": "book", "quantity": 10})
         client.post("/orders", json={"order_id": "7", "customer": "ada"})
         client.post("/orders/7/items", json={"sku": "book", "quantity": 1, "unit_price": 990})
@@ -116,6 +172,15 @@ def test_one_trace_from_an_http_request_through_the_command_its_events_the_proje
         headers = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
         assert client.post("/orders/7/submit", json={}, headers=headers).status_code == 202
         _until(client, "/orders/7", lambda o: o["status"] == "confirmed")
+    (confirmed,) = _arrived(relayed, "checkout", 1)
+    _arrived(relayed, "order", 3)
+
+    # The warehouse, another service: its consumer of the checkouts' outcomes.
+    with chronik.connect(f"sqlite:///{tmp_path}/warehouse.db", registry=shipping_registry) as warehouse:
+        source = RedisStreamsSource(relayed.redis, key=f"{relayed.prefix}:checkout", group="warehouse")
+        handle = command_handler(chronik.CommandHandler(warehouse, shipping), _shipment)
+        assert Inbound(source, handle, idle_timeout=0.5).run_until_idle() == 1
+        (scheduled,) = warehouse.read_stream("shipment-7")
 
     trace_id = int(TRACE_ID, 16)
 
@@ -125,8 +190,8 @@ def test_one_trace_from_an_http_request_through_the_command_its_events_the_proje
 
     (server,) = [s for s in in_trace("POST /orders/{order_id}/submit") if s.kind.name == "SERVER"]
     assert server.parent is not None and server.parent.span_id == 0x00F067AA0BA902B7
-    (handle,) = in_trace("handle order")
-    assert dict(handle.attributes or {})["chronik.command"] == "SubmitOrder"
+    (handle_span,) = in_trace("handle order")
+    assert dict(handle_span.attributes or {})["chronik.command"] == "SubmitOrder"
     (append,) = in_trace("append order")
     assert dict(append.attributes or {})["chronik.stream"] == "order-7"
     steps = [dict(s.attributes or {})["chronik.event_type"] for s in in_trace("process manager checkout")]
@@ -137,6 +202,46 @@ def test_one_trace_from_an_http_request_through_the_command_its_events_the_proje
     assert projected == ["OrderSubmitted", "OrderConfirmed"]
     # The earlier requests are traces of their own.
     assert not in_trace("POST /orders/{order_id}/items")
+
+    # The relay published the order's submit and the checkout's outcome in the request's trace.
+    sent = {dict(s.attributes or {})["chronik.event_type"]: s for s in in_trace("send ")}
+    assert set(sent) == {"OrderSubmitted", "OrderConfirmed"}
+    outcome = sent["OrderConfirmed"]
+    assert dict(outcome.attributes or {})["messaging.destination.name"] == f"{relayed.prefix}:checkout"
+    assert outcome.context is not None
+    assert confirmed["traceparent"].decode().startswith(f"00-{TRACE_ID}-{outcome.context.span_id:016x}-")
+    # The warehouse handled it in a span of the same trace, its command and event too.
+    (process,) = in_trace(f"process {relayed.prefix}:checkout")
+    assert process.parent is not None and process.parent.span_id == outcome.context.span_id
+    (shipped,) = in_trace("handle shipment")
+    assert shipped.parent is not None and process.context is not None
+    assert shipped.parent.span_id == process.context.span_id
+    assert in_trace("append shipment")
+    assert scheduled.metadata["traceparent"].startswith(f"00-{TRACE_ID}-")
+
+
+@pytest.mark.redis
+def test_the_relay_in_the_lifespan_publishes_the_orders_events_in_their_requests_traces(
+    relayed: Relayed,
+) -> None:
+    with httpx2.Client(base_url=relayed.url, timeout=10) as client:
+        headers = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}
+        assert (
+            client.post("/orders", json={"order_id": "3", "customer": "ada"}, headers=headers).status_code
+            == 201
+        )
+        client.post("/orders/3/items", json={"sku": "pen", "quantity": 2, "unit_price": 150})
+        created, added = _arrived(relayed, "order", 2)
+        status = client.get("/status").json()
+
+    assert (created["chronik-type"], created["chronik-stream"]) == (b"OrderCreated", b"order-3")
+    assert created["traceparent"].decode().startswith(f"00-{TRACE_ID}-")
+    assert added["chronik-type"] == b"OrderItemAdded"
+    assert not added["traceparent"].decode().startswith(f"00-{TRACE_ID}-")  # a request of its own
+    assert status["relay"] == {"name": "orders", "to": f"{relayed.redis}?key={relayed.prefix}:{{category}}"}
+    (relay,) = [r for r in status["runners"] if r["kind"] == "relay"]
+    assert relay["name"] == "relay.orders" and relay["state"] in ("running", "caught_up")
+    assert not redis_entries(relayed.redis, f"{relayed.prefix}:stock")  # the warehouse stays inside
 
 
 def test_the_service_runs_as_its_docstring_says(tmp_path: Path) -> None:

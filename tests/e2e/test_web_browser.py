@@ -144,6 +144,26 @@ def test_a_write_without_the_token_is_refused(server: Server, page: Page) -> Non
     expect(page.locator("table.letters")).to_contain_text("order-2")
 
 
+def test_a_stream_is_deleted_from_its_page_after_a_confirmation(server: Server, page: Page) -> None:
+    asked: list[str] = []
+    page.on("dialog", lambda dialog: asked.append(dialog.message))
+    page.goto(server.url + "/streams/order-1")
+    expect(page.locator(".stream-state")).to_contain_text("Live.")
+    page.get_by_role("button", name="delete", exact=True).click()
+    expect(page.locator("#flash")).to_contain_text("refused (401)")
+    expect(page.locator(".stream-state")).to_contain_text("Live.")
+
+    page.locator("#token").fill(TOKEN)
+    page.get_by_role("button", name="delete", exact=True).click()
+    expect(page.locator(".stream-state")).to_contain_text("Deleted")  # the page shows it, reloaded
+    assert any("Delete order-1 (at version 2)?" in text for text in asked), asked
+    page.get_by_role("button", name="delete for good").click()
+    expect(page.locator(".stream-state")).to_contain_text("Deleted for good")
+    expect(page.get_by_role("button", name="delete for good")).to_have_count(0)
+    with chronik.connect(server.store_url) as store:
+        assert store.stream_info("order-1").deleted == "hard"
+
+
 def test_screenshot_of_the_demo(browser: Browser, tmp_path: Path) -> None:
     """The overview of the demo's store, as the README shows it."""
     demo = subprocess.run(

@@ -206,3 +206,14 @@ def test_a_transient_handler_error_is_retried_for_as_long_as_it_lasts_by_default
     logged = [line.split("attempt ")[1].split(" ")[0] for line in lines if "retrying" in line]
     assert logged == ["1", "2", "4"]
     assert any("recovered after 6 failed attempts" in line for line in lines)
+    # With the runner's and the event's fields, as every record of chronik.projections.
+    retried = next(r for r in caplog.records if "retrying" in r.getMessage())
+    fields = {k: retried.__dict__[k] for k in ("projection", "kind", "stream_id", "version", "position")}
+    assert fields == {
+        "projection": "mailer",
+        "kind": "projection",
+        "stream_id": "order-1",
+        "version": 1,
+        "position": 1,
+    }
+    assert all(r.__dict__["projection"] == "mailer" for r in caplog.records)

@@ -496,6 +496,47 @@ def test_a_failed_publish_marks_its_span_failed(telemetry: Recorded) -> None:
     assert telemetry.span("send x").status.status_code is StatusCode.ERROR
 
 
+def test_an_inbound_commands_events_descend_from_its_append_in_the_senders_trace(telemetry: Recorded) -> None:
+    from chronik.brokers import InboundMessage
+    from chronik.inbound import command_handler
+
+    sender = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    message = InboundMessage("m1", b'{"customer": "ada"}', {"traceparent": sender}, "test")
+    with chronik.connect("memory://", registry=registry) as store:
+        handle = command_handler(
+            chronik.CommandHandler(store, order_decider), lambda m: ("order-1", m.decode(CreateOrder))
+        )
+        with chronik.telemetry.consuming(message.headers, system="redis", destination="commands"):
+            handle(message)
+        (created,) = store.read_stream("order-1")
+    # Not the sender's own span: the append's, in the sender's trace.
+    append = telemetry.span("append order")
+    assert created.metadata["traceparent"].startswith(_traceparent(append))
+    assert _ids(append)[0] == 0x0AF7651916CD43DD8448EB211C80319C
+    assert created.metadata["causation_id"] == "m1"
+
+
+def test_without_the_api_an_inbound_command_copies_the_senders_traceparent() -> None:
+    program = """
+import sys
+sys.modules["opentelemetry"] = None
+import chronik
+from chronik.brokers import InboundMessage
+from chronik.examples import registry
+from chronik.examples.orders import CreateOrder, order_decider
+from chronik.inbound import command_handler
+store = chronik.connect("memory://", registry=registry)
+route = lambda message: ("order-1", CreateOrder("ada"))
+handle = command_handler(chronik.CommandHandler(store, order_decider), route)
+sender = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+handle(InboundMessage("m1", b"{}", {"traceparent": sender}, "t"))
+print(store.read_stream("order-1")[0].metadata["traceparent"])
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
 # -- logs --------------------------------------------------------------------------------------
 
 

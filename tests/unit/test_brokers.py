@@ -83,6 +83,25 @@ def test_broker_urls() -> None:
     assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
+def test_every_url_is_shown_without_its_password_by_the_one_redaction() -> None:
+    from chronik import _options, backend
+
+    assert backend.redacted is redacted is _options.redacted  # stores, brokers, web and CLI share it
+    assert redacted("nats://ada:s3cret@a:4222,b:4222") == "nats://ada:***@a:4222,b:4222"  # several hosts
+    assert (
+        redacted("postgresql://ada:s3cret@127.0.0.1:notaport/db")
+        == "postgresql://ada:***@127.0.0.1:notaport/db"
+    )
+    assert redacted("redis://:pw@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert redacted("amqp://a:p@ss@h/v?x=1") == "amqp://a:***@h/v?x=1"  # the last @ ends it, as urllib has it
+    assert (
+        redacted("postgresql://h/db?user=ada&password=s3cret&x=1")
+        == "postgresql://h/db?user=ada&password=***&x=1"
+    )
+    assert redacted("nats://ada@h:4222/?x=a@b") == "nats://ada@h:4222/?x=a@b"  # a user and no password
+    assert redacted("sqlite:///orders.db") == "sqlite:///orders.db"
+
+
 def test_an_inbound_message_decodes_or_says_it_is_poison() -> None:
     class PlaceOrder(msgspec.Struct):
         order_id: str

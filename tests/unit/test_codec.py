@@ -305,3 +305,20 @@ def test_a_payload_is_checked_against_its_registered_type_upcasters_included() -
     assert (copy.stream_id, copy.type, str(copy)) == ("acc-1", "Opened", str(caught.value))
     assert "── EventValidationError " in (chronik.errors.__doc__ or "")
     codec.encode("acc-1", NewEvent("Opened", {"owner": 1}, schema_version=3))  # newer: its readers check
+
+
+class Forged(msgspec.Struct, frozen=True):
+    mode: str
+
+
+def test_types_starting_with_a_dollar_are_chronik_s_own() -> None:
+    # Deletion events and the audit trail (chronik.lifecycle): never registered, and
+    # read as JSON even by a strict registry, so a strict reader of the log does not
+    # stop at a deleted stream.
+    strict = EventRegistry(strict=True)
+    with pytest.raises(RegistryError, match="chronik's own"):
+        strict.register(Forged, "$StreamDeleted")
+    with chronik.connect("memory://", registry=strict) as store:
+        store.delete_stream("order-1", hard=True)
+        [tombstone] = store.read_all()
+        assert tombstone.data == {"mode": "hard", "version": 0}

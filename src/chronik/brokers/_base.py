@@ -23,11 +23,12 @@ import string
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final, Literal, Protocol, TypeVar, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError
+from chronik import _otel, _spans
+from chronik._options import redacted
+from chronik.errors import BrokerError, ConfigurationError, InvalidInputError, UndecodableMessageError
 from chronik.events import RecordedEvent, category_of
 
 __all__ = [
@@ -40,10 +41,12 @@ __all__ = [
     "Message",
     "Publisher",
     "Template",
+    "broker_error",
     "in_stream_order",
     "message_of",
     "nats_token",
     "redacted",
+    "sending",
 ]
 
 T = TypeVar("T")
@@ -56,8 +59,9 @@ RECORDED_AT: Final = "chronik-recorded-at"
 CORRELATION: Final = "chronik-correlation-id"
 CAUSATION: Final = "chronik-causation-id"
 EVENT_ID: Final = "chronik-event-id"
-TRACE: Final = ("traceparent", "tracestate")
-"""The W3C trace context: copied from the event's metadata keys of the same names."""
+TRACE: Final = _otel.TRACE_KEYS
+"""The W3C trace context (``traceparent``, ``tracestate``): copied from the event's
+metadata keys of the same names."""
 HEADERS: Final = (EVENT_ID, TYPE, STREAM, VERSION, POSITION, RECORDED_AT, CORRELATION, CAUSATION, *TRACE)
 """The headers a relayed message carries (correlation, causation and the trace context
 only when the event's metadata has them)."""
@@ -74,6 +78,8 @@ class Message(msgspec.Struct, frozen=True):
     category: str
     type: str
     headers: dict[str, str]
+    """:data:`HEADERS`; its ``traceparent`` (the event's stored trace context) is the
+    parent of the span in which a publisher sends it (:func:`sending`)."""
     body: bytes
     """The event's payload as JSON (as the application's registered type has it now)."""
 
@@ -93,10 +99,7 @@ def message_of(event: RecordedEvent) -> Message:
         value = metadata.get(key)
         if value is not None:
             headers[header] = str(value)
-    for key in TRACE:
-        value = metadata.get(key)
-        if isinstance(value, str) and value:
-            headers[key] = value
+    headers.update(_otel.trace_of(metadata))
     return Message(
         str(event.event_id),
         event.stream_id,
@@ -107,18 +110,47 @@ def message_of(event: RecordedEvent) -> Message:
     )
 
 
-def redacted(url: str) -> str:
-    """``url`` without its password, for messages, logs and reprs."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+Errors = tuple[type[BaseException], ...]
+
+
+def broker_error(
+    err: BaseException, what: str, *, refused: Errors = (), transient: Errors = (), other: Errors = ()
+) -> BaseException:
+    """The :class:`~chronik.errors.BrokerError` for an error of a broker's client met while
+    doing ``what``: not transient for ``refused`` (credentials, a missing queue: trying
+    again cannot fix it), transient for ``transient`` and for a lost connection or a
+    timeout (the client reconnects), not transient for ``other`` (the client's other
+    errors); any other error as it is (a bug is not the broker's)."""
+    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
+    if isinstance(err, refused):
+        return BrokerError(text)
+    if isinstance(err, (*transient, ConnectionError, TimeoutError, OSError)):
+        return BrokerError(text, transient=True)
+    if isinstance(err, other):
+        return BrokerError(text)
+    return err
+
+
+def sending(
+    message: Message, system: str, destination: str, where: Template, **attributes: Any
+) -> _spans.MessageSpan:
+    """The PRODUCER span of sending ``message`` to ``destination`` (rendered from the
+    template ``where``) on the broker ``system``, in the trace of the message's event;
+    in the block, its ``headers`` are the message's with the span's trace context, for
+    the broker's consumers to continue. ``attributes``: the broker's own (a routing
+    key, a Kafka key). A destination that names a stream gives the span the template's
+    name, so span names stay few."""
+    headers = message.headers
+    found: dict[str, Any] = {"chronik.stream": message.stream_id, "chronik.event_type": message.type}
+    for header, attribute in ((VERSION, "chronik.version"), (POSITION, "chronik.position")):
+        value = headers.get(header)
+        if value is not None and value.isdigit():
+            found[attribute] = int(value)
+    found.update(attributes)
+    name = where.template if "stream" in where.fields else None
+    if name is not None:
+        found["messaging.destination.template"] = name
+    return _spans.sending(headers, system, destination, message.id, found, name=name)
 
 
 _FIELDS: Final = frozenset({"category", "type", "stream"})
@@ -325,6 +357,12 @@ class InboundMessage(msgspec.Struct, frozen=True):
     subject: str = ""
     """Its subject, routing key or stream key."""
     attempts: int = 1
+    system: str = ""
+    """The broker (``messaging.system`` of the span it is handled in: ``"nats"``,
+    ``"rabbitmq"``, ``"redis"``)."""
+    destination: str = ""
+    """Where it was consumed from (``messaging.destination.name`` of that span: a
+    JetStream stream, a RabbitMQ queue, a Redis stream key)."""
 
     def decode(self, type: type[T]) -> T:
         """The body as JSON decoded into ``type`` (a msgspec Struct, a dataclass, a dict...).

@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import Message, Template, in_stream_order
+from chronik.brokers._base import Message, Template, broker_error, in_stream_order, sending
 from chronik.errors import BrokerError, ConfigurationError
 
 try:
@@ -34,18 +34,18 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["KafkaPublisher"]
 
 DEFAULT_SERVERS: Final = "127.0.0.1:9092"
+SYSTEM: Final = "kafka"
+"""``messaging.system`` of the publish spans."""
 _TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
     if isinstance(err, aiokafka.errors.KafkaError):
         retriable = bool(getattr(err, "retriable", False))
+        text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
         return BrokerError(text, transient=retriable or isinstance(err, aiokafka.errors.KafkaTimeoutError))
-    if isinstance(err, (ConnectionError, TimeoutError, OSError)):
-        return BrokerError(text, transient=True)
-    return err
+    return broker_error(err, what)
 
 
 class KafkaPublisher:
@@ -107,12 +107,16 @@ class KafkaPublisher:
             topics = {message.id: self._topic(message) for message in messages}
 
             async def send(message: Message) -> None:
-                await producer.send_and_wait(
-                    topics[message.id],
-                    message.body,
-                    key=self.key.render(message).encode(),
-                    headers=[(name, value.encode()) for name, value in message.headers.items()],
-                )
+                topic, key = topics[message.id], self.key.render(message)
+                with sending(
+                    message, SYSTEM, topic, self.topic, **{"messaging.kafka.message.key": key}
+                ) as sent:
+                    await producer.send_and_wait(
+                        topic,
+                        message.body,
+                        key=key.encode(),
+                        headers=[(name, value.encode()) for name, value in sent.headers.items()],
+                    )
 
             # Each stream's messages one after the other (see in_stream_order): a later
             # one never lands before an earlier one that failed.

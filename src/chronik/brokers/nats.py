@@ -23,6 +23,7 @@ client reconnects by itself; not for a refused subject or a JetStream API error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Final
@@ -33,9 +34,11 @@ from chronik.brokers._base import (
     InboundMessage,
     Message,
     Template,
+    broker_error,
     in_stream_order,
     nats_token,
     redacted,
+    sending,
 )
 from chronik.errors import BrokerError, ConfigurationError
 
@@ -66,11 +69,12 @@ def translate(err: BaseException, what: str) -> BaseException:
             f"{what}: JetStream refused ({err.err_code}, code {err.code}): {err.description}",
             transient=err.code == _NO_LEADER,
         )
-    if isinstance(err, (nats.errors.BadSubjectError, nats.errors.MaxPayloadError)):
-        return BrokerError(f"{what}: {type(err).__name__}: {err}")
-    if isinstance(err, (nats.errors.Error, TimeoutError, OSError)):
-        return BrokerError(f"{what}: {type(err).__name__}: {err}".rstrip(": "), transient=True)
-    return err
+    return broker_error(
+        err,
+        what,
+        refused=(nats.errors.BadSubjectError, nats.errors.MaxPayloadError),
+        transient=(nats.errors.Error,),
+    )
 
 
 class _Connection:
@@ -127,8 +131,8 @@ class _Connection:
             await nc.close()
 
 
-def _headers(message: Message) -> dict[str, str]:
-    return {**message.headers, MSG_ID: message.id}
+SYSTEM: Final = "nats"
+"""``messaging.system`` of the publish and process spans."""
 
 
 class NatsPublisher:
@@ -152,12 +156,15 @@ class NatsPublisher:
     async def publish(self, messages: Sequence[Message]) -> None:
         try:
             nc = await self._conn.ready()
-            for message in messages:
-                await nc.publish(
-                    self.subject.render(message, nats_token), message.body, headers=_headers(message)
-                )
-            # The server answers the flush's PING after it has read everything before it.
-            await nc.flush(self.flush_timeout)
+            # Each message's span ends when the flush confirms the batch (or fails it).
+            with contextlib.ExitStack() as spans:
+                for message in messages:
+                    subject = self.subject.render(message, nats_token)
+                    sent = sending(message, SYSTEM, subject, self.subject)
+                    spans.enter_context(sent)
+                    await nc.publish(subject, message.body, headers={**sent.headers, MSG_ID: message.id})
+                # The server answers the flush's PING after it has read everything before it.
+                await nc.flush(self.flush_timeout)
         except Exception as err:
             raise translate(err, f"publishing to NATS at {self._conn.shown}") from err
 
@@ -206,12 +213,14 @@ class JetStreamPublisher:
             js = await self._ready()
 
             async def send(message: Message) -> None:
-                await js.publish(
-                    self.subject.render(message, nats_token),
-                    message.body,
-                    timeout=self.timeout,
-                    headers=_headers(message),
-                )
+                subject = self.subject.render(message, nats_token)
+                with sending(message, SYSTEM, subject, self.subject) as sent:
+                    await js.publish(
+                        subject,
+                        message.body,
+                        timeout=self.timeout,
+                        headers={**sent.headers, MSG_ID: message.id},
+                    )
 
             # Each stream's messages one after the other (see in_stream_order).
             await in_stream_order(messages, send)
@@ -357,6 +366,8 @@ class JetStreamSource:
             self.name,
             msg.subject,
             meta.num_delivered or 1,
+            SYSTEM,
+            self.stream,
         )
 
     async def close(self) -> None:

@@ -32,14 +32,17 @@ from chronik.brokers._base import (
     CORRELATION,
     ERROR,
     EVENT_ID,
+    RECORDED_AT,
     InboundMessage,
     Message,
     Template,
+    broker_error,
     in_stream_order,
     nats_token,
     redacted,
+    sending,
 )
-from chronik.errors import BrokerError, ConfigurationError
+from chronik.errors import ConfigurationError
 
 try:
     import aio_pika
@@ -52,6 +55,8 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["RabbitMQPublisher", "RabbitMQSource"]
 
 DEFAULT_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
+SYSTEM: Final = "rabbitmq"
+"""``messaging.system`` of the publish and process spans."""
 _REFUSED: Final = (
     aiormq.exceptions.ProbableAuthenticationError,
     aiormq.exceptions.AuthenticationError,
@@ -65,22 +70,12 @@ _REFUSED: Final = (
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
-    if isinstance(err, _REFUSED):
-        return BrokerError(text)
-    if isinstance(
-        err,
-        (
-            aiormq.exceptions.AMQPError,
-            aiormq.exceptions.ChannelInvalidStateError,
-            aio_pika.exceptions.AMQPError,
-            ConnectionError,
-            TimeoutError,
-            OSError,
-        ),
-    ):
-        return BrokerError(text, transient=True)
-    return err
+    transient = (
+        aiormq.exceptions.AMQPError,
+        aiormq.exceptions.ChannelInvalidStateError,
+        aio_pika.exceptions.AMQPError,
+    )
+    return broker_error(err, what, refused=_REFUSED, transient=transient)
 
 
 def _url(url: str) -> str:
@@ -173,12 +168,16 @@ class RabbitMQPublisher:
                 await self._exchange(channel, name)
 
             async def send(message: Message) -> None:
-                await self._exchanges[self.exchange.render(message)].publish(
-                    _amqp_message(message),
-                    routing_key=self.routing_key.render(message, nats_token),
-                    mandatory=False,
-                    timeout=self.timeout,
-                )
+                exchange = self.exchange.render(message)
+                routing_key = self.routing_key.render(message, nats_token)
+                routed = {"messaging.rabbitmq.destination.routing_key": routing_key}
+                with sending(message, SYSTEM, exchange, self.exchange, **routed) as sent:
+                    await self._exchanges[exchange].publish(
+                        _amqp_message(message, sent.headers),
+                        routing_key=routing_key,
+                        mandatory=False,
+                        timeout=self.timeout,
+                    )
 
             # Each stream's messages one after the other, each confirmed: see the module docstring.
             await in_stream_order(messages, send)
@@ -197,9 +196,8 @@ class RabbitMQPublisher:
         )
 
 
-def _amqp_message(message: Message) -> aio_pika.Message:
-    headers = message.headers
-    recorded = headers.get("chronik-recorded-at")
+def _amqp_message(message: Message, headers: dict[str, str]) -> aio_pika.Message:
+    recorded = headers.get(RECORDED_AT)
     return aio_pika.Message(
         message.body,
         headers=dict(headers),
@@ -328,6 +326,8 @@ class RabbitMQSource:
             self.name,
             incoming.routing_key or "",
             attempts,
+            SYSTEM,
+            self.queue,
         )
 
     async def close(self) -> None:

@@ -23,11 +23,12 @@ refused credentials or a command refused (a key of another type).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from chronik.brokers._base import ERROR, InboundMessage, Message, Template, redacted
-from chronik.errors import BrokerError, ConfigurationError
+from chronik.brokers._base import ERROR, InboundMessage, Message, Template, broker_error, redacted, sending
+from chronik.errors import ConfigurationError
 
 try:
     import redis.asyncio
@@ -38,6 +39,8 @@ except ModuleNotFoundError as err:  # pragma: no cover - the dev install has it
 __all__ = ["RedisStreamsPublisher", "RedisStreamsSource"]
 
 DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
+SYSTEM: Final = "redis"
+"""``messaging.system`` of the publish and process spans."""
 DEDUPE_TTL: Final = 7 * 24 * 3600.0
 
 # KEYS: the stream, the event's marker. ARGV: the marker's lifetime in ms, MAXLEN ('' for
@@ -59,26 +62,19 @@ return id
 
 def translate(err: BaseException, what: str) -> BaseException:
     """A :class:`BrokerError` for a client error met while doing ``what`` (others as they are)."""
-    text = f"{what}: {type(err).__name__}: {err}".rstrip(": ")
-    if isinstance(err, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):
-        return BrokerError(text)
-    if isinstance(
+    return broker_error(
         err,
-        (
+        what,
+        refused=(redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError),
+        transient=(
             redis.exceptions.ConnectionError,
             redis.exceptions.TimeoutError,
             redis.exceptions.BusyLoadingError,
             redis.exceptions.TryAgainError,
             redis.exceptions.ClusterDownError,
-            ConnectionError,
-            TimeoutError,
-            OSError,
         ),
-    ):
-        return BrokerError(text, transient=True)
-    if isinstance(err, redis.exceptions.RedisError):
-        return BrokerError(text)
-    return err
+        other=(redis.exceptions.RedisError,),
+    )
 
 
 def _client(url: str, timeout: float) -> redis.asyncio.Redis:
@@ -125,16 +121,20 @@ class RedisStreamsPublisher:
         ttl = str(int(self.dedupe_ttl * 1000))
         maxlen = "" if self.maxlen is None else str(self.maxlen)
         try:
+            # Each message's span ends when Redis has run the pipeline (or it failed).
             async with self._redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    key = self.key.render(message)
-                    fields: list[Any] = ["id", message.id, "data", message.body]
-                    for name, value in message.headers.items():
-                        fields += [name, value]
-                    await self._script(
-                        keys=[key, marker_key(key, message.id)], args=[ttl, maxlen, *fields], client=pipe
-                    )
-                await pipe.execute()
+                with contextlib.ExitStack() as spans:
+                    for message in messages:
+                        key = self.key.render(message)
+                        sent = sending(message, SYSTEM, key, self.key)
+                        spans.enter_context(sent)
+                        fields: list[Any] = ["id", message.id, "data", message.body]
+                        for name, value in sent.headers.items():
+                            fields += [name, value]
+                        await self._script(
+                            keys=[key, marker_key(key, message.id)], args=[ttl, maxlen, *fields], client=pipe
+                        )
+                    await pipe.execute()
         except Exception as err:
             raise translate(err, f"adding to Redis streams at {self.url}") from err
 
@@ -160,6 +160,8 @@ class _RedisDelivery:
             source.name,
             source.key,
             attempts,
+            SYSTEM,
+            source.key,
         )
 
     async def ack(self) -> None:

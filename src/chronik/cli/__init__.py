@@ -17,6 +17,7 @@ import click
 from chronik.cli._app import App
 from chronik.cli._forget import forget
 from chronik.cli._inspect import append, info, log, read, streams, tail
+from chronik.cli._lifecycle import delete, metadata, repair, scavenge
 from chronik.cli._maintain import migrate, verify
 from chronik.cli._projections import dead_letters, projections
 from chronik.cli._relay import relay
@@ -31,8 +32,8 @@ __all__ = ["App", "main"]
 def main() -> None:
     """chronik: event sourcing for Python.
 
-    Look inside a store, follow it, append to it, move it, and run the
-    application's projections, from a terminal.
+    Look inside a store, follow it, append to it, move it, delete and repair
+    streams, and run the application's projections, from a terminal.
     """
 
 
@@ -59,6 +60,10 @@ for _command in (
     log,
     tail,
     append,
+    delete,
+    metadata,
+    scavenge,
+    repair,
     export,
     import_,
     copy,

@@ -197,8 +197,13 @@ def read(
     """The events of one stream."""
     store = open_store(url)
     events = store.read_stream(stream, from_version, to_version, backwards=backwards, limit=limit)
-    if not events and not store.stream_info(stream).exists:
-        raise fail(f"stream {stream!r} does not exist in {url}")
+    if not events:
+        found = store.stream_info(stream)
+        if found.deleted is not None:
+            how = {"soft": "deleted", "hard": "deleted for good", "archived": "archived"}[found.deleted]
+            raise fail(f"stream {stream!r} was {how} in {url} (chronik metadata {stream} shows it)")
+        if not found.exists:
+            raise fail(f"stream {stream!r} does not exist in {url}")
     _show(events, as_json, metadata)
 
 

@@ -24,7 +24,8 @@ from chronik.cli._common import (
 )
 from chronik.codec import EventRegistry
 from chronik.errors import ChronikError
-from chronik.store import EventStore
+from chronik.lifecycle import StreamMetadata
+from chronik.store import EventStore, StreamRetention
 
 __all__ = ["migrate", "verify"]
 
@@ -40,7 +41,7 @@ def _problems(store: EventStore, registry: EventRegistry | None) -> Iterator[dic
         where = {"stream_id": event.stream_id, "version": event.version, "position": event.position}
         seen = last.get(event.stream_id)
         expected = 1 if seen is None else seen[0] + 1
-        if event.version != expected:
+        if event.version != expected and not (seen is None and _trimmed(store, event.stream_id)):
             yield {**where, "problem": f"version {event.version} follows version {expected - 1}"}
         if seen is not None and event.position <= seen[1]:
             yield {**where, "problem": f"position {event.position} is not after the stream's {seen[1]}"}
@@ -68,6 +69,8 @@ def _problems(store: EventStore, registry: EventRegistry | None) -> Iterator[dic
                 "problem": f"the stream says version {stream.version}, its events end at {read}",
             }
     for stream_id, (version, _) in sorted(last.items()):
+        if store.stream_info(stream_id).deleted is not None:
+            continue  # deleted streams are not listed
         yield {
             "stream_id": stream_id,
             "version": version,
@@ -77,13 +80,22 @@ def _problems(store: EventStore, registry: EventRegistry | None) -> Iterator[dic
     yield {"events": len(positions), "streams": streams}
 
 
+def _trimmed(store: EventStore, stream_id: str) -> bool:
+    """Whether a stream's first events may be gone: it was deleted, or its metadata
+    hides some (a scavenge removes those; docs/lifecycle.md)."""
+    if store.stream_info(stream_id).deleted is not None:
+        return True
+    return isinstance(store, StreamRetention) and store.get_stream_metadata(stream_id) != StreamMetadata()
+
+
 @click.command(short_help="Check every stream and event; print what is wrong and exit 1.")
 @url_option
 @app_option
 @json_option
 @handle_errors
 def verify(url: str, app_ref: str | None, as_json: bool) -> None:
-    """Check every stream and event: versions contiguous, positions unique and in order,
+    """Check every stream and event: versions contiguous (a stream whose first events
+    a delete or its metadata hides may start later), positions unique and in order,
     payloads decodable (under the application's registry with --app), upcaster chains
     complete. Prints what is wrong and exits 1."""
     app = load_app(app_ref)

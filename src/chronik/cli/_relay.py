@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from chronik._options import redacted
 from chronik.brokers import BlockingPublisher, publisher_for
-from chronik.brokers._base import redacted
 from chronik.cli._common import encode_line, fail, handle_errors, open_store, plural, url_option
 from chronik.projections import FailurePolicy, ProjectionRunner, RunnerStatus
 from chronik.relay import Relay, relay_runner
@@ -138,7 +138,11 @@ def relay(
         [f"categories {' '.join(category)}" if category else "every category"]
         + ([f"types {' '.join(type_)}"] if type_ else [])
     )
-    _say(as_json, None, f"relay {definition.name}: {url} to {redacted(to)}, {filters} (Ctrl-C to stop)")
+    _say(
+        as_json,
+        None,
+        f"relay {definition.name}: {redacted(url)} to {redacted(to)}, {filters} (Ctrl-C to stop)",
+    )
     if until_caught_up:
         runner.run_until_caught_up()
         status = runner.status()

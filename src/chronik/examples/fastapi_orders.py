@@ -1,8 +1,10 @@
 """A web service on chronik: orders over HTTP, with FastAPI (``pip install 'chronik[fastapi]'``).
 
-Run it with uvicorn (the store is ``CHRONIK_URL``, by default ``sqlite:///orders.db``)::
+Run it with uvicorn (the store is ``CHRONIK_URL``, by default ``sqlite:///orders.db``;
+the broker the relay publishes to is ``CHRONIK_RELAY_TO``, by default none)::
 
-    uvicorn --factory chronik.examples.fastapi_orders:create_app
+    CHRONIK_RELAY_TO='redis://127.0.0.1:6379/0?key=shop:{category}' \
+        uvicorn --factory chronik.examples.fastapi_orders:create_app
 
 What it shows:
 
@@ -18,15 +20,20 @@ What it shows:
   from the events. Every command answers with its ``checkpoint``; ``GET
   /orders/{id}?after=<checkpoint>`` waits until the projection has got that far, so
   a client reads its own writes.
-- **A projection runner and a process manager run beside the application**, started
-  and stopped by its lifespan: the order projection, and the checkout saga that
-  reserves stock, charges the payment and confirms the order after a submit.
-  ``GET /status`` shows both (state, checkpoint, lag).
+- **A projection runner, a process manager and the relay run beside the
+  application**, started and stopped by its lifespan: the order projection, the
+  checkout saga that reserves stock, charges the payment and confirms the order after
+  a submit, and, when a broker is configured, the relay that publishes the orders'
+  events and their checkouts' outcomes (:data:`RELAY`) to it (any URL
+  :func:`chronik.brokers.publisher_for` takes: NATS, JetStream, RabbitMQ, Redis
+  Streams, Kafka). ``GET /status`` shows them (state, checkpoint, lag) and where the
+  relay publishes to.
 - **Traces on**: OpenTelemetry's FastAPI instrumentation makes a span of each
   request, and chronik's own spans (``chronik.telemetry``) continue it through the
-  command, its events, the projection and the saga's follow-up commands: one trace
-  per request. Configure the SDK as usual (``opentelemetry-instrument``, or the
-  global providers), or pass providers to :func:`create_app`.
+  command, its events, the projection, the saga's follow-up commands and the relay's
+  publishes, whose messages carry it on to their consumers: one trace per request.
+  Configure the SDK as usual (``opentelemetry-instrument``, or the global
+  providers), or pass providers to :func:`create_app`.
 
 The read model is eventually consistent with the events (the runners follow the
 log in the background): that is what ``after=`` is for.
@@ -61,6 +68,8 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the ins
     ) from _missing
 
 import chronik
+from chronik._options import redacted
+from chronik.brokers import BlockingPublisher, publisher_for
 from chronik.events import Checkpoint, StreamState
 from chronik.examples import registry
 from chronik.examples.order_projection import order_projection, order_summary
@@ -69,15 +78,19 @@ from chronik.examples.saga import WAREHOUSE, AddStock, checkout_saga, warehouse_
 from chronik.handling import CommandHandler, CommandResult
 from chronik.process_managers import process_manager_runner
 from chronik.projections import ProjectionRunner
+from chronik.relay import Relay, relay_runner
 from chronik.store import EventStore, SQLDatabase
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["DEFAULT_URL", "NewItem", "NewOrder", "NewStock", "Service", "Submit", "create_app"]
+__all__ = ["DEFAULT_URL", "RELAY", "NewItem", "NewOrder", "NewStock", "Service", "Submit", "create_app"]
 
 DEFAULT_URL: Final = "sqlite:///orders.db"
+RELAY: Final = Relay("orders", categories=["order", "checkout"])
+"""What the relay publishes: the orders' events, and their checkouts' outcomes
+(``OrderConfirmed``, ``OrderCancelled``); stock and payments stay inside."""
 WAIT: Final = 5.0
 """Seconds ``GET /orders/{id}?after=`` waits for the projection at most."""
 
@@ -122,6 +135,11 @@ class Service:
     stock: CommandHandler[Any, Any]
     projection: ProjectionRunner[Any]
     saga: ProjectionRunner[Any]
+    relay: ProjectionRunner[Any] | None = None
+    """The relay to the broker (None: no broker configured)."""
+    broker: BlockingPublisher | None = None
+    relay_to: str | None = None
+    """The broker's URL, without its password."""
 
     def start(self) -> None:
         # Caught up before the first request: the read model's views exist and serve
@@ -129,11 +147,26 @@ class Service:
         self.projection.run_until_caught_up()
         self.projection.run_in_background()
         self.saga.run_in_background()
+        if self.relay is not None:
+            # A broker that is away does not stop the service: the relay retries
+            # (GET /status says so) and publishes what it missed once it is back.
+            self.relay.run_in_background()
 
     def stop(self) -> None:
-        self.saga.stop(timeout=10)
-        self.projection.stop(timeout=10)
-        self.store.close()
+        try:
+            # The relay first: what it has not published yet goes after the next start.
+            if self.relay is not None:
+                self.relay.stop(timeout=10)
+            if self.broker is not None:
+                self.broker.close()
+        finally:
+            self.saga.stop(timeout=10)
+            self.projection.stop(timeout=10)
+            self.store.close()
+
+    def runners(self) -> list[ProjectionRunner[Any]]:
+        found = [self.projection, self.saga]
+        return found if self.relay is None else [*found, self.relay]
 
 
 def _accepted(result: CommandResult[Any]) -> dict[str, Any]:
@@ -157,16 +190,20 @@ def _version(expected: object) -> object:
 def create_app(
     url: str | None = None,
     *,
+    relay_to: str | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> FastAPI:
     """The service on the store at ``url`` (default: ``CHRONIK_URL``, else :data:`DEFAULT_URL`).
 
-    ``tracer_provider``, ``meter_provider``: for the HTTP spans and metrics (default:
-    OpenTelemetry's global providers); chronik's own go where
+    ``relay_to``: the broker the relay publishes :data:`RELAY`'s events to, a URL of
+    :func:`chronik.brokers.publisher_for` (default: ``CHRONIK_RELAY_TO``, else none,
+    and no relay runs). ``tracer_provider``, ``meter_provider``: for the HTTP spans
+    and metrics (default: OpenTelemetry's global providers); chronik's own go where
     :func:`chronik.telemetry.configure` says.
     """
     store_url = url or os.environ.get("CHRONIK_URL") or DEFAULT_URL
+    broker_url = relay_to or os.environ.get("CHRONIK_RELAY_TO") or None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -185,17 +222,24 @@ def create_app(
             ProjectionRunner(store, order_projection()),
             process_manager_runner(store, checkout_saga),
         )
-        service.start()
-        # == THE RELAY ======================================================================
-        # chronik's relay, publishing the store's events to the company's broker, runs
-        # here beside the projection and the saga: started after them, and stopped in
-        # the `finally` below before them. It is wired in when chronik.relay lands.
-        # ====================================================================================
+        try:
+            # == THE RELAY ==================================================================
+            # chronik's relay, publishing the orders' events to the company's broker, runs
+            # beside the projection and the saga: started after them, stopped before them
+            # (Service.start, Service.stop). Its messages carry each event's trace on.
+            if broker_url is not None:
+                service.broker = BlockingPublisher(publisher_for(broker_url))
+                service.relay = relay_runner(store, RELAY, service.broker)
+                service.relay_to = redacted(broker_url)
+            # ================================================================================
+            service.start()
+        except BaseException:
+            service.stop()
+            raise
         app.state.service = service
         try:
             yield
         finally:
-            # (the relay stops here, first)
             service.stop()
 
     app = FastAPI(title="chronik orders", lifespan=lifespan)
@@ -287,8 +331,9 @@ def create_app(
     @app.get("/status")
     def status(request: Request) -> dict[str, Any]:
         service = service_of(request)
-        runners = [service.projection.status(), service.saga.status()]
-        return {"runners": msgspec.to_builtins(runners)}
+        runners = [runner.status() for runner in service.runners()]
+        relay = None if service.relay is None else {"name": RELAY.name, "to": service.relay_to}
+        return {"runners": msgspec.to_builtins(runners), "relay": relay}
 
     FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
     return app

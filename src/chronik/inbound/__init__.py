@@ -18,7 +18,8 @@ derived from the message id. :func:`command_handler` makes such a function from 
     inbound.run_in_background()
 
 A poison message (undecodable, or failing ``tries`` times) goes to the source's
-dead-letter place. See ``docs/integrations.md``.
+dead-letter place. Each message is handled in a CONSUMER span continuing the
+sender's trace (its ``traceparent`` header). See ``docs/integrations.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from chronik import _otel
 from chronik.brokers._base import InboundMessage
 from chronik.errors import ConfigurationError
 from chronik.handling import AsyncCommandHandler, CommandHandler, CommandResult
@@ -73,8 +75,10 @@ def command_handler(handler: Any, route: Route) -> Callable[[InboundMessage], An
     command)``, on ``handler`` (a ``CommandHandler``, or an ``AsyncCommandHandler`` for
     :class:`AsyncInbound`), with the message id as the command id: its events get ids
     derived from it, so a message delivered again appends nothing (``already_handled``).
-    The message's correlation id (else its id) and trace context go into the events'
-    metadata."""
+    The message's correlation id (else its id) goes into the events' metadata, and its
+    trace context goes on: the command runs in the message's CONSUMER span, so the
+    events carry the context of the spans that append them, in the sender's trace
+    (without the OpenTelemetry API installed, the message's own ``traceparent``)."""
     if not isinstance(handler, (CommandHandler, AsyncCommandHandler)):
         raise ConfigurationError(
             f"command_handler takes a CommandHandler or AsyncCommandHandler, got {handler!r}"
@@ -84,6 +88,11 @@ def command_handler(handler: Any, route: Route) -> Callable[[InboundMessage], An
 
     def handle(message: InboundMessage) -> Any:
         stream_id, command = route(message)
-        return handler.handle(stream_id, command, command_id=message.id, metadata=message.metadata)
+        metadata = message.metadata
+        if not _otel.missing():
+            # The consumer's span carries the trace (and the append's span is the events'
+            # parent, not the sender's); turned off, nothing does.
+            metadata = {k: v for k, v in metadata.items() if k not in _otel.TRACE_KEYS}
+        return handler.handle(stream_id, command, command_id=message.id, metadata=metadata)
 
     return handle

@@ -41,6 +41,7 @@ from typing import Final, Literal, TypeVar
 
 import msgspec
 
+from chronik import _spans
 from chronik._retry import Backoff, Faults, Retrying
 from chronik.brokers._base import AsyncSource, Delivery, InboundMessage
 from chronik.errors import ConfigurationError, InvalidInputError, UndecodableMessageError, is_transient
@@ -192,7 +193,7 @@ class _Loop:
                         if self._stopping.is_set():
                             break  # unacknowledged: the broker delivers it again
                         await self._one(delivery)
-                    self._faults.recovered(logger, f"inbound {self.name}")
+                    self._faults.recovered(logger, f"inbound {self.name}", self._fields())
                 except _Stop:
                     break
                 except Exception as err:
@@ -203,15 +204,25 @@ class _Loop:
         except BaseException as err:
             self.error = err
             self._enter("stopped")
-            logger.error("inbound %s stopped: %s", self.name, err)
+            logger.error("inbound %s stopped: %s", self.name, err, extra=self._fields())
             raise
         self._enter("stopped" if not until_idle else "idle")
         return self.handled + self.dead_lettered - before
 
-    async def _wait_out(self, error: BaseException, where: str) -> bool:
+    def _fields(self, message: InboundMessage | None = None, **more: object) -> dict[str, object]:
+        """The fields of this consumer's log records (``extra=``)."""
+        fields: dict[str, object] = {"inbound": self.name}
+        if message is not None:
+            fields["message_id"] = message.id
+        fields.update(more)
+        return fields
+
+    async def _wait_out(
+        self, error: BaseException, where: str, message: InboundMessage | None = None
+    ) -> bool:
         retrying = self._faults.failed(error)
         delay = self.policy.delay(retrying.attempts)
-        self._faults.log(logger, where, delay)
+        self._faults.log(logger, where, delay, self._fields(message, attempt=retrying.attempts))
         return await self._pause(delay)
 
     async def _call(self, message: InboundMessage) -> None:
@@ -227,27 +238,59 @@ class _Loop:
         if not message.id:
             await self._dead_letter(delivery, "it has no message id, so it cannot be handled idempotently")
             return
-        tries = 0
+        # One CONSUMER span for the message, its tries and its acknowledgement, in the
+        # sender's trace: what the handler appends continues it.
+        span = _spans.receiving(
+            message.headers,
+            message.system or "unknown",
+            message.destination or message.subject or message.source,
+            message.id,
+        )
+        with span:
+            try:
+                await self._tries(delivery, span)
+            except _Stop:
+                stopped = True  # not a failure of the message: it is left for the broker
+            else:
+                stopped = False
+        if stopped:
+            raise _Stop
+
+    async def _tries(self, delivery: Delivery, span: _spans.MessageSpan) -> None:
+        message = delivery.message
+        tries = 0  # the tries that failed for a fault of the message (not a transient one)
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 await self._call(message)
             except UndecodableMessageError as err:
+                span.failed(err, _describe(err))
                 await self._dead_letter(delivery, _describe(err))
                 return
             except Exception as err:
                 where = f"inbound {self.name} on message {message.id}"
                 if self.policy.transient(err):
+                    span.retried(err, attempt)
                     with contextlib.suppress(Exception):
                         await delivery.in_progress()
-                    if await self._wait_out(err, where):
+                    if await self._wait_out(err, where, message):
                         raise _Stop from None
                     continue
                 tries += 1
                 if tries >= self.policy.tries:
-                    await self._dead_letter(delivery, f"{_describe(err)} (after {tries} tries)")
+                    reason = f"{_describe(err)} (after {tries} tries)"
+                    span.failed(err, reason)
+                    await self._dead_letter(delivery, reason)
                     return
+                span.retried(err, attempt)
                 logger.warning(
-                    "%s: try %d of %d failed (%s)", where, tries, self.policy.tries, _describe(err)
+                    "%s: try %d of %d failed (%s)",
+                    where,
+                    tries,
+                    self.policy.tries,
+                    _describe(err),
+                    extra=self._fields(message, attempt=tries),
                 )
                 if await self._pause(self.policy.delay(tries)):
                     raise _Stop from None
@@ -255,12 +298,26 @@ class _Loop:
             # Only now: what the handler appended has committed.
             await delivery.ack()
             self.handled += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "inbound %s handled message %s",
+                    self.name,
+                    message.id,
+                    extra=self._fields(message, attempt=attempt),
+                )
             return
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         await delivery.dead_letter(reason)
         self.dead_lettered += 1
-        logger.error("inbound %s: message %s dead-lettered: %s", self.name, delivery.message.id, reason)
+        message = delivery.message
+        logger.error(
+            "inbound %s: message %s dead-lettered: %s",
+            self.name,
+            message.id,
+            reason,
+            extra=self._fields(message),
+        )
 
 
 class _Stop(Exception):

@@ -33,7 +33,13 @@ from chronik.store import (
     AsyncTransactional,
 )
 
-__all__ = ["AsyncCheckpointedTarget", "AsyncProjectionTarget", "AsyncTransactionalTarget", "AsyncUnit"]
+__all__ = [
+    "AsyncCheckpointedTarget",
+    "AsyncCheckpointedUnit",
+    "AsyncProjectionTarget",
+    "AsyncTransactionalTarget",
+    "AsyncUnit",
+]
 
 C = TypeVar("C")
 C_co = TypeVar("C_co", covariant=True)
@@ -133,8 +139,9 @@ class AsyncTransactionalTarget:
         return f"{type(self).__name__}({self.store!r})"
 
 
-class _CheckpointedUnit(Generic[C]):
-    """Checkpoints saved in the unit are written when it ends well."""
+class AsyncCheckpointedUnit(Generic[C]):
+    """Checkpoints saved in the unit are written when it ends well (:meth:`commit`); the
+    relay's unit, too (``chronik.relay``), once its batch is published."""
 
     def __init__(self, context: C, checkpoints: AsyncCheckpointStore) -> None:
         self._context = context
@@ -160,6 +167,14 @@ class _CheckpointedUnit(Generic[C]):
     async def delete_checkpoint(self, name: str) -> None:
         self.saved[name] = None
 
+    async def commit(self) -> None:
+        """Write the checkpoints saved (or deleted) in the unit."""
+        for name, checkpoint in self.saved.items():
+            if checkpoint is not None:
+                await self._checkpoints.save_checkpoint(name, checkpoint)
+            else:
+                await self._checkpoints.delete_checkpoint(name)
+
 
 class AsyncCheckpointedTarget(Generic[C]):
     """Any read model: handlers write to ``context``; the checkpoint goes to ``checkpoints``
@@ -179,15 +194,11 @@ class AsyncCheckpointedTarget(Generic[C]):
         return await self.checkpoints.load_checkpoint(name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[_CheckpointedUnit[C]]:
-        unit = _CheckpointedUnit(self.context, self.checkpoints)
+    async def unit(self) -> AsyncIterator[AsyncCheckpointedUnit[C]]:
+        unit = AsyncCheckpointedUnit(self.context, self.checkpoints)
         yield unit
         # Only after every handler of the unit succeeded.
-        for name, checkpoint in unit.saved.items():
-            if checkpoint is not None:
-                await self.checkpoints.save_checkpoint(name, checkpoint)
-            else:
-                await self.checkpoints.delete_checkpoint(name)
+        await unit.commit()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.context!r}, {self.checkpoints!r})"

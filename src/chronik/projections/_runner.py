@@ -271,7 +271,9 @@ class ProjectionRunner(Generic[C]):
                 if delay is None:
                     raise
                 self._faults.failed(err)
-                self._faults.log(logger, f"{self._named} (checkpoint {self._checkpoint})", delay)
+                self._faults.log(
+                    logger, f"{self._named} (checkpoint {self._checkpoint})", delay, self._fields()
+                )
                 if self._stop.wait(delay):
                     return
 
@@ -440,7 +442,7 @@ class ProjectionRunner(Generic[C]):
                 raise HandlerFailed(event) from err
 
     def _committed(self, checkpoint: Checkpoint | None, handled: int) -> None:
-        self._faults.recovered(logger, self._named)
+        self._faults.recovered(logger, self._named, self._fields())
         self._checkpoint = checkpoint
         self.handled += handled
         self._progress.notify()
@@ -494,7 +496,8 @@ class ProjectionRunner(Generic[C]):
                     break
                 self._faults.failed(error)
                 where = f"{self._named} on stream {event.stream_id} version {event.version}"
-                self._faults.log(logger, where, delay)
+                at = {"stream_id": event.stream_id, "version": event.version, "position": event.position}
+                self._faults.log(logger, where, delay, self._fields(**at))
                 if self._stop.wait(delay):
                     raise Stopped
             attempts += 1
@@ -555,7 +558,7 @@ class ProjectionRunner(Generic[C]):
         )
 
     def _reached_head(self, bound: Checkpoint | None) -> None:
-        self._faults.recovered(logger, self._named)
+        self._faults.recovered(logger, self._named, self._fields())
         self._enter("caught_up")
         if bound is not None and bound != self._checkpoint:
             # Events past the checkpoint were all filtered out: move past them too.

@@ -19,7 +19,13 @@ from chronik.store import (
     Transactional,
 )
 
-__all__ = ["CheckpointedTarget", "ProjectionTarget", "TransactionalTarget", "Unit"]
+__all__ = [
+    "CheckpointedTarget",
+    "CheckpointedUnit",
+    "ProjectionTarget",
+    "TransactionalTarget",
+    "Unit",
+]
 
 C = TypeVar("C")
 C_co = TypeVar("C_co", covariant=True)
@@ -119,8 +125,9 @@ class TransactionalTarget:
         return f"{type(self).__name__}({self.store!r})"
 
 
-class _CheckpointedUnit(Generic[C]):
-    """Checkpoints saved in the unit are written when it ends well."""
+class CheckpointedUnit(Generic[C]):
+    """Checkpoints saved in the unit are written when it ends well (:meth:`commit`); the
+    relay's unit, too (``chronik.relay``), once its batch is published."""
 
     def __init__(self, context: C, checkpoints: CheckpointStore) -> None:
         self._context = context
@@ -146,6 +153,14 @@ class _CheckpointedUnit(Generic[C]):
     def delete_checkpoint(self, name: str) -> None:
         self.saved[name] = None
 
+    def commit(self) -> None:
+        """Write the checkpoints saved (or deleted) in the unit."""
+        for name, checkpoint in self.saved.items():
+            if checkpoint is not None:
+                self._checkpoints.save_checkpoint(name, checkpoint)
+            else:
+                self._checkpoints.delete_checkpoint(name)
+
 
 class CheckpointedTarget(Generic[C]):
     """Any read model: handlers write to ``context``; the checkpoint goes to ``checkpoints``
@@ -165,15 +180,11 @@ class CheckpointedTarget(Generic[C]):
         return self.checkpoints.load_checkpoint(name)
 
     @contextmanager
-    def unit(self) -> Iterator[_CheckpointedUnit[C]]:
-        unit = _CheckpointedUnit(self.context, self.checkpoints)
+    def unit(self) -> Iterator[CheckpointedUnit[C]]:
+        unit = CheckpointedUnit(self.context, self.checkpoints)
         yield unit
         # Only after every handler of the unit succeeded.
-        for name, checkpoint in unit.saved.items():
-            if checkpoint is not None:
-                self.checkpoints.save_checkpoint(name, checkpoint)
-            else:
-                self.checkpoints.delete_checkpoint(name)
+        unit.commit()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.context!r}, {self.checkpoints!r})"

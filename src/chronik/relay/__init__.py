@@ -16,7 +16,9 @@ At least once, in order within each stream: each batch is published, the broker
 confirms every message, and only then is the checkpoint saved; after a crash or a
 broker fault the batch goes again. Each message's id is its event id (consumers
 dedupe by it) and its headers carry the event's type, stream, version, position,
-correlation and causation ids and W3C trace context (:data:`chronik.brokers.HEADERS`).
+correlation and causation ids and W3C trace context (:data:`chronik.brokers.HEADERS`):
+each publish is a PRODUCER span in the trace of its event, whose context the message
+carries on to its consumers.
 ``chronik relay --to URL`` runs one from the command line. See ``docs/integrations.md``.
 """
 

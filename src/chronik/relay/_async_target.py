@@ -22,35 +22,12 @@ from contextlib import asynccontextmanager
 
 from chronik.brokers._base import AsyncPublisher, message_of
 from chronik.events import Checkpoint, RecordedEvent
-from chronik.store import AsyncCheckpointStore, AsyncProjectionStateStore
+from chronik.projections._async_targets import AsyncCheckpointedUnit
+from chronik.store import AsyncCheckpointStore
 
-__all__ = ["AsyncRelayTarget", "AsyncRelayUnit"]
+__all__ = ["AsyncRelayTarget"]
 
 Batch = list[RecordedEvent]
-
-
-class AsyncRelayUnit:
-    """One batch on its way to the broker: the events collected, the checkpoints to save."""
-
-    def __init__(self, checkpoints: AsyncCheckpointStore) -> None:
-        self._checkpoints = checkpoints
-        self.context: Batch = []
-        self.saved: dict[str, Checkpoint | None] = {}
-
-    @property
-    def states(self) -> AsyncProjectionStateStore | None:
-        return None
-
-    async def load_checkpoint(self, name: str) -> Checkpoint | None:
-        if name in self.saved:
-            return self.saved[name]
-        return await self._checkpoints.load_checkpoint(name)
-
-    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        self.saved[name] = checkpoint
-
-    async def delete_checkpoint(self, name: str) -> None:
-        self.saved[name] = None
 
 
 class AsyncRelayTarget:
@@ -66,17 +43,14 @@ class AsyncRelayTarget:
         return await self.checkpoints.load_checkpoint(name)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[AsyncRelayUnit]:
-        unit = AsyncRelayUnit(self.checkpoints)
+    async def unit(self) -> AsyncIterator[AsyncCheckpointedUnit[Batch]]:
+        # A checkpointed target's unit, whose context is the batch the projection collects.
+        unit = AsyncCheckpointedUnit[Batch]([], self.checkpoints)
         yield unit
         if unit.context:
             await self.publisher.publish([message_of(event) for event in unit.context])
         # Only once the broker has confirmed every message of the batch.
-        for name, checkpoint in unit.saved.items():
-            if checkpoint is not None:
-                await self.checkpoints.save_checkpoint(name, checkpoint)
-            else:
-                await self.checkpoints.delete_checkpoint(name)
+        await unit.commit()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.publisher!r})"

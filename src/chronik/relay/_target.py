@@ -11,35 +11,12 @@ from contextlib import contextmanager
 
 from chronik.brokers._base import Publisher, message_of
 from chronik.events import Checkpoint, RecordedEvent
-from chronik.store import CheckpointStore, ProjectionStateStore
+from chronik.projections._targets import CheckpointedUnit
+from chronik.store import CheckpointStore
 
-__all__ = ["RelayTarget", "RelayUnit"]
+__all__ = ["RelayTarget"]
 
 Batch = list[RecordedEvent]
-
-
-class RelayUnit:
-    """One batch on its way to the broker: the events collected, the checkpoints to save."""
-
-    def __init__(self, checkpoints: CheckpointStore) -> None:
-        self._checkpoints = checkpoints
-        self.context: Batch = []
-        self.saved: dict[str, Checkpoint | None] = {}
-
-    @property
-    def states(self) -> ProjectionStateStore | None:
-        return None
-
-    def load_checkpoint(self, name: str) -> Checkpoint | None:
-        if name in self.saved:
-            return self.saved[name]
-        return self._checkpoints.load_checkpoint(name)
-
-    def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
-        self.saved[name] = checkpoint
-
-    def delete_checkpoint(self, name: str) -> None:
-        self.saved[name] = None
 
 
 class RelayTarget:
@@ -55,17 +32,14 @@ class RelayTarget:
         return self.checkpoints.load_checkpoint(name)
 
     @contextmanager
-    def unit(self) -> Iterator[RelayUnit]:
-        unit = RelayUnit(self.checkpoints)
+    def unit(self) -> Iterator[CheckpointedUnit[Batch]]:
+        # A checkpointed target's unit, whose context is the batch the projection collects.
+        unit = CheckpointedUnit[Batch]([], self.checkpoints)
         yield unit
         if unit.context:
             self.publisher.publish([message_of(event) for event in unit.context])
         # Only once the broker has confirmed every message of the batch.
-        for name, checkpoint in unit.saved.items():
-            if checkpoint is not None:
-                self.checkpoints.save_checkpoint(name, checkpoint)
-            else:
-                self.checkpoints.delete_checkpoint(name)
+        unit.commit()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.publisher!r})"

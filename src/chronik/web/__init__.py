@@ -41,7 +41,13 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the ins
 import chronik
 from chronik._app import App
 from chronik._operations import operator_options
-from chronik.errors import ChronikError, ConfigurationError, InvalidInputError, StoreClosedError
+from chronik.errors import (
+    ChronikError,
+    ConfigurationError,
+    InvalidInputError,
+    StoreClosedError,
+    StreamDeletedError,
+)
 from chronik.store import Store, is_async
 from chronik.web._api import api_routes
 from chronik.web._openapi import openapi
@@ -107,6 +113,7 @@ def create_app(
             ApiError: _api_error,
             InvalidInputError: _invalid_input,
             StoreClosedError: _closed,
+            StreamDeletedError: _gone,
             ChronikError: _chronik_error,
         },
         lifespan=lifespan,
@@ -130,6 +137,11 @@ async def _api_error(_: Request, err: Exception) -> Response:
 
 async def _invalid_input(_: Request, err: Exception) -> Response:
     return error_response(ApiError(400, str(err)))
+
+
+async def _gone(_: Request, err: Exception) -> Response:
+    assert isinstance(err, StreamDeletedError)
+    return error_response(ApiError(410, str(err), stream_id=err.stream_id, deleted=err.mode))
 
 
 async def _closed(_: Request, err: Exception) -> Response:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import anyio
 import msgspec
@@ -35,10 +35,12 @@ from chronik._operations import (
     skip_letter,
     states_of,
 )
+from chronik._options import redacted
 from chronik.errors import ChronikError, DuplicateEventError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import NewEvent
 from chronik.personal import validate_subject
 from chronik.store import SubjectKeyStore, Subscribable
+from chronik.web._lifecycle import delete_stream, metadata_routes
 from chronik.web._support import (
     ApiError,
     Context,
@@ -46,6 +48,7 @@ from chronik.web._support import (
     context,
     json_response,
     parse_checkpoint,
+    parse_expected,
     parse_moment,
     query_bool,
     query_checkpoint,
@@ -55,17 +58,7 @@ from chronik.web._support import (
 )
 from chronik.web._travel import find_model, travel
 
-__all__ = ["api_routes", "public_url"]
-
-
-def public_url(url: str) -> str:
-    """The store URL without a password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+__all__ = ["api_routes"]
 
 
 def _next(request: Request, **params: Any) -> str:
@@ -83,7 +76,7 @@ def info_record(ctx: Context) -> dict[str, Any]:
     except ChronikError:
         backend = None
     return {
-        "url": public_url(ctx.url),
+        "url": redacted(ctx.url),
         "backend": backend or type(store).__name__,
         "events": sum(c["events"] for c in cats),
         "streams": sum(c["streams"] for c in cats),
@@ -134,6 +127,8 @@ def stream(request: Request) -> Response:
     backwards = query_bool(request, "backwards")
     assert start is not None
     info = ctx.store.stream_info(stream_id)
+    if info.deleted is not None:
+        raise ApiError(404, f"stream {stream_id!r} was deleted", stream_id=stream_id, deleted=info.deleted)
     if not info.exists:
         raise ApiError(404, f"stream {stream_id!r} does not exist", stream_id=stream_id)
     events = ctx.store.read_stream(stream_id, start, end, backwards=backwards, limit=limit)
@@ -185,26 +180,6 @@ class AppendIn(msgspec.Struct, forbid_unknown_fields=True):
     expected_version: int | str | None = None
 
 
-_NAMED = {"any": chronik.ANY, "no-stream": chronik.NO_STREAM, "stream-exists": chronik.STREAM_EXISTS}
-
-
-def _expected(value: int | str | None) -> Any:
-    if value is None:
-        return chronik.ANY
-    if isinstance(value, str):
-        if value.lower() not in _NAMED:
-            raise ApiError(
-                400,
-                f"expected_version {value!r}: give a version (0 for no stream), 'any', 'no-stream' "
-                "or 'stream-exists'",
-                field="expected_version",
-            )
-        return _NAMED[value.lower()]
-    if value < 0:
-        raise ApiError(400, f"expected_version must be 0 or more, got {value}", field="expected_version")
-    return value
-
-
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -241,7 +216,7 @@ async def append(request: Request) -> Response:
         raise ApiError(400, f"the body is not JSON: {err}", field=None) from None
     if not body.events:
         raise ApiError(400, "events must hold at least one event", field="events")
-    expected = _expected(body.expected_version)
+    expected = parse_expected(body.expected_version)
     new = [NewEvent(e.type, e.data, e.metadata, e.event_id) for e in body.events]
     try:
         result = await anyio.to_thread.run_sync(lambda: ctx.store.append(stream_id, new, expected))
@@ -469,6 +444,8 @@ def _from_head(request: Request) -> bool:
 async def stream_or_append(request: Request) -> Response:
     if request.method == "POST":
         return await append(request)
+    if request.method == "DELETE":
+        return await delete_stream(request)
     return await anyio.to_thread.run_sync(stream, request)
 
 
@@ -476,7 +453,8 @@ def api_routes() -> list[Route]:
     return [
         Route("/api/info", info),
         Route("/api/streams", streams),
-        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST"]),
+        Route("/api/streams/{stream_id:path}", stream_or_append, methods=["GET", "POST", "DELETE"]),
+        *metadata_routes(),
         Route("/api/log", log),
         Route("/api/subscribe", subscribe),
         Route("/api/projections", projections),

@@ -318,6 +318,55 @@ _SCHEMAS: dict[str, Any] = {
             "actual": {"type": "integer"},
         },
     },
+    "Deleted": {
+        "type": "object",
+        "required": ["stream_id", "mode", "version", "position", "checkpoint"],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "mode": {"type": "string", "enum": ["soft", "hard", "archived"]},
+            "version": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "The deletion event's version; 0 when nothing was written (deleted already).",
+            },
+            "position": {"type": ["integer", "null"]},
+            "checkpoint": {"type": ["string", "null"]},
+        },
+    },
+    "StreamMetadata": {
+        "type": "object",
+        "required": ["stream_id", "version", "deleted", "max_count", "max_age", "truncate_before"],
+        "properties": {
+            "stream_id": {"type": "string"},
+            "version": {"type": "integer", "description": "0 while the stream is deleted."},
+            "deleted": {"type": ["string", "null"], "enum": ["soft", "hard", "archived", None]},
+            "max_count": {"type": ["integer", "null"]},
+            "max_age": {"type": ["number", "null"], "description": "Seconds."},
+            "truncate_before": {"type": ["integer", "null"]},
+        },
+    },
+    "SetStreamMetadata": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Replaces every limit: one left out (or null) is removed.",
+        "properties": {
+            "max_count": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "Keep the last N events.",
+            },
+            "max_age": {
+                "type": ["number", "null"],
+                "exclusiveMinimum": 0,
+                "description": "Hide events older than this many seconds.",
+            },
+            "truncate_before": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "description": "Hide the versions before this one.",
+            },
+        },
+    },
     "Travel": {
         "type": "object",
         "required": ["model", "stream_id", "version", "stream_version", "state", "event", "changes"],
@@ -390,7 +439,7 @@ def openapi() -> dict[str, Any]:
                     "responses": {
                         ok: _json(_ref("Stream"), "A page of the stream's events."),
                         "400": _error("A query parameter is wrong."),
-                        "404": _error("The stream does not exist."),
+                        "404": _error("The stream does not exist (deleted names how it was deleted)."),
                     },
                 },
                 "post": {
@@ -406,9 +455,73 @@ def openapi() -> dict[str, Any]:
                         "400": _error("The body is wrong; field names the part."),
                         **_WRITE_ERRORS,
                         "409": _json(_ref("Conflict"), "The stream is not at the expected version."),
+                        "410": _error("The stream was deleted for good, or archived."),
                         "413": _error("The body is over the size limit."),
                     },
                 },
+                "delete": {
+                    "summary": "Delete a stream (hard=true: its events now, and its id for good)",
+                    "security": _WRITE,
+                    "parameters": [
+                        stream_id,
+                        _query("hard", "Remove its events now and forbid its id.", {"type": "boolean"}),
+                        _query(
+                            "expected_version",
+                            "Delete only at this version (0: no stream; any, no-stream, stream-exists).",
+                        ),
+                    ],
+                    "responses": {
+                        ok: _json(_ref("Deleted"), "Deleted (or deleted that way already: version 0)."),
+                        "400": _error("A query parameter is wrong, or the stream cannot be deleted."),
+                        **_WRITE_ERRORS,
+                        "409": _json(_ref("Conflict"), "The stream is not at the expected version."),
+                        "501": _error("This store cannot delete streams."),
+                    },
+                },
+            },
+            "/api/metadata/{stream_id}": {
+                "get": {
+                    "summary": "A stream's metadata, version and whether it is deleted",
+                    "parameters": [stream_id],
+                    "responses": {
+                        ok: _json(_ref("StreamMetadata"), "What the stream keeps, and its state."),
+                        "400": _error("The stream id is not one."),
+                    },
+                },
+                "put": {
+                    "summary": "Replace a stream's metadata (reads respect it at once)",
+                    "security": _WRITE,
+                    "parameters": [stream_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("SetStreamMetadata")}},
+                    },
+                    "responses": {
+                        ok: _json(_ref("StreamMetadata"), "The stream's metadata now."),
+                        "400": _error("A value is out of range; field names it."),
+                        **_WRITE_ERRORS,
+                        "410": _error("The stream was deleted for good."),
+                        "501": _error("This store keeps no stream metadata."),
+                    },
+                },
+            },
+            "/api/scavenge": {
+                "post": {
+                    "summary": "Remove what deletes and stream metadata hide, and give the space back",
+                    "security": _WRITE,
+                    "responses": {
+                        ok: _json(
+                            {
+                                "type": "object",
+                                "required": ["events", "streams"],
+                                "properties": {"events": {"type": "integer"}, "streams": {"type": "integer"}},
+                            },
+                            "How many events it removed, from how many streams.",
+                        ),
+                        **_WRITE_ERRORS,
+                        "501": _error("This store cannot scavenge."),
+                    },
+                }
             },
             "/api/log": {
                 "get": {

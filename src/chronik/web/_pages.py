@@ -26,9 +26,12 @@ from chronik._operations import (
     projection_rows,
     states_of,
 )
+from chronik._options import redacted
 from chronik.errors import ChronikError, DecodeError
 from chronik.events import RecordedEvent
-from chronik.web._api import info_record, public_url, travel_or_422
+from chronik.store import StreamDeletion
+from chronik.web._api import info_record, travel_or_422
+from chronik.web._lifecycle import metadata_record
 from chronik.web._meter import rate
 from chronik.web._support import (
     ApiError,
@@ -67,7 +70,7 @@ def _render(request: Request, name: str, status: int = 200, **values: Any) -> HT
     ctx = context(request)
     root = request.scope.get("root_path", "")
     html = _env.get_template(name).render(
-        request=request, root=root, writable=ctx.writable, url=public_url(ctx.url), **values
+        request=request, root=root, writable=ctx.writable, url=redacted(ctx.url), **values
     )
     return HTMLResponse(
         html, status, headers={"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"}
@@ -170,7 +173,7 @@ def stream_page(request: Request) -> Response:
     start = query_int(request, "from", 1, minimum=1)
     assert start is not None
     info = ctx.store.stream_info(stream_id)
-    if not info.exists:
+    if not info.exists and info.deleted is None:
         return _render(request, "missing.html", 404, what=f"stream {stream_id}", page="streams")
     events = ctx.store.read_stream(stream_id, start, limit=limit)
     last = events[-1].version if events else start - 1
@@ -179,6 +182,8 @@ def stream_page(request: Request) -> Response:
         "stream.html",
         stream_id=stream_id,
         version=info.version,
+        state=metadata_record(ctx.store, stream_id),
+        can_delete=isinstance(ctx.store, StreamDeletion),
         events=[_view(e) for e in events],
         previous_from=max(1, start - limit) if start > 1 else None,
         next_from=last + 1 if last < info.version else None,

@@ -21,6 +21,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+import chronik
 from chronik._app import App
 from chronik.errors import InvalidCheckpointError
 from chronik.events import Checkpoint
@@ -34,6 +35,7 @@ __all__ = [
     "error_response",
     "json_response",
     "parse_checkpoint",
+    "parse_expected",
     "parse_moment",
     "query_bool",
     "query_checkpoint",
@@ -156,6 +158,28 @@ def parse_moment(text: str | None, name: str = "as_of") -> datetime | None:
 def query_list(request: Request, name: str) -> list[str] | None:
     values = [v for v in request.query_params.getlist(name) if v]
     return values or None
+
+
+_NAMED = {"any": chronik.ANY, "no-stream": chronik.NO_STREAM, "stream-exists": chronik.STREAM_EXISTS}
+
+
+def parse_expected(value: int | str | None) -> Any:
+    """An expected version as the API takes it (a number, 'any', 'no-stream',
+    'stream-exists'; None: any), or a 400 naming ``expected_version``."""
+    if value is None:
+        return chronik.ANY
+    if isinstance(value, str):
+        if value.lower() not in _NAMED:
+            raise ApiError(
+                400,
+                f"expected_version {value!r}: give a version (0 for no stream), 'any', 'no-stream' "
+                "or 'stream-exists'",
+                field="expected_version",
+            )
+        return _NAMED[value.lower()]
+    if value < 0:
+        raise ApiError(400, f"expected_version must be 0 or more, got {value}", field="expected_version")
+    return value
 
 
 def check_write(request: Request) -> None:

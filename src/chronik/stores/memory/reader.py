@@ -22,8 +22,9 @@ from typing import Final, NamedTuple
 from chronik.backend import AppendHook, Codec, EncodedEvent, ExistingEvent, LiveKeys, LogPage, position_after
 from chronik.errors import InvalidInputError, StoreClosedError
 from chronik.events import Checkpoint, DeadLetter, ProjectionState, RecordedEvent, RunnerHeartbeat, Snapshot
+from chronik.lifecycle import DeleteMode, StreamMetadata
 
-__all__ = ["KIND", "MemoryLog", "MemoryLogReader", "Row", "checkpoint_at"]
+__all__ = ["KIND", "MemoryLog", "MemoryLogReader", "Removed", "Row", "StreamState", "checkpoint_at"]
 
 KIND: Final = "memory"
 
@@ -39,11 +40,35 @@ class Row(NamedTuple):
     recorded_at: datetime
 
 
+class Removed(NamedTuple):
+    """Where an event was before a hard delete or a scavenge removed it: its position
+    stays taken (row N-1 is still position N), and reads pass over it."""
+
+    position: int
+
+
+class StreamState(NamedTuple):
+    """A stream's deletion (None: live) and metadata; streams without either have none."""
+
+    mode: DeleteMode | None = None
+    metadata: StreamMetadata = StreamMetadata()
+
+    @property
+    def empty(self) -> bool:
+        return self.mode is None and self.metadata == StreamMetadata()
+
+
+LIVE: Final = StreamState()
+
+
 def checkpoint_at(position: int) -> Checkpoint:
     return Checkpoint(KIND, (position,))
 
 
-def matches(row: Row, categories: tuple[str, ...] | None, types: tuple[str, ...] | None) -> bool:
+def matches(row: Row | Removed, categories: tuple[str, ...] | None, types: tuple[str, ...] | None) -> bool:
+    """Whether ``row`` is an event (not a removed one) that passes the filters."""
+    if not isinstance(row, Row):
+        return False
     return (categories is None or row.category in categories) and (types is None or row.event.type in types)
 
 
@@ -55,8 +80,9 @@ class MemoryLog:
         # Subjects' keys are looked up when an event is decoded, not loaded by each read:
         # in memory a look-up costs a dict's.
         self.keys = LiveKeys(codec)
-        self.rows: list[Row] = []  # row N-1 is at position N
+        self.rows: list[Row | Removed] = []  # row N-1 is at position N
         self.streams: dict[str, list[int]] = {}  # each stream's positions, by version
+        self.lifecycle: dict[str, StreamState] = {}  # deleted streams, streams with metadata
         self.ids: dict[uuid.UUID, ExistingEvent] = {}
         self.snapshots: dict[str, Snapshot] = {}
         self.checkpoints: dict[str, Checkpoint] = {}
@@ -111,13 +137,15 @@ class MemoryLog:
 
     def page(
         self,
-        chunk: list[Row],
+        chunk: list[Row | Removed],
         categories: tuple[str, ...] | None,
         types: tuple[str, ...] | None,
         after: Checkpoint | None,
     ) -> LogPage:
         """The page of the rows ``chunk`` (read after ``after``) that pass the filters."""
-        events = [self.record(row) for row in chunk if matches(row, categories, types)]
+        events = [
+            self.record(row) for row in chunk if isinstance(row, Row) and matches(row, categories, types)
+        ]
         return LogPage(events, checkpoint_at(chunk[-1].position) if chunk else after)
 
 

@@ -5,12 +5,17 @@ lock, applied all at once, so positions follow commit order trivially. Reads loo
 what is committed under the log's lock. Subscriptions wait on a condition of that
 lock, notified after every commit (``reader.py``); inline projections (append hooks)
 run inside each append's transaction, before anything of it is committed.
+
+Deleting, retaining and repairing (``chronik.lifecycle``) are transactions as well.
+An event removed (a hard delete, a scavenge) leaves a ``Removed`` marker at its
+position, so positions are never given out twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from chronik.backend import (
@@ -23,10 +28,12 @@ from chronik.backend import (
     normalize_filter,
     position_after,
     prepare_decision,
+    prepare_replacement,
     prepare_write,
     prepare_writes,
     subject_keys_of,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
     validate_read_stream,
     write_keys,
@@ -47,11 +54,36 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    archive_mode,
+    archive_record,
+    check_metadata_target,
+    check_repairable,
+    decide_delete,
+    max_age_micros,
+    replace_record,
+    scavenge_below,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read, read_head
 from chronik.stores.memory import projection_state
-from chronik.stores.memory.reader import KIND, MemoryLog, MemoryLogReader, checkpoint_at
+from chronik.stores.memory.reader import (
+    KIND,
+    LIVE,
+    MemoryLog,
+    MemoryLogReader,
+    Row,
+    StreamState,
+    checkpoint_at,
+)
 from chronik.stores.memory.subject_keys import MemorySubjectKeys
-from chronik.stores.memory.writing import SYSTEM, MemoryTransaction, write
+from chronik.stores.memory.writing import SYSTEM, MemoryTransaction, visible_rows, write
 
 __all__ = ["MemoryEventStore"]
 
@@ -100,7 +132,9 @@ class MemoryEventStore(Subscribes):
             log.check_open()
             rows = log.rows
             head = len(rows) or None
-            found = [r for r in rows[start:] if query.matches(r.event.type, r.event.tags)]
+            found = [
+                r for r in rows[start:] if isinstance(r, Row) and query.matches(r.event.type, r.event.tags)
+            ]
         if backwards:
             found.reverse()
         if limit is not None:
@@ -120,7 +154,7 @@ class MemoryEventStore(Subscribes):
                 if checked is not None:
                     query = checked.fail_if_events_match
                     for row in log.rows[checked.after or 0 :]:
-                        if query.matches(row.event.type, row.event.tags):
+                        if isinstance(row, Row) and query.matches(row.event.type, row.event.tags):
                             raise AppendConditionFailedError(query, checked.after, row.position)
                 result = tx.append_prepared([prepared])[0]
             return span.done(result)
@@ -163,9 +197,8 @@ class MemoryEventStore(Subscribes):
         with log.lock:
             log.check_open()
             positions = log.streams.get(stream_id, [])
-            lo = max(from_version, 1) - 1
-            hi = len(positions) if to_version is None else min(to_version, len(positions))
-            rows = [log.rows[p - 1] for p in positions[lo:hi]]
+            state = log.lifecycle.get(stream_id, LIVE)
+            rows = visible_rows(positions, state, lambda p: log.rows[p - 1], from_version, to_version)
         if backwards:
             rows.reverse()
         if limit is not None:
@@ -208,6 +241,9 @@ class MemoryEventStore(Subscribes):
         log = self._log
         with log.lock:
             log.check_open()
+            mode = log.lifecycle.get(stream_id, LIVE).mode
+            if mode is not None:
+                return StreamInfo(stream_id, 0, mode)
             return StreamInfo(stream_id, len(log.streams.get(stream_id, ())))
 
     def list_streams(
@@ -219,10 +255,13 @@ class MemoryEventStore(Subscribes):
         log = self._log
         with log.lock:
             log.check_open()
+            deleted = {s for s, state in log.lifecycle.items() if state.mode is not None}
             ids = sorted(
                 s
                 for s in log.streams
-                if (category is None or s.partition("-")[0] == category) and (after is None or s > after)
+                if (category is None or s.partition("-")[0] == category)
+                and (after is None or s > after)
+                and s not in deleted
             )[:checked]
             return [StreamInfo(s, len(log.streams[s])) for s in ids]
 
@@ -231,6 +270,121 @@ class MemoryEventStore(Subscribes):
         with log.lock:
             log.check_open()
             return checkpoint_at(len(log.rows)) if log.rows else None
+
+    # -- deleting, retaining, repairing (chronik.lifecycle) ----------------------------
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        with write(self._log) as tx:
+            state = tx.state(stream_id)
+            version = len(tx.positions(stream_id))
+            mode = decide_delete(stream_id, expected, version, state.mode, hard=hard)
+            if mode is None:
+                return DeleteResult(stream_id, state.mode or ("hard" if hard else "soft"))
+            return tx.delete_as(stream_id, mode, version)
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        stream_id = validate_stream_id(stream_id)
+        metadata = validate_stream_metadata(metadata)
+        with write(self._log) as tx:
+            state = tx.state(stream_id)
+            check_metadata_target(stream_id, state.mode)
+            tx.set_state(stream_id, StreamState(state.mode, metadata))
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        stream_id = validate_stream_id(stream_id)
+        with self._log.lock:
+            self._log.check_open()
+            return self._log.lifecycle.get(stream_id, LIVE).metadata
+
+    def scavenge(self) -> ScavengeResult:
+        log = self._log
+        events = streams = 0
+        with write(log) as tx:
+            now = datetime.now(UTC)
+            for stream_id, state in list(log.lifecycle.items()):
+                if state.mode == "archived":
+                    continue  # kept whole: the evidence of a broken stream
+                positions = log.streams.get(stream_id, [])
+                last = len(positions)
+                # Everything of a deleted stream but its last event (the deletion event).
+                below = last if state.mode is not None else scavenge_below(state.metadata, last)
+                age = max_age_micros(state.metadata) if state.mode is None else None
+                cutoff = None if age is None else now - timedelta(microseconds=age)
+                gone = 0
+                for version, position in enumerate(positions[: last - 1], 1):
+                    row = log.rows[position - 1]
+                    if not isinstance(row, Row):
+                        continue
+                    if version < below or (cutoff is not None and row.recorded_at < cutoff):
+                        tx.remove(position)
+                        gone += 1
+                if gone:
+                    events += gone
+                    streams += 1
+        return ScavengeResult(events, streams)
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        keys = write_keys(self.codec, [[event]])  # before the write lock, as an append's
+        log = self._log
+        with write(log) as tx:
+            positions = tx.positions(stream_id)
+            row = tx.row(positions[version - 1]) if version <= len(positions) else None
+            if not isinstance(row, Row):
+                raise InvalidInputError(f"stream {stream_id!r} has no stored event at version {version}")
+            old = row.event
+            check_repairable(stream_id, version, old.type)
+            new = prepare_replacement(
+                self.codec,
+                stream_id,
+                event,
+                event_id=old.event_id,
+                metadata=old.metadata,
+                tags=old.tags,
+                keys=keys,
+            )
+            record = replace_record(
+                stream_id=stream_id,
+                version=version,
+                position=row.position,
+                event_id=old.event_id,
+                old=(old.type, old.schema_version, old.data, old.metadata),
+                new=(new.type, new.schema_version, new.data, new.metadata),
+                reason=reason,
+                operator=operator,
+            )
+            tx.replace(row, new, record)
+        return record
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        with write(self._log) as tx:
+            positions = tx.positions(stream_id)
+            state = tx.state(stream_id)
+            archive_mode(stream_id, expected, len(positions), state.mode)
+            rows = [r for p in positions if isinstance(r := tx.row(p), Row)]
+            record = archive_record(
+                stream_id=stream_id,
+                version=len(positions),
+                position=positions[-1],
+                events=((r.event.type, r.event.data, r.event.metadata) for r in rows),
+                reason=reason,
+                operator=operator,
+            )
+            tx.delete_as(stream_id, "archived", len(positions))
+            tx.audit(record)
+        return record
 
     # -- subscriptions -----------------------------------------------------------
 

@@ -10,15 +10,21 @@ is dropped and the transaction goes on as before it.
 
 Append hooks run inside each append, before anything is committed, and get the
 transaction itself.
+
+Deleting, scavenging and repairing are transactions too (``chronik.lifecycle`` has
+the rules): the deletion event is appended like any event (hooks included), and the
+stream's new state, the events removed and the events replaced are staged beside it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
+
+import msgspec
 
 from chronik.backend import (
     ExistingEvent,
@@ -35,6 +41,7 @@ from chronik.backend import (
     validate_read_stream,
     write_keys,
 )
+from chronik.codec import EncodedEvent
 from chronik.errors import ConfigurationError, InvalidInputError, WrongExpectedVersionError
 from chronik.events import (
     ANY,
@@ -48,15 +55,28 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    REPAIRS_STREAM,
+    DeleteMode,
+    DeleteResult,
+    RepairRecord,
+    StreamMetadata,
+    check_append,
+    deletion_event,
+    hidden_below,
+    max_age_micros,
+    repair_event_record,
+    visible_version,
+)
 from chronik.stores.memory import projection_state
-from chronik.stores.memory.reader import KIND, MemoryLog, Row, checkpoint_at
+from chronik.stores.memory.reader import KIND, LIVE, MemoryLog, Removed, Row, StreamState, checkpoint_at
 
-__all__ = ["SYSTEM", "MemoryTransaction", "write"]
+__all__ = ["SYSTEM", "MemoryTransaction", "visible_rows", "write"]
 
 SYSTEM: Final = "memory"
 """What telemetry calls this backend (``db.system.name``)."""
 
-_Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot], projection_state.ProjectionChanges]
+_Saved = tuple[dict[str, Checkpoint | None], dict[str, Snapshot | None], projection_state.ProjectionChanges]
 
 
 @contextmanager
@@ -86,8 +106,13 @@ class MemoryTransaction:
         self._streams: dict[str, list[int]] = {}
         self._ids: dict[uuid.UUID, ExistingEvent] = {}
         self._checkpoints: dict[str, Checkpoint | None] = {}  # None: deleted
-        self._snapshots: dict[str, Snapshot] = {}
+        self._snapshots: dict[str, Snapshot | None] = {}  # None: deleted
         self._projections = projection_state.ProjectionChanges()
+        # Deleting, scavenging, repairing: streams' new states, committed events that
+        # go, committed events replaced in place (by position).
+        self._lifecycle: dict[str, StreamState] = {}
+        self._removed: set[int] = set()
+        self._replaced: dict[int, Row] = {}
 
     def _check_usable(self) -> None:
         if self.ended:
@@ -119,25 +144,31 @@ class MemoryTransaction:
             prepared = prepare_writes(codec, writes, write_keys(codec, writes))
             return span.done(self.append_prepared(prepared))
 
-    def append_prepared(self, writes: list[PreparedWrite]) -> list[AppendResult]:
-        """Stage validated writes and run the append hooks on them; all or nothing."""
+    def append_prepared(self, writes: list[PreparedWrite], *, system: bool = False) -> list[AppendResult]:
+        """Stage validated writes and run the append hooks on them; all or nothing.
+
+        ``system``: chronik's own event (a deletion, an audit record), written whatever
+        the stream's state."""
         self._check_usable()
         hooks = self._log.hooks
         first = len(self._rows)
-        # Only hooks change more than rows; without them the rows are all to drop.
+        # Only hooks change more than rows and stream states; without them those are all
+        # there is to drop.
         saved = self._save() if hooks else None
+        states = dict(self._lifecycle)
         try:
-            results = self._stage(writes)
+            results = self._stage(writes, system)
             if hooks and first < len(self._rows):
                 events = [self._log.record(row) for row in self._rows[first:]]
                 for hook in list(hooks.values()):
                     hook.appended(self, events)
         except BaseException:
             self._restore(first, saved)
+            self._lifecycle = states
             raise
         return results
 
-    def _stage(self, writes: list[PreparedWrite]) -> list[AppendResult]:
+    def _stage(self, writes: list[PreparedWrite], system: bool = False) -> list[AppendResult]:
         """Stage each write in turn, after the rows staged before."""
         log = self._log
         now = datetime.now(UTC)
@@ -148,8 +179,14 @@ class MemoryTransaction:
                 results.append(resolve_existing(write, existing, _checkpoint))
                 continue
             version = self._version(write.stream_id)
-            if not expected_version_ok(write.expected, version):
-                raise WrongExpectedVersionError(write.stream_id, write.expected, version)
+            state = self.state(write.stream_id)
+            if not system:
+                check_append(write.stream_id, state.mode)
+                visible = visible_version(version, state.mode)
+                if not expected_version_ok(write.expected, visible):
+                    raise WrongExpectedVersionError(write.stream_id, write.expected, visible)
+                if state.mode is not None:  # soft-deleted: written again, it lives again
+                    self._lifecycle[write.stream_id] = state._replace(mode=None)
             positions = self._streams.setdefault(write.stream_id, [])
             for event in write.events:
                 version += 1
@@ -178,9 +215,66 @@ class MemoryTransaction:
         if saved is not None:
             self._checkpoints, self._snapshots, self._projections = saved
 
+    # -- deleting, scavenging, repairing ------------------------------------------------------
+
+    def state(self, stream_id: str) -> StreamState:
+        """The stream's state as this transaction sees it."""
+        found = self._lifecycle.get(stream_id)
+        return found if found is not None else self._log.lifecycle.get(stream_id, LIVE)
+
+    def set_state(self, stream_id: str, state: StreamState) -> None:
+        self._check_usable()
+        self._lifecycle[stream_id] = state
+
+    def positions(self, stream_id: str) -> list[int]:
+        """The stream's positions by version, as this transaction sees them."""
+        return [*self._log.streams.get(stream_id, ()), *self._streams.get(stream_id, ())]
+
+    def row(self, position: int) -> Row | Removed:
+        """The event at ``position`` as this transaction sees it."""
+        if position in self._replaced:
+            return self._replaced[position]
+        if position in self._removed:
+            return Removed(position)
+        return self._row(position)
+
+    def delete_as(self, stream_id: str, mode: DeleteMode, version: int) -> DeleteResult:
+        """Append the deletion event and stage the stream's new state; a hard delete
+        removes everything before the deletion event, and any delete the snapshot."""
+        codec = self._log.codec
+        write = prepare_write(codec, stream_id, [deletion_event(mode, version)], ANY)
+        appended = self.append_prepared([write], system=True)[0]
+        metadata = self.state(stream_id).metadata
+        tb = appended.version + 1  # the deletion event is hidden too, so appends after it show alone
+        self._lifecycle[stream_id] = StreamState(mode, msgspec_replace(metadata, truncate_before=tb))
+        if mode == "hard":
+            for position in self.positions(stream_id)[:-1]:
+                self.remove(position)
+        self._snapshots[stream_id] = None
+        return DeleteResult(stream_id, mode, appended.version, appended.position, appended.checkpoint)
+
+    def remove(self, position: int) -> None:
+        """Remove the committed event at ``position`` when the transaction commits."""
+        assert position <= len(self._log.rows), "only committed events are removed"
+        self._removed.add(position)
+        self._replaced.pop(position, None)
+
+    def replace(self, row: Row, event: EncodedEvent, record: RepairRecord) -> None:
+        """Replace ``row``'s event in place and record it in the audit trail; the stream's
+        snapshot goes (it was made from the old event)."""
+        self._check_usable()
+        self._replaced[row.position] = row._replace(event=event)
+        self._snapshots[row.stream_id] = None
+        self.audit(record)
+
+    def audit(self, record: RepairRecord) -> None:
+        """Append ``record`` to the audit trail (``$repairs``) in this transaction."""
+        audit = prepare_write(self._log.codec, REPAIRS_STREAM, [repair_event_record(record)], ANY)
+        self.append_prepared([audit], system=True)
+
     # -- reading as the transaction sees it ------------------------------------------------
 
-    def _row(self, position: int) -> Row:
+    def _row(self, position: int) -> Row | Removed:
         committed = self._log.rows
         if position <= len(committed):
             return committed[position - 1]
@@ -194,9 +288,9 @@ class MemoryTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        positions = [*self._log.streams.get(stream_id, ()), *self._streams.get(stream_id, ())]
-        hi = len(positions) if to_version is None else min(to_version, len(positions))
-        return [self._log.record(self._row(p)) for p in positions[max(from_version, 1) - 1 : hi]]
+        positions = self.positions(stream_id)
+        rows = visible_rows(positions, self.state(stream_id), self.row, from_version, to_version)
+        return [self._log.record(r) for r in rows]
 
     def read_page(
         self,
@@ -291,11 +385,53 @@ class MemoryTransaction:
                     log.checkpoints.pop(name, None)
                 else:
                     log.checkpoints[name] = checkpoint
-            log.snapshots.update(self._snapshots)
+            for stream_id, snapshot in self._snapshots.items():
+                if snapshot is None:
+                    log.snapshots.pop(stream_id, None)
+                else:
+                    log.snapshots[stream_id] = snapshot
             self._projections.apply(log)
+            for stream_id, state in self._lifecycle.items():
+                if state.empty:
+                    log.lifecycle.pop(stream_id, None)
+                else:
+                    log.lifecycle[stream_id] = state
+            for position, row in self._replaced.items():
+                log.rows[position - 1] = row
+            for position in self._removed:
+                gone = log.rows[position - 1]
+                if isinstance(gone, Row):
+                    log.ids.pop(gone.event.event_id, None)
+                    log.rows[position - 1] = Removed(position)
             if self._rows:
                 log.changed.notify_all()
 
 
 def _checkpoint(where: ExistingEvent) -> Checkpoint:
     return checkpoint_at(where.position)
+
+
+def visible_rows(
+    positions: list[int],
+    state: StreamState,
+    row_at: Callable[[int], Row | Removed],
+    from_version: int,
+    to_version: int | None,
+) -> list[Row]:
+    """The rows a read of a stream shows, in version order: none of a deleted stream,
+    none that its metadata hides, none removed."""
+    if state.mode is not None:
+        return []
+    metadata = state.metadata
+    low = max(from_version, hidden_below(metadata, len(positions)), 1)
+    hi = len(positions) if to_version is None else min(to_version, len(positions))
+    rows = [r for p in positions[low - 1 : hi] if isinstance(r := row_at(p), Row)]
+    age = max_age_micros(metadata)
+    if age is not None:
+        cutoff = datetime.now(UTC) - timedelta(microseconds=age)
+        rows = [r for r in rows if r.recorded_at >= cutoff]
+    return rows
+
+
+def msgspec_replace(metadata: StreamMetadata, **changes: object) -> StreamMetadata:
+    return msgspec.structs.replace(metadata, **changes)

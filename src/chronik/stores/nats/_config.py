@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from chronik.backend import DEFAULT_MAX_EVENT_SIZE, parse_bool, parse_options
+from chronik.backend import DEFAULT_MAX_EVENT_SIZE, parse_bool, parse_options, redacted
 from chronik.errors import ConfigurationError
 
 __all__ = ["NatsConfig"]
@@ -91,7 +91,7 @@ class NatsConfig:
     @classmethod
     def parse(cls, url: str, options: Mapping[str, Any]) -> NatsConfig:
         parts = urlsplit(url)
-        shown = _hide_password(url)
+        shown = redacted(url)
         if parts.scheme.lower() != "nats":
             raise ConfigurationError(f"not a nats:// URL: {shown!r}")
         if parts.path not in ("", "/"):
@@ -112,12 +112,3 @@ class NatsConfig:
                 "and the store's key-value buckets allow only these)"
             )
         return cls(shown, servers, **values)
-
-
-def _hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return url.replace(parts.netloc, f"{user}:***@{hosts}", 1)

@@ -27,6 +27,7 @@ import msgspec
 from chronik.codec import Codec, EncodedEvent
 from chronik.errors import EventDecodeError, InvalidEventError
 from chronik.events import RecordedEvent
+from chronik.lifecycle import STREAM_DELETED, DeleteMode
 
 __all__ = [
     "KIND",
@@ -44,6 +45,7 @@ SLOT: Final = 1_000_000
 MAX_BATCH: Final = SLOT
 
 _Entry = tuple[bytes, str, int, bytes, bytes | None]
+_MODES: Final[dict[str, DeleteMode]] = {"soft": "soft", "hard": "hard", "archived": "archived"}
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(tuple[int, list[_Entry]]).decode
 
@@ -64,6 +66,18 @@ class StoredMessage(NamedTuple):
     @property
     def last_position(self) -> int:
         return self.seq * SLOT
+
+    @property
+    def deleted(self) -> DeleteMode | None:
+        """How the stream is deleted, when this message is its deletion event
+        (``chronik.lifecycle``): a stream's state is its last message."""
+        if len(self.entries) != 1 or self.entries[0][1] != STREAM_DELETED:
+            return None
+        try:
+            mode = msgspec.json.decode(self.entries[0][3]).get("mode")
+        except (msgspec.DecodeError, AttributeError):
+            return None
+        return _MODES.get(mode) if isinstance(mode, str) else None
 
     def events(self, codec: Codec, after_position: int = 0) -> list[RecordedEvent]:
         """Its events at positions after ``after_position``, as recorded events."""

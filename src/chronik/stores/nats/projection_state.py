@@ -5,6 +5,7 @@ A JetStream key-value bucket (history 1, the stream's replicas and storage), so 
 projection over a NATS store needs nothing else. Keys::
 
     snap.<stream id>                    the latest snapshot of a stream
+    meta.<stream id>                    a stream's metadata (``lifecycle.py``)
     ckpt.<name>                         a named checkpoint
     proj.<name>.<version>               a projection version's state
     dead.<name>.<version>.<position>    a parked event
@@ -22,7 +23,7 @@ handlers), as with any read model outside the store.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import msgspec
@@ -43,13 +44,34 @@ from chronik.backend import (
 )
 from chronik.errors import InvalidCheckpointError
 from chronik.events import Checkpoint, DeadLetter, ProjectionState, RunnerHeartbeat, Snapshot
+from chronik.lifecycle import StreamMetadata, max_age_micros
 from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, Pull, translate
 from chronik.stores.nats._messages import KIND
-from chronik.stores.nats._subjects import encode_token
+from chronik.stores.nats._subjects import decode_token, encode_token
 
 __all__ = ["StateBucket"]
 
 _DELETED: Final = ("DEL", "PURGE")
+
+
+class _StoredMetadata(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A stream's metadata as kept: ``max_age`` in microseconds."""
+
+    max_count: int | None = None
+    max_age: int | None = None
+    truncate_before: int | None = None
+
+    @classmethod
+    def of(cls, metadata: StreamMetadata) -> _StoredMetadata:
+        return cls(metadata.max_count, max_age_micros(metadata), metadata.truncate_before)
+
+
+def _metadata(value: bytes) -> StreamMetadata:
+    stored = msgspec.json.decode(value, type=_StoredMetadata)
+    age = None if stored.max_age is None else timedelta(microseconds=stored.max_age)
+    return StreamMetadata(max_count=stored.max_count, max_age=age, truncate_before=stored.truncate_before)
+
+
 _encode = msgspec.json.Encoder().encode
 _snapshot = msgspec.json.Decoder(Snapshot).decode
 _state = msgspec.json.Decoder(ProjectionState).decode
@@ -126,6 +148,28 @@ class StateBucket:
     async def load_snapshot(self, stream_id: str) -> Snapshot | None:
         value = await self._get(f"snap.{encode_token(validate_stream_id(stream_id))}")
         return None if value is None else _snapshot(value)
+
+    async def delete_snapshot(self, stream_id: str) -> None:
+        await self._purge(f"snap.{encode_token(stream_id)}")
+
+    # -- stream metadata (lifecycle.py) ---------------------------------------------------------
+
+    async def load_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        value = await self._get(f"meta.{encode_token(stream_id)}")
+        return StreamMetadata() if value is None else _metadata(value)
+
+    async def save_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        key = f"meta.{encode_token(stream_id)}"
+        if metadata == StreamMetadata():
+            await self._purge(key)
+        else:
+            await self._put(key, _encode(_StoredMetadata.of(metadata)))
+
+    async def streams_with_metadata(self) -> list[tuple[str, StreamMetadata]]:
+        """Every stream that has metadata (deleted ones among them), with it."""
+        return [
+            (decode_token(key[len("meta.") :]), _metadata(value)) for key, value in await self._list("meta")
+        ]
 
     async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         validate_checkpoint_name(name)

@@ -6,10 +6,12 @@ runs the asyncio store on a private event-loop thread, rather than a second clie
 Each method hands over to ``writing`` (appends), ``reader`` (the log) or
 ``projection_state`` (the key-value records).
 
-Powers: snapshots, checkpoints, subscriptions, projection state and runners' heartbeats. It has no
+Powers: snapshots, checkpoints, subscriptions, projection state, runners' heartbeats,
+deleting streams and stream metadata with scavenging (``lifecycle.py``). It has no
 transactions and no append hooks: JetStream has no transaction spanning the log and
 the buckets (so no inline projections either); projections over it run from
-subscriptions and save their checkpoint after their writes.
+subscriptions and save their checkpoint after their writes. It cannot repair an
+event: a stored message cannot be changed.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from chronik.backend import (
     prepare_writes,
     subject_keys_of_async,
     unlock_events_async,
+    validate_expected_version,
     validate_limit,
     validate_read_stream,
     validate_stream_id,
@@ -55,10 +58,19 @@ from chronik.events import (
     StreamWrite,
     category_of,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    ScavengeResult,
+    StreamMetadata,
+    hidden_below,
+    max_age_micros,
+    validate_stream_metadata,
+)
 from chronik.stores.nats._config import NatsConfig
 from chronik.stores.nats._connection import Connection, Pull
 from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_message
 from chronik.stores.nats._subjects import encode_token, stream_of_subject, subject_of_stream
+from chronik.stores.nats.lifecycle import Lifecycle
 from chronik.stores.nats.projection_state import StateBucket
 from chronik.stores.nats.reader import AsyncNatsLogReader
 from chronik.stores.nats.subject_keys import SubjectKeysBucket
@@ -86,6 +98,7 @@ class AsyncNatsEventStore(AsyncSubscribes):
         self._conn = Connection(self.config, self.codec)
         self._writer = Writer(self._conn)
         self._state = StateBucket(self._conn)
+        self._lifecycle = Lifecycle(self._conn, self._writer, self._state)
         self.codec.subject_keys = SubjectKeysBucket(self._conn)
         self._readers: weakref.WeakSet[AsyncNatsLogReader] = weakref.WeakSet()
         self._idle: tuple[AsyncNatsLogReader, float] | None = None  # see _take_reader
@@ -137,13 +150,20 @@ class AsyncNatsEventStore(AsyncSubscribes):
     ) -> list[RecordedEvent]:
         stream_id, low, high, limit = validate_read_stream(stream_id, from_version, to_version, limit)
         subject = subject_of_stream(self.config.prefix, stream_id)
-        last = await self._writer.current(subject, stream_id)
-        if last is None or limit == 0:
+        # The stream's end and its metadata at once: what reads hide (lifecycle.py).
+        last, metadata = await asyncio.gather(
+            self._writer.current(subject, stream_id), self._state.load_stream_metadata(stream_id)
+        )
+        if last is None or limit == 0 or last.deleted is not None:
             return []
         high = last.last_version if high is None else min(high, last.last_version)
-        low = max(low, 1)
+        low = max(low, hidden_below(metadata, last.last_version))
         if low > high:
             return []
+        age = max_age_micros(metadata)
+        if age is not None:
+            # An append's events share their message's time: whole messages are hidden.
+            return await self._younger(subject, stream_id, last, low, high, backwards, limit, age)
         if low >= last.first_version:
             messages = [last]
         else:
@@ -164,6 +184,37 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def forget(self, subject: str) -> None:
         """Destroy ``subject``'s key: its personal data reads as redacted from now on."""
         await forget_subject_async(self.codec, subject)
+
+    async def _younger(
+        self,
+        subject: str,
+        stream_id: str,
+        last: StoredMessage,
+        low: int,
+        high: int,
+        backwards: bool,
+        limit: int | None,
+        age: int,
+    ) -> list[RecordedEvent]:
+        """The events of versions ``low..high`` not older than ``age`` microseconds."""
+        cutoff = time.time_ns() // 1000 - age
+        messages = (
+            [last]
+            if low >= last.first_version
+            else await self._messages_of(subject, stream_id, last, low, high, False, None)
+        )
+        events = [
+            e
+            for m in messages
+            if m.recorded_at >= cutoff
+            for e in m.events(self.codec)
+            if low <= e.version <= high
+        ]
+        if backwards:
+            events.reverse()
+        events = events if limit is None else events[:limit]
+        await unlock_events_async(self.codec, events)
+        return events
 
     async def _messages_of(
         self,
@@ -311,7 +362,11 @@ class AsyncNatsEventStore(AsyncSubscribes):
     async def stream_info(self, stream_id: str) -> StreamInfo:
         stream_id = validate_stream_id(stream_id)
         last = await self._writer.current(subject_of_stream(self.config.prefix, stream_id), stream_id)
-        return StreamInfo(stream_id, 0 if last is None else last.last_version)
+        if last is None:
+            return StreamInfo(stream_id, 0)
+        if last.deleted is not None:
+            return StreamInfo(stream_id, 0, last.deleted)
+        return StreamInfo(stream_id, last.last_version)
 
     async def list_streams(
         self, *, category: str | None = None, after: str | None = None, limit: int = 100
@@ -329,8 +384,17 @@ class AsyncNatsEventStore(AsyncSubscribes):
             s
             for s in ids
             if (category is None or category_of(s) == category) and (after is None or s > after)
-        ][:size]
-        return list(await asyncio.gather(*(self.stream_info(s) for s in chosen)))
+        ]
+        # Deleted streams are left out: look at the candidates a page at a time.
+        found: list[StreamInfo] = []
+        want = len(chosen) if size is None else size
+        start = 0
+        while len(found) < want and start < len(chosen):
+            page = chosen[start : start + want - len(found)]
+            start += len(page)
+            infos = await asyncio.gather(*(self.stream_info(s) for s in page))
+            found += [i for i in infos if i.deleted is None]
+        return found
 
     async def head(self) -> Checkpoint | None:
         last = await self._conn.last_sequence()
@@ -341,6 +405,29 @@ class AsyncNatsEventStore(AsyncSubscribes):
         reader = AsyncNatsLogReader(self._conn)
         self._readers.add(reader)
         return reader
+
+    # -- deleting and retaining (lifecycle.py) ------------------------------------------------
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (``docs/lifecycle.md``)."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return await self._lifecycle.delete(stream_id, expected, hard)
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        stream_id = validate_stream_id(stream_id)
+        await self._lifecycle.set_metadata(stream_id, validate_stream_metadata(metadata))
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        return await self._lifecycle.metadata(validate_stream_id(stream_id))
+
+    async def scavenge(self) -> ScavengeResult:
+        """Purge what deletes and metadata hide (whole messages; see ``lifecycle.py``)."""
+        return await self._lifecycle.scavenge()
 
     # -- snapshots, checkpoints, projection state ------------------------------------------
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 import msgspec
@@ -51,6 +51,7 @@ import nats.js.errors
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import EventTooLargeError, WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, AppendResult, Checkpoint, ExpectedVersion
+from chronik.lifecycle import check_append, visible_version
 from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, translate
 from chronik.stores.nats._messages import (
     KIND,
@@ -111,12 +112,23 @@ class Writer:
         self.ids_subject = f"$KV.{config.ids_bucket}"
         self.wake_subject = f"chronik-wake.{config.stream}"
         self._known: dict[str, tuple[int, int]] = {}  # stream id -> (version, last sequence)
+        self.undeleting: Callable[[str, int], Awaitable[None]] | None = None
+        """Called before a soft-deleted stream is written again, with its deletion
+        event's version, to keep the events before it hidden (``lifecycle.py``)."""
 
     async def current(self, subject: str, stream_id: str) -> StoredMessage | None:
         raw = await self.conn.last_message(self.stream, subject)
         message = None if raw is None else stored_message(raw, stream_id)
-        self._remember(stream_id, (0, 0) if message is None else (message.last_version, message.seq))
+        if message is not None and message.deleted is not None:
+            # Never guessed: an append must see the deletion (lifecycle.py).
+            self.forget(stream_id)
+        else:
+            self._remember(stream_id, (0, 0) if message is None else (message.last_version, message.seq))
         return message
+
+    def forget(self, stream_id: str) -> None:
+        """Read the stream's end again before the next append to it."""
+        self._known.pop(stream_id, None)
 
     def _remember(self, stream_id: str, last: tuple[int, int]) -> None:
         known = self._known
@@ -135,24 +147,37 @@ class Writer:
             return known
         return None
 
-    async def commit(self, write: PreparedWrite, given: Sequence[uuid.UUID]) -> AppendResult:
+    async def commit(
+        self, write: PreparedWrite, given: Sequence[uuid.UUID], *, system: bool = False
+    ) -> AppendResult:
+        """Append ``write`` (see the module's docstring). ``system``: chronik's own event
+        (a deletion), checked against the stream's real version whatever its state."""
         stream_id = write.stream_id
         subject = subject_of_stream(self.prefix, stream_id)
         events = write.events
         ids = [e.event_id for e in events]
         # A guess of the stream's end (a new stream, or the end this process last read or
-        # wrote) saves reading it; a wrong guess only costs a refused publish (10071).
-        guess = self._guess(stream_id, write.expected)
+        # wrote) saves reading it; a wrong guess only costs a refused publish (10071). A
+        # deleted stream's end is its deletion event, which no guess expects: so an
+        # append to it is refused by the server and reads it.
+        guess = None if system else self._guess(stream_id, write.expected)
         js = await self.conn.ready()  # connected: max_payload known
         looked = not given  # whether the ids were looked up (ids the caller did not give are new)
         while True:
             if guess is None:
                 last = await self.current(subject, stream_id)
                 version, after = (0, 0) if last is None else (last.last_version, last.seq)
-                if not expected_version_ok(write.expected, version):
+                mode = None if last is None else last.deleted
+                visible = version
+                if not system:
+                    check_append(stream_id, mode)
+                    visible = visible_version(version, mode)
+                if not expected_version_ok(write.expected, visible):
                     if not looked and (stored := await self.lookup(given)):
                         return resolve_existing(write, stored, checkpoint_of)
-                    raise WrongExpectedVersionError(stream_id, write.expected, version)
+                    raise WrongExpectedVersionError(stream_id, write.expected, visible)
+                if mode is not None and not system and self.undeleting is not None:
+                    await self.undeleting(stream_id, version)
             else:
                 (version, after), guess = guess, None
             payload = encode_batch(version + 1, events)
@@ -183,7 +208,10 @@ class Writer:
             if ack.duplicate:
                 return await self._resend(write, ack.seq)
             break
-        self._remember(stream_id, (version + len(events), ack.seq))
+        if system:
+            self.forget(stream_id)
+        else:
+            self._remember(stream_id, (version + len(events), ack.seq))
         await self.wake()
         position = ack.seq * SLOT
         return AppendResult(stream_id, version + len(events), position, Checkpoint(KIND, (position,)))

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chronik.backend import DEFAULT_MAX_EVENT_SIZE, parse_bool, parse_options
+from chronik.backend import DEFAULT_MAX_EVENT_SIZE, parse_bool, parse_options, redacted
 from chronik.errors import ConfigurationError
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresConfig", "parse_config", "validate_schema_name"]
@@ -122,9 +122,9 @@ def parse_config(url: str, options: dict[str, Any]) -> PostgresConfig:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError as err:
-        raise ConfigurationError(f"cannot parse PostgreSQL URL {_redact(url)!r}: {err}") from err
+        raise ConfigurationError(f"cannot parse PostgreSQL URL {redacted(url)!r}: {err}") from err
     if parts.scheme.lower() not in ("postgresql", "postgres"):
-        raise ConfigurationError(f"not a PostgreSQL URL: {_redact(url)!r} (use postgresql://...)")
+        raise ConfigurationError(f"not a PostgreSQL URL: {redacted(url)!r} (use postgresql://...)")
     ours = [(k, v) for k, v in query if k in _OPTIONS]
     libpq = [(k, v) for k, v in query if k not in _OPTIONS]
     opts = parse_options("postgresql://?" + urlencode(ours), options, _OPTIONS)
@@ -134,10 +134,10 @@ def parse_config(url: str, options: dict[str, Any]) -> PostgresConfig:
     try:
         params: dict[str, Any] = conninfo_to_dict(bare)
     except psycopg.Error as err:
-        raise ConfigurationError(f"cannot parse PostgreSQL URL {_redact(url)!r}: {err}") from err
+        raise ConfigurationError(f"cannot parse PostgreSQL URL {redacted(url)!r}: {err}") from err
     for port in str(params.get("port") or "5432").split(","):
         if port and not port.isdigit():
-            raise ConfigurationError(f"PostgreSQL URL {_redact(url)!r} has an invalid port {port!r}")
+            raise ConfigurationError(f"PostgreSQL URL {redacted(url)!r} has an invalid port {port!r}")
     params.setdefault("connect_timeout", 10)
     params.setdefault("fallback_application_name", "chronik")
     schema = validate_schema_name(opts.pop("schema", DEFAULT_SCHEMA))
@@ -165,15 +165,3 @@ def _check(config: PostgresConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)

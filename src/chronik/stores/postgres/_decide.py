@@ -12,6 +12,7 @@ import msgspec
 from chronik.backend import ExistingEvent, PreparedWrite, expected_version_ok, resolve_existing
 from chronik.errors import WrongExpectedVersionError
 from chronik.events import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Checkpoint
+from chronik.lifecycle import check_append, visible_version
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import KIND
 
@@ -45,15 +46,21 @@ def _expectation(want: object) -> tuple[int | None, bool]:
 
 
 def append_statement(
-    statements: sql.Statements, writes: Sequence[PreparedWrite], pinned: Sequence[int] | None = None
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    pinned: Sequence[int] | None = None,
+    *,
+    system: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The append statement for ``writes`` and its parameters; ``pinned`` replaces
-    each write's expected version. One event to one stream goes as scalars."""
+    each write's expected version. One event to one stream goes as scalars.
+    ``system``: chronik's own event (one), checked against the stream's real version
+    whatever its state (``sql._SYSTEM_APPEND``)."""
     if len(writes) == 1 and len(writes[0].events) == 1:
         write = writes[0]
         event = write.events[0]
         expected, must_exist = _expectation(write.expected if pinned is None else pinned[0])
-        return statements.append_one, {
+        return statements.append_system if system else statements.append_one, {
             "stream_id": write.stream_id,
             "category": write.category,
             "expected": expected,
@@ -65,6 +72,7 @@ def append_statement(
             "metadata": None if event.metadata is None else event.metadata.decode(),
             "tags": tags_json(event.tags),
         }
+    assert not system, "chronik's own events are appended one at a time"
     return statements.append, append_params(writes, pinned)
 
 
@@ -128,6 +136,7 @@ class AppendRow(NamedTuple):
     last_version: int | None
     last_position: int | None
     transaction_id: int | None
+    refused: bool  # the stream was deleted for good or archived
 
 
 def finish(writes: Sequence[PreparedWrite], rows: Sequence[Sequence[Any]]) -> list[AppendResult] | None:
@@ -180,17 +189,25 @@ class Found(NamedTuple):
 
 
 def decide(
-    writes: Sequence[PreparedWrite], found: Mapping[uuid.UUID, Found], versions: Mapping[str, int]
-) -> tuple[list[AppendResult | None], list[int]]:
+    writes: Sequence[PreparedWrite],
+    found: Mapping[uuid.UUID, Found],
+    versions: Mapping[str, tuple[int, str | None]],
+    *,
+    system: bool = False,
+) -> tuple[list[AppendResult | None], list[int], list[int]]:
     """Decide every write from freshly read state, as the memory store would.
 
     Writes are taken in order: one some of whose ids are stored is an idempotent
-    re-send or a :class:`DuplicateEventError` (``resolve_existing``); otherwise its
-    expected version must hold or it is a :class:`WrongExpectedVersionError`. Returns
-    the results known so far and the indexes of the writes still to insert.
+    re-send or a :class:`DuplicateEventError` (``resolve_existing``); otherwise a
+    stream deleted for good or archived refuses it (``StreamDeletedError``, unless it
+    is chronik's own ``system`` event) and its expected version must hold against the
+    version writers see (0 while deleted) or it is a :class:`WrongExpectedVersionError`.
+    ``versions`` holds each stream's (version, deleted). Returns the results known so
+    far, the indexes of the writes still to insert and the versions to pin them to.
     """
     results: list[AppendResult | None] = []
     plan: list[int] = []
+    pins: list[int] = []
     for index, write in enumerate(writes):
         stored = {e.event_id: found[e.event_id] for e in write.events if e.event_id in found}
         if stored:
@@ -202,9 +219,14 @@ def decide(
 
             results.append(resolve_existing(write, existing, checkpoint_of))
             continue
-        actual = versions.get(write.stream_id, 0)
+        version, mode = versions.get(write.stream_id, (0, None))
+        actual = version
+        if not system:
+            check_append(write.stream_id, mode)
+            actual = visible_version(version, mode)
         if not expected_version_ok(write.expected, actual):
             raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
         results.append(None)
         plan.append(index)
-    return results, plan
+        pins.append(actual)
+    return results, plan, pins

@@ -69,6 +69,13 @@ _LISTEN = "LISTEN {channel}"
 # That can only be at risk inside a caller's ``transaction()`` that took its id
 # before another writer appended to the stream; a plain append takes its id inside
 # this statement, after every event it can see was committed, so it always holds.
+#
+# A deleted stream (``deleted``, migration 0005; chronik.lifecycle) is at version 0
+# for expected versions; one deleted for good or archived is refused (``refused``),
+# and a soft-deleted one written again lives again (``deleted = NULL``), numbered on
+# from its last version. A delete appends its deletion event with the SYSTEM variant,
+# which neither hides the version nor refuses. A delete and an append that both read
+# version N insert version N+1: the unique key lets only one of them through.
 _APPEND_TEMPLATE = """
 WITH writes AS (
     SELECT w.idx, w.stream_id, w.category, w.expected, w.must_exist
@@ -76,10 +83,11 @@ WITH writes AS (
 ),
 current AS (
     SELECT w.idx, w.stream_id, w.category, coalesce(s.version, 0) AS version,
-        (w.expected IS NULL OR coalesce(s.version, 0) = w.expected)
-            AND (NOT w.must_exist OR coalesce(s.version, 0) > 0) AS expected_ok,
+        (w.expected IS NULL OR {visible} = w.expected)
+            AND (NOT w.must_exist OR {visible} > 0) AS expected_ok,
         (s.transaction_id IS NULL OR pg_current_xact_id_if_assigned() IS NULL
-            OR s.transaction_id <= pg_current_xact_id_if_assigned()) AS order_ok
+            OR s.transaction_id <= pg_current_xact_id_if_assigned()) AS order_ok,
+        {refused} AS refused
     FROM writes AS w LEFT JOIN {schema}.streams AS s ON s.stream_id = w.stream_id
 ),
 inserted AS (
@@ -92,7 +100,7 @@ inserted AS (
             ELSE ARRAY(SELECT json_array_elements_text(e.tags::json)) END
     FROM {events}
     JOIN current AS c ON c.idx = e.write_idx
-    WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok))
+    WHERE NOT EXISTS (SELECT FROM current WHERE NOT (expected_ok AND order_ok) OR refused)
     -- Positions are taken in this order: each write's events get consecutive
     -- positions, in version order, and the writes follow each other as given.
     ORDER BY e.ord
@@ -103,10 +111,10 @@ upserted AS (
     SELECT stream_id, category, max(version), pg_current_xact_id()
     FROM inserted GROUP BY stream_id, category
     ON CONFLICT (stream_id) DO UPDATE
-        SET version = excluded.version, transaction_id = excluded.transaction_id
+        SET version = excluded.version, transaction_id = excluded.transaction_id{undelete}
 )
 SELECT c.idx, c.version, c.expected_ok, c.order_ok, i.last_version, i.last_position,
-    i.transaction_id
+    i.transaction_id, c.refused
 FROM current AS c
 LEFT JOIN (
     SELECT stream_id, max(version) AS last_version, max(position) AS last_position,
@@ -115,7 +123,19 @@ LEFT JOIN (
 ) AS i ON i.stream_id = c.stream_id
 ORDER BY c.idx"""
 
-_APPEND = _APPEND_TEMPLATE.replace(
+_USER_APPEND = (
+    _APPEND_TEMPLATE.replace(
+        "{visible}", "CASE WHEN s.deleted IS NULL THEN coalesce(s.version, 0) ELSE 0 END"
+    )
+    .replace("{refused}", "coalesce(s.deleted IN ('hard', 'archived'), false)")
+    .replace("{undelete}", ", deleted = NULL")
+)
+_SYSTEM_APPEND = (
+    _APPEND_TEMPLATE.replace("{visible}", "coalesce(s.version, 0)")
+    .replace("{refused}", "false")
+    .replace("{undelete}", "")
+)
+_APPEND = _USER_APPEND.replace(
     "{writes}",
     """unnest(%(stream_ids)b::text[], %(categories)b::text[], %(expected)b::bigint[],
                 %(must_exist)b::boolean[])
@@ -131,24 +151,23 @@ _APPEND = _APPEND_TEMPLATE.replace(
 # The same statement for the commonest append, one event to one stream, with every
 # value a plain parameter: arrays cost the client far more to send than scalars
 # (about half the client's time for a single-event append).
-_APPEND_ONE = _APPEND_TEMPLATE.replace(
-    "{writes}",
-    """(VALUES (%(stream_id)s::text, %(category)s::text, %(expected)s::bigint,
+_ONE_WRITE = """(VALUES (%(stream_id)s::text, %(category)s::text, %(expected)s::bigint,
                 %(must_exist)s::boolean, 1::bigint))
-        AS w (stream_id, category, expected, must_exist, idx)""",
-).replace(
-    "{events}",
-    """(VALUES (1::bigint, 1::bigint, %(event_id)s::uuid, %(type)s::text,
+        AS w (stream_id, category, expected, must_exist, idx)"""
+_ONE_EVENT = """(VALUES (1::bigint, 1::bigint, %(event_id)s::uuid, %(type)s::text,
                 %(schema_version)s::integer, %(data)s::text, %(metadata)s::text, %(tags)s::text,
                 1::bigint))
-        AS e (write_idx, n, event_id, type, schema_version, data, metadata, tags, ord)""",
-)
+        AS e (write_idx, n, event_id, type, schema_version, data, metadata, tags, ord)"""
+_APPEND_ONE = _USER_APPEND.replace("{writes}", _ONE_WRITE).replace("{events}", _ONE_EVENT)
+# chronik's own events (a deletion, an audit record) are always one event.
+_APPEND_SYSTEM = _SYSTEM_APPEND.replace("{writes}", _ONE_WRITE).replace("{events}", _ONE_EVENT)
 
 _FIND_EVENT_IDS = """
 SELECT event_id, stream_id, version, position, transaction_id::text::bigint
 FROM {schema}.events WHERE event_id = ANY(%s::uuid[])"""
-_STREAM_VERSIONS = "SELECT stream_id, version FROM {schema}.streams WHERE stream_id = ANY(%s::text[])"
-_STREAM_VERSION = "SELECT version FROM {schema}.streams WHERE stream_id = %s"
+_STREAM_VERSIONS = """
+SELECT stream_id, version, deleted FROM {schema}.streams WHERE stream_id = ANY(%s::text[])"""
+_STREAM_VERSION = "SELECT version, deleted FROM {schema}.streams WHERE stream_id = %s"
 
 # In the order of RecordedEvent's arguments (the checkpoint is built from the
 # transaction id and position); event id as 16 bytes and time as microseconds since
@@ -165,14 +184,25 @@ _NO_COLUMNS = (
     "NULL::text, NULL::bigint, position, xid, NULL::bytea, NULL::text, NULL::integer, NULL::json, "
     "NULL::json, NULL::bigint, NULL::text[]"
 )
-_READ_STREAM_FORWARD = f"""
+# What a read of a stream shows (chronik.lifecycle): nothing of a deleted stream, and
+# nothing before truncate_before, before the last max_count, or older than max_age.
+# The bounds come from the stream's row once (InitPlans), so the read stays a range
+# of the (stream_id, version) index.
+_READ_STREAM = f"""
+WITH s AS (
+    SELECT version AS last, deleted, max_count, max_age, truncate_before
+    FROM {{schema}}.streams WHERE stream_id = %(stream_id)s
+)
 SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE stream_id = %s AND version >= %s AND version <= %s
-ORDER BY version LIMIT %s"""
-_READ_STREAM_BACKWARD = f"""
-SELECT {_COLUMNS} FROM {{schema}}.events
-WHERE stream_id = %s AND version >= %s AND version <= %s
-ORDER BY version DESC LIMIT %s"""
+WHERE stream_id = %(stream_id)s AND version <= %(to_version)s
+  AND version >= greatest(%(from_version)s, (SELECT truncate_before FROM s),
+                          (SELECT last - max_count + 1 FROM s))
+  AND NOT EXISTS (SELECT FROM s WHERE deleted IS NOT NULL)
+  AND ((SELECT max_age FROM s) IS NULL
+       OR recorded_at >= statement_timestamp() - (SELECT max_age FROM s) * interval '1 microsecond')
+ORDER BY version {{{{order}}}} LIMIT %(limit)s"""
+_READ_STREAM_FORWARD = _READ_STREAM.replace("{{order}}", "ASC")
+_READ_STREAM_BACKWARD = _READ_STREAM.replace("{{order}}", "DESC")
 
 # THE ORDERING GUARANTEE. Positions come from a sequence when a row is inserted and
 # become visible when its transaction commits, and those two orders differ: T1 takes
@@ -256,12 +286,14 @@ SELECT transaction_id::text::bigint, position FROM {{schema}}.events WHERE {_VIS
 ORDER BY transaction_id DESC, position DESC LIMIT 1"""
 _RELEASED = "SELECT pg_snapshot_xmin(pg_current_snapshot()) > %s::text::xid8"
 
+# Deleted streams, and streams with metadata but no event yet, are left out.
 _LIST_STREAMS = """
 SELECT stream_id, version FROM {schema}.streams
-WHERE stream_id > %s ORDER BY stream_id LIMIT %s"""
+WHERE stream_id > %s AND version > 0 AND deleted IS NULL ORDER BY stream_id LIMIT %s"""
 _LIST_STREAMS_IN_CATEGORY = """
 SELECT stream_id, version FROM {schema}.streams
-WHERE category = %s AND stream_id > %s ORDER BY stream_id LIMIT %s"""
+WHERE category = %s AND stream_id > %s AND version > 0 AND deleted IS NULL
+ORDER BY stream_id LIMIT %s"""
 
 _SAVE_SNAPSHOT = """
 INSERT INTO {schema}.snapshots (stream_id, version, type, schema_version, data, recorded_at)
@@ -404,6 +436,50 @@ SELECT {_COLUMNS} FROM {{schema}}.events WHERE position > %(after)s ORDER BY pos
 _DCB_ALL_BACKWARD = _DCB_ALL.replace("ORDER BY position", "ORDER BY position DESC")
 
 
+# -- deleting, retaining, repairing (the reasoning is in _async/lifecycle.py) --------------
+
+_SET_DELETED = """
+UPDATE {schema}.streams SET deleted = %(mode)s, truncate_before = %(truncate_before)s
+WHERE stream_id = %(stream_id)s"""
+_REMOVE_BELOW = "DELETE FROM {schema}.events WHERE stream_id = %s AND version < %s"
+_DELETE_SNAPSHOT = "DELETE FROM {schema}.snapshots WHERE stream_id = %s"
+_STREAM_METADATA = """
+SELECT deleted, max_count, max_age, truncate_before FROM {schema}.streams WHERE stream_id = %s"""
+# A stream without events gets a row at version 0, transaction id 0 (migration 0005).
+_SET_METADATA = """
+INSERT INTO {schema}.streams (stream_id, category, version, transaction_id, max_count, max_age,
+    truncate_before)
+VALUES (%(stream_id)s, %(category)s, 0, '0'::xid8, %(max_count)s, %(max_age)s, %(truncate_before)s)
+ON CONFLICT (stream_id) DO UPDATE SET max_count = excluded.max_count, max_age = excluded.max_age,
+    truncate_before = excluded.truncate_before"""
+# Every event a delete or a stream's metadata hides, but never a stream's last event
+# (it holds the version) nor anything of an archived stream; counted as it goes.
+_SCAVENGE = """
+WITH gone AS (
+    DELETE FROM {schema}.events AS e USING {schema}.streams AS s
+    WHERE e.stream_id = s.stream_id AND e.version < s.version
+      AND s.deleted IS DISTINCT FROM 'archived'
+      AND (s.deleted IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL
+           OR s.truncate_before IS NOT NULL)
+      AND (s.deleted IS NOT NULL
+           OR e.version < s.truncate_before
+           OR e.version <= s.version - s.max_count
+           OR e.recorded_at < statement_timestamp() - s.max_age * interval '1 microsecond')
+    RETURNING e.stream_id
+)
+SELECT count(*), count(DISTINCT stream_id) FROM gone"""
+_VACUUM = "VACUUM (ANALYZE) {schema}.events"
+_EVENT_AT = """
+SELECT position, event_id, type, schema_version, data, metadata, coalesce(tags, '{{}}'::text[])
+FROM {schema}.events WHERE stream_id = %s AND version = %s FOR UPDATE"""
+_REPLACE_EVENT = """
+UPDATE {schema}.events SET type = %(type)s, schema_version = %(schema_version)s, data = %(data)s::json,
+    metadata = %(metadata)s::json
+WHERE position = %(position)s"""
+_STREAM_EVENTS = """
+SELECT position, type, data, metadata FROM {schema}.events WHERE stream_id = %s ORDER BY version"""
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     """The statements of one schema, rendered to text once."""
@@ -416,6 +492,7 @@ class Statements:
     listen: str
     append: str
     append_one: str
+    append_system: str
     find_event_ids: str
     stream_versions: str
     stream_version: str
@@ -459,6 +536,16 @@ class Statements:
     dcb_types_backward: str
     dcb_all: str
     dcb_all_backward: str
+    set_deleted: str
+    remove_below: str
+    delete_snapshot: str
+    stream_metadata: str
+    set_metadata: str
+    scavenge: str
+    vacuum: str
+    event_at: str
+    replace_event: str
+    stream_events: str
     read_subject_keys: str
     insert_subject_keys: str
     delete_subject_key: str

@@ -17,6 +17,14 @@ RECORD_MIGRATION: Final = "INSERT INTO chronik_migrations (name, applied_at) VAL
 
 # max() over the (stream_id, version) index: one seek. Always one row (NULL: no stream).
 STREAM_VERSION: Final = "SELECT max(version) FROM chronik_events WHERE stream_id = ?"
+# The stream's version and how it is deleted (NULL: live), in one statement: what an
+# append checks and what stream_info reports. Always one row.
+STREAM_STATE: Final = """
+SELECT (SELECT max(version) FROM chronik_events WHERE stream_id = ?1),
+       (SELECT deleted FROM chronik_streams WHERE stream_id = ?1)"""
+# A new stream's append inserts version 1 without reading the version; it only asks
+# whether the id was deleted (a soft-deleted stream goes on after its last version).
+STREAM_DELETED: Final = "SELECT deleted FROM chronik_streams WHERE stream_id = ?"
 INSERT_EVENT: Final = """
 INSERT INTO chronik_events
     (stream_id, category, version, event_id, type, schema_version, data, metadata, recorded_at, tags)
@@ -36,14 +44,23 @@ _COLUMNS: Final = (
 _STREAM_COLUMNS: Final = (
     "version, position, event_id, type, schema_version, data, metadata, recorded_at, tags"
 )
-READ_STREAM_FORWARD: Final = f"""
+# What a read of a stream shows (chronik.lifecycle): nothing of a deleted stream, and
+# nothing before truncate_before, before the last max_count, or older than max_age
+# (?5 is now, in microseconds). The bounds are constant subqueries, evaluated once, so
+# the read stays a range of the (stream_id, version) index.
+_READ_STREAM = f"""
+WITH s AS (SELECT deleted, max_count, max_age, truncate_before FROM chronik_streams WHERE stream_id = ?1)
 SELECT {_STREAM_COLUMNS} FROM chronik_events
-WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
-ORDER BY version LIMIT ?4"""
-READ_STREAM_BACKWARD: Final = f"""
-SELECT {_STREAM_COLUMNS} FROM chronik_events
-WHERE stream_id = ?1 AND version >= ?2 AND version <= ?3
-ORDER BY version DESC LIMIT ?4"""
+WHERE stream_id = ?1 AND version <= ?3
+  AND version >= max(?2,
+      coalesce((SELECT truncate_before FROM s), 1),
+      coalesce((SELECT max(version) FROM chronik_events WHERE stream_id = ?1)
+               - (SELECT max_count FROM s) + 1, 1))
+  AND NOT EXISTS (SELECT 1 FROM s WHERE deleted IS NOT NULL)
+  AND ((SELECT max_age FROM s) IS NULL OR recorded_at >= ?5 - (SELECT max_age FROM s))
+ORDER BY version {{order}} LIMIT ?4"""
+READ_STREAM_FORWARD: Final = _READ_STREAM.format(order="ASC")
+READ_STREAM_BACKWARD: Final = _READ_STREAM.format(order="DESC")
 READ_ALL: Final = f"""
 SELECT {_COLUMNS} FROM chronik_events
 WHERE position > ?1 ORDER BY position LIMIT ?2"""
@@ -56,15 +73,18 @@ ORDER BY position LIMIT ?2"""
 HEAD: Final = "SELECT max(position) FROM chronik_events"
 
 # Streams walk the (stream_id, version) index in order, one group per stream.
-LIST_STREAMS: Final = """
+# Deleted streams are left out (the subquery is computed once, over a small table).
+_NOT_DELETED: Final = "stream_id NOT IN (SELECT stream_id FROM chronik_streams WHERE deleted IS NOT NULL)"
+LIST_STREAMS: Final = f"""
 SELECT stream_id, max(version) FROM chronik_events
-WHERE stream_id > ?1
+WHERE stream_id > ?1 AND {_NOT_DELETED}
 GROUP BY stream_id ORDER BY stream_id LIMIT ?2"""
 # A category's streams are 'cat' and those from 'cat-' up to (not including) 'cat.'
 # ('.' sorts right after '-'): a range of the same index.
-LIST_CATEGORY_STREAMS: Final = """
+LIST_CATEGORY_STREAMS: Final = f"""
 SELECT stream_id, max(version) FROM chronik_events
 WHERE ((stream_id >= ?1 || '-' AND stream_id < ?1 || '.') OR stream_id = ?1) AND stream_id > ?2
+  AND {_NOT_DELETED}
 GROUP BY stream_id ORDER BY stream_id LIMIT ?3"""
 
 SAVE_SNAPSHOT: Final = """
@@ -172,6 +192,57 @@ _QUERY_ALL: Final = (
 )
 QUERY_ALL: Final = _QUERY_ALL.format(order="ASC")
 QUERY_ALL_BACKWARD: Final = _QUERY_ALL.format(order="DESC")
+
+# -- deleting, retaining, repairing (lifecycle.py) ----------------------------------------
+STREAM_METADATA: Final = """
+SELECT deleted, max_count, max_age, truncate_before FROM chronik_streams WHERE stream_id = ?"""
+SET_DELETED: Final = """
+INSERT INTO chronik_streams (stream_id, deleted, truncate_before, updated_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (stream_id) DO UPDATE SET
+    deleted = excluded.deleted, truncate_before = excluded.truncate_before,
+    updated_at = excluded.updated_at"""
+# Written again after a soft delete, a stream is live (its truncate_before stays).
+UNDELETE: Final = "UPDATE chronik_streams SET deleted = NULL, updated_at = ?2 WHERE stream_id = ?1"
+SET_METADATA: Final = """
+INSERT INTO chronik_streams (stream_id, max_count, max_age, truncate_before, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (stream_id) DO UPDATE SET
+    max_count = excluded.max_count, max_age = excluded.max_age,
+    truncate_before = excluded.truncate_before, updated_at = excluded.updated_at"""
+# A live stream whose metadata was cleared needs no row.
+FORGET_EMPTY: Final = """
+DELETE FROM chronik_streams WHERE stream_id = ? AND deleted IS NULL AND max_count IS NULL
+    AND max_age IS NULL AND truncate_before IS NULL"""
+DELETE_SNAPSHOT: Final = "DELETE FROM chronik_snapshots WHERE stream_id = ?"
+# Events of a stream below a version (a hard delete: all but the deletion event), tags first.
+REMOVE_TAGS_BELOW: Final = """
+DELETE FROM chronik_event_tags WHERE position IN (
+    SELECT position FROM chronik_events WHERE stream_id = ?1 AND version < ?2)"""
+REMOVE_BELOW: Final = "DELETE FROM chronik_events WHERE stream_id = ?1 AND version < ?2"
+# What a scavenge removes from one stream: every event before its last (?2) that is
+# below ?3 (truncate_before, max_count) or older than ?4 (max_age; -1 for none).
+SCAVENGE_STREAMS: Final = """
+SELECT s.stream_id, s.deleted, s.max_count, s.max_age, s.truncate_before,
+       (SELECT max(version) FROM chronik_events AS e WHERE e.stream_id = s.stream_id)
+FROM chronik_streams AS s WHERE s.deleted IS NULL OR s.deleted <> 'archived'"""
+_SCAVENGED: Final = """
+SELECT position FROM chronik_events
+WHERE stream_id = ?1 AND version < ?2 AND (version < ?3 OR recorded_at < ?4)"""
+SCAVENGE_TAGS: Final = f"DELETE FROM chronik_event_tags WHERE position IN ({_SCAVENGED})"
+SCAVENGE_EVENTS: Final = f"DELETE FROM chronik_events WHERE position IN ({_SCAVENGED})"
+AUTO_VACUUM: Final = "PRAGMA auto_vacuum"
+FREE_PAGES: Final = "PRAGMA freelist_count"
+SET_INCREMENTAL_VACUUM: Final = "PRAGMA auto_vacuum = INCREMENTAL"
+INCREMENTAL_VACUUM: Final = "PRAGMA incremental_vacuum"
+VACUUM: Final = "VACUUM"
+CHECKPOINT_WAL: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
+EVENT_AT: Final = """
+SELECT position, event_id, type, schema_version, data, metadata, tags
+FROM chronik_events WHERE stream_id = ? AND version = ?"""
+STREAM_EVENTS: Final = """
+SELECT position, type, data, metadata FROM chronik_events WHERE stream_id = ? ORDER BY version"""
+REPLACE_EVENT: Final = """
+UPDATE chronik_events SET type = ?2, schema_version = ?3, data = ?4, metadata = ?5 WHERE position = ?1"""
 
 # -- subjects' keys (crypto-shredding): one row per subject ----------------------------
 

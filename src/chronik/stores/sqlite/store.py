@@ -9,13 +9,15 @@ connection, the write lock, the closed state, the open readers):
 - ``reader.py`` reads streams and the log, and serves subscriptions, each on a
   connection of its own, closed with it;
 - ``projection_state.py`` keeps checkpoints, snapshots, projection records and the
-  runners' heartbeats.
+  runners' heartbeats;
+- ``lifecycle.py`` deletes streams, keeps their metadata, scavenges and repairs.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Final
@@ -34,6 +36,7 @@ from chronik.backend import (
     prepare_writes,
     subject_keys_of,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
     validate_read_stream,
     write_keys,
@@ -54,8 +57,17 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read
-from chronik.stores.sqlite import dcb, schema, sql
+from chronik.stores.sqlite import dcb, lifecycle, schema, sql
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite.reader import (
     DEFAULT_POLL_INTERVAL,
@@ -224,6 +236,7 @@ class SQLiteEventStore(Subscribes):
             from_version,
             MAX_LIMIT if to_version is None else to_version,
             MAX_LIMIT if limit is None else limit,
+            time.time_ns() // 1000,  # what max_age is measured from
         )
         connections = self._connections
         with connections.errors():
@@ -251,7 +264,9 @@ class SQLiteEventStore(Subscribes):
         stream_id = validate_stream_id(stream_id)
         connections = self._connections
         with connections.errors():
-            version = connections.conn().execute(sql.STREAM_VERSION, (stream_id,)).fetchone()[0]
+            version, mode = connections.conn().execute(sql.STREAM_STATE, (stream_id,)).fetchone()
+        if mode is not None:
+            return StreamInfo(stream_id, 0, mode)
         return StreamInfo(stream_id, version or 0)
 
     def list_streams(
@@ -274,6 +289,45 @@ class SQLiteEventStore(Subscribes):
         with connections.errors():
             row = connections.conn().execute(sql.HEAD).fetchone()
         return None if row[0] is None else Checkpoint(KIND, (row[0],))
+
+    # -- deleting, retaining, repairing (lifecycle.py) ---------------------------------
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return lifecycle.delete(self._writer, stream_id, expected, hard)
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        stream_id = validate_stream_id(stream_id)
+        lifecycle.set_metadata(self._writer, stream_id, validate_stream_metadata(metadata))
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        stream_id = validate_stream_id(stream_id)
+        connections = self._connections
+        with connections.errors():
+            return lifecycle.metadata_of(connections.conn(), stream_id)[1]
+
+    def scavenge(self) -> ScavengeResult:
+        """Remove what deletes and metadata hide, then give the space back to the file
+        system (an incremental vacuum; see ``lifecycle.py`` for older files)."""
+        return lifecycle.scavenge(self._writer)
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        return lifecycle.repair(self._writer, stream_id, version, event, reason, operator)
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        return lifecycle.archive(self._writer, stream_id, expected, reason, operator)
 
     # -- subscriptions ---------------------------------------------------------------
 

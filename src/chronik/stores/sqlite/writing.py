@@ -49,6 +49,7 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import check_append, visible_version
 from chronik.stores.sqlite import projection_state as _records
 from chronik.stores.sqlite import sql
 from chronik.stores.sqlite.reader import read_page, records, stream_records
@@ -195,13 +196,16 @@ class Writer:
         conn.execute("RELEASE chronik_append")
 
     def append_hooked(
-        self, conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool
+        self, conn: sqlite3.Connection, writes: list[PreparedWrite], *, careful: bool, system: bool = False
     ) -> list[AppendResult]:
-        """Append inside the open transaction, then run the append hooks in it."""
+        """Append inside the open transaction, then run the append hooks in it.
+
+        ``system``: chronik's own event (a deletion, an audit record), written whatever
+        the stream's state (``lifecycle.py``)."""
         if not self.hooks:
-            return _append_in(conn, writes, careful=careful)
+            return _append_in(conn, writes, careful=careful, system=system)
         written: list[tuple[int, int]] = []
-        results = _append_in(conn, writes, careful=careful, written=written)
+        results = _append_in(conn, writes, careful=careful, written=written, system=system)
         if written:
             # One writer at a time: everything between the first and last position
             # written here is ours.
@@ -290,7 +294,8 @@ class SQLiteTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_LIMIT if to_version is None else to_version, MAX_LIMIT)
+        to = MAX_LIMIT if to_version is None else to_version
+        params = (stream_id, from_version, to, MAX_LIMIT, _now_us())
         rows = self.connection.execute(sql.READ_STREAM_FORWARD, params).fetchall()
         return stream_records(stream_id, rows, self._writer.codec)
 
@@ -367,6 +372,7 @@ def _append_in(
     *,
     careful: bool,
     written: list[tuple[int, int]] | None = None,
+    system: bool = False,
 ) -> list[AppendResult]:
     """Append every write inside the caller's open write transaction.
 
@@ -380,19 +386,34 @@ def _append_in(
             if existing:
                 results.append(resolve_existing(write, existing, _checkpoint))
                 continue
-        if not careful and (write.expected is NO_STREAM or write.expected == 0):
+        mode = None
+        if (
+            not careful
+            and (write.expected is NO_STREAM or write.expected == 0)
+            and conn.execute(sql.STREAM_DELETED, (write.stream_id,)).fetchone() is None
+        ):
             # A new stream: no need to look its version up. If it exists after all,
             # inserting version 1 hits the (stream_id, version) index and the append
             # goes again carefully, which reports the conflict with the real version.
-            actual = 0
+            # (A deleted id has a row of chronik_streams: it takes the long way.)
+            last = 0
         else:
-            actual = conn.execute(sql.STREAM_VERSION, (write.stream_id,)).fetchone()[0] or 0
+            found, mode = conn.execute(sql.STREAM_STATE, (write.stream_id,)).fetchone()
+            last = found or 0
+        # A deleted stream is at version 0 for its writers; written again after a soft
+        # delete, it goes on after its deletion event (chronik.lifecycle).
+        actual = last
+        if not system:
+            check_append(write.stream_id, mode)
+            actual = visible_version(last, mode)
         if not expected_version_ok(write.expected, actual):
             existing = {} if careful else _lookup(conn, write)
             if existing:
                 results.append(resolve_existing(write, existing, _checkpoint))
                 continue
             raise WrongExpectedVersionError(write.stream_id, write.expected, actual)
+        if mode is not None and not system:
+            conn.execute(sql.UNDELETE, (write.stream_id, now))
         sid, cat = write.stream_id, write.category
         try:
             if len(write.events) == 1:
@@ -402,7 +423,7 @@ def _append_in(
                     (
                         sid,
                         cat,
-                        actual + 1,
+                        last + 1,
                         e.event_id.bytes,
                         e.type,
                         e.schema_version,
@@ -420,7 +441,7 @@ def _append_in(
                         (
                             sid,
                             cat,
-                            actual + i,
+                            last + i,
                             e.event_id.bytes,
                             e.type,
                             e.schema_version,
@@ -441,7 +462,7 @@ def _append_in(
             if code in (_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY) and not careful:
                 raise _DuplicateId from err
             raise
-        version = actual + len(write.events)
+        version = last + len(write.events)
         assert position is not None
         # One writer at a time: the batch's positions are consecutive, ending at ``position``.
         first = position - len(write.events) + 1

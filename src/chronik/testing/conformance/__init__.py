@@ -16,12 +16,12 @@ where the bridge would hide what is tested)::
 
 The capability suites (:class:`SnapshotTests`, :class:`CheckpointTests`,
 :class:`SubscriptionTests`, :class:`TransactionTests`, :class:`AppendHookTests`,
-:class:`ProjectionStateTests`, :class:`DCBTests`, :class:`SubjectKeyTests`) are part
-of :class:`EventStoreConformance`; each runs wherever the store on the face under
-test declares its capability (``isinstance`` against the ``chronik.store``
-Protocols, see :func:`capabilities`) and skips elsewhere. Pin what each face
-declares in a test of your own, so that losing a capability fails loudly instead
-of skipping quietly.
+:class:`ProjectionStateTests`, :class:`DCBTests`, :class:`SubjectKeyTests`,
+:class:`DeletionTests`, :class:`RetentionTests`, :class:`RepairTests`) are part of
+:class:`EventStoreConformance`; each runs wherever the store on the face under test
+declares its capability (``isinstance`` against the ``chronik.store`` Protocols, see
+:func:`capabilities`) and skips elsewhere. Pin what each face declares in a test of
+your own, so that losing a capability fails loudly instead of skipping quietly.
 """
 
 from chronik.testing.conformance._append import AppendTests, AtomicityTests, IdempotencyTests
@@ -40,6 +40,7 @@ from chronik.testing.conformance._concurrency import ConcurrencyTests
 from chronik.testing.conformance._dcb import DCBTests
 from chronik.testing.conformance._faces import FaceTests
 from chronik.testing.conformance._hooks import AppendHookTests
+from chronik.testing.conformance._lifecycle import DeletionTests, RepairTests, RetentionTests
 from chronik.testing.conformance._projection_state import ProjectionStateTests
 from chronik.testing.conformance._properties import PropertyTests
 from chronik.testing.conformance._read import ReadAllTests, ReadStreamTests, StreamInfoTests
@@ -58,6 +59,7 @@ __all__ = [
     "ConcurrencyTests",
     "ConformanceBase",
     "DCBTests",
+    "DeletionTests",
     "Deposited",
     "EncryptionTests",
     "EventStoreConformance",
@@ -68,6 +70,8 @@ __all__ = [
     "ReadAllTests",
     "ReadStreamTests",
     "Renamed",
+    "RepairTests",
+    "RetentionTests",
     "SnapshotTests",
     "StoreFactory",
     "StreamInfoTests",
@@ -91,6 +95,9 @@ class CapabilityTests(
     ProjectionStateTests,
     DCBTests,
     SubjectKeyTests,
+    DeletionTests,
+    RetentionTests,
+    RepairTests,
 ):
     """Every capability suite; each skips where the face under test lacks its capability."""
 

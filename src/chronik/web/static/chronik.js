@@ -34,6 +34,8 @@
     if (xhr.status >= 200 && xhr.status < 300) {
       flash("done: " + e.detail.requestConfig.path, true);
       document.body.dispatchEvent(new Event("chronik:changed"));
+      // A deleted stream's page shows its new state.
+      if (e.detail.elt && e.detail.elt.dataset.reload) { window.location.reload(); }
     } else {
       flash("refused (" + xhr.status + "): " + (answer.error || xhr.statusText), false);
     }

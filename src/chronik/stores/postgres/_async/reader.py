@@ -115,7 +115,12 @@ async def read_stream(
     )
     statements = shared.statements
     statement = statements.read_stream_backward if backwards else statements.read_stream_forward
-    params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, limit)
+    params = {
+        "stream_id": stream_id,
+        "from_version": from_version,
+        "to_version": MAX_VERSION if to_version is None else to_version,
+        "limit": limit,
+    }
     return await shared.records(statement, params)
 
 
@@ -203,8 +208,17 @@ async def head(shared: Connections) -> Checkpoint | None:
 async def stream_info(shared: Connections, stream_id: str) -> StreamInfo:
     """The stream's version; 0 (``exists`` False) when it has no events."""
     stream_id = validate_stream_id(stream_id)
-    version = await shared.value(shared.statements.stream_version, (stream_id,))
-    return StreamInfo(stream_id, 0 if version is None else version)
+    statement = shared.statements.stream_version
+
+    async def op(conn: Conn) -> StreamInfo:
+        cursor = await conn.execute(statement, (stream_id,))
+        row = await cursor.fetchone()
+        if row is None:
+            return StreamInfo(stream_id, 0)
+        version, deleted = row
+        return StreamInfo(stream_id, 0, deleted) if deleted is not None else StreamInfo(stream_id, version)
+
+    return await shared.run(op)
 
 
 async def list_streams(

@@ -4,9 +4,10 @@ Written for asyncio; ``_sync/store.py`` (the sync ``PostgresEventStore``) is
 generated from this file by ``tools/unasync.py`` (see the package's docstring).
 The class is thin: its operations are in ``writing.py`` (appends, transactions,
 snapshots and checkpoints), ``reader.py`` (reads and subscriptions),
-``projection_state.py`` (projection state, inline projections) and ``schema.py``
-(checks and migrations), all on the ``Connections`` it shares with its
-transactions and readers (``connections.py``).
+``projection_state.py`` (projection state, inline projections), ``lifecycle.py``
+(deleting, stream metadata, scavenging, repairs) and ``schema.py`` (checks and
+migrations), all on the ``Connections`` it shares with its transactions and readers
+(``connections.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chronik.backend import (
     prepare_writes,
     subject_keys_of_async,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
     write_keys_async,
 )
@@ -50,9 +52,18 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
-from chronik.stores.postgres._async import dcb, projection_state, reader, writing
+from chronik.stores.postgres._async import dcb, lifecycle, projection_state, reader, writing
 from chronik.stores.postgres._async.connections import Conn, Connections
 from chronik.stores.postgres._async.reader import AsyncPostgresLogReader
 from chronik.stores.postgres._async.schema import applied_migrations
@@ -306,6 +317,47 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def delete_heartbeat(self, runner_id: str) -> None:
         """Forget one runner's record; one that is not there changes nothing."""
         await self._shared.on(projection_state.delete_heartbeat, runner_id)
+
+    # -- deleting, retaining, repairing (lifecycle.py) -----------------------------------
+
+    async def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (``docs/lifecycle.md``)."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return await lifecycle.delete(self._shared, stream_id, expected, hard)
+
+    async def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        stream_id = validate_stream_id(stream_id)
+        await lifecycle.set_metadata(self._shared, stream_id, validate_stream_metadata(metadata))
+
+    async def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        stream_id = validate_stream_id(stream_id)
+        return (await self._shared.on(lifecycle.metadata_of, stream_id))[1]
+
+    async def scavenge(self) -> ScavengeResult:
+        """Remove what deletes and metadata hide, then ``VACUUM`` the events table."""
+        return await lifecycle.scavenge(self._shared)
+
+    async def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Replace an event in place, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        return await lifecycle.repair(self._shared, stream_id, version, event, reason, operator)
+
+    async def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Set a stream aside, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        return await lifecycle.archive(self._shared, stream_id, expected, reason, operator)
 
     # -- append hooks (inline projections; see projection_state.py) ----------------------
 

@@ -23,6 +23,7 @@ import psycopg
 
 from chronik.backend import (
     AsyncAppendHook,
+    Codec,
     LogPage,
     PreparedWrite,
     append_many_events,
@@ -200,6 +201,15 @@ class AsyncPostgresTransaction:
         self._inline = inline  # holds the inline lock (projection_state.py)
         self._handed = 0  # the last position of its own given to the hooks
 
+    @property
+    def statements(self) -> sql.Statements:
+        """The store's statements (chronik's own code runs them in the transaction)."""
+        return self._statements
+
+    @property
+    def codec(self) -> Codec:
+        return self._shared.codec
+
     async def execute(
         self, statement: QueryNoTemplate, parameters: Params | None = None
     ) -> psycopg.AsyncCursor[Any]:
@@ -245,7 +255,7 @@ class AsyncPostgresTransaction:
             return span.done(await self.append_prepared(prepare_writes(codec, writes, keys)))
 
     async def append_prepared(
-        self, writes: list[PreparedWrite], *, locked: bool = False
+        self, writes: list[PreparedWrite], *, locked: bool = False, system: bool = False
     ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
@@ -266,7 +276,7 @@ class AsyncPostgresTransaction:
             )
             self._inline = True
         self._fresh = False
-        results = await append_writes(conn, statements, writes, nested=True)
+        results = await append_writes(conn, statements, writes, nested=True, system=system)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
@@ -286,7 +296,12 @@ class AsyncPostgresTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        params = {
+            "stream_id": stream_id,
+            "from_version": from_version,
+            "to_version": MAX_VERSION if to_version is None else to_version,
+            "limit": None,
+        }
         cursor = await self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
         events = [record(row, codec) for row in await cursor.fetchall()]
@@ -345,7 +360,12 @@ class AsyncPostgresTransaction:
 
 
 async def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    *,
+    nested: bool,
+    system: bool = False,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -355,18 +375,17 @@ async def append_writes(
     and decides again. ``nested``: inside a caller's transaction, so every attempt
     gets a savepoint and a failed one leaves that transaction usable.
     """
-    rows = await _try_append(conn, statements, writes, None, nested=nested)
+    rows = await _try_append(conn, statements, writes, None, nested=nested, system=system)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
             return done
     for _ in range(MAX_APPEND_ATTEMPTS):
         found, versions = await _lookup(conn, statements, writes)
-        results, plan = decide(writes, found, versions)
+        results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = await _try_append(conn, statements, todo, pinned, nested=nested)
+            rows = await _try_append(conn, statements, todo, pinned, nested=nested, system=system)
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -390,9 +409,10 @@ async def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
+    system: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned)
+    statement, params = append_statement(statements, writes, pinned, system=system)
     try:
         if nested:
             async with conn.transaction():
@@ -416,12 +436,12 @@ async def _try_append(
 
 async def _lookup(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
-) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+) -> tuple[dict[uuid.UUID, Found], dict[str, tuple[int, str | None]]]:
     ids = [e.event_id for w in writes for e in w.events]
     cursor = await conn.execute(statements.find_event_ids, (ids,))
     found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in await cursor.fetchall()}
     cursor = await conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
-    versions = {row[0]: row[1] for row in await cursor.fetchall()}
+    versions = {row[0]: (row[1], row[2]) for row in await cursor.fetchall()}
     return found, versions
 
 

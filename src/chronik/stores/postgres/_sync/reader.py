@@ -104,7 +104,12 @@ def read_stream(
     )
     statements = shared.statements
     statement = statements.read_stream_backward if backwards else statements.read_stream_forward
-    params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, limit)
+    params = {
+        "stream_id": stream_id,
+        "from_version": from_version,
+        "to_version": MAX_VERSION if to_version is None else to_version,
+        "limit": limit,
+    }
     return shared.records(statement, params)
 
 
@@ -191,8 +196,17 @@ def head(shared: Connections) -> Checkpoint | None:
 def stream_info(shared: Connections, stream_id: str) -> StreamInfo:
     """The stream's version; 0 (``exists`` False) when it has no events."""
     stream_id = validate_stream_id(stream_id)
-    version = shared.value(shared.statements.stream_version, (stream_id,))
-    return StreamInfo(stream_id, 0 if version is None else version)
+    statement = shared.statements.stream_version
+
+    def op(conn: Conn) -> StreamInfo:
+        cursor = conn.execute(statement, (stream_id,))
+        row = cursor.fetchone()
+        if row is None:
+            return StreamInfo(stream_id, 0)
+        version, deleted = row
+        return StreamInfo(stream_id, 0, deleted) if deleted is not None else StreamInfo(stream_id, version)
+
+    return shared.run(op)
 
 
 def list_streams(

@@ -26,6 +26,7 @@ from chronik.backend import (
     prepare_writes,
     subject_keys_of,
     validate_checkpoint_name,
+    validate_expected_version,
     validate_limit,
     write_keys,
 )
@@ -45,11 +46,20 @@ from chronik.events import (
     StreamWrite,
     validate_stream_id,
 )
+from chronik.lifecycle import (
+    DeleteResult,
+    RepairRecord,
+    ScavengeResult,
+    StreamMetadata,
+    validate_operator,
+    validate_repair,
+    validate_stream_metadata,
+)
 from chronik.query import AppendCondition, Query, ReadResult, check_read
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import MIGRATIONS, SYSTEM, checkpoint_start, translate
 from chronik.stores.postgres._config import PostgresConfig, parse_config
-from chronik.stores.postgres._sync import dcb, projection_state, reader, writing
+from chronik.stores.postgres._sync import dcb, lifecycle, projection_state, reader, writing
 from chronik.stores.postgres._sync.connections import Conn, Connections
 from chronik.stores.postgres._sync.reader import PostgresLogReader
 from chronik.stores.postgres._sync.schema import applied_migrations
@@ -301,6 +311,47 @@ class PostgresEventStore(Subscribes):
     def delete_heartbeat(self, runner_id: str) -> None:
         """Forget one runner's record; one that is not there changes nothing."""
         self._shared.on(projection_state.delete_heartbeat, runner_id)
+
+    # -- deleting, retaining, repairing (lifecycle.py) -----------------------------------
+
+    def delete_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, hard: bool = False
+    ) -> DeleteResult:
+        """Delete ``stream_id`` if it is at ``expected_version`` (``docs/lifecycle.md``)."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        return lifecycle.delete(self._shared, stream_id, expected, hard)
+
+    def set_stream_metadata(self, stream_id: str, metadata: StreamMetadata) -> None:
+        """Replace the stream's metadata; reads of the stream respect it at once."""
+        stream_id = validate_stream_id(stream_id)
+        lifecycle.set_metadata(self._shared, stream_id, validate_stream_metadata(metadata))
+
+    def get_stream_metadata(self, stream_id: str) -> StreamMetadata:
+        """The stream's metadata (every limit None when it has none)."""
+        stream_id = validate_stream_id(stream_id)
+        return (self._shared.on(lifecycle.metadata_of, stream_id))[1]
+
+    def scavenge(self) -> ScavengeResult:
+        """Remove what deletes and metadata hide, then ``VACUUM`` the events table."""
+        return lifecycle.scavenge(self._shared)
+
+    def repair_event(
+        self, stream_id: str, version: int, event: object, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Replace an event in place, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        reason, operator = validate_repair(stream_id, version, reason, operator)
+        return lifecycle.repair(self._shared, stream_id, version, event, reason, operator)
+
+    def archive_stream(
+        self, stream_id: str, expected_version: ExpectedVersion = ANY, *, reason: str, operator: str
+    ) -> RepairRecord:
+        """Set a stream aside, recorded in ``$repairs`` in the same transaction."""
+        stream_id = validate_stream_id(stream_id)
+        expected = validate_expected_version(expected_version)
+        reason, operator = validate_operator(reason, operator)
+        return lifecycle.archive(self._shared, stream_id, expected, reason, operator)
 
     # -- append hooks (inline projections; see projection_state.py) ----------------------
 

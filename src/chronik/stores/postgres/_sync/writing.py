@@ -16,6 +16,7 @@ import psycopg
 
 from chronik.backend import (
     AppendHook,
+    Codec,
     LogPage,
     PreparedWrite,
     append_many_events,
@@ -191,6 +192,15 @@ class PostgresTransaction:
         self._inline = inline  # holds the inline lock (projection_state.py)
         self._handed = 0  # the last position of its own given to the hooks
 
+    @property
+    def statements(self) -> sql.Statements:
+        """The store's statements (chronik's own code runs them in the transaction)."""
+        return self._statements
+
+    @property
+    def codec(self) -> Codec:
+        return self._shared.codec
+
     def execute(self, statement: QueryNoTemplate, parameters: Params | None = None) -> psycopg.Cursor[Any]:
         """Run your own SQL (a read model's writes) in this transaction.
 
@@ -231,7 +241,9 @@ class PostgresTransaction:
             keys = write_keys(codec, writes, self._shared.keys_on(self.connection))
             return span.done(self.append_prepared(prepare_writes(codec, writes, keys)))
 
-    def append_prepared(self, writes: list[PreparedWrite], *, locked: bool = False) -> list[AppendResult]:
+    def append_prepared(
+        self, writes: list[PreparedWrite], *, locked: bool = False, system: bool = False
+    ) -> list[AppendResult]:
         """Append checked writes, running the store's append hooks if it has any.
 
         Tagged events take their DCB keys first (shared, until the transaction
@@ -251,7 +263,7 @@ class PostgresTransaction:
             )
             self._inline = True
         self._fresh = False
-        results = append_writes(conn, statements, writes, nested=True)
+        results = append_writes(conn, statements, writes, nested=True, system=system)
         self.appended = True
         if hooks:
             # Everything it wrote since the hooks last ran, even by appends made
@@ -271,7 +283,12 @@ class PostgresTransaction:
         stream_id, from_version, to_version, _ = validate_read_stream(
             stream_id, from_version, to_version, None
         )
-        params = (stream_id, from_version, MAX_VERSION if to_version is None else to_version, None)
+        params = {
+            "stream_id": stream_id,
+            "from_version": from_version,
+            "to_version": MAX_VERSION if to_version is None else to_version,
+            "limit": None,
+        }
         cursor = self.connection.execute(self._statements.read_stream_forward, params, binary=True)
         codec = self._shared.codec
         events = [record(row, codec) for row in cursor.fetchall()]
@@ -328,7 +345,12 @@ class PostgresTransaction:
 
 
 def append_writes(
-    conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite], *, nested: bool
+    conn: Conn,
+    statements: sql.Statements,
+    writes: Sequence[PreparedWrite],
+    *,
+    nested: bool,
+    system: bool = False,
 ) -> list[AppendResult]:
     """Append ``writes``: one statement when nothing is in the way, else decide carefully.
 
@@ -338,18 +360,17 @@ def append_writes(
     and decides again. ``nested``: inside a caller's transaction, so every attempt
     gets a savepoint and a failed one leaves that transaction usable.
     """
-    rows = _try_append(conn, statements, writes, None, nested=nested)
+    rows = _try_append(conn, statements, writes, None, nested=nested, system=system)
     if rows is not None:
         done = finish(writes, rows)
         if done is not None:
             return done
     for _ in range(MAX_APPEND_ATTEMPTS):
         found, versions = _lookup(conn, statements, writes)
-        results, plan = decide(writes, found, versions)
+        results, plan, pinned = decide(writes, found, versions, system=system)
         if plan:
             todo = [writes[i] for i in plan]
-            pinned = [versions.get(w.stream_id, 0) for w in todo]
-            rows = _try_append(conn, statements, todo, pinned, nested=nested)
+            rows = _try_append(conn, statements, todo, pinned, nested=nested, system=system)
             if rows is None:
                 continue  # a unique violation: another writer got there first
             done = finish(todo, rows)
@@ -373,9 +394,10 @@ def _try_append(
     pinned: Sequence[int] | None,
     *,
     nested: bool,
+    system: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Run the append statement; None when a unique key (or a deadlock) stopped it."""
-    statement, params = append_statement(statements, writes, pinned)
+    statement, params = append_statement(statements, writes, pinned, system=system)
     try:
         if nested:
             with conn.transaction():
@@ -399,12 +421,12 @@ def _try_append(
 
 def _lookup(
     conn: Conn, statements: sql.Statements, writes: Sequence[PreparedWrite]
-) -> tuple[dict[uuid.UUID, Found], dict[str, int]]:
+) -> tuple[dict[uuid.UUID, Found], dict[str, tuple[int, str | None]]]:
     ids = [e.event_id for w in writes for e in w.events]
     cursor = conn.execute(statements.find_event_ids, (ids,))
     found = {row[0]: Found(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
     cursor = conn.execute(statements.stream_versions, ([w.stream_id for w in writes],))
-    versions = {row[0]: row[1] for row in cursor.fetchall()}
+    versions = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
     return found, versions
 
 
