@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DB ?= chronik-demo.db
 
-.PHONY: demo test lint types pytest bench soak clean
+.PHONY: demo test lint types pytest bench soak backlog clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ bench: $(VENV)/.test-installed
 # SOAK_ARGS="--minutes 1" for a shorter run.
 soak: $(VENV)/.test-installed
 	$(BIN)/python -m benchmarks.soak --minutes 10 --out bench-results/soak.json $(SOAK_ARGS)
+
+# Far behind and slow, without hurting anyone: a subscription and a projection runner
+# catching up on a million events (peak RSS against before), and writers' events/s
+# beside slow consumers against alone, on SQLite and PostgreSQL (docs/benchmarks.md).
+# Not part of bench or test: it takes minutes. BACKLOG_ARGS="--quick" for seconds.
+backlog: $(VENV)/.test-installed
+	$(BIN)/python -m benchmarks.backlog --out bench-results/backlog.json $(BACKLOG_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build dist

@@ -157,7 +157,9 @@ Projections, with the application in `shop.py` (`projections = [...]`, as in
 [projections.md](projections.md)):
 
 ```text
-chronik projections list --app shop          # status, lag and dead letters of each
+chronik projections list --app shop          # status, lag, dead letters and runners of each
+chronik projections run order_totals --follow --app shop   # prints retrying / recovered as it runs
+chronik projections status order_totals      # its runners, from any process: live, stale or stopped
 chronik projections rebuild order_totals --app shop
 chronik dead-letters list order_totals
 chronik dead-letters replay order_totals 42 --app shop   # handle the event at position 42 again

@@ -67,6 +67,12 @@ FILES: dict[str, tuple[str, str]] = {
         + " The design is described there;\nwhat differs between a thread and a task is in"
         + " ``_concurrency.py``.",
     ),
+    "projections/_async_heartbeat.py": (
+        "projections/_heartbeat.py",
+        "Heartbeats: what a running runner is doing, written where other processes read it (sync).\n\n"
+        + _NOTE.format(source="_async_heartbeat.py")
+        + " The design is described there.",
+    ),
     "projections/_async_inline.py": (
         "projections/_inline.py",
         "Inline projections: run inside each append's own transaction, never behind (sync).\n\n"
@@ -86,19 +92,19 @@ REPLACEMENTS: list[tuple[str, str]] = [
     # inline projections and the thread/task helpers of projections/_concurrency.py)
     (
         r"\bAsync(EventStore|CheckpointStore|ProjectionStateStore|StoreTransaction|Transactional"
-        r"|Subscribable|AppendHooks|SubjectKeyStore)\b",
+        r"|Subscribable|AppendHooks|SubjectKeyStore|RunnerHeartbeats)\b",
         r"\1",
     ),
     (
         r"\bAsync(ProjectionRunner|ProjectionTarget|TransactionalTarget|CheckpointedTarget|CheckpointedUnit|Unit"
-        r"|InlineProjection|Background|Progress|StopSignal)\b",
+        r"|InlineProjection|Background|Progress|StopSignal|Heartbeat)\b",
         r"\1",
     ),
     (r"\b(projection_lag|active_version|blue_green|add_inline_projection|settle)_async\b", r"\1"),
     (r"\brequire_async_store\b", "require_sync_store"),
     (r"\bAsync(Publisher|RelayTarget)\b", r"\1"),
     (r"\b(write_keys|unlock_events|subject_keys_of|forget_subject)_async\b", r"\1"),
-    (r"\bprojections\._async_(runner|targets|lag|inline)\b", r"projections._\1"),
+    (r"\bprojections\._async_(runner|targets|lag|inline|heartbeat)\b", r"projections._\1"),
     (r"\bAsyncPostgresEventStore\b", "PostgresEventStore"),
     (r"\bAsyncPostgresTransaction\b", "PostgresTransaction"),
     (r"\bAsyncPostgresLogReader\b", "PostgresLogReader"),

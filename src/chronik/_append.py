@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Final, NamedTuple, get_args
 
 from chronik._otel import trace_metadata
@@ -28,6 +29,8 @@ from chronik.events import (
     NewEvent,
     ProjectionState,
     ProjectionStatus,
+    RunnerHeartbeat,
+    RunnerState,
     StreamWrite,
     category_of,
     check_expected_version,
@@ -42,6 +45,7 @@ __all__ = [
     "DCB_CATEGORY",
     "ExistingEvent",
     "PreparedWrite",
+    "heartbeat_order",
     "normalize_filter",
     "position_after",
     "prepare_decision",
@@ -51,10 +55,12 @@ __all__ = [
     "validate_checkpoint_name",
     "validate_dead_letter",
     "validate_dead_letter_key",
+    "validate_heartbeat",
     "validate_limit",
     "validate_projection",
     "validate_projection_state",
     "validate_read_stream",
+    "validate_runner_id",
 ]
 
 
@@ -298,6 +304,53 @@ def validate_projection_state(state: ProjectionState) -> ProjectionState:
     if state.status not in _STATUSES:
         raise InvalidInputError(f"projection status must be one of {sorted(_STATUSES)}, got {state.status!r}")
     return state
+
+
+_RUNNER_STATES: Final = frozenset(get_args(RunnerState))
+
+
+def validate_runner_id(runner_id: object) -> str:
+    """Refuse what names no runner: an empty, over-long or unprintable id."""
+    if not isinstance(runner_id, str) or not runner_id or len(runner_id) > 200 or not runner_id.isprintable():
+        raise InvalidInputError(
+            f"runner id must be a non-empty printable str of at most 200 characters, got {runner_id!r}"
+        )
+    return runner_id
+
+
+def validate_heartbeat(heartbeat: RunnerHeartbeat) -> RunnerHeartbeat:
+    """Return ``heartbeat`` if a store may keep it (its runner id, projection, state,
+    interval and times), else raise."""
+    if not isinstance(heartbeat, RunnerHeartbeat):
+        raise InvalidInputError(f"expected a RunnerHeartbeat, got {type(heartbeat).__name__}")
+    validate_runner_id(heartbeat.runner_id)
+    validate_projection(heartbeat.name, heartbeat.version)
+    if heartbeat.state not in _RUNNER_STATES:
+        raise InvalidInputError(
+            f"runner state must be one of {sorted(_RUNNER_STATES)}, got {heartbeat.state!r}"
+        )
+    interval = heartbeat.interval
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise InvalidInputError(f"a heartbeat's interval must be seconds > 0, got {interval!r}")
+    for when, what in (
+        (heartbeat.heard_at, "heard_at"),
+        (heartbeat.since, "since"),
+        (heartbeat.started_at, "started_at"),
+    ):
+        if when.tzinfo is None:
+            raise InvalidInputError(f"a heartbeat's {what} must be an aware datetime (UTC), got {when!r}")
+    return heartbeat
+
+
+def heartbeat_order(heartbeat: RunnerHeartbeat) -> tuple[str, int, str, datetime, str]:
+    """How every store orders heartbeats: by name, version, partition, start and runner id."""
+    return (
+        heartbeat.name,
+        heartbeat.version,
+        heartbeat.partition or "",
+        heartbeat.started_at,
+        heartbeat.runner_id,
+    )
 
 
 def validate_dead_letter_key(projection: object, version: object, position: object) -> None:

@@ -1,6 +1,7 @@
 """What the command line and the web UI do to a store and its application's
-projections, written once: their status and lag, dead letters found, replayed and
-skipped, and the counts of an overview.
+projections, written once: their status and lag, the runners running them (from
+their heartbeats: live, stale or stopped, said in one sentence), dead letters found,
+replayed and skipped, and the counts of an overview.
 
 Each takes a sync :class:`~chronik.Store` and an :class:`~chronik._app.App`; what
 is stored about projections (state, checkpoints, dead letters) is read through the
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -21,14 +22,22 @@ import msgspec
 from chronik._app import App
 from chronik.cipher import StaticKeys
 from chronik.errors import ConfigurationError, InvalidInputError
-from chronik.events import DeadLetter, ProjectionState, RecordedEvent, StreamInfo
+from chronik.events import (
+    STALE_BEATS,
+    DeadLetter,
+    ProjectionState,
+    RecordedEvent,
+    RunnerHeartbeat,
+    StreamInfo,
+)
 from chronik.projections import ProjectionRunner, projection_lag
 from chronik.projections._concurrency import settle
-from chronik.store import EventStore, ProjectionStateStore, Store, SubjectKeyStore
+from chronik.store import EventStore, ProjectionStateStore, RunnerHeartbeats, Store, SubjectKeyStore
 
 __all__ = [
     "all_streams",
     "categories",
+    "describe_runner",
     "event_record",
     "find_letters",
     "forget_letter",
@@ -40,6 +49,9 @@ __all__ = [
     "projection_row",
     "projection_rows",
     "replay_letter",
+    "runner_record",
+    "runners_of",
+    "seconds",
     "skip_letter",
     "states_of",
 ]
@@ -135,9 +147,128 @@ def categories(store: EventStore) -> list[dict[str, Any]]:
     return [{"category": c, "streams": streams[c], "events": events[c]} for c in sorted(events)]
 
 
-def projection_row(store: Store, app: App, name: str, states: list[ProjectionState]) -> dict[str, Any]:
-    """One projection: kind, version, status, dead letters, and checkpoint and lag
-    when the application has it at the stored version."""
+# -- runners, from their heartbeats --------------------------------------------------------
+
+
+def runners_of(store: object, name: str | None = None) -> list[RunnerHeartbeat]:
+    """The heartbeat records of the runners of ``name`` (or of all); none when the
+    store keeps no heartbeats."""
+    return store.heartbeats(name) if isinstance(store, RunnerHeartbeats) else []
+
+
+def seconds(value: float) -> str:
+    """A duration as people say it: ``40 s``, ``3 min 5 s``, ``2 h 5 min``, ``3 d 4 h``."""
+    whole = int(value)
+    if value < 10:
+        return f"{value:.1f} s"
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    if whole < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60} min"
+    return f"{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def _plural(count: int, what: str) -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+
+def _doing(beat: RunnerHeartbeat) -> str:
+    """What the record says the runner was doing, from when."""
+    since = iso(beat.since)
+    if beat.state == "retrying" and beat.retrying is not None:
+        r = beat.retrying
+        return f"retrying since {iso(r.since)} ({_plural(r.attempts, 'failed attempt')}; last: {r.error})"
+    if beat.state == "running":
+        behind = "" if beat.lag_events is None else f", {_plural(beat.lag_events, 'event')} behind"
+        return f"running since {since}{behind}"
+    if beat.state == "caught_up":
+        return f"caught up since {since}"
+    if beat.state == "stopped":
+        return f"stopped at {since}: {beat.error}" if beat.error else f"stopped at {since} (asked to stop)"
+    if beat.state == "idle":
+        return f"idle since {since}: it ran until caught up at {beat.checkpoint} and returned"
+    return f"{beat.state} since {since}"
+
+
+def describe_runner(beat: RunnerHeartbeat, now: datetime | None = None) -> str:
+    """One sentence an operator reads: what the runner is doing and how long ago it
+    said so, plainly stale when it should be beating and is not."""
+    now = now or datetime.now(UTC)
+    silent = beat.silent_for(now)
+    if beat.stale(now):
+        text = (
+            f"stale: last heard {seconds(silent)} ago (it writes every {seconds(beat.interval)}); "
+            f"it was then {_doing(beat)}; it is stuck, gone, or cannot reach the store"
+        )
+    elif beat.state in ("stopped", "idle"):
+        text = _doing(beat)
+    else:
+        text = f"{_doing(beat)}; heard {seconds(silent)} ago"
+    recovered = beat.recovered
+    if recovered is not None and beat.state != "retrying":
+        text += (
+            f"; recovered at {iso(recovered.until)} after {_plural(recovered.attempts, 'failed attempt')} "
+            f"over {seconds(recovered.seconds)} (last: {recovered.error})"
+        )
+    return text
+
+
+def runner_record(beat: RunnerHeartbeat, now: datetime | None = None) -> dict[str, Any]:
+    """A runner's heartbeat as one JSON object, with its age, whether it is stale, and
+    the sentence that says it (``summary``)."""
+    now = now or datetime.now(UTC)
+    retrying = beat.retrying
+    recovered = beat.recovered
+    return {
+        "runner_id": beat.runner_id,
+        "name": beat.name,
+        "version": beat.version,
+        "kind": beat.kind,
+        "partition": beat.partition,
+        "host": beat.host,
+        "pid": beat.pid,
+        "state": beat.state,
+        "since": iso(beat.since),
+        "stale": beat.stale(now),
+        "heard_at": iso(beat.heard_at),
+        "heard_seconds_ago": round(beat.silent_for(now), 1),
+        "interval": beat.interval,
+        "stale_after": STALE_BEATS * beat.interval,
+        "started_at": iso(beat.started_at),
+        "checkpoint": None if beat.checkpoint is None else str(beat.checkpoint),
+        "lag_events": beat.lag_events,
+        "lag_seconds": beat.lag_seconds,
+        "handled": beat.handled,
+        "parked": beat.parked,
+        "retrying": None
+        if retrying is None
+        else {"since": iso(retrying.since), "attempts": retrying.attempts, "error": retrying.error},
+        "error": beat.error,
+        "recovered": None
+        if recovered is None
+        else {
+            "since": iso(recovered.since),
+            "until": iso(recovered.until),
+            "attempts": recovered.attempts,
+            "error": recovered.error,
+            "seconds": round(recovered.seconds, 3),
+        },
+        "label": "stale" if beat.stale(now) else beat.state.replace("_", " "),
+        "summary": describe_runner(beat, now),
+    }
+
+
+def projection_row(
+    store: Store,
+    app: App,
+    name: str,
+    states: list[ProjectionState],
+    beats: list[RunnerHeartbeat] | None = None,
+) -> dict[str, Any]:
+    """One projection: kind, version, status, dead letters, its runners (from their
+    heartbeats), and checkpoint and lag when the application has it at the stored version."""
     letters = states_of(store).dead_letters(name)
     record: dict[str, Any] = {"name": name, "kind": None, "version": None, "status": "never run"}
     runner = None
@@ -154,6 +285,9 @@ def projection_row(store: Store, app: App, name: str, states: list[ProjectionSta
         if mine.failure is not None:
             record["failure"] = mine.failure.describe()
     record["dead_letters"] = sum(1 for d in letters if d.projection_version == record["version"])
+    now = datetime.now(UTC)
+    found = runners_of(store, name) if beats is None else beats
+    record["runners"] = [runner_record(b, now) for b in found]
     if runner is not None and runner.projection.version == record["version"]:
         lag = projection_lag(store, runner.projection, runner.target)
         record.update(
@@ -165,12 +299,16 @@ def projection_row(store: Store, app: App, name: str, states: list[ProjectionSta
 
 
 def projection_rows(store: Store, app: App) -> list[dict[str, Any]]:
-    """The application's projections and those the store knows, by name."""
+    """The application's projections and those the store knows (by their state or
+    their runners' heartbeats), by name."""
     by_name: dict[str, list[ProjectionState]] = {}
     for state in states_of(store).projection_states():
         by_name.setdefault(state.name, []).append(state)
-    names = sorted(set(by_name) | set(app.names))
-    return [projection_row(store, app, name, by_name.get(name, [])) for name in names]
+    beats: dict[str, list[RunnerHeartbeat]] = {}
+    for beat in runners_of(store):
+        beats.setdefault(beat.name, []).append(beat)
+    names = sorted(set(by_name) | set(app.names) | set(beats))
+    return [projection_row(store, app, n, by_name.get(n, []), beats.get(n, [])) for n in names]
 
 
 def letter_record(letter: DeadLetter) -> dict[str, Any]:

@@ -8,8 +8,9 @@ free, the disk is full until someone frees space. Such an error (see
 time up to a cap, for as long as it lasts; any other error ends the loop.
 
 :class:`Faults` keeps the current run of failures (since when, how many, the last
-error) for the loop's status, and says which failures to log: the first, then the
-2nd, 4th, 8th, ... so a long outage writes a few lines, not one per retry.
+error) and the last one that ended, for the loop's status, and says which failures
+to log: the first, then the 2nd, 4th, 8th, ... so a long outage writes a few lines,
+not one per retry.
 No I/O here: the loops sleep in their own way (a thread's event, a task's).
 """
 
@@ -21,11 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import msgspec
-
 from chronik.errors import InvalidInputError
+from chronik.events import Recovery, Retrying
 
-__all__ = ["Backoff", "Faults", "Retrying"]
+__all__ = ["Backoff", "Faults", "Recovery", "Retrying"]
 
 
 @dataclass(frozen=True)
@@ -47,27 +47,20 @@ class Backoff:
         return min(self.initial * 2.0 ** min(max(attempts, 1) - 1, 64), self.maximum)
 
 
-class Retrying(msgspec.Struct, frozen=True):
-    """A run of transient failures still going on: ``since`` the first, ``attempts``
-    failed so far, ``error`` the last one (as text)."""
-
-    since: datetime
-    attempts: int
-    error: str
-
-
 def _described(error: BaseException) -> str:
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class Faults:
-    """The current run of transient failures of one loop (None while things work)."""
+    """The current run of transient failures of one loop (None while things work), and
+    the last run that ended (``last``)."""
 
-    __slots__ = ("_started", "current")
+    __slots__ = ("_started", "current", "last")
 
     def __init__(self) -> None:
         self.current: Retrying | None = None
+        self.last: Recovery | None = None
         self._started = 0.0
 
     def failed(self, error: BaseException) -> Retrying:
@@ -93,6 +86,7 @@ class Faults:
         if current is None:
             return
         self.current = None
+        self.last = Recovery(current.since, datetime.now(UTC), current.attempts, current.error)
         logger.warning(
             "%s recovered after %d failed attempt%s over %.1f s",
             what,

@@ -51,6 +51,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -70,6 +71,7 @@ from chronik.store import (
     LogPage,
     LogReader,
     ProjectionStateStore,
+    RunnerHeartbeats,
     SnapshotStore,
     SQLDatabase,
     StreamDeletion,
@@ -298,6 +300,15 @@ class AsyncStoreAdapter(AsyncSubscribes, Generic[S]):
 
     # -- transactions ----------------------------------------------------------------------
 
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        await self._write(cast(RunnerHeartbeats, self.sync).save_heartbeat, heartbeat)
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        return await self._read(cast(RunnerHeartbeats, self.sync).heartbeats, name)
+
+    async def delete_heartbeat(self, runner_id: str) -> None:
+        await self._write(cast(RunnerHeartbeats, self.sync).delete_heartbeat, runner_id)
+
     def transaction(self) -> _TransactionBlock:
         """``async with store.transaction() as tx``: the sync store's transaction, run on a
         thread of its own for its whole life; commits when the block ends, rolls back
@@ -378,6 +389,7 @@ _POWERS: Final[tuple[tuple[type, tuple[str, ...]], ...]] = (
             "dead_letters",
         ),
     ),
+    (RunnerHeartbeats, ("save_heartbeat", "heartbeats", "delete_heartbeat")),
     (AppendHooks, ("add_append_hook", "remove_append_hook")),
     (SQLDatabase, ("sql_dialect", "connect_dbapi")),
     (DCBStore, ("read_query", "append_if")),

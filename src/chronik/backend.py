@@ -16,12 +16,12 @@ through writing one, and ``chronik.testing.conformance`` is the suite it must pa
 What a store implements (Protocols, from ``chronik.store``): :class:`EventStore` or
 :class:`AsyncEventStore` (the contract), and any of the optional powers
 (``SnapshotStore``, ``CheckpointStore``, ``Subscribable``, ``Transactional``,
-``ProjectionStateStore``, ``AppendHooks``, ``DCBStore``, ``SubjectKeyStore``,
-``StreamDeletion``, ``StreamRetention``, ``EventRepair`` and their asyncio twins, and
-``SQLDatabase`` for a store in a SQL database that read models may share). A store marks
-its face with ``is_async = False`` or ``True``; a subscribable one supplies
-``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes` (or
-:class:`AsyncSubscribes`).
+``ProjectionStateStore``, ``RunnerHeartbeats``, ``AppendHooks``, ``DCBStore``,
+``SubjectKeyStore``, ``StreamDeletion``, ``StreamRetention``, ``EventRepair`` and their
+asyncio twins, and ``SQLDatabase`` for a store in a SQL database that read models may
+share). A store marks its face with ``is_async = False`` or ``True``; a subscribable
+one supplies ``log_reader()`` and inherits ``subscribe()`` from :class:`Subscribes`
+(or :class:`AsyncSubscribes`).
 
 The helpers keep every backend's behaviour the same: wrap each append in chronik's
 telemetry (:func:`appending`: its span, counters and log line; the events get the
@@ -52,6 +52,7 @@ from chronik._append import (
     DCB_CATEGORY,
     ExistingEvent,
     PreparedWrite,
+    heartbeat_order,
     normalize_filter,
     position_after,
     prepare_decision,
@@ -62,10 +63,12 @@ from chronik._append import (
     validate_checkpoint_name,
     validate_dead_letter,
     validate_dead_letter_key,
+    validate_heartbeat,
     validate_limit,
     validate_projection,
     validate_projection_state,
     validate_read_stream,
+    validate_runner_id,
 )
 from chronik._migrations import Migration, load_migrations, pending_migrations
 from chronik._options import parse_bool, parse_options, redacted
@@ -105,6 +108,7 @@ from chronik.store import (
     AsyncHookTransaction,
     AsyncLogReader,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
     AsyncStore,
     AsyncStoreTransaction,
@@ -121,6 +125,7 @@ from chronik.store import (
     LogPage,
     LogReader,
     ProjectionStateStore,
+    RunnerHeartbeats,
     SnapshotStore,
     SQLDatabase,
     Store,
@@ -148,6 +153,7 @@ __all__ = [
     "AsyncHookTransaction",
     "AsyncLogReader",
     "AsyncProjectionStateStore",
+    "AsyncRunnerHeartbeats",
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreAdapter",
@@ -176,6 +182,7 @@ __all__ = [
     "OpenStore",
     "PreparedWrite",
     "ProjectionStateStore",
+    "RunnerHeartbeats",
     "SQLDatabase",
     "SchemaCheck",
     "SchemaStatus",
@@ -196,6 +203,7 @@ __all__ = [
     "expected_version_ok",
     "forget_subject",
     "forget_subject_async",
+    "heartbeat_order",
     "is_async",
     "load_migrations",
     "named_statement",
@@ -221,10 +229,12 @@ __all__ = [
     "validate_dead_letter",
     "validate_dead_letter_key",
     "validate_expected_version",
+    "validate_heartbeat",
     "validate_limit",
     "validate_projection",
     "validate_projection_state",
     "validate_read_stream",
+    "validate_runner_id",
     "validate_stream_id",
     "validate_subject",
     "validate_subjects",

@@ -43,6 +43,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -60,6 +61,7 @@ from chronik.store import (
     AsyncHookTransaction,
     AsyncLogReader,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncSnapshotStore,
     AsyncStreamDeletion,
     AsyncStreamRetention,
@@ -324,6 +326,17 @@ class _ProjectionState(BlockingStore):
         self._call(store.delete_dead_letter(projection, version, position))
 
 
+class _Heartbeats(BlockingStore):
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        self._call(cast(AsyncRunnerHeartbeats, self.async_store).save_heartbeat(heartbeat))
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        return self._call(cast(AsyncRunnerHeartbeats, self.async_store).heartbeats(name))
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        self._call(cast(AsyncRunnerHeartbeats, self.async_store).delete_heartbeat(runner_id))
+
+
 class _Subscriptions(Subscribes, BlockingStore):
     def log_reader(self) -> BlockingLogReader:
         """A sync reader (``chronik.store.LogReader``) over the asyncio store's."""
@@ -430,6 +443,7 @@ _POWERS: Final[tuple[tuple[type, type[BlockingStore]], ...]] = (
     (AsyncSubscribable, _Subscriptions),
     (AsyncTransactional, _Transactions),
     (AsyncProjectionStateStore, _ProjectionState),
+    (AsyncRunnerHeartbeats, _Heartbeats),
     (AsyncAppendHooks, _Hooks),
     (AsyncDCBStore, _DCB),
     (AsyncStreamDeletion, _Deletion),

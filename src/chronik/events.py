@@ -1,5 +1,6 @@
 """The values that cross the store boundary: new events, recorded events, results,
-and what projections record about themselves (state and dead letters).
+and what projections record about themselves (state, dead letters, and the
+heartbeats of the runners running them).
 
 Nothing here does I/O. ``RecordedEvent`` decodes its payload lazily, on first access
 to ``data`` or ``metadata``, so a reader that only routes or counts events never pays
@@ -37,8 +38,10 @@ else:  # typing.TypeVar takes a default only from Python 3.13; it is never used 
     DataT = TypeVar("DataT", covariant=True)
 
 __all__ = [
+    "ACTIVE_STATES",
     "ANY",
     "NO_STREAM",
+    "STALE_BEATS",
     "STREAM_EXISTS",
     "AppendResult",
     "Checkpoint",
@@ -49,6 +52,10 @@ __all__ = [
     "ProjectionState",
     "ProjectionStatus",
     "RecordedEvent",
+    "Recovery",
+    "Retrying",
+    "RunnerHeartbeat",
+    "RunnerState",
     "Snapshot",
     "StreamInfo",
     "StreamState",
@@ -546,3 +553,89 @@ class DeadLetter(msgspec.Struct, frozen=True):
     projection_version: int
     event: FailedEvent
     parked_at: datetime | None = None
+
+
+# -- what running runners say about themselves (RunnerHeartbeats) ----------------------------
+RunnerState = Literal["idle", "running", "caught_up", "retrying", "stopped"]
+"""``idle``: not running (a ``run_until_caught_up`` returned); ``running``: handling
+events, behind the head; ``caught_up``: following live events at the head;
+``retrying``: riding out a transient fault; ``stopped``: ended (why is recorded)."""
+
+ACTIVE_STATES: Final = frozenset({"running", "caught_up", "retrying"})
+"""States in which a runner writes heartbeats, so a silent one is stale."""
+
+STALE_BEATS: Final = 3
+"""A running runner not heard from for this many heartbeat intervals is stale."""
+
+
+class Retrying(msgspec.Struct, frozen=True):
+    """A run of transient failures still going on: ``since`` the first, ``attempts``
+    failed so far, ``error`` the last one (as text)."""
+
+    since: datetime
+    attempts: int
+    error: str
+
+
+class Recovery(msgspec.Struct, frozen=True):
+    """A run of transient failures that ended: from ``since`` (the first failure) to
+    ``until`` (the first success after them), ``attempts`` failed, ``error`` the last."""
+
+    since: datetime
+    until: datetime
+    attempts: int
+    error: str
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.until - self.since).total_seconds())
+
+
+class RunnerHeartbeat(msgspec.Struct, frozen=True):
+    """What one runner (of a projection, a process manager, a consumer-group member)
+    last said about itself, stored where other processes read it.
+
+    ``runner_id`` names this runner object, from its start on ``host`` in process
+    ``pid``; ``name``, ``version``, ``kind`` and ``partition`` name what it runs. It
+    writes a record at start, on each change of ``state`` and every ``interval``
+    seconds between, stamped ``heard_at`` by its own clock; ``since`` is when it
+    entered its state. ``retrying`` is the run of transient failures going on, and
+    ``recovered`` the last one that ended; ``error`` why it stopped (None: it was asked
+    to). ``checkpoint``, ``lag_events`` and ``lag_seconds`` are where it stood when it
+    wrote (lag None: not measured then).
+
+    While the store cannot be written (an outage, a held lock) the record stays as it
+    was, ageing: :meth:`stale` says so, which is what an operator sees meanwhile.
+    """
+
+    runner_id: str
+    name: str
+    version: int
+    kind: str
+    partition: str | None
+    host: str
+    pid: int
+    state: RunnerState
+    since: datetime
+    heard_at: datetime
+    interval: float
+    started_at: datetime
+    checkpoint: Checkpoint | None = None
+    lag_events: int | None = None
+    lag_seconds: float | None = None
+    handled: int = 0
+    parked: int = 0
+    retrying: Retrying | None = None
+    error: str | None = None
+    recovered: Recovery | None = None
+
+    def silent_for(self, now: datetime | None = None) -> float:
+        """Seconds since it was last heard from (by the clock of ``now``, default this one's)."""
+        now = now if now is not None else datetime.now(UTC)
+        return max(0.0, (now - self.heard_at).total_seconds())
+
+    def stale(self, now: datetime | None = None) -> bool:
+        """Whether it should be running (its last record says so) but has not been heard
+        from for :data:`STALE_BEATS` heartbeat intervals: stuck, gone (killed, its host
+        down) or cut off from the store."""
+        return self.state in ACTIVE_STATES and self.silent_for(now) > STALE_BEATS * self.interval

@@ -4,11 +4,12 @@
 backend must meet. Optional powers are separate small Protocols, checked with
 ``isinstance``: ``SnapshotStore``, ``CheckpointStore``, ``Subscribable`` (live
 subscriptions), ``Transactional`` (your writes and chronik's in one transaction),
-``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``DCBStore``,
-``SubjectKeyStore`` (crypto-shredding), ``StreamDeletion``, ``StreamRetention`` and
-``EventRepair`` (``chronik.lifecycle``), each with an asyncio twin. ``Store`` and
-``AsyncStore`` are the powers every store of chronik's own offers, what
-``chronik.connect`` and ``connect_async`` are typed to return.
+``AppendHooks`` (inline projections), ``ProjectionStateStore``, ``RunnerHeartbeats``
+(what running runners say about themselves), ``DCBStore``, ``SubjectKeyStore``
+(crypto-shredding), ``StreamDeletion``, ``StreamRetention`` and ``EventRepair``
+(``chronik.lifecycle``), each with an asyncio twin. ``Store`` and ``AsyncStore`` are
+the powers every store of chronik's own offers, what ``chronik.connect`` and
+``connect_async`` are typed to return.
 
 The two faces are marked explicitly: a sync store has ``is_async = False`` and is a
 context manager (``with``), an asyncio store has ``is_async = True`` and is an async
@@ -40,6 +41,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -74,6 +76,7 @@ __all__ = [
     "AsyncHookTransaction",
     "AsyncLogReader",
     "AsyncProjectionStateStore",
+    "AsyncRunnerHeartbeats",
     "AsyncSnapshotStore",
     "AsyncStore",
     "AsyncStoreTransaction",
@@ -90,6 +93,7 @@ __all__ = [
     "LogPage",
     "LogReader",
     "ProjectionStateStore",
+    "RunnerHeartbeats",
     "SQLDatabase",
     "SnapshotStore",
     "Store",
@@ -131,7 +135,6 @@ class EventStore(Protocol):
     @property
     def is_async(self) -> Literal[False]:
         """Always False: methods return their results (see :func:`is_async`)."""
-        ...
 
     def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -141,11 +144,9 @@ class EventStore(Protocol):
         Raises ``WrongExpectedVersionError`` when it is not. Re-sending events whose
         ids are already stored at the same place succeeds and writes nothing.
         """
-        ...
 
     def append_many(self, writes: Sequence[StreamWrite]) -> list[AppendResult]:
         """Append to several streams in one transaction: all commit or none."""
-        ...
 
     def read_stream(
         self,
@@ -161,7 +162,6 @@ class EventStore(Protocol):
         ``backwards=True`` reads from the highest version down; then ``from_version``
         is still the lower bound and ``to_version`` the upper one.
         """
-        ...
 
     def read_all(
         self,
@@ -172,25 +172,20 @@ class EventStore(Protocol):
         limit: int | None = None,
     ) -> Iterator[RecordedEvent]:
         """The global log after ``after`` in checkpoint order, fetched in pages."""
-        ...
 
     def stream_info(self, stream_id: str) -> StreamInfo:
         """The stream's version; 0 (``exists`` False) when it has no events."""
-        ...
 
     def list_streams(
         self, *, category: str | None = None, after: str | None = None, limit: int = 100
     ) -> list[StreamInfo]:
         """Streams ordered by id, after the id ``after``: pass the last id for the next page."""
-        ...
 
     def head(self) -> Checkpoint | None:
         """The checkpoint of the last event in the global log, None when empty."""
-        ...
 
     def close(self) -> None:
         """Release connections. The store cannot be used afterwards."""
-        ...
 
     def __enter__(self) -> Any: ...
 
@@ -208,7 +203,6 @@ class AsyncEventStore(Protocol):
     @property
     def is_async(self) -> Literal[True]:
         """Always True: methods are awaited (see :func:`is_async`)."""
-        ...
 
     async def append(
         self, stream_id: str, events: Sequence[object], expected_version: ExpectedVersion = ANY
@@ -265,7 +259,6 @@ class DCBStore(Protocol):
         """The events matching ``query`` with a position after ``after``, in position
         order (newest first if ``backwards``), at most ``limit``; and the head a
         decision made on them passes as ``AppendCondition(after=...)``."""
-        ...
 
     def append_if(
         self, events: Sequence[object], condition: AppendCondition | None, *, stream_id: str | None = None
@@ -275,7 +268,6 @@ class DCBStore(Protocol):
 
         The events go to ``stream_id`` (any version), or to a new stream
         ``dcb-<uuid7>`` of their own."""
-        ...
 
 
 @runtime_checkable
@@ -300,11 +292,9 @@ class SnapshotStore(Protocol):
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Store ``snapshot``, replacing an older one of the same stream."""
-        ...
 
     def load_snapshot(self, stream_id: str) -> Snapshot | None:
         """The latest snapshot of ``stream_id``, if any."""
-        ...
 
 
 @runtime_checkable
@@ -322,15 +312,12 @@ class CheckpointStore(Protocol):
 
     def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
         """Record that reader ``name`` has processed everything up to ``checkpoint``."""
-        ...
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
         """Where reader ``name`` stands, or None if it never saved one."""
-        ...
 
     def delete_checkpoint(self, name: str) -> None:
         """Forget the checkpoint ``name`` (a reset projection starts from the beginning)."""
-        ...
 
 
 @runtime_checkable
@@ -363,13 +350,11 @@ class SubjectKeyStore(Protocol):
         forgotten before gets a new one, with a new id): writers racing to make one
         subject's key all get the same key.
         """
-        ...
 
     def forget(self, subject: str) -> None:
         """Destroy ``subject``'s key for good: its personal data, wherever it is stored,
         reads as redacted from now on. A subject without a key (unknown, or forgotten
         already) is no error."""
-        ...
 
 
 @runtime_checkable
@@ -419,7 +404,6 @@ class LogReader(Protocol):
         order can still commit (the ordering guarantee), and must check that
         ``after`` was made by this kind of store (``InvalidCheckpointError``).
         """
-        ...
 
     def wait_for_events(self, after: Checkpoint | None, timeout: float) -> bool:
         """Block until an event after ``after`` may exist, ``timeout`` seconds pass or
@@ -429,7 +413,6 @@ class LogReader(Protocol):
         an event after ``after`` is readable is not, except on timeout or close. It
         must not busy-loop. Raises ``StoreClosedError`` when the store is closed.
         """
-        ...
 
     def count_events(
         self,
@@ -438,11 +421,9 @@ class LogReader(Protocol):
         types: tuple[str, ...] | None,
     ) -> int:
         """How many events after ``after`` match the filters (for lag)."""
-        ...
 
     def close(self) -> None:
         """Release the reader's connections and wake any waiter. Safe to call twice."""
-        ...
 
 
 @runtime_checkable
@@ -479,7 +460,6 @@ class Subscribable(Protocol):
 
     def log_reader(self) -> LogReader:
         """A new reader on connections of its own; closing it releases them."""
-        ...
 
     def subscribe(
         self,
@@ -491,7 +471,6 @@ class Subscribable(Protocol):
         batch_size: int = ...,
     ) -> Subscription:
         """Events after ``after``: the history in batches, then new ones as they commit."""
-        ...
 
 
 @runtime_checkable
@@ -524,28 +503,22 @@ class ProjectionStateStore(Protocol):
 
     def save_projection_state(self, state: ProjectionState) -> None:
         """Store ``state``, replacing the one of the same name and version."""
-        ...
 
     def projection_states(self, name: str | None = None) -> list[ProjectionState]:
         """States ordered by name and version, of one projection or of all."""
-        ...
 
     def delete_projection_state(self, name: str, version: int) -> None:
         """Forget one version of a projection: its state and its dead letters."""
-        ...
 
     def park_event(self, letter: DeadLetter) -> None:
         """Record a dead letter; parking the same event again changes nothing."""
-        ...
 
     def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         """Dead letters in the order they were parked, of one projection or of all."""
-        ...
 
     def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         """Forget one dead letter: version ``version`` of ``projection``'s letter for the
         event at ``position`` (replayed or skipped); one that is not there changes nothing."""
-        ...
 
 
 @runtime_checkable
@@ -565,6 +538,37 @@ class AsyncProjectionStateStore(Protocol):
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None: ...
 
 
+@runtime_checkable
+class RunnerHeartbeats(Protocol):
+    """Where running runners record what they are doing, for other processes to read.
+
+    One record per runner (``runner_id``), replaced by each heartbeat; the command
+    line, the HTTP API and the web UI read them. Outside any transaction: a runner
+    writes its heartbeat from a thread (or task) of its own, not in its batches.
+    """
+
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        """Store ``heartbeat``, replacing the record of the same ``runner_id``."""
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        """Records of the runners of one projection (or of all), ordered by name,
+        version, partition, start and runner id."""
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        """Forget one runner's record; one that is not there changes nothing."""
+
+
+@runtime_checkable
+class AsyncRunnerHeartbeats(Protocol):
+    """The asyncio twin of :class:`RunnerHeartbeats`."""
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None: ...
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]: ...
+
+    async def delete_heartbeat(self, runner_id: str) -> None: ...
+
+
 # -- transactions -------------------------------------------------------------------------------
 
 
@@ -581,7 +585,6 @@ class StoreTransaction(CheckpointStore, ProjectionStateStore, Protocol):
         self, stream_id: str, from_version: int = 1, to_version: int | None = None
     ) -> list[RecordedEvent]:
         """Read a stream as this transaction sees it (its own appends included)."""
-        ...
 
     def save_snapshot(self, snapshot: Snapshot) -> None: ...
 
@@ -591,7 +594,6 @@ class StoreTransaction(CheckpointStore, ProjectionStateStore, Protocol):
         On SQL stores it is SQL, with the driver's placeholders; a store without a
         query language refuses it with ``ConfigurationError``.
         """
-        ...
 
 
 @runtime_checkable
@@ -617,7 +619,6 @@ class Transactional(Protocol):
 
     def transaction(self) -> AbstractContextManager[StoreTransaction]:
         """A write transaction; commits when the block ends, rolls back if it raises."""
-        ...
 
 
 @runtime_checkable
@@ -640,13 +641,11 @@ class SQLDatabase(Protocol):
     def sql_dialect(self) -> str:
         """The database and its DB-API driver, spelt as SQLAlchemy spells them
         (``"sqlite+pysqlite"``, ``"postgresql+psycopg"``)."""
-        ...
 
     def connect_dbapi(self) -> Any:
         """A new DB-API 2 connection to the store's database, the caller's to close,
         on which table names without a schema resolve where they do in the store's
         transactions (on PostgreSQL: the store's schema, or its ``read_model_schema``)."""
-        ...
 
 
 # -- append hooks (inline projections) ------------------------------------------------------------
@@ -667,7 +666,6 @@ class HookTransaction(Protocol):
         types: tuple[str, ...] | None,
     ) -> LogPage:
         """A page of the log as the transaction sees it (as :meth:`LogReader.read_page`)."""
-        ...
 
     def load_checkpoint(self, name: str) -> Checkpoint | None: ...
 
@@ -702,11 +700,9 @@ class AppendHook(Protocol):
     def installed(self, tx: HookTransaction) -> None:
         """Called once, in a write transaction, before any append can run the hook:
         catch up on the events already stored here."""
-        ...
 
     def appended(self, tx: HookTransaction, events: Sequence[RecordedEvent]) -> None:
         """Called in the transaction of each append that wrote ``events``."""
-        ...
 
 
 class AsyncAppendHook(Protocol):
@@ -726,7 +722,6 @@ class AppendHooks(Protocol):
 
     def add_append_hook(self, hook: AppendHook) -> None:
         """Install ``hook`` (its ``installed`` runs first, under the write lock)."""
-        ...
 
     def remove_append_hook(self, name: str) -> None: ...
 
@@ -751,6 +746,7 @@ class Store(
     Subscribable,
     Transactional,
     ProjectionStateStore,
+    RunnerHeartbeats,
     AppendHooks,
     DCBStore,
     StreamDeletion,
@@ -771,6 +767,7 @@ class AsyncStore(
     AsyncSubscribable,
     AsyncTransactional,
     AsyncProjectionStateStore,
+    AsyncRunnerHeartbeats,
     AsyncAppendHooks,
     AsyncDCBStore,
     AsyncStreamDeletion,

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 import msgspec
 
 from chronik._append import normalize_filter
-from chronik._retry import Backoff, Faults, Retrying
+from chronik._retry import Backoff, Faults, Recovery, Retrying
 from chronik.errors import ConfigurationError, InvalidCheckpointError, InvalidInputError, is_transient
 from chronik.events import Checkpoint, RecordedEvent
 from chronik.store import Subscribable, is_async
@@ -227,6 +227,11 @@ class Subscription:
         """The run of transient read failures going on (None while reads work)."""
         return self._faults.current
 
+    @property
+    def recovered(self) -> Recovery | None:
+        """The last run of transient read failures that ended (None if there was none)."""
+        return self._faults.last
+
     def _fill(self, deadline: float | None) -> bool:
         cursor, reader = self._cursor, self._reader
         while not self._closed:
@@ -332,6 +337,11 @@ class AsyncSubscription:
     def retrying(self) -> Retrying | None:
         """As :attr:`Subscription.retrying`."""
         return self._faults.current
+
+    @property
+    def recovered(self) -> Recovery | None:
+        """As :attr:`Subscription.recovered`."""
+        return self._faults.last
 
     async def _fill(self, deadline: float | None) -> bool:
         cursor, reader = self._cursor, self._reader

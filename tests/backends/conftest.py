@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from chronik.testing.services import NATS, POSTGRES, reachable, unavailable
+
+if TYPE_CHECKING:
+    from tests.backends._outage import Outage
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +79,41 @@ def postgres_store_url(postgres_url: str, postgres_schema: str) -> str:
     """A URL naming a fresh, empty chronik store on the test server."""
     separator = "&" if "?" in postgres_url else "?"
     return f"{postgres_url}{separator}schema={postgres_schema}"
+
+
+@pytest.fixture
+def outage(postgres_url: str, postgres_schema: str) -> Iterator[tuple[Outage, str]]:
+    """(the switch, a store URL as the role): the store's schema is the test's."""
+    import psycopg
+    from psycopg import sql
+
+    from tests.backends._outage import Outage
+
+    role = f"chronik_outage_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        database = conn.info.dbname
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(database), sql.Identifier(role)
+            )
+        )
+    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
+    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
+    url = f"postgresql://{role}@{host}:{port}/{database}?schema={postgres_schema}&pool_timeout=1&connect_timeout=2"
+    switch = Outage(postgres_url, role)
+    try:
+        yield switch, url
+    finally:
+        switch.end()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {}").format(
+                    sql.Literal(role)
+                )
+            )
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 # -- NATS JetStream --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ POWERS = {
     "checkpoints",
     "subscriptions",
     "projection_state",
+    "heartbeats",
     "subject_keys",
     "deletion",
     "retention",

@@ -29,6 +29,7 @@ def test_postgres_declares_its_capabilities(postgres_store_url: str) -> None:
         "transactions",
         "append_hooks",
         "projection_state",
+        "heartbeats",
         "dcb",
         "subject_keys",
         "deletion",

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -25,6 +24,7 @@ from chronik import NewEvent, RecordedEvent
 from chronik.projections import FailurePolicy, Projection, ProjectionRunner
 from chronik.store import StoreTransaction
 from chronik.stores.postgres import PostgresEventStore
+from tests.backends._outage import Outage
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -36,61 +36,6 @@ def _eventually(check: Callable[[], bool], what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"never happened: {what}"
         time.sleep(0.02)
-
-
-class Outage:
-    """A login role of the test's own, and the switch that cuts it off."""
-
-    def __init__(self, admin_url: str, role: str) -> None:
-        self.admin_url = admin_url
-        self.role = role
-
-    def _run(self, *statements: sql.Composed) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for statement in statements:
-                conn.execute(statement)
-
-    def begin(self) -> None:
-        role = sql.Identifier(self.role)
-        self._run(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 0").format(role))
-        self._run(
-            sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {}").format(
-                sql.Literal(self.role)
-            )
-        )
-
-    def end(self) -> None:
-        self._run(sql.SQL("ALTER ROLE {} CONNECTION LIMIT -1").format(sql.Identifier(self.role)))
-
-
-@pytest.fixture
-def outage(postgres_url: str, postgres_schema: str) -> Iterator[tuple[Outage, str]]:
-    """(the switch, a store URL as the role): the store's schema is the test's."""
-    role = f"chronik_outage_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        database = conn.info.dbname
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(
-            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
-                sql.Identifier(database), sql.Identifier(role)
-            )
-        )
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
-    host, port = info.get("host", "127.0.0.1"), info.get("port", 5432)
-    url = f"postgresql://{role}@{host}:{port}/{database}?schema={postgres_schema}&pool_timeout=1&connect_timeout=2"
-    switch = Outage(postgres_url, role)
-    try:
-        yield switch, url
-    finally:
-        switch.end()
-        with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {}").format(
-                    sql.Literal(role)
-                )
-            )
-            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def test_a_subscription_and_a_runner_ride_out_an_outage_and_say_so(outage: tuple[Outage, str]) -> None:

@@ -344,3 +344,43 @@ def test_dcb_bench_runs_on_postgres_from_make_bench_with_the_series_by_writers(t
             assert point["values"]["chronik/processes"]["server_cpu_us"] > 0
     markdown = (out / "dcb.md").read_text()
     assert "### DCB on PostgreSQL: disjoint tags, decisions per second by writers" in markdown
+
+
+def _backlog(tmp_path: Path, backend: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "backlog.json"
+    args = ["--quick", "--backends", backend, "--workdir", str(tmp_path), "--out", str(out)]
+    if backend == "postgres":
+        args += ["--postgres-url", POSTGRES.url]
+    printed = _python_m("benchmarks.backlog", *args, timeout=300)
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result, printed
+
+
+def _check_backlog(result: dict[str, Any], printed: str, backend: str) -> None:
+    assert "catch-up figure" in printed and "slow-consumer figure" in printed
+    rows = result["catch_up"]
+    assert {(r["kind"], r["backlog"]) for r in rows} == {
+        (kind, size) for kind in ("subscription", "projection runner") for size in (200, 2000)
+    }
+    for row in rows:
+        assert row["backend"] == backend
+        assert row["events"] == row["backlog"], row  # every event of the backlog handled
+        assert row["rss_peak_mib"] >= row["rss_before_mib"] > 0
+    [slow] = result["slow_consumers"]
+    assert slow["backend"] == backend and slow["alone"] > 0
+    for kind in ("outside", "inside"):
+        assert slow[kind]["events_per_s"] >= 0 and isinstance(slow[kind]["ratio"], float)
+        assert f"({slow[kind]['ratio']:.2f}x)" in printed
+
+
+def test_the_backlog_benchmark_prints_its_figures_on_sqlite(tmp_path: Path) -> None:
+    result, printed = _backlog(tmp_path, "sqlite")
+    _check_backlog(result, printed, "sqlite")
+    assert not list(tmp_path.glob("chronik_backlog_*.db")), "a store was left behind"
+
+
+@pytest.mark.postgres
+def test_the_backlog_benchmark_prints_its_figures_on_postgres(tmp_path: Path) -> None:
+    POSTGRES.require()
+    result, printed = _backlog(tmp_path, "postgres")
+    _check_backlog(result, printed, "postgres")

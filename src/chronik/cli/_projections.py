@@ -3,15 +3,19 @@
 They run the application's projections and process managers (found with ``--app``)
 with chronik's own runner, on the store's transactions, as the application does;
 what is stored about them (state, checkpoints, dead letters) is read through the
-store's ``ProjectionStateStore``. A dead letter is named by its projection and the
-position of its event.
+store's ``ProjectionStateStore``, and what their runners are doing, in this process
+or any other, through their heartbeats (``RunnerHeartbeats``). A dead letter is
+named by its projection and the position of its event.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import click
@@ -26,6 +30,7 @@ from chronik._operations import (
     projection_row,
     projection_rows,
     replay_letter,
+    seconds,
     skip_letter,
     states_of,
 )
@@ -42,7 +47,8 @@ from chronik.cli._common import (
 )
 from chronik.errors import ChronikError
 from chronik.events import DeadLetter
-from chronik.projections import ProjectionRunner
+from chronik.projections import ProjectionRunner, RunnerStatus
+from chronik.projections._common import DEFAULT_HEARTBEAT
 from chronik.store import ProjectionStateStore, Store
 
 __all__ = ["dead_letters", "projections"]
@@ -65,7 +71,15 @@ def _print_rows(out: Output, rows: list[dict[str, Any]]) -> None:
         out.lines(rows)
         return
     table = Table(
-        "projection", "kind", "version", "status", "active", "lag (events)", "lag (s)", "dead letters"
+        "projection",
+        "kind",
+        "version",
+        "status",
+        "active",
+        "lag (events)",
+        "lag (s)",
+        "dead letters",
+        "runners",
     )
     for r in rows:
         table.add_row(
@@ -77,8 +91,16 @@ def _print_rows(out: Output, rows: list[dict[str, Any]]) -> None:
             "" if r.get("lag_events") is None else f"{r['lag_events']:,}",
             "" if r.get("lag_seconds") is None else f"{r['lag_seconds']:.1f}",
             str(r["dead_letters"] or ""),
+            ", ".join(_label(runner) for runner in r["runners"]),
         )
     out.console.print(table)
+
+
+def _label(runner: dict[str, Any]) -> str:
+    """A runner in a table cell: its state, and how long it has been silent when stale."""
+    if runner["stale"]:
+        return f"stale ({seconds(runner['heard_seconds_ago'])} silent)"
+    return str(runner["label"])
 
 
 @projections.command("list")
@@ -112,8 +134,21 @@ def status(name: str, url: str, app_ref: str | None, as_json: bool) -> None:
         out.line(record)
         return
     for key, value in record.items():
-        if value is not None:
+        if value is not None and key != "runners":
             out.console.print(f"{key.replace('_', ' ')}: {value}", markup=False)
+    if not record["runners"]:
+        out.console.print("runners: none has written a heartbeat", markup=False)
+    for runner in record["runners"]:
+        where = f"{runner['host']} pid {runner['pid']}"
+        member = f" (member {runner['partition']})" if runner["partition"] else ""
+        out.console.print(
+            f"runner {runner['runner_id']} on {where}{member}: {runner['summary']}", markup=False
+        )
+        facts = [f"checkpoint {runner['checkpoint']}", f"handled {runner['handled']:,}"]
+        if runner["lag_events"] is not None:
+            facts.append(f"lag {runner['lag_events']:,} events ({runner['lag_seconds']:.1f} s)")
+        facts.append(f"started {runner['started_at']}")
+        out.console.print(f"  {', '.join(facts)}", markup=False)
 
 
 def _runner(url: str, app_ref: str | None, name: str, **options: Any) -> ProjectionRunner[Any]:
@@ -121,6 +156,39 @@ def _runner(url: str, app_ref: str | None, name: str, **options: Any) -> Project
     app.find(name)
     store = open_store(url, app.registry, **app.store_options)
     return app.runner(store, name, **options)
+
+
+class _StateLines:
+    """Prints a runner's changes of state as they happen: retrying (why), recovered."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.retrying = False
+
+    def __call__(self, status: RunnerStatus) -> None:
+        if status.state == "retrying" and status.retrying is not None and not self.retrying:
+            self.retrying = True
+            r = status.retrying
+            click.echo(f"{self.name}: retrying since {iso(r.since)} ({r.error})")
+        elif status.state != "retrying" and self.retrying:
+            self.retrying = False
+            back = status.recovered
+            if back is not None:
+                click.echo(
+                    f"{self.name}: recovered at {iso(back.until)} after {back.attempts:,} failed "
+                    f"attempt{'' if back.attempts == 1 else 's'} over {seconds(back.seconds)} "
+                    f"(last: {back.error}); {status.state.replace('_', ' ')}"
+                )
+
+
+def _heartbeat_option(command: Any) -> Any:
+    return click.option(
+        "--heartbeat",
+        type=click.FloatRange(min=0.1, max=86400),
+        default=DEFAULT_HEARTBEAT,
+        show_default=True,
+        help="Seconds between the runner's heartbeat records (what projections status shows from elsewhere).",
+    )(command)
 
 
 @contextmanager
@@ -154,24 +222,68 @@ def _progress_bar(runner: ProjectionRunner[Any], what: str) -> Iterator[None]:
 
 @projections.command(short_help="Catch projection NAME up (and follow live with --follow).")
 @click.argument("name")
-@click.option("--follow", is_flag=True, help="Then keep following new events until Ctrl-C.")
+@click.option("--follow", is_flag=True, help="Then keep following new events until Ctrl-C (or SIGTERM).")
+@_heartbeat_option
 @url_option
 @app_option
 @handle_errors
-def run(name: str, follow: bool, url: str, app_ref: str | None) -> None:
-    """Catch projection NAME up from its checkpoint (and follow live with --follow)."""
-    runner = _runner(url, app_ref, name)
-    with _progress_bar(runner, "running"):
-        handled = runner.run_until_caught_up()
-    parked = f", parked {runner.parked:,}" if runner.parked else ""
-    click.echo(f"{name}: handled {handled:,} events{parked}, caught up at {runner.checkpoint}")
-    if follow:
-        click.echo(f"{name}: following (Ctrl-C to stop)")
+def run(name: str, follow: bool, heartbeat: float, url: str, app_ref: str | None) -> None:
+    """Catch projection NAME up from its checkpoint (and follow live with --follow).
+
+    Changes of state are printed as they happen (retrying, and why; recovered), and
+    written as the runner's heartbeat for `projections status` in other processes.
+    SIGTERM stops it as Ctrl-C does, and its last heartbeat says it stopped."""
+    runner = _runner(url, app_ref, name, heartbeat=heartbeat, on_state_change=_StateLines(name))
+    with _Sigterm() as sigterm:
         try:
-            runner.run()
+            with _progress_bar(runner, "running"):
+                handled = runner.run_until_caught_up()
+            parked = f", parked {runner.parked:,}" if runner.parked else ""
+            click.echo(f"{name}: handled {handled:,} events{parked}, caught up at {runner.checkpoint}")
+            if not follow:
+                return
+            click.echo(f"{name}: following (Ctrl-C to stop)")
+            sigterm.following = True
+        except _Terminated:
+            click.echo(f"{name}: stopped by SIGTERM at {runner.checkpoint}")
+            return
+        try:
+            runner.run_in_background()
+            while not sigterm.done.is_set() and runner.status(lag=False).state != "stopped":
+                sigterm.done.wait(0.2)
         except KeyboardInterrupt:
-            runner.stop()
-        click.echo(f"{name}: stopped at {runner.checkpoint}")
+            pass
+        finally:
+            runner.stop(timeout=30)  # its last heartbeat says it stopped, rather than go stale
+    click.echo(f"{name}: stopped at {runner.checkpoint}")
+    if runner.error is not None:
+        raise fail(f"{name} stopped: {type(runner.error).__name__}: {runner.error}")
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while the runner ran in the foreground (not an Exception, so no
+    handler or retry takes it for a failure of its own)."""
+
+
+class _Sigterm:
+    """While it is entered, SIGTERM ends a runner in the foreground with :class:`_Terminated`,
+    and, once one is ``following`` in the background, sets ``done`` for it to be stopped."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.following = False
+
+    def _received(self, signum: int, frame: FrameType | None) -> None:
+        self.done.set()
+        if not self.following:
+            raise _Terminated("SIGTERM")
+
+    def __enter__(self) -> _Sigterm:
+        self._previous = signal.signal(signal.SIGTERM, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self._previous)
 
 
 @projections.command()

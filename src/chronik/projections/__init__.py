@@ -13,8 +13,15 @@ supports. Inline projections run inside the append's own transaction.
 See ``docs/projections.md``.
 """
 
-from chronik._retry import Retrying
-from chronik.events import DeadLetter, FailedEvent, ProjectionState, ProjectionStatus
+from chronik.events import (
+    DeadLetter,
+    FailedEvent,
+    ProjectionState,
+    ProjectionStatus,
+    Recovery,
+    Retrying,
+    RunnerHeartbeat,
+)
 from chronik.projections._async_inline import AsyncInlineProjection, add_inline_projection_async
 from chronik.projections._async_lag import active_version_async, projection_lag_async
 from chronik.projections._async_runner import AsyncProjectionRunner, blue_green_async
@@ -71,7 +78,9 @@ __all__ = [
     "ProjectionVersionError",
     "ProjectionWarning",
     "Projections",
+    "Recovery",
     "Retrying",
+    "RunnerHeartbeat",
     "RunnerState",
     "RunnerStatus",
     "SQLAlchemyTarget",

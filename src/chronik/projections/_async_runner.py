@@ -54,10 +54,13 @@ from chronik.events import (
     ProjectionState,
     ProjectionStatus,
     RecordedEvent,
+    Recovery,
 )
+from chronik.projections._async_heartbeat import AsyncHeartbeat
 from chronik.projections._async_lag import exists, lag, projection_lag_async, subscribable
 from chronik.projections._async_targets import AsyncProjectionTarget, AsyncUnit, default_target
 from chronik.projections._common import (
+    DEFAULT_HEARTBEAT,
     FailurePolicy,
     HandlerFailed,
     Lag,
@@ -65,6 +68,7 @@ from chronik.projections._common import (
     RunnerStatus,
     Stopped,
     checkpoint_name,
+    validate_heartbeat_interval,
 )
 from chronik.projections._concurrency import (
     AsyncBackground,
@@ -81,7 +85,7 @@ from chronik.projections.errors import (
     ProjectionVersionError,
     ProjectionWarning,
 )
-from chronik.store import AsyncEventStore, AsyncProjectionStateStore
+from chronik.store import AsyncEventStore, AsyncProjectionStateStore, AsyncRunnerHeartbeats
 from chronik.subscriptions import DEFAULT_BATCH_SIZE, AsyncSubscription, Partition, validate_batch_size
 
 __all__ = ["AsyncProjectionRunner", "blue_green_async"]
@@ -100,6 +104,13 @@ class AsyncProjectionRunner(Generic[C]):
 
     Run it in the foreground (:meth:`run_until_caught_up`, :meth:`run`) or in the
     background (:meth:`run_in_background`, :meth:`stop`).
+
+    While it runs, on a store that keeps heartbeats (``RunnerHeartbeats``) it writes
+    a record of what it is doing at start, on each change of state and every
+    ``heartbeat`` seconds (None: none), for other processes to read (``chronik
+    projections status``, the web UI); see ``_async_heartbeat.py``.
+    ``on_state_change(status)`` is called with each new :class:`RunnerStatus`
+    (running, retrying, recovered, caught up, stopped), off the runner's own loop.
     """
 
     def __init__(
@@ -115,6 +126,8 @@ class AsyncProjectionRunner(Generic[C]):
         warn_unknown_types: bool = True,
         on_progress: Callable[[AsyncProjectionRunner[C]], None] | None = None,
         kind: str = "projection",
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        on_state_change: Callable[[RunnerStatus], object] | None = None,
     ) -> None:
         if not isinstance(projection, Projection):
             raise InvalidInputError(f"expected a Projection, got {type(projection).__name__}")
@@ -156,6 +169,12 @@ class AsyncProjectionRunner(Generic[C]):
         self._phase_since = datetime.now(UTC)
         self._stopped_by: BaseException | None = None
         self._loaded = False
+        self._recovered_reads: Recovery | None = None  # of the subscriptions this runner closed
+        interval = validate_heartbeat_interval(heartbeat)
+        beats = store if isinstance(store, AsyncRunnerHeartbeats) and interval is not None else None
+        self._heartbeat: AsyncHeartbeat | None = None
+        if beats is not None or on_state_change is not None:
+            self._heartbeat = AsyncHeartbeat(self, beats, interval or DEFAULT_HEARTBEAT, on_state_change)
 
     # -- running ------------------------------------------------------------------------
 
@@ -165,7 +184,10 @@ class AsyncProjectionRunner(Generic[C]):
         return self._checkpoint
 
     async def run_until_caught_up(self) -> int:
-        """Handle every event up to the head, then return how many were handled."""
+        """Handle every event up to the head, then return how many were handled.
+
+        The head is read when it starts, and once more when it gets there: events
+        that committed meanwhile (its own reactions included) are handled too."""
         before = self.handled
         self._stop.clear()
         await self._loop(follow=False)
@@ -222,6 +244,8 @@ class AsyncProjectionRunner(Generic[C]):
     def _enter(self, phase: RunnerState, error: BaseException | None = None) -> None:
         if phase != self._phase:
             self._phase, self._phase_since = phase, datetime.now(UTC)
+            if self._heartbeat is not None:
+                self._heartbeat.poke()
         self._stopped_by = error
 
     def _fields(self, **more: Any) -> dict[str, Any]:
@@ -242,12 +266,19 @@ class AsyncProjectionRunner(Generic[C]):
             # Its lag, in the chronik.lag.* gauges (held weakly: a dropped runner drops out).
             _lag_metrics.observe(self)
         self._enter("running")
+        heartbeat = self._heartbeat
+        if heartbeat is not None:
+            heartbeat.start()
         try:
             await self._ride_out_faults(follow=follow)
         except BaseException as err:
             self._enter("stopped", err)
+            if heartbeat is not None:
+                await heartbeat.finish()
             raise
         self._enter("stopped" if follow else "idle")
+        if heartbeat is not None:
+            await heartbeat.finish()
 
     async def _ride_out_faults(self, *, follow: bool) -> None:
         while True:
@@ -282,6 +313,7 @@ class AsyncProjectionRunner(Generic[C]):
         # held back from readers for a moment (PostgreSQL: until older transactions
         # end) would otherwise look caught up before they show.
         head = None if follow else await self.store.head()
+        rechecked = False
         subscription = self._subscribable.subscribe(
             self._checkpoint,
             categories=self.projection.categories,
@@ -306,11 +338,23 @@ class AsyncProjectionRunner(Generic[C]):
                     return
                 if behind and not follow:
                     continue
+                if not follow and not rechecked:
+                    # Once more, to the head as it is now: events that committed during
+                    # the run (its own reactions, a process manager's) may still have
+                    # been held back from readers when the page after the first head
+                    # was read; head() returns once they are readable. Only once, so
+                    # that steady writers cannot keep it running.
+                    rechecked = True
+                    now, at = await self.store.head(), subscription.checkpoint
+                    if now is not None and (at is None or at < now):
+                        head = now
+                        continue
                 await self._reached_head(subscription.checkpoint)
                 if not follow:
                     return
         finally:
             self._subscription = None
+            self._recovered_reads = subscription.recovered or self._recovered_reads
             await subscription.close()
 
     # -- start-up checks ------------------------------------------------------------------
@@ -601,8 +645,12 @@ class AsyncProjectionRunner(Generic[C]):
         """Events behind the head and seconds behind, from the stored checkpoint."""
         return await projection_lag_async(self.store, self.projection, self.target, partition=self.partition)
 
-    async def _measure(self) -> Lag:
+    async def _measure(self) -> Lag | None:
         if not self._loaded:
+            if self._phase not in ("idle", "stopped"):
+                # Starting: its checkpoint is not loaded yet, and its target is in use by
+                # the runner's own loop (another thread's reads would race it).
+                return None
             return await self.lag()
         # From the checkpoint this runner holds, by reads alone: a fault that stops
         # its transactions (a lock, a full disk) leaves its lag visible.
@@ -615,7 +663,8 @@ class AsyncProjectionRunner(Generic[C]):
     async def status(self, *, lag: bool = True) -> RunnerStatus:
         """What this runner is doing: running, caught up, retrying (since when, how many
         attempts, the last error), stopped (and why); its checkpoint; and, with ``lag``,
-        how far behind it is (None when the store cannot be reached to measure it).
+        how far behind it is (None when the store cannot be reached to measure it, or while
+        it starts, before it has loaded its checkpoint).
 
         Safe to call from another thread (sync) or task (asyncio) while it runs.
         """
@@ -628,6 +677,12 @@ class AsyncProjectionRunner(Generic[C]):
                     raise
         subscription = self._subscription
         retrying = self._faults.current or (subscription.retrying if subscription is not None else None)
+        ended = [
+            self._faults.last,
+            self._recovered_reads,
+            None if subscription is None else subscription.recovered,
+        ]
+        recovered = max((r for r in ended if r is not None), key=lambda r: r.until, default=None)
         phase, since, stopped_by = self._phase, self._phase_since, self._stopped_by
         if retrying is not None and phase in ("running", "caught_up"):
             phase, since = "retrying", retrying.since
@@ -644,6 +699,7 @@ class AsyncProjectionRunner(Generic[C]):
             retrying=retrying if phase == "retrying" else None,
             error=None if stopped_by is None else f"{type(stopped_by).__name__}: {stopped_by}",
             partition=None if self.partition is None else str(self.partition),
+            recovered=recovered,
         )
 
     async def state(self) -> ProjectionState | None:

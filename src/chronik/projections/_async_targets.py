@@ -123,6 +123,10 @@ class AsyncTransactionalTarget:
         self.store = store
 
     async def load_checkpoint(self, name: str) -> Checkpoint | None:
+        # A plain read where the store has one: a write transaction would take SQLite's
+        # write lock, so status and lag could not be read while another program holds it.
+        if isinstance(self.store, AsyncCheckpointStore):
+            return await self.store.load_checkpoint(name)
         async with self.store.transaction() as tx:
             return await tx.load_checkpoint(name)
 

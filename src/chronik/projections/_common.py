@@ -5,17 +5,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
-from chronik._retry import Backoff, Retrying
+from chronik._retry import Backoff
 from chronik.errors import InvalidInputError, is_transient
-from chronik.events import Checkpoint, RecordedEvent
+from chronik.events import Checkpoint, RecordedEvent, Recovery, Retrying, RunnerState
 from chronik.projections._declare import Projection
 from chronik.subscriptions import Partition
 
-__all__ = ["FailurePolicy", "Lag", "RunnerState", "RunnerStatus", "checkpoint_name"]
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "FailurePolicy",
+    "Lag",
+    "RunnerState",
+    "RunnerStatus",
+    "checkpoint_name",
+    "validate_heartbeat_interval",
+]
+
+DEFAULT_HEARTBEAT: Final = 5.0
+"""Seconds between a runner's heartbeat records (``heartbeat=`` of the runners)."""
+
+
+def validate_heartbeat_interval(interval: object) -> float | None:
+    if interval is None:
+        return None
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval < 86400:
+        raise InvalidInputError(
+            f"heartbeat must be seconds between 0 and 86400, or None (none written), got {interval!r}"
+        )
+    return float(interval)
 
 
 @dataclass(frozen=True)
@@ -102,9 +123,6 @@ class Stopped(Exception):
     """The runner was stopped while it waited to retry."""
 
 
-RunnerState = Literal["idle", "running", "caught_up", "retrying", "stopped"]
-
-
 class RunnerStatus(msgspec.Struct, frozen=True):
     """What a runner is doing, from :meth:`ProjectionRunner.status` (msgspec-encodable).
 
@@ -120,7 +138,9 @@ class RunnerStatus(msgspec.Struct, frozen=True):
     ``since`` is when it entered that state. ``checkpoint`` is after the last event it
     committed; ``lag`` how far behind the head that is (None when not measured, or
     when the store cannot be reached to measure it). ``handled`` and ``parked`` count
-    events since this runner object was made.
+    events since this runner object was made. ``recovered`` is the last run of
+    transient failures that ended (since when, until when, how many attempts, the
+    last error), None if there was none.
     """
 
     name: str
@@ -135,3 +155,4 @@ class RunnerStatus(msgspec.Struct, frozen=True):
     retrying: Retrying | None = None
     error: str | None = None
     partition: str | None = None
+    recovered: Recovery | None = None

@@ -109,6 +109,10 @@ class Background:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def abandon(self) -> None:
+        """Stop waiting for it: a thread cannot be interrupted, so a daemon thread still
+        running ends by itself, later."""
+
 
 class AsyncBackground:
     """Runs a coroutine function as a task of the running loop."""
@@ -132,6 +136,12 @@ class AsyncBackground:
         task = self._task
         if task is not None and task is not asyncio.current_task():
             await asyncio.wait({task}, timeout=timeout)
+
+    def abandon(self) -> None:
+        """Stop waiting for it: a task still running is cancelled."""
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
 
 
 class StopSignal:

@@ -109,6 +109,10 @@ class TransactionalTarget:
         self.store = store
 
     def load_checkpoint(self, name: str) -> Checkpoint | None:
+        # A plain read where the store has one: a write transaction would take SQLite's
+        # write lock, so status and lag could not be read while another program holds it.
+        if isinstance(self.store, CheckpointStore):
+            return self.store.load_checkpoint(name)
         with self.store.transaction() as tx:
             return tx.load_checkpoint(name)
 

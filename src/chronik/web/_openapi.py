@@ -135,7 +135,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Projection": {
         "type": "object",
-        "required": ["name", "status", "dead_letters"],
+        "required": ["name", "status", "dead_letters", "runners"],
         "properties": {
             "name": {"type": "string"},
             "kind": {"type": ["string", "null"]},
@@ -148,6 +148,80 @@ _SCHEMAS: dict[str, Any] = {
             "lag_seconds": {"type": "number"},
             "failure": {"type": "string"},
             "updated_at": {"type": "string"},
+            "runners": {
+                "type": "array",
+                "items": _ref("Runner"),
+                "description": "Runners of this projection that wrote a heartbeat (live, stale or stopped).",
+            },
+        },
+    },
+    "Runner": {
+        "type": "object",
+        "description": (
+            "What one runner (of a projection, a process manager, a consumer-group member) last said "
+            "about itself in its heartbeat. `stale` is true when it should be running but has not "
+            "been heard from for `stale_after` seconds (three of its intervals): stuck, gone, or cut "
+            "off from the store; the other fields are then what it last said."
+        ),
+        "required": [
+            "runner_id",
+            "name",
+            "version",
+            "kind",
+            "host",
+            "pid",
+            "state",
+            "since",
+            "stale",
+            "heard_at",
+            "heard_seconds_ago",
+            "interval",
+            "summary",
+        ],
+        "properties": {
+            "runner_id": {"type": "string"},
+            "name": {"type": "string"},
+            "version": {"type": "integer"},
+            "kind": {"type": "string"},
+            "partition": {"type": ["string", "null"], "description": "The consumer-group member, e.g. 0of2."},
+            "host": {"type": "string"},
+            "pid": {"type": "integer"},
+            "state": {"type": "string", "enum": ["idle", "running", "caught_up", "retrying", "stopped"]},
+            "label": {"type": "string", "description": "The state as shown, or `stale`."},
+            "since": {"type": "string", "description": "When it entered its state."},
+            "stale": {"type": "boolean"},
+            "heard_at": {"type": "string", "description": "When it last wrote (its own clock)."},
+            "heard_seconds_ago": {"type": "number"},
+            "interval": {"type": "number", "description": "Seconds between its heartbeats."},
+            "stale_after": {"type": "number"},
+            "started_at": {"type": "string"},
+            "checkpoint": {"type": ["string", "null"]},
+            "lag_events": {"type": ["integer", "null"]},
+            "lag_seconds": {"type": ["number", "null"]},
+            "handled": {"type": "integer"},
+            "parked": {"type": "integer"},
+            "retrying": {
+                "type": ["object", "null"],
+                "description": "The run of transient failures going on.",
+                "properties": {
+                    "since": {"type": "string"},
+                    "attempts": {"type": "integer"},
+                    "error": {"type": "string"},
+                },
+            },
+            "error": {"type": ["string", "null"], "description": "Why it stopped (null: it was asked to)."},
+            "recovered": {
+                "type": ["object", "null"],
+                "description": "The last run of transient failures that ended.",
+                "properties": {
+                    "since": {"type": "string"},
+                    "until": {"type": "string"},
+                    "attempts": {"type": "integer"},
+                    "error": {"type": "string"},
+                    "seconds": {"type": "number"},
+                },
+            },
+            "summary": {"type": "string", "description": "All of it in one sentence."},
         },
     },
     "DeadLetter": {
@@ -515,7 +589,7 @@ def openapi() -> dict[str, Any]:
             },
             "/api/projections": {
                 "get": {
-                    "summary": "Projections: status, checkpoint, lag, dead letters",
+                    "summary": "Projections: status, checkpoint, lag, dead letters, runners' heartbeats",
                     "responses": {
                         ok: _json(
                             {

@@ -1,8 +1,10 @@
-"""Projection state and dead letters in memory: a transaction's changes, and reading them.
+"""Projection state and dead letters in memory: a transaction's changes, and reading them;
+and the runners' heartbeats.
 
 A transaction stages its changes in :class:`ProjectionChanges`; the commit applies
 them under the log's lock, all at once. Reads merge what is committed with what the
-transaction staged, so a transaction sees its own changes.
+transaction staged, so a transaction sees its own changes. Heartbeats are outside
+transactions: each is written under the log's lock at once.
 """
 
 from __future__ import annotations
@@ -12,15 +14,25 @@ from datetime import UTC, datetime
 import msgspec
 
 from chronik.backend import (
+    heartbeat_order,
     validate_dead_letter,
     validate_dead_letter_key,
+    validate_heartbeat,
     validate_projection,
     validate_projection_state,
+    validate_runner_id,
 )
-from chronik.events import DeadLetter, ProjectionState
+from chronik.events import DeadLetter, ProjectionState, RunnerHeartbeat
 from chronik.stores.memory.reader import KIND, MemoryLog
 
-__all__ = ["ProjectionChanges", "dead_letters", "projection_states"]
+__all__ = [
+    "ProjectionChanges",
+    "dead_letters",
+    "delete_heartbeat",
+    "heartbeats",
+    "projection_states",
+    "save_heartbeat",
+]
 
 _Version = tuple[str, int]
 
@@ -106,3 +118,24 @@ def dead_letters(
         letters = [(k, d) for k, d in letters if k[:2] not in changes.forgotten and k not in changes.removed]
         letters.extend(changes.parked.items())
     return [d for _, d in letters if projection is None or d.projection == projection]
+
+
+def save_heartbeat(log: MemoryLog, heartbeat: RunnerHeartbeat) -> None:
+    validate_heartbeat(heartbeat)
+    with log.lock:
+        log.check_open()
+        log.heartbeats[heartbeat.runner_id] = heartbeat
+
+
+def heartbeats(log: MemoryLog, name: str | None) -> list[RunnerHeartbeat]:
+    with log.lock:
+        log.check_open()
+        found = [b for b in log.heartbeats.values() if name is None or b.name == name]
+    return sorted(found, key=heartbeat_order)
+
+
+def delete_heartbeat(log: MemoryLog, runner_id: str) -> None:
+    validate_runner_id(runner_id)
+    with log.lock:
+        log.check_open()
+        log.heartbeats.pop(runner_id, None)

@@ -21,7 +21,7 @@ from typing import Final, NamedTuple
 
 from chronik.backend import AppendHook, Codec, EncodedEvent, ExistingEvent, LiveKeys, LogPage, position_after
 from chronik.errors import InvalidInputError, StoreClosedError
-from chronik.events import Checkpoint, DeadLetter, ProjectionState, RecordedEvent, Snapshot
+from chronik.events import Checkpoint, DeadLetter, ProjectionState, RecordedEvent, RunnerHeartbeat, Snapshot
 from chronik.lifecycle import DeleteMode, StreamMetadata
 
 __all__ = ["KIND", "MemoryLog", "MemoryLogReader", "Removed", "Row", "StreamState", "checkpoint_at"]
@@ -91,6 +91,8 @@ class MemoryLog:
         self.checkpoints: dict[str, Checkpoint] = {}
         self.projections: dict[tuple[str, int], ProjectionState] = {}
         self.dead_letters: dict[tuple[str, int, int], DeadLetter] = {}  # in the order parked
+        # Outside transactions (a runner writes them from a thread of its own), under ``lock``.
+        self.heartbeats: dict[str, RunnerHeartbeat] = {}
         # Replaced whole, never changed in place, so removing one never waits for a writer.
         self.hooks: dict[str, AppendHook] = {}
         self.lock = threading.Lock()

@@ -48,6 +48,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -438,6 +439,17 @@ class MemoryEventStore(Subscribes):
     def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         with write(self._log) as tx:
             tx.delete_dead_letter(projection, version, position)
+
+    # -- runners' heartbeats ---------------------------------------------------
+
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        projection_state.save_heartbeat(self._log, heartbeat)
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        return projection_state.heartbeats(self._log, name)
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        projection_state.delete_heartbeat(self._log, runner_id)
 
     # -- snapshots and checkpoints --------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Snapshots, checkpoints, projection states and dead letters: the ``<stream>-state`` bucket.
+"""Snapshots, checkpoints, projection states, dead letters and runners' heartbeats: the
+``<stream>-state`` bucket.
 
 A JetStream key-value bucket (history 1, the stream's replicas and storage), so a
 projection over a NATS store needs nothing else. Keys::
@@ -8,6 +9,7 @@ projection over a NATS store needs nothing else. Keys::
     ckpt.<name>                         a named checkpoint
     proj.<name>.<version>               a projection version's state
     dead.<name>.<version>.<position>    a parked event
+    beat.<name>.<runner id>             a runner's heartbeat
 
 (names and ids encoded as in ``_subjects``). A key is one subject of the bucket's
 stream; writing one is publishing on it, reading one is "get the last message on
@@ -29,16 +31,19 @@ import nats.errors
 import nats.js.errors
 
 from chronik.backend import (
+    heartbeat_order,
     position_after,
     validate_checkpoint_name,
     validate_dead_letter,
     validate_dead_letter_key,
+    validate_heartbeat,
     validate_projection,
     validate_projection_state,
+    validate_runner_id,
     validate_stream_id,
 )
 from chronik.errors import InvalidCheckpointError
-from chronik.events import Checkpoint, DeadLetter, ProjectionState, Snapshot
+from chronik.events import Checkpoint, DeadLetter, ProjectionState, RunnerHeartbeat, Snapshot
 from chronik.lifecycle import StreamMetadata, max_age_micros
 from chronik.stores.nats._connection import WRONG_LAST_SEQUENCE, Connection, Pull, translate
 from chronik.stores.nats._messages import KIND
@@ -71,6 +76,7 @@ _encode = msgspec.json.Encoder().encode
 _snapshot = msgspec.json.Decoder(Snapshot).decode
 _state = msgspec.json.Decoder(ProjectionState).decode
 _letter = msgspec.json.Decoder(DeadLetter).decode
+_heartbeat = msgspec.json.Decoder(RunnerHeartbeat).decode
 
 
 class StateBucket:
@@ -213,3 +219,21 @@ class StateBucket:
     async def dead_letters(self, projection: str | None = None) -> list[DeadLetter]:
         prefix = "dead" if projection is None else f"dead.{encode_token(projection)}"
         return [_letter(value) for _, value in await self._list(prefix)]
+
+    # -- runners' heartbeats -----------------------------------------------------------------
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        validate_heartbeat(heartbeat)
+        key = f"beat.{encode_token(heartbeat.name)}.{encode_token(heartbeat.runner_id)}"
+        await self._put(key, _encode(heartbeat))
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        prefix = "beat" if name is None else f"beat.{encode_token(name)}"
+        return sorted((_heartbeat(value) for _, value in await self._list(prefix)), key=heartbeat_order)
+
+    async def delete_heartbeat(self, runner_id: str) -> None:
+        # Keyed by name first (so one projection's are listed alone): find it by its id.
+        token = encode_token(validate_runner_id(runner_id))
+        for key, _ in await self._list("beat"):
+            if key.rsplit(".", 1)[-1] == token:
+                await self._purge(key)

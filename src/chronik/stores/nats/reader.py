@@ -32,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from chronik.backend import LogPage, position_after, unlock_events_async
-from chronik.errors import OperationalError, PersistenceError, StoreClosedError
+from chronik.errors import OperationalError, PersistenceError, StoreClosedError, is_transient
 from chronik.events import Checkpoint, RecordedEvent, category_of
 from chronik.stores.nats._connection import Connection, Delivered, Pull
 from chronik.stores.nats._messages import KIND, SLOT, StoredMessage, decode_message, sequence_of
@@ -72,16 +72,21 @@ class AsyncNatsLogReader:
         if self._closed:
             return LogPage([], after)
         # A server restarting (or a cluster electing a leader) forgets the reader's
-        # consumer and answers nothing for a moment: read the page again from `after`,
-        # on a new consumer, for a while. Nothing is handed out twice, as a page is
-        # only returned whole.
+        # consumer: the page is read again from `after`, on a new consumer. Nothing is
+        # handed out twice, as a page is only returned whole. A transient error (the
+        # server away: a timeout, no responders, a lost connection) goes to the caller
+        # at once, after the consumer is dropped: a subscription rides it out, reading
+        # again from the same checkpoint, and says that it is retrying meanwhile (a
+        # loop here would hide the outage from it for as long as the loop lasted).
+        # JetStream's refusals while it settles (a consumer it no longer knows) are
+        # tried again here, on a new consumer, for a while.
         deadline = time.monotonic() + max(_AWAY, 3 * self.conn.config.request_timeout)
         while True:
             try:
                 page = await self._read_page(after, position, size, categories, types)
-            except (OperationalError, PersistenceError):
+            except (OperationalError, PersistenceError) as err:
                 await self._forget()
-                if self._closed or self.conn.closed or time.monotonic() > deadline:
+                if is_transient(err) or self._closed or self.conn.closed or time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(_PAUSE)
                 continue

@@ -6,12 +6,12 @@ runs the asyncio store on a private event-loop thread, rather than a second clie
 Each method hands over to ``writing`` (appends), ``reader`` (the log) or
 ``projection_state`` (the key-value records).
 
-Powers: snapshots, checkpoints, subscriptions, projection state, deleting streams and
-stream metadata with scavenging (``lifecycle.py``). It has no transactions and no
-append hooks: JetStream has no transaction spanning the log and the buckets (so no
-inline projections either); projections over it run from subscriptions and save
-their checkpoint after their writes. It cannot repair an event: a stored message
-cannot be changed.
+Powers: snapshots, checkpoints, subscriptions, projection state, runners' heartbeats,
+deleting streams and stream metadata with scavenging (``lifecycle.py``). It has no
+transactions and no append hooks: JetStream has no transaction spanning the log and
+the buckets (so no inline projections either); projections over it run from
+subscriptions and save their checkpoint after their writes. It cannot repair an
+event: a stored message cannot be changed.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -462,6 +463,15 @@ class AsyncNatsEventStore(AsyncSubscribes):
 
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         await self._state.delete_dead_letter(projection, version, position)
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        await self._state.save_heartbeat(heartbeat)
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        return await self._state.heartbeats(name)
+
+    async def delete_heartbeat(self, runner_id: str) -> None:
+        await self._state.delete_heartbeat(runner_id)
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Projection states and dead letters as statement parameters and back, with no I/O."""
+"""Projection states, dead letters and heartbeats as statement parameters and back, with no I/O."""
 
 from __future__ import annotations
 
@@ -8,13 +8,19 @@ from typing import Any, Final
 
 import msgspec
 
-from chronik.backend import validate_dead_letter, validate_projection_state
-from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState
+from chronik.backend import (
+    heartbeat_order,
+    validate_dead_letter,
+    validate_heartbeat,
+    validate_projection_state,
+)
+from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, RunnerHeartbeat
 from chronik.stores.postgres._common import KIND, checkpoint_start
 
-__all__ = ["letter_of", "letter_params", "state_of", "state_params"]
+__all__ = ["heartbeat_params", "heartbeats_of", "letter_of", "letter_params", "state_of", "state_params"]
 
 _failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
+_heartbeat_decoder: Final = msgspec.json.Decoder(RunnerHeartbeat)
 
 
 def state_params(state: ProjectionState) -> tuple[Any, ...]:
@@ -62,3 +68,15 @@ def letter_of(row: Sequence[Any]) -> DeadLetter:
         row[4], row[5], row[2], Checkpoint(KIND, (row[3], row[2])), row[7], row[6], row[8], row[9]
     )
     return DeadLetter(row[0], row[1], event, row[10].astimezone(UTC))
+
+
+def heartbeat_params(heartbeat: RunnerHeartbeat) -> tuple[Any, ...]:
+    """Parameters of ``sql._SAVE_HEARTBEAT``."""
+    validate_heartbeat(heartbeat)
+    record = msgspec.json.encode(heartbeat).decode()
+    return (heartbeat.runner_id, heartbeat.name, heartbeat.version, heartbeat.heard_at, record)
+
+
+def heartbeats_of(rows: Sequence[Sequence[Any]]) -> list[RunnerHeartbeat]:
+    """Rows of ``sql._HEARTBEATS``, in the order every store gives them."""
+    return sorted((_heartbeat_decoder.decode(row[0]) for row in rows), key=heartbeat_order)

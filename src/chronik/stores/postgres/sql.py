@@ -374,6 +374,21 @@ SELECT projection, projection_version, position, transaction_id::text::bigint, s
 FROM {schema}.dead_letters WHERE %(projection)s::text IS NULL OR projection = %(projection)s::text
 ORDER BY parked"""
 
+# -- runners' heartbeats (migration 0004) -----------------------------------------------
+
+# A heartbeat is a note, not data: its commit need not wait for the disk. That keeps
+# its transaction short, and while one runs, readers of the log (of every schema) wait
+# for the events of younger transactions (they sort after it).
+_HEARTBEAT_COMMIT = "SET LOCAL synchronous_commit TO OFF"
+_SAVE_HEARTBEAT = """
+INSERT INTO {schema}.runners (runner_id, name, version, heard_at, record) VALUES (%s, %s, %s, %s, %s::json)
+ON CONFLICT (runner_id) DO UPDATE SET
+    name = excluded.name, version = excluded.version, heard_at = excluded.heard_at,
+    record = excluded.record"""
+_HEARTBEATS = """
+SELECT record::text FROM {schema}.runners WHERE %(name)s::text IS NULL OR name = %(name)s::text"""
+_DELETE_HEARTBEAT = "DELETE FROM {schema}.runners WHERE runner_id = %s"
+
 # -- inline projections (append hooks); the reasoning is in _async/projection_state.py ----
 
 # Every transaction that runs inline projections holds this lock until it ends: a
@@ -530,6 +545,10 @@ class Statements:
     park_event: str
     dead_letters: str
     delete_dead_letter: str
+    heartbeat_commit: str
+    save_heartbeat: str
+    heartbeats: str
+    delete_heartbeat: str
     inline_enter: str
     inline_try_enter: str
     has_xid: str

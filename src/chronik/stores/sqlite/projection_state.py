@@ -1,5 +1,5 @@
-"""Checkpoints, snapshots, projection state and dead letters in a SQLite file, on a
-given connection.
+"""Checkpoints, snapshots, projection state, dead letters and runners' heartbeats in a
+SQLite file, on a given connection.
 
 The store calls these in a write transaction of its own; a ``SQLiteTransaction``
 calls them in the caller's, so a projection parks an event in the same commit as
@@ -17,14 +17,17 @@ from typing import Final
 import msgspec
 
 from chronik.backend import (
+    heartbeat_order,
     position_after,
     validate_checkpoint_name,
     validate_dead_letter,
     validate_dead_letter_key,
+    validate_heartbeat,
     validate_projection,
     validate_projection_state,
+    validate_runner_id,
 )
-from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, Snapshot
+from chronik.events import Checkpoint, DeadLetter, FailedEvent, ProjectionState, RunnerHeartbeat, Snapshot
 from chronik.stores.sqlite import sql
 
 __all__ = [
@@ -32,18 +35,22 @@ __all__ = [
     "dead_letters",
     "delete_checkpoint",
     "delete_dead_letter",
+    "delete_heartbeat",
     "delete_projection_state",
+    "heartbeats",
     "load_checkpoint",
     "load_snapshot",
     "park_event",
     "projection_states",
     "save_checkpoint",
+    "save_heartbeat",
     "save_projection_state",
     "save_snapshot",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _failure_decoder: Final = msgspec.json.Decoder(FailedEvent)
+_heartbeat_decoder: Final = msgspec.json.Decoder(RunnerHeartbeat)
 
 
 def _us(when: datetime | None) -> int:
@@ -126,6 +133,25 @@ def dead_letters(conn: sqlite3.Connection, projection: str | None) -> list[DeadL
         )
         for row in conn.execute(sql.DEAD_LETTERS, (projection,))
     ]
+
+
+def save_heartbeat(conn: sqlite3.Connection, heartbeat: RunnerHeartbeat) -> None:
+    validate_heartbeat(heartbeat)
+    record = msgspec.json.encode(heartbeat).decode()
+    conn.execute(
+        sql.SAVE_HEARTBEAT,
+        (heartbeat.runner_id, heartbeat.name, heartbeat.version, _us(heartbeat.heard_at), record),
+    )
+
+
+def heartbeats(conn: sqlite3.Connection, name: str | None) -> list[RunnerHeartbeat]:
+    found = [_heartbeat_decoder.decode(row[0]) for row in conn.execute(sql.HEARTBEATS, (name,))]
+    return sorted(found, key=heartbeat_order)
+
+
+def delete_heartbeat(conn: sqlite3.Connection, runner_id: str) -> None:
+    validate_runner_id(runner_id)
+    conn.execute(sql.DELETE_HEARTBEAT, (runner_id,))
 
 
 def delete_checkpoint(conn: sqlite3.Connection, name: str) -> None:

@@ -155,6 +155,15 @@ FROM chronik_dead_letters WHERE ?1 IS NULL OR projection = ?1
 ORDER BY parked_seq"""
 DELETE_CHECKPOINT: Final = "DELETE FROM chronik_checkpoints WHERE name = ?"
 
+# -- runners' heartbeats (migration 0005) --------------------------------------------------
+SAVE_HEARTBEAT: Final = """
+INSERT INTO chronik_runners (runner_id, name, version, heard_at, record) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (runner_id) DO UPDATE SET
+    name = excluded.name, version = excluded.version, heard_at = excluded.heard_at,
+    record = excluded.record"""
+HEARTBEATS: Final = "SELECT record FROM chronik_runners WHERE ?1 IS NULL OR name = ?1"
+DELETE_HEARTBEAT: Final = "DELETE FROM chronik_runners WHERE runner_id = ?"
+
 # -- Dynamic Consistency Boundaries (dcb.py) ----------------------------------------------
 # One statement per query item, in position order; dcb.py merges the items' answers.
 # A tagged item walks chronik_event_tags from its first tag (?1) in position order and

@@ -8,7 +8,8 @@ connection, the write lock, the closed state, the open readers):
 - ``writing.py`` appends (group commit) and runs write transactions and append hooks;
 - ``reader.py`` reads streams and the log, and serves subscriptions, each on a
   connection of its own, closed with it;
-- ``projection_state.py`` keeps checkpoints, snapshots and projection records;
+- ``projection_state.py`` keeps checkpoints, snapshots, projection records and the
+  runners' heartbeats;
 - ``lifecycle.py`` deletes streams, keeps their metadata, scavenges and repairs.
 """
 
@@ -50,6 +51,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -376,6 +378,21 @@ class SQLiteEventStore(Subscribes):
     def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         with self._writer.write() as conn:
             _records.delete_dead_letter(conn, projection, version, position)
+
+    # -- runners' heartbeats -----------------------------------------------------------
+
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        with self._writer.write() as conn:
+            _records.save_heartbeat(conn, heartbeat)
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        connections = self._connections
+        with connections.errors():
+            return _records.heartbeats(connections.conn(), name)
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        with self._writer.write() as conn:
+            _records.delete_heartbeat(conn, runner_id)
 
     # -- snapshots and checkpoints ---------------------------------------------------
 

@@ -6,6 +6,8 @@ Written for asyncio; ``_sync/projection_state.py`` is generated from this file b
 **Projection state and dead letters** (``chronik.store.ProjectionStateStore``). The
 store runs these on a pooled connection; a transaction runs them on its own, so a
 projection parks an event in the same commit as the checkpoint that moves past it.
+**Runners' heartbeats** (``chronik.store.RunnerHeartbeats``) go on a pooled connection,
+each a statement of its own.
 
 **Inline projections** (``chronik.store.AppendHooks``): hooks run inside the
 transaction of each append, and must see the log in exactly the order readers do.
@@ -63,12 +65,14 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, validate_dead_letter_key, validate_projection
+from chronik.backend import Codec, validate_dead_letter_key, validate_projection, validate_runner_id
 from chronik.errors import ConcurrencyError, OperationalError
-from chronik.events import DeadLetter, ProjectionState, RecordedEvent
+from chronik.events import DeadLetter, ProjectionState, RecordedEvent, RunnerHeartbeat
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._projection_rows import (
+    heartbeat_params,
+    heartbeats_of,
     letter_of,
     letter_params,
     state_of,
@@ -78,11 +82,14 @@ from chronik.stores.postgres._projection_rows import (
 __all__ = [
     "dead_letters",
     "delete_dead_letter",
+    "delete_heartbeat",
     "delete_projection_state",
     "enter_inline",
+    "heartbeats",
     "own_events",
     "park_event",
     "projection_states",
+    "save_heartbeat",
     "save_projection_state",
 ]
 
@@ -123,6 +130,25 @@ async def park_event(conn: Conn, statements: sql.Statements, letter: DeadLetter)
 async def dead_letters(conn: Conn, statements: sql.Statements, projection: str | None) -> list[DeadLetter]:
     cursor = await conn.execute(statements.dead_letters, {"projection": projection})
     return [letter_of(row) for row in await cursor.fetchall()]
+
+
+# -- runners' heartbeats ----------------------------------------------------------------
+
+
+async def save_heartbeat(conn: Conn, statements: sql.Statements, heartbeat: RunnerHeartbeat) -> None:
+    params = heartbeat_params(heartbeat)
+    async with conn.transaction():  # see sql._HEARTBEAT_COMMIT
+        await conn.execute(statements.heartbeat_commit)
+        await conn.execute(statements.save_heartbeat, params)
+
+
+async def heartbeats(conn: Conn, statements: sql.Statements, name: str | None) -> list[RunnerHeartbeat]:
+    cursor = await conn.execute(statements.heartbeats, {"name": name})
+    return heartbeats_of(await cursor.fetchall())
+
+
+async def delete_heartbeat(conn: Conn, statements: sql.Statements, runner_id: str) -> None:
+    await conn.execute(statements.delete_heartbeat, (validate_runner_id(runner_id),))
 
 
 # -- inline projections -----------------------------------------------------------------

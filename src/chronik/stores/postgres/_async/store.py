@@ -46,6 +46,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -302,6 +303,20 @@ class AsyncPostgresEventStore(AsyncSubscribes):
     async def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         """Forget one dead letter (replayed or skipped); one that is not there changes nothing."""
         await self._shared.on(projection_state.delete_dead_letter, projection, version, position)
+
+    # -- runners' heartbeats (projection_state.py) ----------------------------------------
+
+    async def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        """Store ``heartbeat``, replacing the record of the same runner."""
+        await self._shared.on(projection_state.save_heartbeat, heartbeat)
+
+    async def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        """Records of the runners of one projection (or of all)."""
+        return await self._shared.on(projection_state.heartbeats, name)
+
+    async def delete_heartbeat(self, runner_id: str) -> None:
+        """Forget one runner's record; one that is not there changes nothing."""
+        await self._shared.on(projection_state.delete_heartbeat, runner_id)
 
     # -- deleting, retaining, repairing (lifecycle.py) -----------------------------------
 

@@ -11,12 +11,14 @@ from typing import Any, TypeAlias
 
 import psycopg
 
-from chronik.backend import Codec, validate_dead_letter_key, validate_projection
+from chronik.backend import Codec, validate_dead_letter_key, validate_projection, validate_runner_id
 from chronik.errors import ConcurrencyError, OperationalError
-from chronik.events import DeadLetter, ProjectionState, RecordedEvent
+from chronik.events import DeadLetter, ProjectionState, RecordedEvent, RunnerHeartbeat
 from chronik.stores.postgres import sql
 from chronik.stores.postgres._common import record
 from chronik.stores.postgres._projection_rows import (
+    heartbeat_params,
+    heartbeats_of,
     letter_of,
     letter_params,
     state_of,
@@ -26,11 +28,14 @@ from chronik.stores.postgres._projection_rows import (
 __all__ = [
     "dead_letters",
     "delete_dead_letter",
+    "delete_heartbeat",
     "delete_projection_state",
     "enter_inline",
+    "heartbeats",
     "own_events",
     "park_event",
     "projection_states",
+    "save_heartbeat",
     "save_projection_state",
 ]
 
@@ -69,6 +74,25 @@ def park_event(conn: Conn, statements: sql.Statements, letter: DeadLetter) -> No
 def dead_letters(conn: Conn, statements: sql.Statements, projection: str | None) -> list[DeadLetter]:
     cursor = conn.execute(statements.dead_letters, {"projection": projection})
     return [letter_of(row) for row in cursor.fetchall()]
+
+
+# -- runners' heartbeats ----------------------------------------------------------------
+
+
+def save_heartbeat(conn: Conn, statements: sql.Statements, heartbeat: RunnerHeartbeat) -> None:
+    params = heartbeat_params(heartbeat)
+    with conn.transaction():  # see sql._HEARTBEAT_COMMIT
+        conn.execute(statements.heartbeat_commit)
+        conn.execute(statements.save_heartbeat, params)
+
+
+def heartbeats(conn: Conn, statements: sql.Statements, name: str | None) -> list[RunnerHeartbeat]:
+    cursor = conn.execute(statements.heartbeats, {"name": name})
+    return heartbeats_of(cursor.fetchall())
+
+
+def delete_heartbeat(conn: Conn, statements: sql.Statements, runner_id: str) -> None:
+    conn.execute(statements.delete_heartbeat, (validate_runner_id(runner_id),))
 
 
 # -- inline projections -----------------------------------------------------------------

@@ -40,6 +40,7 @@ from chronik.events import (
     ExpectedVersion,
     ProjectionState,
     RecordedEvent,
+    RunnerHeartbeat,
     Snapshot,
     StreamInfo,
     StreamWrite,
@@ -296,6 +297,20 @@ class PostgresEventStore(Subscribes):
     def delete_dead_letter(self, projection: str, version: int, position: int) -> None:
         """Forget one dead letter (replayed or skipped); one that is not there changes nothing."""
         self._shared.on(projection_state.delete_dead_letter, projection, version, position)
+
+    # -- runners' heartbeats (projection_state.py) ----------------------------------------
+
+    def save_heartbeat(self, heartbeat: RunnerHeartbeat) -> None:
+        """Store ``heartbeat``, replacing the record of the same runner."""
+        self._shared.on(projection_state.save_heartbeat, heartbeat)
+
+    def heartbeats(self, name: str | None = None) -> list[RunnerHeartbeat]:
+        """Records of the runners of one projection (or of all)."""
+        return self._shared.on(projection_state.heartbeats, name)
+
+    def delete_heartbeat(self, runner_id: str) -> None:
+        """Forget one runner's record; one that is not there changes nothing."""
+        self._shared.on(projection_state.delete_heartbeat, runner_id)
 
     # -- deleting, retaining, repairing (lifecycle.py) -----------------------------------
 
