@@ -165,9 +165,12 @@ def test_on_postgresql_the_tables_are_in_the_stores_schema(
         _append(store)
         ProjectionRunner(store, projection, target).run_until_caught_up()
     with psycopg.connect(postgres_url) as conn:
+        # In the store's schema and not in public (other runs' schemas may have theirs).
         found = conn.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_name IN ('sa_totals', 'chronik_checkpoints') ORDER BY table_name"
+            "WHERE table_name IN ('sa_totals', 'chronik_checkpoints') AND table_schema IN (%s, 'public') "
+            "ORDER BY table_name",
+            (schema,),
         ).fetchall()
     assert found == [(schema, "chronik_checkpoints"), (schema, "sa_totals")]
 
