@@ -412,21 +412,52 @@ def kafka() -> Iterator[Callable[..., Kafka]]:
         broker.stop()
 
 
+# A partition's end is the high watermark a fetch response reports, never ``end_offsets()``:
+# that asks ListOffsets(latest), which tansu 0.6 (its memory storage) answers with the base
+# offset of the partition's last record batch plus one, ignoring the batch's other records.
+# Whenever the producer's last batch to a partition held more than one record the answer
+# is short by that many less one, however long one waits (a fetch returns those records,
+# and its high watermark counts them). On Kafka the two agree once acks="all" sends are
+# acknowledged.
+
+
+async def _assigned(consumer: Any, topic: str) -> list[Any]:
+    """Every partition of ``topic`` the cluster's metadata lists, assigned to ``consumer``
+    and positioned at its beginning."""
+    from aiokafka import TopicPartition
+
+    if topic not in await consumer.topics():  # fetches the cluster's metadata
+        return []
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    if partitions:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+    return partitions
+
+
+async def _read_to_the_end(consumer: Any, partitions: list[Any]) -> bool:
+    """Whether ``consumer`` has read each of ``partitions`` up to its high watermark (not
+    yet known before the partition's first fetch)."""
+    for tp in partitions:
+        end = consumer.highwater(tp)
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return True
+
+
 async def kafka_messages(servers: str, topic: str) -> list[Any]:
     """Every message of ``topic``, partition by partition, each in its order."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster's metadata
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        partitions = await _assigned(consumer, topic)
         got: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
-        while any(len(got[tp.partition]) < ends[tp] for tp in partitions):
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+        deadline = time.monotonic() + PATIENCE
+        while not await _read_to_the_end(consumer, partitions):
+            assert time.monotonic() < deadline, f"timed out reading {topic} to its end"
+            for tp, records in (await consumer.getmany(timeout_ms=200)).items():
                 got[tp.partition] += records
         return [record for p in sorted(got) for record in got[p]]
     finally:
@@ -434,18 +465,18 @@ async def kafka_messages(servers: str, topic: str) -> list[Any]:
 
 
 async def kafka_count(servers: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    """How many messages ``topic`` holds: the sum of its partitions' high watermarks."""
+    from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
-            return 0
-        found = consumer.partitions_for_topic(topic)
-        if not found:
-            return 0
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in found])
-        return sum(ends.values())
+        partitions = await _assigned(consumer, topic)
+        deadline = time.monotonic() + PATIENCE
+        while any(consumer.highwater(tp) is None for tp in partitions):
+            assert time.monotonic() < deadline, f"timed out fetching from {topic}"
+            await consumer.getmany(timeout_ms=200)  # its fetch reports the high watermarks
+        return sum(int(consumer.highwater(tp)) for tp in partitions)
     finally:
         await consumer.stop()
 

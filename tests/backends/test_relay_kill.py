@@ -100,7 +100,11 @@ def _kill_and_restart(tmp_path: Path, category: str, target: Target) -> None:
     assert "relay kill: caught up;" in out.decode()
     events = list(store.read_all(categories=[category]))
     assert store.load_checkpoint(CHECKPOINT) == store.head()
-    wait_until(lambda: target.count() >= len(events), "every message to arrive")
+    try:
+        wait_until(lambda: target.count() >= len(events), "every message to arrive")
+    except AssertionError as err:
+        first_line = str(err).splitlines()[0]  # pytest adds the rewritten assertion after it
+        raise AssertionError(f"{first_line}: {_shortfall(target, events, stored)}") from None
     got = target.collect()
     store.close()
 
@@ -128,6 +132,29 @@ def _kill_and_restart(tmp_path: Path, category: str, target: Target) -> None:
             )
         last[stream_id] = version
     assert all(n <= 1 for n in rewinds.values()), rewinds
+
+
+def _shortfall(target: Target, events: list[chronik.RecordedEvent], stored: chronik.Checkpoint | None) -> str:
+    """What the broker holds when it counts fewer messages than there are events: the
+    events missing from it, each said to be before the checkpoint the first relay stored
+    (so the first relay had it acknowledged) or after it (published by the second, or by
+    the first after its last checkpoint); or, when none is missing, that the broker's
+    count is short of what it gives to a reader."""
+    got = target.collect()
+    held = {m for m, _, _ in got}
+    missing = [e for e in events if str(e.event_id) not in held]
+    if not missing:
+        count = target.count()
+        return f"the broker counts {count} messages, yet gives a reader every one of the {len(events)} events"
+    listed = ", ".join(
+        f"{e.event_id} ({e.stream_id} v{e.version}, {e.checkpoint}, "
+        f"{'before' if stored is not None and e.checkpoint <= stored else 'after'} the first's checkpoint)"
+        for e in missing[:10]
+    )
+    return (
+        f"{len(missing)} of {len(events)} events missing ({len(got)} messages held; "
+        f"the first relay had stored {stored}): {listed}"
+    )
 
 
 @pytest.fixture
