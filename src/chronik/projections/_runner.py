@@ -242,6 +242,9 @@ class ProjectionRunner(Generic[C]):
         try:
             self._ride_out_faults(follow=follow)
         except BaseException as err:
+            # Recorded before the state says stopped: whoever sees "stopped" finds the
+            # error too (the heartbeat's last write below may take a moment).
+            self.error = err
             self._enter("stopped", err)
             if heartbeat is not None:
                 heartbeat.finish()
